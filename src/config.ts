@@ -1,0 +1,197 @@
+/**
+ * keyward's configuration: every environment variable, parsed and validated once
+ * at start. A bad value stops the process with one line naming the variable.
+ *
+ * The README's configuration table lists the same variables; keep them in step.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+/** A configuration error: its message is the one line printed before exiting. */
+export class ConfigError extends Error {
+  constructor(readonly variable: string, problem: string) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type DatabaseConfig =
+  | { kind: 'sqlite'; path: string; url: string }
+  | { kind: 'postgres'; url: string };
+
+export interface Config {
+  /** KEYWARD_DATABASE_URL: `sqlite:<path>` (default `sqlite:./data/keyward.db`) or `postgres(ql)://…`. */
+  database: DatabaseConfig;
+  /** KEYWARD_AUTHZ_LISTEN: host:port of the ext_authz gRPC server. */
+  authzListen: string;
+  /** KEYWARD_ADMIN_LISTEN: host:port of the KeyAdmin gRPC server. */
+  adminListen: string;
+  /**
+   * The keyed-hash secret (KEYWARD_HASH_SECRET or KEYWARD_HASH_SECRET_FILE), >= 32 bytes.
+   * Unset with SQLite: created once beside the database file. Unset with PostgreSQL: an error.
+   */
+  hashSecret: Buffer;
+  /** Where the secret came from, for the start-up log (never the secret itself). */
+  hashSecretSource: 'env' | 'file' | 'generated' | 'stored';
+  /** KEYWARD_ADMIN_TOKEN or KEYWARD_ADMIN_TOKEN_FILE: the bootstrap administrator token. */
+  adminToken?: string;
+  /** KEYWARD_LOG_LEVEL: pino level. */
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** KEYWARD_AUTO_MIGRATE: whether `serve` applies migrations at start (default true). */
+  autoMigrate: boolean;
+  /** KEYWARD_ROTATION_GRACE_SECONDS: RotateKey's default grace period (default 86400). */
+  rotationGraceSeconds: number;
+}
+
+/** The CLI's own settings: where KeyAdmin is and the credential to use. */
+export interface ClientConfig {
+  /** KEYWARD_ADMIN_URL: host:port, default 127.0.0.1:9192. */
+  adminUrl: string;
+  /** KEYWARD_ADMIN_TOKEN or KEYWARD_ADMIN_TOKEN_FILE; an admin-scoped API key also works. */
+  adminToken?: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+const LISTEN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+function listen(env: Env, name: string, dflt: string): string {
+  const v = env[name] ?? dflt;
+  const m = LISTEN.exec(v);
+  if (!m || Number(m[2]) > 65535) throw new ConfigError(name, `expected host:port, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function fromEnvOrFile(env: Env, name: string): { value: string; source: 'env' | 'file' } | undefined {
+  const direct = env[name];
+  const file = env[`${name}_FILE`];
+  if (direct !== undefined && direct !== '' && file !== undefined && file !== '') {
+    throw new ConfigError(name, `set either ${name} or ${name}_FILE, not both`);
+  }
+  if (direct !== undefined && direct !== '') return { value: direct.trim(), source: 'env' };
+  if (file !== undefined && file !== '') {
+    try {
+      return { value: readFileSync(file, 'utf8').trim(), source: 'file' };
+    } catch (e) {
+      throw new ConfigError(`${name}_FILE`, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  }
+  return undefined;
+}
+
+/** Decodes a secret given as hex or base64 (standard or url-safe); undefined if neither. */
+export function decodeSecret(text: string): Buffer | undefined {
+  if (/^[0-9a-fA-F]+$/.test(text) && text.length % 2 === 0) return Buffer.from(text, 'hex');
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) {
+    const b = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    return b.length > 0 ? b : undefined;
+  }
+  return undefined;
+}
+
+function hashSecretFrom(text: string, variable: string): Buffer {
+  const b = decodeSecret(text);
+  if (!b) throw new ConfigError(variable, 'must be hex or base64');
+  if (b.length < 32) throw new ConfigError(variable, `must decode to at least 32 bytes, got ${b.length}`);
+  return b;
+}
+
+export function parseDatabaseUrl(raw: string | undefined): DatabaseConfig {
+  const v = raw === undefined || raw === '' ? 'sqlite:./data/keyward.db' : raw;
+  if (v.startsWith('sqlite:')) {
+    const p = v.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (p === '') throw new ConfigError('KEYWARD_DATABASE_URL', 'sqlite: needs a file path, e.g. sqlite:./data/keyward.db');
+    if (p === ':memory:') return { kind: 'sqlite', path: p, url: v };
+    return { kind: 'sqlite', path: resolve(p), url: v };
+  }
+  if (/^postgres(ql)?:\/\//.test(v)) {
+    try {
+      const u = new URL(v);
+      if (!u.hostname && !u.searchParams.get('host')) throw new Error('no host');
+    } catch {
+      throw new ConfigError('KEYWARD_DATABASE_URL', 'is not a valid postgres:// URL');
+    }
+    return { kind: 'postgres', url: v };
+  }
+  throw new ConfigError('KEYWARD_DATABASE_URL', 'must start with sqlite: or postgres:// or postgresql://');
+}
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((s) => s === 'true' || s === '1' || s === 'yes');
+const grace = z.coerce.number().int().min(0).max(2_592_000);
+
+function zparse<T>(schema: z.ZodType<T>, env: Env, name: string, dflt: string): T {
+  const raw = env[name] === undefined || env[name] === '' ? dflt : env[name];
+  const r = schema.safeParse(raw);
+  if (!r.success) throw new ConfigError(name, `${r.error.issues[0]?.message ?? 'invalid'} (got ${JSON.stringify(raw)})`);
+  return r.data;
+}
+
+/** Where the generated secret is kept for a SQLite database file. */
+export function secretFileFor(dbPath: string): string {
+  return `${dbPath.replace(/\.db$/, '')}.secret`;
+}
+
+/**
+ * Reads the server's configuration. With SQLite it creates the database folder and,
+ * when no secret is configured, the secret file beside the database (mode 0600).
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const database = parseDatabaseUrl(env.KEYWARD_DATABASE_URL);
+  const authzListen = listen(env, 'KEYWARD_AUTHZ_LISTEN', '127.0.0.1:9191');
+  const adminListen = listen(env, 'KEYWARD_ADMIN_LISTEN', '127.0.0.1:9192');
+  const level = zparse(logLevel, env, 'KEYWARD_LOG_LEVEL', 'info');
+  const autoMigrate = zparse(bool, env, 'KEYWARD_AUTO_MIGRATE', 'true');
+  const rotationGraceSeconds = zparse(grace, env, 'KEYWARD_ROTATION_GRACE_SECONDS', '86400');
+
+  const token = fromEnvOrFile(env, 'KEYWARD_ADMIN_TOKEN');
+  if (token && token.value.length < 16) {
+    throw new ConfigError(token.source === 'env' ? 'KEYWARD_ADMIN_TOKEN' : 'KEYWARD_ADMIN_TOKEN_FILE', 'must be at least 16 characters');
+  }
+
+  let hashSecret: Buffer;
+  let hashSecretSource: Config['hashSecretSource'];
+  const given = fromEnvOrFile(env, 'KEYWARD_HASH_SECRET');
+  if (given) {
+    hashSecret = hashSecretFrom(given.value, given.source === 'env' ? 'KEYWARD_HASH_SECRET' : 'KEYWARD_HASH_SECRET_FILE');
+    hashSecretSource = given.source;
+  } else if (database.kind === 'postgres') {
+    throw new ConfigError('KEYWARD_HASH_SECRET', 'is required with PostgreSQL (or set KEYWARD_HASH_SECRET_FILE)');
+  } else if (database.path === ':memory:') {
+    hashSecret = randomBytes(32);
+    hashSecretSource = 'generated';
+  } else {
+    const file = secretFileFor(database.path);
+    mkdirSync(dirname(database.path), { recursive: true });
+    if (existsSync(file)) {
+      hashSecret = hashSecretFrom(readFileSync(file, 'utf8').trim(), `KEYWARD_HASH_SECRET (stored in ${file})`);
+      hashSecretSource = 'stored';
+    } else {
+      hashSecret = randomBytes(32);
+      writeFileSync(file, hashSecret.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+      chmodSync(file, 0o600);
+      hashSecretSource = 'generated';
+    }
+  }
+  if (database.kind === 'sqlite' && database.path !== ':memory:') mkdirSync(dirname(database.path), { recursive: true });
+
+  return {
+    database,
+    authzListen,
+    adminListen,
+    hashSecret,
+    hashSecretSource,
+    adminToken: token?.value,
+    logLevel: level,
+    autoMigrate,
+    rotationGraceSeconds,
+  };
+}
+
+export function loadClientConfig(env: Env = process.env): ClientConfig {
+  const adminUrl = listen(env, 'KEYWARD_ADMIN_URL', '127.0.0.1:9192');
+  const token = fromEnvOrFile(env, 'KEYWARD_ADMIN_TOKEN');
+  return { adminUrl, adminToken: token?.value };
+}

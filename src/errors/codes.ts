@@ -1,0 +1,56 @@
+/**
+ * The one wire mapping: every keyward error code, with its gRPC status code and
+ * the HTTP status a data-plane denial of that kind gets. Anything not in this
+ * table is reported as `internal`, with no detail.
+ *
+ * gRPC status numbers (google.rpc.Code) are used rather than grpc-js's enum so that
+ * this table is shared by the admin server (grpc-js status) and the data plane
+ * (google.rpc.Status in CheckResponse).
+ */
+export const GrpcCode = {
+  OK: 0,
+  INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+export type GrpcCodeValue = (typeof GrpcCode)[keyof typeof GrpcCode];
+
+export interface WireMapping {
+  /** google.rpc.Code. */
+  grpc: GrpcCodeValue;
+  /** The HTTP status of a data-plane denial with this code. */
+  http: number;
+  /** The safe default message. */
+  message: string;
+}
+
+export const ERROR_TABLE = {
+  // control plane: authentication and authorization of the caller
+  missing_credentials: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'authorization metadata with a bearer credential is required' },
+  invalid_credentials: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the credential is not valid for this service' },
+  permission_denied: { grpc: GrpcCode.PERMISSION_DENIED, http: 403, message: 'the caller may not perform this action' },
+  // request validation
+  invalid_argument: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400, message: 'the request is invalid' },
+  // domain
+  organization_not_found: { grpc: GrpcCode.NOT_FOUND, http: 404, message: 'organization not found' },
+  organization_inactive: { grpc: GrpcCode.FAILED_PRECONDITION, http: 403, message: 'the organization is inactive' },
+  key_not_found: { grpc: GrpcCode.NOT_FOUND, http: 404, message: 'key not found' },
+  key_limit_exceeded: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 403, message: 'the organization has reached its maximum number of keys' },
+  key_revoked: { grpc: GrpcCode.FAILED_PRECONDITION, http: 401, message: 'the key has been revoked' },
+  key_expired: { grpc: GrpcCode.FAILED_PRECONDITION, http: 401, message: 'the key has expired' },
+  key_already_rotated: { grpc: GrpcCode.FAILED_PRECONDITION, http: 409, message: 'the key has already been rotated' },
+  // infrastructure
+  store_unavailable: { grpc: GrpcCode.UNAVAILABLE, http: 503, message: 'the key store is unavailable; retry later' },
+  internal: { grpc: GrpcCode.INTERNAL, http: 500, message: 'internal error' },
+} as const satisfies Record<string, WireMapping>;
+
+export type ErrorCode = keyof typeof ERROR_TABLE;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_TABLE, code);
+}

@@ -1,0 +1,26 @@
+/**
+ * Keyed hashing of credentials: HMAC-SHA256 with the server's hash secret.
+ * Only these hashes are stored; lookups are by hash, so raw secrets are never
+ * compared. Keep the secret out of logs and errors.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export interface CredentialHasher {
+  /** Hex HMAC-SHA256 of the credential. */
+  hash(credential: string): string;
+  /** Constant-time comparison of a credential with a stored hash. */
+  matches(credential: string, storedHash: string): boolean;
+}
+
+export function createHasher(secret: Buffer): CredentialHasher {
+  const key = Buffer.from(secret);
+  const hash = (credential: string) => createHmac('sha256', key).update(credential, 'utf8').digest('hex');
+  return {
+    hash,
+    matches(credential, storedHash) {
+      const a = Buffer.from(hash(credential), 'hex');
+      const b = Buffer.from(storedHash, 'hex');
+      return a.length === b.length && timingSafeEqual(a, b);
+    },
+  };
+}
