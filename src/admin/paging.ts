@@ -1,0 +1,53 @@
+/**
+ * Keyset paging: page tokens are opaque (base64url JSON of the last row's cursor);
+ * page_size 0 means DEFAULT_PAGE_SIZE, 1..MAX_PAGE_SIZE is accepted.
+ */
+import { InvalidArgumentError } from '../errors/domain';
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 1000;
+
+export interface PageRequest {
+  pageSize: number;
+  pageToken: string;
+}
+
+export function pageSize(n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > MAX_PAGE_SIZE) {
+    throw new InvalidArgumentError('page_size', `must be between 0 and ${MAX_PAGE_SIZE}`, 'out_of_range');
+  }
+  return n === 0 ? DEFAULT_PAGE_SIZE : n;
+}
+
+export function decodeToken(token: string): string | number | undefined {
+  if (token === '') return undefined;
+  try {
+    if (token.length > 200) throw new Error('too long');
+    const v = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { c?: unknown };
+    if (typeof v.c === 'string' || (typeof v.c === 'number' && Number.isSafeInteger(v.c))) return v.c;
+  } catch {
+    // fall through
+  }
+  throw new InvalidArgumentError('page_token', 'is not a token this server issued', 'invalid_token');
+}
+
+export function encodeToken(cursor: string | number): string {
+  return Buffer.from(JSON.stringify({ c: cursor }), 'utf8').toString('base64url');
+}
+
+/**
+ * Fetches one row more than asked to learn whether another page exists, and returns
+ * the page with its next token.
+ */
+export async function paged<T>(
+  req: PageRequest,
+  cursorOf: (row: T) => string | number,
+  fetch: (after: string | number | undefined, limit: number) => Promise<T[]>,
+): Promise<{ rows: T[]; nextPageToken: string }> {
+  const size = pageSize(req.pageSize);
+  const after = decodeToken(req.pageToken);
+  const rows = await fetch(after, size + 1);
+  if (rows.length <= size) return { rows, nextPageToken: '' };
+  const page = rows.slice(0, size);
+  return { rows: page, nextPageToken: encodeToken(cursorOf(page[page.length - 1]!)) };
+}

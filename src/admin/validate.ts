@@ -1,0 +1,96 @@
+/**
+ * Request validation for KeyAdmin. Each check throws InvalidArgumentError naming the
+ * request field (snake_case, as in the proto).
+ */
+import { InvalidArgumentError } from '../errors/domain';
+import { ID_PATTERN } from '../util/ids';
+
+export const LIMITS = {
+  nameMax: 200,
+  reasonMax: 500,
+  maxKeys: { min: 1, max: 100_000 },
+  rateLimitMax: 1_000_000_000,
+  anchorDay: { min: 1, max: 28 },
+  scopesMax: 64,
+  scopeLength: 128,
+  metadataEntries: 16,
+  metadataKeyMax: 64,
+  metadataValueMax: 256,
+  expiresInDaysMax: 3650,
+  graceSecondsMax: 2_592_000,
+  filterMax: 64,
+} as const;
+
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const SCOPE = /^[A-Za-z0-9_.:*-]+$/;
+
+export function name(value: string, field = 'name'): string {
+  const v = value.trim();
+  if (v === '') throw new InvalidArgumentError(field, 'must not be empty', 'required');
+  if (v.length > LIMITS.nameMax) throw new InvalidArgumentError(field, `must be at most ${LIMITS.nameMax} characters`, 'too_long');
+  if (CONTROL.test(v)) throw new InvalidArgumentError(field, 'must not contain control characters', 'invalid_characters');
+  return v;
+}
+
+export function reason(value: string): string {
+  const v = value.trim();
+  if (v === '') throw new InvalidArgumentError('reason', 'must not be empty', 'required');
+  if (v.length > LIMITS.reasonMax) throw new InvalidArgumentError('reason', `must be at most ${LIMITS.reasonMax} characters`, 'too_long');
+  if (CONTROL.test(v)) throw new InvalidArgumentError('reason', 'must not contain control characters', 'invalid_characters');
+  return v;
+}
+
+export function intInRange(value: number, field: string, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(field, `must be an integer between ${min} and ${max}`, 'out_of_range');
+  }
+  return value;
+}
+
+export function id(value: string, kind: 'org' | 'key', field: string): string {
+  if (value === '') throw new InvalidArgumentError(field, 'is required', 'required');
+  const m = ID_PATTERN.exec(value);
+  if (!m || m[1] !== kind) throw new InvalidArgumentError(field, `is not a ${kind === 'org' ? 'organization' : 'key'} id`, 'malformed');
+  return value;
+}
+
+export function scopes(values: string[], field = 'scopes'): string[] {
+  if (values.length > LIMITS.scopesMax) throw new InvalidArgumentError(field, `at most ${LIMITS.scopesMax} scopes`, 'too_many');
+  const out: string[] = [];
+  for (const s of values) {
+    if (s.length === 0 || s.length > LIMITS.scopeLength || !SCOPE.test(s)) {
+      throw new InvalidArgumentError(field, `each scope is 1..${LIMITS.scopeLength} characters of A-Z a-z 0-9 _ . : * -`, 'invalid_scope');
+    }
+    if (!out.includes(s)) out.push(s);
+  }
+  return out;
+}
+
+export function metadata(map: Record<string, string>, field = 'metadata'): Record<string, string> {
+  const entries = Object.entries(map);
+  if (entries.length > LIMITS.metadataEntries) throw new InvalidArgumentError(field, `at most ${LIMITS.metadataEntries} entries`, 'too_many');
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    if (k.length === 0 || k.length > LIMITS.metadataKeyMax || CONTROL.test(k)) {
+      throw new InvalidArgumentError(field, `keys are 1..${LIMITS.metadataKeyMax} characters without control characters`, 'invalid_key');
+    }
+    if (v.length > LIMITS.metadataValueMax) throw new InvalidArgumentError(field, `values are at most ${LIMITS.metadataValueMax} characters`, 'too_long');
+    out[k] = v;
+  }
+  return out;
+}
+
+export function futureTime(value: Date, now: Date, field: string): Date {
+  if (Number.isNaN(value.getTime())) throw new InvalidArgumentError(field, 'is not a valid time', 'invalid_time');
+  if (value.getTime() <= now.getTime()) throw new InvalidArgumentError(field, 'must be in the future', 'in_past');
+  if (value.getTime() > now.getTime() + LIMITS.expiresInDaysMax * 86_400_000) {
+    throw new InvalidArgumentError(field, `must be within ${LIMITS.expiresInDaysMax} days`, 'out_of_range');
+  }
+  return value;
+}
+
+export function filterText(value: string, field: string): string | undefined {
+  if (value === '') return undefined;
+  if (value.length > LIMITS.filterMax || CONTROL.test(value)) throw new InvalidArgumentError(field, 'is not a valid filter', 'invalid_filter');
+  return value;
+}

@@ -1,0 +1,75 @@
+/**
+ * The KeyAdmin gRPC service: authenticates each call, hands it to AdminService and
+ * maps any error through toServiceError. Logs method, outcome code and latency,
+ * never the credential.
+ */
+import type { sendUnaryData, ServerUnaryCall, UntypedHandleCall } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { AdminService } from '../admin/service';
+import type { CallContext } from '../admin/principal';
+import { KeyAdminService, type KeyAdminServer } from '../gen/keyward/admin/v1/key_admin';
+import { toServiceError, toWireError } from './errors';
+
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+/** The bearer credential of a call, or undefined when missing or malformed. */
+export function bearer(call: ServerUnaryCall<unknown, unknown>): string | undefined {
+  const values = call.metadata.get('authorization');
+  if (values.length !== 1 || typeof values[0] !== 'string') return undefined;
+  return BEARER.exec(values[0])?.[1];
+}
+
+export function keyAdminImplementation(service: AdminService, logger: Logger): KeyAdminServer {
+  function unary<Req, Res>(method: string, handler: (ctx: CallContext, req: Req) => Promise<Res>) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      const started = process.hrtime.bigint();
+      const peer = call.getPeer();
+      const run = async (): Promise<Res> => {
+        const principal = await service.authenticate(bearer(call as ServerUnaryCall<unknown, unknown>), peer);
+        return handler({ principal, peer }, call.request);
+      };
+      run().then(
+        (res) => {
+          logger.info({ method, code: 'ok', ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'admin call');
+          callback(null, res);
+        },
+        (err: unknown) => {
+          const code = toWireError(err).code;
+          const ms = Number(process.hrtime.bigint() - started) / 1e6;
+          if (code === 'internal') logger.error({ method, code, ms, err: describe(err) }, 'admin call failed');
+          else logger.info({ method, code, ms }, 'admin call');
+          callback(toServiceError(err));
+        },
+      );
+    };
+  }
+
+  return {
+    createOrganization: unary('CreateOrganization', (ctx, req) => service.createOrganization(ctx, req)),
+    getOrganization: unary('GetOrganization', (ctx, req) => service.getOrganization(ctx, req.id)),
+    listOrganizations: unary('ListOrganizations', (ctx, req) => service.listOrganizations(ctx, req)),
+    updateOrganization: unary('UpdateOrganization', (ctx, req) => service.updateOrganization(ctx, req)),
+    createKey: unary('CreateKey', (ctx, req) => service.createKey(ctx, req)),
+    getKey: unary('GetKey', (ctx, req) => service.getKey(ctx, req.id)),
+    listKeys: unary('ListKeys', (ctx, req) => service.listKeys(ctx, req)),
+    updateKey: unary('UpdateKey', (ctx, req) => service.updateKey(ctx, req)),
+    revokeKey: unary('RevokeKey', (ctx, req) => service.revokeKey(ctx, req)),
+    rotateKey: unary('RotateKey', (ctx, req) => service.rotateKey(ctx, req)),
+    listAuditEvents: unary('ListAuditEvents', (ctx, req) => service.listAuditEvents(ctx, req)),
+  };
+}
+
+/**
+ * An internal error for the log: its class and driver code only. Database messages
+ * can quote SQL parameters (key hashes), so they are never logged.
+ */
+export function describe(err: unknown): { type: string; code?: string } {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { type: err.constructor.name, code: typeof code === 'string' ? code : undefined };
+  }
+  return { type: typeof err };
+}
+
+export { KeyAdminService };
+export type { UntypedHandleCall };

@@ -1,0 +1,194 @@
+/**
+ * The store: the narrow interface the control plane (and later the data plane) uses
+ * to reach the database, chosen once at start (SQLite or PostgreSQL behind MikroORM).
+ *
+ * Contract:
+ *  - transaction(fn) runs fn in one database transaction; everything fn writes,
+ *    including audit rows, commits together or not at all.
+ *  - read(fn) runs fn on a fresh unit of work without a transaction.
+ *  - A database that cannot be reached surfaces as StoreUnavailableError
+ *    (code store_unavailable); any other database failure is rethrown as is
+ *    (and reported as `internal`, with no detail).
+ */
+import { ConnectionException, LockMode, type FilterQuery } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/knex';
+import { StoreUnavailableError } from '../errors/domain';
+import {
+  AdminTokenRecord,
+  ApiKeyRecord,
+  AuditEventRecord,
+  OrganizationRecord,
+} from './entities';
+import type { Orm } from './orm';
+
+export interface Page {
+  /** Return rows strictly after (ascending) or before (descending) this cursor. */
+  after?: string | number;
+  limit: number;
+}
+
+export interface AuditFilter {
+  organizationId?: string;
+  keyId?: string;
+  action?: string;
+  /** Inclusive. */
+  from?: Date;
+  /** Exclusive. */
+  to?: Date;
+}
+
+export type NewAuditEvent = Omit<AuditEventRecord, 'id'>;
+
+export class OrganizationRepo {
+  constructor(
+    private readonly em: EntityManager,
+    /** Row locks exist on PostgreSQL; SQLite serializes writers instead. */
+    private readonly locking: boolean,
+  ) {}
+  add(org: OrganizationRecord): void {
+    this.em.persist(org);
+  }
+  get(id: string): Promise<OrganizationRecord | null> {
+    return this.em.findOne(OrganizationRecord, { id });
+  }
+  /** Reads and locks the row until the transaction ends (PostgreSQL; SQLite serializes writers). */
+  getForUpdate(id: string): Promise<OrganizationRecord | null> {
+    return this.em.findOne(OrganizationRecord, { id }, this.locking ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
+  }
+  /** Ascending by id. */
+  list(page: Page): Promise<OrganizationRecord[]> {
+    const where: FilterQuery<OrganizationRecord> = {};
+    if (page.after !== undefined) where.id = { $gt: String(page.after) };
+    return this.em.find(OrganizationRecord, where, { orderBy: { id: 'asc' }, limit: page.limit });
+  }
+}
+
+export class KeyRepo {
+  constructor(private readonly em: EntityManager) {}
+  add(key: ApiKeyRecord): void {
+    this.em.persist(key);
+  }
+  get(id: string): Promise<ApiKeyRecord | null> {
+    return this.em.findOne(ApiKeyRecord, { id });
+  }
+  /** The lookup of the data plane and of admin-key authentication: by keyed hash only. */
+  findByHash(keyHash: string): Promise<ApiKeyRecord | null> {
+    return this.em.findOne(ApiKeyRecord, { keyHash });
+  }
+  /** Keys that can still be used at `now`: not revoked and not expired. */
+  countUsable(organizationId: string, now: Date): Promise<number> {
+    return this.em.count(ApiKeyRecord, {
+      organizationId,
+      revokedAt: null,
+      $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }],
+    });
+  }
+  /** Ascending by id. */
+  list(organizationId: string, includeRevoked: boolean, page: Page): Promise<ApiKeyRecord[]> {
+    const where: FilterQuery<ApiKeyRecord> = { organizationId };
+    if (!includeRevoked) where.revokedAt = null;
+    if (page.after !== undefined) where.id = { $gt: String(page.after) };
+    return this.em.find(ApiKeyRecord, where, { orderBy: { id: 'asc' }, limit: page.limit });
+  }
+}
+
+export class AuditRepo {
+  constructor(private readonly em: EntityManager) {}
+  /** Appends a row; it is written when the surrounding transaction commits. */
+  append(event: NewAuditEvent): void {
+    this.em.persist(Object.assign(new AuditEventRecord(), event));
+  }
+  /** Newest first (descending id). */
+  list(filter: AuditFilter, page: Page): Promise<AuditEventRecord[]> {
+    const where: FilterQuery<AuditEventRecord> = {};
+    if (filter.organizationId) where.organizationId = filter.organizationId;
+    if (filter.keyId) where.keyId = filter.keyId;
+    if (filter.action) where.action = filter.action;
+    if (filter.from || filter.to) {
+      where.at = {};
+      if (filter.from) where.at.$gte = filter.from;
+      if (filter.to) where.at.$lt = filter.to;
+    }
+    if (page.after !== undefined) where.id = { $lt: Number(page.after) };
+    return this.em.find(AuditEventRecord, where, { orderBy: { id: 'desc' }, limit: page.limit });
+  }
+}
+
+export class AdminTokenRepo {
+  constructor(private readonly em: EntityManager) {}
+  all(): Promise<AdminTokenRecord[]> {
+    return this.em.find(AdminTokenRecord, {}, { orderBy: { createdAt: 'asc' } });
+  }
+  add(token: AdminTokenRecord): void {
+    this.em.persist(token);
+  }
+  remove(token: AdminTokenRecord): void {
+    this.em.remove(token);
+  }
+}
+
+export interface Repos {
+  orgs: OrganizationRepo;
+  keys: KeyRepo;
+  audit: AuditRepo;
+  adminTokens: AdminTokenRepo;
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  transaction<T>(fn: (r: Repos) => Promise<T>): Promise<T>;
+  read<T>(fn: (r: Repos) => Promise<T>): Promise<T>;
+  /** Succeeds when the database answers. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function repos(em: EntityManager, locking: boolean): Repos {
+  return { orgs: new OrganizationRepo(em, locking), keys: new KeyRepo(em), audit: new AuditRepo(em), adminTokens: new AdminTokenRepo(em) };
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P03', '08006', '08001', '08003', '08004', 'SQLITE_BUSY', 'SQLITE_CANTOPEN', 'SQLITE_IOERR']);
+
+/** True for failures that mean "the database cannot be reached now". */
+export function isUnavailable(e: unknown): boolean {
+  if (e instanceof ConnectionException) return true;
+  const err = e as { code?: unknown; message?: unknown } | null;
+  if (!err || typeof err !== 'object') return false;
+  if (typeof err.code === 'string' && UNREACHABLE.has(err.code)) return true;
+  const msg = typeof err.message === 'string' ? err.message : '';
+  return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection/i.test(msg);
+}
+
+function guard(e: unknown): never {
+  if (isUnavailable(e)) throw new StoreUnavailableError(e);
+  throw e;
+}
+
+export function createStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Store {
+  const locking = dialect === 'postgres';
+  return {
+    dialect,
+    async transaction(fn) {
+      try {
+        return await orm.em.fork().transactional((em) => fn(repos(em as EntityManager, locking)));
+      } catch (e) {
+        return guard(e);
+      }
+    },
+    async read(fn) {
+      try {
+        return await fn(repos(orm.em.fork() as EntityManager, locking));
+      } catch (e) {
+        return guard(e);
+      }
+    },
+    async ping() {
+      try {
+        await orm.em.getConnection().execute('select 1');
+      } catch (e) {
+        guard(e);
+      }
+    },
+    close: () => orm.close(true),
+  };
+}
