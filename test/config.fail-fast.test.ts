@@ -1,0 +1,115 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadClientConfig, loadConfig } from '../src/config';
+
+const HEX32 = 'ab'.repeat(32);
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'keyward-config-'));
+}
+
+function errorOf(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error('expected a configuration error');
+}
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    const dir = tmp();
+    const c = loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/sub/k.db`, KEYWARD_HASH_SECRET: HEX32 });
+    expect(c.authzListen).toBe('127.0.0.1:9191');
+    expect(c.adminListen).toBe('127.0.0.1:9192');
+    expect(c.logLevel).toBe('info');
+    expect(c.autoMigrate).toBe(true);
+    expect(c.rotationGraceSeconds).toBe(86400);
+    expect(c.hashSecret.equals(Buffer.from(HEX32, 'hex'))).toBe(true);
+    expect(existsSync(join(dir, 'sub'))).toBe(true);
+    expect(loadClientConfig({}).adminUrl).toBe('127.0.0.1:9192');
+  });
+
+  it('uses sqlite:./data/keyward.db when KEYWARD_DATABASE_URL is unset', () => {
+    const cwd = process.cwd();
+    const dir = tmp();
+    process.chdir(dir);
+    try {
+      const c = loadConfig({});
+      expect(c.database).toMatchObject({ kind: 'sqlite', path: join(dir, 'data', 'keyward.db') });
+      expect(c.hashSecretSource).toBe('generated');
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
+  it('creates the SQLite hash secret once, beside the database, readable only by its owner', () => {
+    const dir = tmp();
+    const env = { KEYWARD_DATABASE_URL: `sqlite:${dir}/keyward.db` };
+    const first = loadConfig(env);
+    expect(first.hashSecretSource).toBe('generated');
+    const file = join(dir, 'keyward.secret');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const second = loadConfig(env);
+    expect(second.hashSecretSource).toBe('stored');
+    expect(second.hashSecret.equals(first.hashSecret)).toBe(true);
+    expect(first.hashSecret.length).toBe(32);
+  });
+
+  it('accepts the secret as base64 and from a file', () => {
+    const dir = tmp();
+    const b64 = Buffer.alloc(40, 7).toString('base64');
+    expect(loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/a.db`, KEYWARD_HASH_SECRET: b64 }).hashSecret.length).toBe(40);
+    writeFileSync(join(dir, 's'), `${HEX32}\n`);
+    const c = loadConfig({ KEYWARD_DATABASE_URL: 'postgres://u@127.0.0.1/db', KEYWARD_HASH_SECRET_FILE: join(dir, 's') });
+    expect(c.hashSecretSource).toBe('file');
+    const t = join(dir, 't');
+    writeFileSync(t, 'a-long-enough-admin-token\n');
+    expect(loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/a.db`, KEYWARD_ADMIN_TOKEN_FILE: t }).adminToken).toBe('a-long-enough-admin-token');
+  });
+
+  it.each([
+    [{ KEYWARD_DATABASE_URL: 'mysql://x' }, 'KEYWARD_DATABASE_URL'],
+    [{ KEYWARD_DATABASE_URL: 'sqlite:' }, 'KEYWARD_DATABASE_URL'],
+    [{ KEYWARD_DATABASE_URL: 'postgres://u@127.0.0.1/db' }, 'KEYWARD_HASH_SECRET'],
+    [{ KEYWARD_HASH_SECRET: 'abcd' }, 'KEYWARD_HASH_SECRET'],
+    [{ KEYWARD_HASH_SECRET: 'not hex or base64!' }, 'KEYWARD_HASH_SECRET'],
+    [{ KEYWARD_HASH_SECRET: HEX32, KEYWARD_HASH_SECRET_FILE: '/x' }, 'KEYWARD_HASH_SECRET'],
+    [{ KEYWARD_HASH_SECRET_FILE: '/nonexistent/secret' }, 'KEYWARD_HASH_SECRET_FILE'],
+    [{ KEYWARD_ADMIN_LISTEN: 'nonsense' }, 'KEYWARD_ADMIN_LISTEN'],
+    [{ KEYWARD_AUTHZ_LISTEN: '127.0.0.1:70000' }, 'KEYWARD_AUTHZ_LISTEN'],
+    [{ KEYWARD_LOG_LEVEL: 'loud' }, 'KEYWARD_LOG_LEVEL'],
+    [{ KEYWARD_AUTO_MIGRATE: 'maybe' }, 'KEYWARD_AUTO_MIGRATE'],
+    [{ KEYWARD_ROTATION_GRACE_SECONDS: '-1' }, 'KEYWARD_ROTATION_GRACE_SECONDS'],
+    [{ KEYWARD_ADMIN_TOKEN: 'short' }, 'KEYWARD_ADMIN_TOKEN'],
+  ])('rejects %j naming %s', (env, variable) => {
+    const dir = tmp();
+    const e = errorOf({ KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, ...env });
+    expect(e.variable.startsWith(variable)).toBe(true);
+    expect(e.message.startsWith(variable)).toBe(true);
+    expect(e.message).not.toContain('\n');
+  });
+
+  it('never echoes a bad secret in the error', () => {
+    const secret = 'Zz'.repeat(8) + '!!';
+    const e = errorOf({ KEYWARD_HASH_SECRET: secret });
+    expect(e.message).not.toContain(secret);
+  });
+
+  it('stops `keyward serve` with one line naming the variable and exit status 2', () => {
+    const dir = tmp();
+    const r = spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'cli', 'main.js'), 'serve'], {
+      env: { PATH: process.env.PATH, KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, KEYWARD_LOG_LEVEL: 'chatty' },
+      encoding: 'utf8',
+      timeout: 20000,
+    });
+    expect(r.status).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('KEYWARD_LOG_LEVEL');
+  });
+});
