@@ -6,6 +6,8 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger } from './util/logger';
 import { startApp } from './app';
 import { openOrm, migrate } from './store/orm';
+import { isUnavailable } from './store/store';
+import { describe } from './grpc/admin-server';
 
 function configOrExit(): Config {
   try {
@@ -19,6 +21,10 @@ function configOrExit(): Config {
   }
 }
 
+/**
+ * Runs keyward until SIGTERM or SIGINT, then shuts down gracefully; resolves once it
+ * has. A database that cannot be reached at start stops the process with one line.
+ */
 export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
   const config = configOrExit();
   const logger = createLogger(config.logLevel);
@@ -28,22 +34,35 @@ export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
       'KEYWARD_HASH_SECRET is not set; generated one and stored it beside the SQLite database. Back it up with the database: keys cannot be checked without it',
     );
   }
-  const app = await startApp({ config, logger, migrate: opts.migrate && config.autoMigrate });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal; exiting now');
+  let app;
+  try {
+    app = await startApp({ config, logger, migrate: opts.migrate && config.autoMigrate });
+  } catch (e) {
+    if (isUnavailable(e)) {
+      process.stderr.write(`keyward: cannot reach the ${config.database.kind} database (${describe(e).code ?? describe(e).type}); check KEYWARD_DATABASE_URL\n`);
       process.exit(1);
     }
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    app.close(10_000).then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+    throw e;
+  }
+  const running = app;
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal; exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      running.close(10_000).then(resolve, (e: unknown) => {
+        logger.error({ err: describe(e) }, 'shutdown failed');
+        resolve();
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+  logger.info('stopped');
 }
 
 export async function migrateCommand(): Promise<void> {

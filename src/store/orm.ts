@@ -55,8 +55,12 @@ export function ormOptions(db: DatabaseConfig, migrationsPath?: string): Options
   };
 }
 
-export async function openOrm(db: DatabaseConfig, migrationsPath?: string): Promise<Orm> {
-  const opts = ormOptions(db, migrationsPath);
+/**
+ * Opens the ORM. By default it connects at once and fails if the database cannot be
+ * reached; `connect: false` defers connecting to the first query.
+ */
+export async function openOrm(db: DatabaseConfig, migrationsPath?: string, connect = true): Promise<Orm> {
+  const opts = { ...ormOptions(db, migrationsPath), connect };
   if (db.kind === 'sqlite') {
     const orm = await SqliteORM.init(opts as Parameters<typeof SqliteORM.init>[0]);
     // WAL lets readers proceed while a writer commits; a busy timeout rides out short locks.

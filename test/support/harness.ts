@@ -2,7 +2,7 @@
  * Starts a real keyward (KeyAdmin on a real gRPC port 0, a real database) with a
  * manual clock, and gives a promisified KeyAdmin client that authenticates as asked.
  */
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, type handleUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { startApp, type App } from '../../src/app';
@@ -10,7 +10,7 @@ import type { Config } from '../../src/config';
 import { createLogger } from '../../src/util/logger';
 import { ManualClock } from '../../src/util/clock';
 import * as pb from '../../src/gen/keyward/admin/v1/key_admin';
-import { KeyAdminClient } from '../../src/gen/keyward/admin/v1/key_admin';
+import { KeyAdminClient, KeyAdminService, type KeyAdminServer } from '../../src/gen/keyward/admin/v1/key_admin';
 import { Status } from '../../src/gen/google/rpc/status';
 import { BadRequest, ErrorInfo } from '../../src/gen/google/rpc/error_details';
 import { createTestDatabase, type Dialect, type TestDatabase } from './databases';
@@ -30,12 +30,9 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-type Unary<Req, Res> = (req: Req, md: Metadata, cb: (e: ServiceError | null, r: Res) => void) => unknown;
-type Methods = {
-  [K in keyof KeyAdminClient as KeyAdminClient[K] extends Unary<infer _A, infer _B> ? K : never]: KeyAdminClient[K];
-};
+type Rpcs = { [K in keyof typeof KeyAdminService]: KeyAdminServer[K] };
 export type AdminClient = {
-  [K in keyof Methods]: Methods[K] extends Unary<infer Req, infer Res> ? (req: Partial<Req>) => Promise<Res> : never;
+  [K in keyof Rpcs]: Rpcs[K] extends handleUnaryCall<infer Req, infer Res> ? (req: Partial<Req>) => Promise<Res> : never;
 } & { close(): void };
 
 export function adminClient(port: number, credential?: string): AdminClient {

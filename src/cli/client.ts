@@ -1,0 +1,160 @@
+/**
+ * The CLI's connection to KeyAdmin: an insecure channel to KEYWARD_ADMIN_URL, the
+ * bearer credential on every call, a deadline on every call, and the extraction of
+ * keyward's error code from a failed call.
+ */
+import { credentials, Metadata, status, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { ConfigError, loadClientConfig } from '../config';
+import { KeyAdminClient, KeyAdminService } from '../gen/keyward/admin/v1/key_admin';
+import { Status } from '../gen/google/rpc/status';
+import { ErrorInfo } from '../gen/google/rpc/error_details';
+import { CliError } from './options';
+
+export const DEFAULT_DEADLINE_MS = 10_000;
+const ERROR_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
+
+type Env = Record<string, string | undefined>;
+type Service = typeof KeyAdminService;
+export type MethodName = keyof Service;
+export type RequestOf<M extends MethodName> = Parameters<Service[M]['requestSerialize']>[0];
+export type ResponseOf<M extends MethodName> = ReturnType<Service[M]['responseDeserialize']>;
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response?: Res) => void,
+) => ClientUnaryCall;
+
+export class AdminConnection {
+  private readonly client: KeyAdminClient;
+
+  constructor(
+    address: string,
+    private readonly token: string,
+    private readonly deadlineMs: number = DEFAULT_DEADLINE_MS,
+  ) {
+    this.client = new KeyAdminClient(address, credentials.createInsecure());
+  }
+
+  /** One unary call with the credential and a deadline; rejects with the grpc ServiceError. */
+  call<M extends MethodName>(method: M, request: RequestOf<M>): Promise<ResponseOf<M>> {
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${this.token}`);
+    const fn = this.client[method] as unknown as UnaryMethod<RequestOf<M>, ResponseOf<M>>;
+    return new Promise((resolve, reject) => {
+      fn.call(this.client, request, metadata, { deadline: Date.now() + this.deadlineMs }, (error, response) => {
+        if (error) reject(error);
+        else resolve(response as ResponseOf<M>);
+      });
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/**
+ * Loads the client configuration. A bad or missing setting is a CliError with exit
+ * code 2; its message names the variable and never contains the token.
+ */
+export function clientSettings(env: Env): { adminUrl: string; token: string } {
+  let config;
+  try {
+    config = loadClientConfig(env);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CliError('invalid_config', e.message, 2);
+    throw e;
+  }
+  const token = config.adminToken;
+  if (token === undefined || token === '') {
+    throw new CliError('missing_credentials', 'set KEYWARD_ADMIN_TOKEN or KEYWARD_ADMIN_TOKEN_FILE', 2);
+  }
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    const variable = env.KEYWARD_ADMIN_TOKEN ? 'KEYWARD_ADMIN_TOKEN' : 'KEYWARD_ADMIN_TOKEN_FILE';
+    throw new CliError('invalid_config', `${variable}: the token must be printable ASCII without spaces`, 2);
+  }
+  return { adminUrl: config.adminUrl, token };
+}
+
+/** Opens a connection, runs `fn`, and closes it; a failed call becomes a CliError (exit 1). */
+export async function withAdmin<T>(env: Env, fn: (admin: AdminConnection) => Promise<T>): Promise<T> {
+  const { adminUrl, token } = clientSettings(env);
+  const admin = new AdminConnection(adminUrl, token);
+  try {
+    return await fn(admin);
+  } catch (e) {
+    const { code, message } = describeError(e);
+    throw new CliError(code, redact(message, token), 1);
+  } finally {
+    admin.close();
+  }
+}
+
+export function isServiceError(e: unknown): e is ServiceError {
+  return (
+    e instanceof Error &&
+    typeof (e as Partial<ServiceError>).code === 'number' &&
+    (e as Partial<ServiceError>).metadata instanceof Metadata
+  );
+}
+
+/**
+ * The keyward error code and message of a failure: the `x-error-code` trailer, else
+ * ErrorInfo.reason from `grpc-status-details-bin`, else the gRPC status name in
+ * lower case (e.g. `unavailable`). The message is made one line.
+ */
+export function describeError(e: unknown): { code: string; message: string } {
+  if (!isServiceError(e)) {
+    return { code: 'internal', message: oneLine(e instanceof Error ? e.message : String(e)) };
+  }
+  const details = statusDetails(e.metadata);
+  const code = trailerCode(e.metadata) ?? errorInfoReason(details) ?? grpcStatusName(e.code);
+  // grpc-js ends its own connection errors with an empty "Resolution note:".
+  const message = oneLine(e.details || details?.message || e.message).replace(/\s*Resolution note:$/, '');
+  return { code, message };
+}
+
+function trailerCode(metadata: Metadata): string | undefined {
+  const v = metadata.get('x-error-code')[0];
+  const s = typeof v === 'string' ? v : v?.toString('utf8');
+  return s ? s : undefined;
+}
+
+function statusDetails(metadata: Metadata): Status | undefined {
+  const v = metadata.get('grpc-status-details-bin')[0];
+  if (!v) return undefined;
+  try {
+    return Status.decode(typeof v === 'string' ? Buffer.from(v, 'base64') : v);
+  } catch {
+    return undefined;
+  }
+}
+
+function errorInfoReason(details: Status | undefined): string | undefined {
+  for (const any of details?.details ?? []) {
+    if (any.typeUrl !== ERROR_INFO_TYPE_URL) continue;
+    try {
+      const reason = ErrorInfo.decode(any.value).reason;
+      if (reason) return reason;
+    } catch {
+      // a malformed detail: fall through to the status name
+    }
+  }
+  return undefined;
+}
+
+function grpcStatusName(code: number): string {
+  const name = (status as unknown as Record<number, string | undefined>)[code];
+  return name ? name.toLowerCase() : 'unknown';
+}
+
+export function oneLine(s: string): string {
+  return s.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}
+
+export function redact(s: string, ...secrets: (string | undefined)[]): string {
+  let out = s;
+  for (const secret of secrets) if (secret) out = out.split(secret).join('[redacted]');
+  return out;
+}
