@@ -1,0 +1,132 @@
+/**
+ * The CLI end to end: a real `keyward serve` process (the built dist/, on SQLite, with
+ * a generated admin token), driven by real `keyward` CLI processes.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const BIN = join(__dirname, '..', 'dist', 'cli', 'main.js');
+
+interface Served {
+  proc: ChildProcess;
+  adminUrl: string;
+  token: string;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+async function serve(dir: string): Promise<Served> {
+  const proc = spawn(process.execPath, [BIN, 'serve'], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH,
+      KEYWARD_DATABASE_URL: `sqlite:${join(dir, 'data', 'keyward.db')}`,
+      KEYWARD_ADMIN_LISTEN: '127.0.0.1:0',
+      KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0',
+      KEYWARD_LOG_LEVEL: 'debug',
+    },
+  });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d) => (out += String(d)));
+  proc.stderr!.on('data', (d) => (err += String(d)));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    const line = out.split('\n').find((l) => l.includes('"keyward serving"'));
+    const token = /kwadm_[0-9A-Za-z]{49}/.exec(err)?.[0];
+    if (line && token) return { proc, adminUrl: JSON.parse(line).admin, token, stdout: () => out, stderr: () => err, exited };
+    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`server did not start:\n${out}\n${err}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('keyward CLI against a running server', () => {
+  let dir: string;
+  let s: Served;
+  const cli = (args: string[], token = s.token) =>
+    spawnSync(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH, KEYWARD_ADMIN_URL: s.adminUrl, KEYWARD_ADMIN_TOKEN: token },
+      encoding: 'utf8',
+      timeout: 20000,
+    });
+  const json = (args: string[]) => {
+    const r = cli([...args, '--json']);
+    if (r.status !== 0) throw new Error(`keyward ${args.join(' ')} failed: ${r.stderr}`);
+    return JSON.parse(r.stdout);
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'keyward-cli-'));
+    s = await serve(dir);
+  });
+  afterAll(async () => {
+    if (s.proc.exitCode === null) s.proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('manages organizations and keys, shows the secret once, and stops on SIGTERM', async () => {
+    const org = json(['org', 'create', '--name', 'Acme', '--rate-limit', '120', '--monthly-quota', '1000000', '--max-keys', '5', '--anchor-day', '15']);
+    expect(org).toMatchObject({ id: expect.stringMatching(/^org_/), name: 'Acme', rateLimitPerMinute: 120, monthlyQuota: 1000000, maxKeys: 5, billingAnchorDay: 15, active: true });
+
+    const key = json(['key', 'create', '--org', org.id, '--name', 'backend', '--env', 'test', '--scopes', 'chat,agents:read', '--expires-in-days', '30']);
+    expect(key.id).toMatch(/^key_/);
+    expect(key.key).toMatch(/^kw_test_[0-9A-Za-z]{49}$/);
+    expect(key.scopes).toEqual(['chat', 'agents:read']);
+
+    // listings are sanitized: id and hint, never the key
+    const table = cli(['key', 'list', '--org', org.id]);
+    expect(table.status).toBe(0);
+    expect(table.stdout).toContain(key.id);
+    expect(table.stdout).toContain(key.key.slice(-4));
+    expect(table.stdout).not.toContain(key.key);
+    const listed = json(['key', 'list', '--org', org.id]);
+    expect(listed.keys.map((k: { id: string }) => k.id)).toEqual([key.id]);
+    expect(JSON.stringify(listed)).not.toContain(key.key);
+    expect(json(['key', 'get', key.id])).toMatchObject({ id: key.id, status: 'active' });
+    expect(JSON.stringify(json(['key', 'get', key.id]))).not.toContain(key.key);
+
+    const rotated = json(['key', 'rotate', key.id, '--grace-seconds', '3600']);
+    expect(rotated.key).toMatch(/^kw_test_/);
+    expect(rotated.key).not.toBe(key.key);
+    expect(rotated.oldKeyId).toBe(key.id);
+    expect(Date.parse(rotated.oldKeyExpiresAt) - Date.now()).toBeGreaterThan(3500_000);
+
+    const revoked = json(['key', 'revoke', rotated.id, '--reason', 'leaked in a log']);
+    expect(revoked).toMatchObject({ id: rotated.id, status: 'revoked', revokeReason: 'leaked in a log', revokedBy: 'admin' });
+    expect(json(['key', 'list', '--org', org.id]).keys.map((k: { id: string }) => k.id)).toEqual([key.id]);
+    expect(json(['key', 'list', '--org', org.id, '--include-revoked']).keys).toHaveLength(2);
+
+    const updated = json(['org', 'update', org.id, '--active', 'false', '--name', 'Acme Inc']);
+    expect(updated).toMatchObject({ active: false, name: 'Acme Inc' });
+    expect(json(['org', 'get', org.id]).active).toBe(false);
+    expect(json(['org', 'list']).organizations.map((o: { id: string }) => o.id)).toEqual([org.id]);
+
+    // a failure: non-zero exit, one line with the error code
+    const denied = cli(['key', 'create', '--org', org.id, '--name', 'x']);
+    expect(denied.status).toBe(1);
+    expect(denied.stderr.trim().split('\n')).toHaveLength(1);
+    expect(denied.stderr).toContain('organization_inactive');
+
+    const badAuth = cli(['org', 'list'], 'kwadm_wrong_token_of_enough_length');
+    expect(badAuth.status).toBe(1);
+    expect(badAuth.stderr).toMatch(/^error: invalid_credentials: /);
+
+    const events = json(['audit', '--org', org.id, '--limit', '50']).events.map((e: { action: string }) => e.action);
+    expect(events).toEqual(['organization.update', 'key.revoke', 'key.create', 'key.rotate', 'key.create', 'organization.create']);
+    const human = cli(['audit', '--key', key.id]);
+    expect(human.stdout).toContain('key.rotate');
+
+    // The generated token went to the terminal once, never into the structured log,
+    // and no full key was ever logged.
+    expect(s.stdout()).not.toContain(s.token);
+    expect(s.stdout()).not.toContain(key.key);
+    expect(s.stdout()).not.toContain(rotated.key);
+
+    s.proc.kill('SIGTERM');
+    expect(await s.exited).toBe(0);
+  });
+});
