@@ -48,8 +48,15 @@ describe.each(['sqlite', 'postgres'] as const)('no plaintext secrets in %s', (di
     // The scan must see real data, or finding nothing proves nothing.
     expect(text).toContain(created.key!.id);
     expect(text).toContain(created.key!.hint);
+    // Debug logging was on throughout; the log must hold no secret either.
+    expect(h.logs.length).toBeGreaterThan(3);
+    const logs = h.logs.join('\n');
+    const { createHasher } = await import('../src/keys/hash');
+    const hashes = [created.secret, rotated.secret, TEST_ADMIN_TOKEN].map((x) => createHasher(h.config.hashSecret).hash(x));
+    for (const hash of hashes) expect(logs).not.toContain(hash);
     for (const secret of [created.secret, rotated.secret, TEST_ADMIN_TOKEN, h.config.hashSecret.toString('hex'), h.config.hashSecret.toString('base64')]) {
       expect(text).not.toContain(secret);
+      expect(logs).not.toContain(secret);
       // nor the random body alone, without its prefix
       expect(text).not.toContain(secret.slice(8, 40));
     }
