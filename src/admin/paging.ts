@@ -1,6 +1,8 @@
 /**
  * Keyset paging: page tokens are opaque (base64url JSON of the last row's cursor);
- * page_size 0 means DEFAULT_PAGE_SIZE, 1..MAX_PAGE_SIZE is accepted.
+ * page_size 0 means DEFAULT_PAGE_SIZE, 1..MAX_PAGE_SIZE is accepted. A list's cursor
+ * is either a string (an id) or a number (an audit event id); a token whose cursor
+ * has the other type was not issued for that list and is rejected.
  */
 import { InvalidArgumentError } from '../errors/domain';
 
@@ -19,12 +21,15 @@ export function pageSize(n: number): number {
   return n === 0 ? DEFAULT_PAGE_SIZE : n;
 }
 
-export function decodeToken(token: string): string | number | undefined {
+export type CursorKind = 'string' | 'number';
+
+export function decodeToken(token: string, kind: CursorKind): string | number | undefined {
   if (token === '') return undefined;
   try {
     if (token.length > 200) throw new Error('too long');
     const v = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { c?: unknown };
-    if (typeof v.c === 'string' || (typeof v.c === 'number' && Number.isSafeInteger(v.c))) return v.c;
+    if (kind === 'string' && typeof v.c === 'string') return v.c;
+    if (kind === 'number' && typeof v.c === 'number' && Number.isSafeInteger(v.c)) return v.c;
   } catch {
     // fall through
   }
@@ -41,11 +46,12 @@ export function encodeToken(cursor: string | number): string {
  */
 export async function paged<T>(
   req: PageRequest,
+  kind: CursorKind,
   cursorOf: (row: T) => string | number,
   fetch: (after: string | number | undefined, limit: number) => Promise<T[]>,
 ): Promise<{ rows: T[]; nextPageToken: string }> {
   const size = pageSize(req.pageSize);
-  const after = decodeToken(req.pageToken);
+  const after = decodeToken(req.pageToken, kind);
   const rows = await fetch(after, size + 1);
   if (rows.length <= size) return { rows, nextPageToken: '' };
   const page = rows.slice(0, size);

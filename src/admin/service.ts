@@ -250,7 +250,7 @@ export class AdminService {
 
   async listOrganizations(ctx: CallContext, req: ListOrganizationsRequest): Promise<ListOrganizationsResponse> {
     const p = ctx.principal;
-    const { rows, nextPageToken } = await paged(req, (o: OrganizationRecord) => o.id, (after, limit) =>
+    const { rows, nextPageToken } = await paged(req, 'string', (o: OrganizationRecord) => o.id, (after, limit) =>
       this.d.store.read(async (r) => {
         if (p.kind === 'root') return r.orgs.list({ after, limit });
         if (after !== undefined) return [];
@@ -367,7 +367,7 @@ export class AdminService {
   async listKeys(ctx: CallContext, req: ListKeysRequest): Promise<ListKeysResponse> {
     const orgId = v.id(req.organizationId, 'org', 'organization_id');
     await this.requireOrg(ctx, 'key.list', orgId);
-    const { rows, nextPageToken } = await paged(req, (k: ApiKeyRecord) => k.id, (after, limit) =>
+    const { rows, nextPageToken } = await paged(req, 'string', (k: ApiKeyRecord) => k.id, (after, limit) =>
       this.d.store.read(async (r) => {
         if (!(await r.orgs.get(orgId))) throw new DomainError('organization_not_found');
         return r.keys.list(orgId, req.includeRevoked, { after, limit });
@@ -467,7 +467,7 @@ export class AdminService {
       organizationId = ctx.principal.organizationId;
     }
     const filter = { organizationId, keyId, action, from: req.startTime, to: req.endTime };
-    const { rows, nextPageToken } = await paged(req, (e: AuditEventRecord) => Number(e.id), (after, limit) =>
+    const { rows, nextPageToken } = await paged(req, 'number', (e: AuditEventRecord) => Number(e.id), (after, limit) =>
       this.d.store.read((r) => r.audit.list(filter, { after, limit })),
     );
     return { events: rows.map(auditMessage), nextPageToken };
