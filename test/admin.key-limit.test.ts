@@ -86,6 +86,22 @@ describe.each(DIALECTS)('key limit on %s', (dialect) => {
     await expect(createKey(other.id)).resolves.toBeDefined();
   });
 
+  it('bringing an expired key back with UpdateKey counts against the limit', async () => {
+    const org = await h.root.createOrganization({ name: 'revive', maxKeys: 1 });
+    const old = await createKey(org.id, { expiresInDays: 1 });
+    h.clock.advance(DAY);
+    await createKey(org.id);
+    const later = new Date(h.clock.now().getTime() + 10 * DAY);
+    const e = await failure(h.root.updateKey({ id: old.key!.id, expiresAt: later }));
+    expect([e.grpc, e.code, e.trailerCode]).toEqual([status.RESOURCE_EXHAUSTED, 'key_limit_exceeded', 'key_limit_exceeded']);
+    expect((await h.root.getKey({ id: old.key!.id })).status).toBe(KeyStatus.KEY_STATUS_EXPIRED);
+    await expect(h.root.updateKey({ id: old.key!.id, clearExpiresAt: true })).rejects.toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    // Renaming an expired key does not revive it, so it needs no slot.
+    await expect(h.root.updateKey({ id: old.key!.id, name: 'renamed' })).resolves.toMatchObject({ name: 'renamed' });
+    await h.root.updateOrganization({ id: org.id, maxKeys: 2 });
+    await expect(h.root.updateKey({ id: old.key!.id, expiresAt: later })).resolves.toMatchObject({ status: KeyStatus.KEY_STATUS_ACTIVE });
+  });
+
   it('holds under concurrent CreateKey calls: exactly max_keys of 10 succeed', async () => {
     const org = await h.root.createOrganization({ name: 'race', maxKeys: 3 });
     const results = await Promise.allSettled(Array.from({ length: 10 }, () => createKey(org.id)));

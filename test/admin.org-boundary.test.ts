@@ -81,13 +81,15 @@ describe.each(DIALECTS)('organization boundary on %s', (dialect) => {
     await expect(asA.getOrganization({ id: orgA.id })).resolves.toMatchObject({ id: orgA.id, name: 'A' });
   });
 
+  // A denial on an existing key names the key's organization in the audit row, so
+  // B's owners see the attempt; on a missing key it cannot.
   describe("every key operation on B's keys is denied", () => {
     it('GetKey, UpdateKey, RevokeKey, RotateKey', async () => {
       tick();
-      await expectDenied(() => asA.getKey({ id: keyB.id }), 'key.get', { keyId: keyB.id });
-      await expectDenied(() => asA.updateKey({ id: keyB.id, name: 'pwned' }), 'key.update', { keyId: keyB.id });
-      await expectDenied(() => asA.revokeKey({ id: keyB.id, reason: 'pwned' }), 'key.revoke', { keyId: keyB.id });
-      await expectDenied(() => asA.rotateKey({ id: keyB.id }), 'key.rotate', { keyId: keyB.id });
+      await expectDenied(() => asA.getKey({ id: keyB.id }), 'key.get', { keyId: keyB.id, organizationId: orgB.id });
+      await expectDenied(() => asA.updateKey({ id: keyB.id, name: 'pwned' }), 'key.update', { keyId: keyB.id, organizationId: orgB.id });
+      await expectDenied(() => asA.revokeKey({ id: keyB.id, reason: 'pwned' }), 'key.revoke', { keyId: keyB.id, organizationId: orgB.id });
+      await expectDenied(() => asA.rotateKey({ id: keyB.id }), 'key.rotate', { keyId: keyB.id, organizationId: orgB.id });
       // B's key is untouched.
       const after = await h.root.getKey({ id: keyB.id });
       expect(after).toMatchObject({ name: 'b-key', status: KeyStatus.KEY_STATUS_ACTIVE, revokedAt: undefined, replacedByKeyId: '' });
@@ -110,7 +112,7 @@ describe.each(DIALECTS)('organization boundary on %s', (dialect) => {
     tick();
     const ghostKey = newId('key', Date.now());
     const ghostOrg = newId('org', Date.now());
-    const real = await expectDenied(() => asA.getKey({ id: keyB.id }), 'key.get', { keyId: keyB.id });
+    const real = await expectDenied(() => asA.getKey({ id: keyB.id }), 'key.get', { keyId: keyB.id, organizationId: orgB.id });
     const calls: [() => Promise<unknown>, string][] = [
       [() => asA.getKey({ id: ghostKey }), 'key.get'],
       [() => asA.updateKey({ id: ghostKey, name: 'x' }), 'key.update'],

@@ -198,7 +198,8 @@ export class AdminService {
   private async loadKey(r: Repos, ctx: CallContext, id: string, action: string): Promise<ApiKeyRecord> {
     const key = await r.keys.get(id);
     if (ctx.principal.kind === 'org' && (!key || key.organizationId !== ctx.principal.organizationId)) {
-      throw new DeniedSignal(action, { keyId: id });
+      // The audit row names the key's organization, so its owners see the attempt.
+      throw new DeniedSignal(action, { keyId: id, organizationId: key?.organizationId });
     }
     if (!key) throw new DomainError('key_not_found');
     return key;
@@ -314,10 +315,7 @@ export class AdminService {
     return this.tx(ctx, async (r) => {
       const org = await this.loadOrg(r, ctx, orgId, 'key.create', true);
       if (!org.active) throw new DomainError('organization_inactive');
-      const usable = await r.keys.countUsable(org.id, now);
-      if (usable >= org.maxKeys) {
-        throw new DomainError('key_limit_exceeded', `the organization already has ${usable} of its ${org.maxKeys} keys`, { max_keys: String(org.maxKeys) });
-      }
+      await this.requireKeySlot(r, org, now);
       const { record, secret } = this.newKeyRecord(org.id, environment, now, {
         name: keyName,
         scopes,
@@ -329,6 +327,14 @@ export class AdminService {
       r.audit.append(this.event(ctx.principal, ctx.peer, 'key.create', { organizationId: org.id, keyId: record.id }, 'success', null));
       return { key: keyMessage(record, now), secret };
     });
+  }
+
+  /** Throws key_limit_exceeded unless the (locked) organization has room for one more usable key. */
+  private async requireKeySlot(r: Repos, org: OrganizationRecord, now: Date): Promise<void> {
+    const usable = await r.keys.countUsable(org.id, now);
+    if (usable >= org.maxKeys) {
+      throw new DomainError('key_limit_exceeded', `the organization already has ${usable} of its ${org.maxKeys} keys`, { max_keys: String(org.maxKeys) });
+    }
   }
 
   private newKeyRecord(
@@ -396,6 +402,11 @@ export class AdminService {
     return this.tx(ctx, async (r) => {
       const key = await this.loadKey(r, ctx, keyId, 'key.update');
       if (key.revokedAt) throw new DomainError('key_revoked');
+      const usable = (k: { expiresAt?: Date | null }) => !k.expiresAt || k.expiresAt.getTime() > now.getTime();
+      if (!usable(key) && 'expiresAt' in patch && usable(patch)) {
+        // Bringing an expired key back must respect the organization's key limit.
+        await this.requireKeySlot(r, await this.loadOrg(r, ctx, key.organizationId, 'key.update', true), now);
+      }
       Object.assign(key, patch);
       key.updatedAt = now;
       r.audit.append(

@@ -1,11 +1,17 @@
 /**
- * Resource identifiers: `<prefix>_` + 9 base62 chars of milliseconds since the epoch
- * + 12 random base62 chars. They sort by creation time, which keyset paging uses.
+ * Resource identifiers: `<prefix>_` + 9 base36 chars of milliseconds since the epoch
+ * + 16 random base36 chars (82 bits). Lower-case letters and digits only, so they sort
+ * by creation time under any database collation (keyset paging relies on it). Ids
+ * made in the same millisecond sort in no particular order.
  */
-import { base62, randomBase62 } from '../keys/format';
+import { randomInt } from 'node:crypto';
+
+const B36 = '0123456789abcdefghijklmnopqrstuvwxyz';
 
 export function newId(prefix: 'org' | 'key' | 'adm', nowMs: number): string {
-  return `${prefix}_${base62(nowMs, 9)}${randomBase62(12)}`;
+  let rand = '';
+  for (let i = 0; i < 16; i++) rand += B36[randomInt(36)];
+  return `${prefix}_${nowMs.toString(36).padStart(9, '0')}${rand}`;
 }
 
-export const ID_PATTERN = /^(org|key|adm)_[0-9A-Za-z]{21}$/;
+export const ID_PATTERN = /^(org|key|adm)_[0-9a-z]{25}$/;

@@ -244,7 +244,7 @@ export interface AuditEvent {
   outcome: string;
   /** A reason given by the caller (revoke) or an error code (denials). */
   reason: string;
-  /** The caller's address as the server saw it, e.g. `ipv4:127.0.0.1:53712`. */
+  /** The caller's address as the server saw it, e.g. `127.0.0.1:53712`. */
   peer: string;
 }
 
@@ -370,7 +370,10 @@ export interface UpdateKeyRequest {
   scopes:
     | StringList
     | undefined;
-  /** A new expiry, which must be in the future. */
+  /**
+   * A new expiry, which must be in the future. Giving an expired key a new expiry
+   * (or clearing it) makes it usable again, which counts against max_keys.
+   */
   expiresAt:
     | Date
     | undefined;
