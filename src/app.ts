@@ -1,6 +1,6 @@
 /**
- * Assembles a running keyward: store, admin service, the KeyAdmin server and the
- * (for now health-only) authz server. main.ts calls it for `serve`; tests call it
+ * Assembles a running keyward: store, key cache, the Authorization (ext_authz)
+ * server and the KeyAdmin server. main.ts calls it for `serve`; tests call it
  * with port-0 listeners, a temporary database and a manual clock.
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
@@ -13,7 +13,14 @@ import { keyAdminImplementation, KeyAdminService } from './grpc/admin-server';
 import { addHealth, addReflection } from './grpc/discovery';
 import { openOrm, migrate, type Orm } from './store/orm';
 import { createStore, type Store } from './store/store';
+import { createDataPlaneStore } from './store/key-lookup';
 import { systemClock, type Clock } from './util/clock';
+import { KeyCache } from './authz/cache';
+import { LastUsedRecorder } from './authz/last-used';
+import { loadRouteRules, RouteTable } from './authz/routes';
+import { Authorizer } from './authz/service';
+import { authorizationImplementation, AuthorizationService } from './grpc/authz-server';
+import { describe } from './grpc/admin-server';
 
 export interface AppOptions {
   config: Config;
@@ -23,6 +30,8 @@ export interface AppOptions {
   migrate?: boolean;
   /** Called with a generated admin token, once, when none existed. Default: print to stderr. */
   onGeneratedAdminToken?: (token: string) => void;
+  /** The route rules; default: loaded from config.authz.routesFile, if set. */
+  routes?: RouteTable;
 }
 
 export interface App {
@@ -30,6 +39,9 @@ export interface App {
   authzPort: number;
   store: Store;
   admin: AdminService;
+  authorizer: Authorizer;
+  cache: KeyCache;
+  lastUsed: LastUsedRecorder;
   /** Stops accepting, lets in-flight calls finish (up to graceMs), closes the store. */
   close(graceMs?: number): Promise<void>;
 }
@@ -82,13 +94,36 @@ export async function startApp(opts: AppOptions): Promise<App> {
       const applied = await migrate(orm);
       if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
     }
+    const routes = opts.routes ?? (config.authz.routesFile ? loadRouteRules(config.authz.routesFile) : RouteTable.empty());
     const store = createStore(orm, config.database.kind);
+    const hasher = createHasher(config.hashSecret);
+    const dataPlane = createDataPlaneStore(orm, config.database.kind);
+    const a = config.authz;
+    const cache = new KeyCache(dataPlane, {
+      ttlMs: a.cacheTtlSeconds * 1000,
+      maxEntries: a.cacheMaxEntries,
+      negativeTtlMs: a.negativeCacheTtlSeconds * 1000,
+      negativeMaxEntries: a.negativeCacheMaxEntries,
+      maxStaleMs: a.cacheMaxStaleSeconds * 1000,
+    });
+    const lastUsed = new LastUsedRecorder(dataPlane, (e) => logger.warn({ err: describe(e) }, 'last-used flush failed; will retry'));
     const admin = new AdminService({
       store,
-      hasher: createHasher(config.hashSecret),
+      hasher,
       clock,
       logger,
       rotationGraceSeconds: config.rotationGraceSeconds,
+      onChange: (c) => (c.type === 'key' ? cache.invalidateKey(c.id, c.keyHash) : cache.invalidateOrg(c.id)),
+    });
+    const authorizer = new Authorizer({
+      cache,
+      hasher,
+      clock,
+      logger,
+      lastUsed,
+      reader: { credentialHeaders: a.credentialHeaders, routes },
+      response: { stripCredential: a.stripCredential, retryAfterSeconds: 1 },
+      onStoreError: a.onStoreError,
     });
     const { generated } = await admin.bootstrapAdminToken(config.adminToken, generateAdminToken);
     if (generated) (opts.onGeneratedAdminToken ?? printGeneratedAdminToken)(generated);
@@ -101,7 +136,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
     servers.push(adminServer);
 
     const authzServer = new Server(limits);
-    const authzHealth = addHealth(authzServer, []);
+    authzServer.addService(AuthorizationService, authorizationImplementation(authorizer, logger));
+    const authzHealth = addHealth(authzServer, ['envoy.service.auth.v3.Authorization']);
+    addReflection(authzServer, ['envoy/service/auth/v3/external_auth.proto']);
     servers.push(authzServer);
 
     const adminPort = await bind(adminServer, config.adminListen);
@@ -109,6 +146,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
     adminHealth.setStatus('', 'SERVING');
     adminHealth.setStatus('keyward.admin.v1.KeyAdmin', 'SERVING');
     authzHealth.setStatus('', 'SERVING');
+    authzHealth.setStatus('envoy.service.auth.v3.Authorization', 'SERVING');
+    lastUsed.start(a.lastUsedFlushSeconds * 1000);
     logger.info(
       { admin: config.adminListen.replace(/:\d+$/, `:${adminPort}`), authz: config.authzListen.replace(/:\d+$/, `:${authzPort}`), database: config.database.kind },
       'keyward serving',
@@ -120,10 +159,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
       authzPort,
       store,
       admin,
+      authorizer,
+      cache,
+      lastUsed,
       async close(graceMs = 5000) {
         adminHealth.setStatus('', 'NOT_SERVING');
         authzHealth.setStatus('', 'NOT_SERVING');
         await Promise.all(servers.map((s) => shutdown(s, graceMs)));
+        lastUsed.stop();
+        await lastUsed.flush();
         await openOrmRef.close(true);
       },
     };

@@ -43,6 +43,31 @@ export interface Config {
   autoMigrate: boolean;
   /** KEYWARD_ROTATION_GRACE_SECONDS: RotateKey's default grace period (default 86400). */
   rotationGraceSeconds: number;
+  /** The data plane (ext_authz Check). */
+  authz: AuthzConfig;
+}
+
+export interface AuthzConfig {
+  /** KEYWARD_CREDENTIAL_HEADERS: lower-case header names that may carry the key (default authorization,x-api-key). */
+  credentialHeaders: string[];
+  /** KEYWARD_STRIP_CREDENTIAL: remove the credential headers before the upstream (default true). */
+  stripCredential: boolean;
+  /** KEYWARD_ROUTES_FILE: the route-rules file, if any. */
+  routesFile?: string;
+  /** KEYWARD_ON_STORE_ERROR: an uncached key while the store fails: `deny` (503) or `error` (gRPC UNAVAILABLE). */
+  onStoreError: 'deny' | 'error';
+  /** KEYWARD_CACHE_TTL_SECONDS (default 30): how long a cached key is used before it is reloaded. */
+  cacheTtlSeconds: number;
+  /** KEYWARD_CACHE_MAX_ENTRIES (default 100000): cached keys, least recently used evicted. */
+  cacheMaxEntries: number;
+  /** KEYWARD_CACHE_MAX_STALE_SECONDS (default 300): past its TTL, how long a cached key still decides while the store fails. */
+  cacheMaxStaleSeconds: number;
+  /** KEYWARD_NEGATIVE_CACHE_TTL_SECONDS (default 10): how long an unknown key is remembered. */
+  negativeCacheTtlSeconds: number;
+  /** KEYWARD_NEGATIVE_CACHE_MAX_ENTRIES (default 100000). */
+  negativeCacheMaxEntries: number;
+  /** KEYWARD_LAST_USED_FLUSH_SECONDS (default 10): how often last_used_at is written. */
+  lastUsedFlushSeconds: number;
 }
 
 /** The CLI's own settings: where KeyAdmin is and the credential to use. */
@@ -121,6 +146,12 @@ export function parseDatabaseUrl(raw: string | undefined): DatabaseConfig {
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((s) => s === 'true' || s === '1' || s === 'yes');
 const grace = z.coerce.number().int().min(0).max(2_592_000);
+const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+const headerNames = z
+  .string()
+  .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''))
+  .refine((l) => l.length > 0 && l.every((h) => HEADER_NAME.test(h)), 'must be a comma-separated list of header names');
 
 function zparse<T>(schema: z.ZodType<T>, env: Env, name: string, dflt: string): T {
   const raw = env[name] === undefined || env[name] === '' ? dflt : env[name];
@@ -177,6 +208,21 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (database.kind === 'sqlite' && database.path !== ':memory:') mkdirSync(dirname(database.path), { recursive: true });
 
+  const routesFile = env.KEYWARD_ROUTES_FILE === undefined || env.KEYWARD_ROUTES_FILE === '' ? undefined : env.KEYWARD_ROUTES_FILE;
+  if (routesFile !== undefined && !existsSync(routesFile)) throw new ConfigError('KEYWARD_ROUTES_FILE', `no such file: ${routesFile}`);
+  const authz: AuthzConfig = {
+    credentialHeaders: zparse(headerNames, env, 'KEYWARD_CREDENTIAL_HEADERS', 'authorization,x-api-key'),
+    stripCredential: zparse(bool, env, 'KEYWARD_STRIP_CREDENTIAL', 'true'),
+    routesFile,
+    onStoreError: zparse(z.enum(['deny', 'error']), env, 'KEYWARD_ON_STORE_ERROR', 'deny'),
+    cacheTtlSeconds: zparse(intIn(0, 86_400), env, 'KEYWARD_CACHE_TTL_SECONDS', '30'),
+    cacheMaxEntries: zparse(intIn(1, 50_000_000), env, 'KEYWARD_CACHE_MAX_ENTRIES', '100000'),
+    cacheMaxStaleSeconds: zparse(intIn(0, 86_400), env, 'KEYWARD_CACHE_MAX_STALE_SECONDS', '300'),
+    negativeCacheTtlSeconds: zparse(intIn(0, 3600), env, 'KEYWARD_NEGATIVE_CACHE_TTL_SECONDS', '10'),
+    negativeCacheMaxEntries: zparse(intIn(1, 50_000_000), env, 'KEYWARD_NEGATIVE_CACHE_MAX_ENTRIES', '100000'),
+    lastUsedFlushSeconds: zparse(intIn(1, 3600), env, 'KEYWARD_LAST_USED_FLUSH_SECONDS', '10'),
+  };
+
   return {
     database,
     authzListen,
@@ -187,6 +233,23 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: level,
     autoMigrate,
     rotationGraceSeconds,
+    authz,
+  };
+}
+
+/** The data-plane defaults (what loadConfig gives with no variables set). */
+export function defaultAuthzConfig(): AuthzConfig {
+  return {
+    credentialHeaders: ['authorization', 'x-api-key'],
+    stripCredential: true,
+    routesFile: undefined,
+    onStoreError: 'deny',
+    cacheTtlSeconds: 30,
+    cacheMaxEntries: 100_000,
+    cacheMaxStaleSeconds: 300,
+    negativeCacheTtlSeconds: 10,
+    negativeCacheMaxEntries: 100_000,
+    lastUsedFlushSeconds: 10,
   };
 }
 

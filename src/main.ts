@@ -8,6 +8,7 @@ import { startApp } from './app';
 import { openOrm, migrate } from './store/orm';
 import { isUnavailable } from './store/store';
 import { describe } from './grpc/admin-server';
+import { loadRouteRules, RouteRulesError, RouteTable } from './authz/routes';
 
 function configOrExit(): Config {
   try {
@@ -34,9 +35,20 @@ export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
       'KEYWARD_HASH_SECRET is not set; generated one and stored it beside the SQLite database. Back it up with the database: keys cannot be checked without it',
     );
   }
+  let routes: RouteTable;
+  try {
+    routes = config.authz.routesFile ? loadRouteRules(config.authz.routesFile) : RouteTable.empty();
+  } catch (e) {
+    if (e instanceof RouteRulesError) {
+      process.stderr.write(`keyward: configuration error: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  if (routes.size > 0) logger.info({ file: config.authz.routesFile, rules: routes.size }, 'route rules loaded');
   let app;
   try {
-    app = await startApp({ config, logger, migrate: opts.migrate && config.autoMigrate });
+    app = await startApp({ config, logger, routes, migrate: opts.migrate && config.autoMigrate });
   } catch (e) {
     if (isUnavailable(e)) {
       process.stderr.write(`keyward: cannot reach the ${config.database.kind} database (${describe(e).code ?? describe(e).type}); check KEYWARD_DATABASE_URL\n`);

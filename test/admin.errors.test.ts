@@ -294,13 +294,13 @@ describe.each(DIALECTS)('KeyAdmin error codes on %s', (dialect) => {
     });
   });
 
-  describe('organization_inactive (FAILED_PRECONDITION)', () => {
+  describe('organization_inactive (PERMISSION_DENIED, as in the data plane)', () => {
     it('CreateKey and RotateKey in a deactivated organization', async () => {
       const o = await org();
       const k = await key(o.id);
       await h.root.updateOrganization({ id: o.id, active: false });
-      await expectError(h.root.createKey({ organizationId: o.id, name: 'k' }), status.FAILED_PRECONDITION, 'organization_inactive');
-      await expectError(h.root.rotateKey({ id: k.key!.id }), status.FAILED_PRECONDITION, 'organization_inactive');
+      await expectError(h.root.createKey({ organizationId: o.id, name: 'k' }), status.PERMISSION_DENIED, 'organization_inactive');
+      await expectError(h.root.rotateKey({ id: k.key!.id }), status.PERMISSION_DENIED, 'organization_inactive');
       await h.root.updateOrganization({ id: o.id, active: true });
       await expect(h.root.createKey({ organizationId: o.id, name: 'k' })).resolves.toBeDefined();
     });

@@ -70,6 +70,7 @@ describe('generated admin token', () => {
     const { createTestDatabase } = await import('./support/databases');
     const { adminClient } = await import('./support/harness');
     const { randomBytes } = await import('node:crypto');
+    const { defaultAuthzConfig } = await import('../src/config');
     const db = await createTestDatabase('sqlite');
     const logs: string[] = [];
     const logger = createLogger('debug', { write: (s: string) => logs.push(s) } as never);
@@ -82,6 +83,7 @@ describe('generated admin token', () => {
       logLevel: 'debug' as const,
       autoMigrate: true,
       rotationGraceSeconds: 60,
+      authz: defaultAuthzConfig(),
     };
     const shown: string[] = [];
     const app1 = await startApp({ config, logger, onGeneratedAdminToken: (t) => shown.push(t) });

@@ -49,7 +49,12 @@ export interface AdminServiceDeps {
   logger: Logger;
   /** RotateKey's default grace period. */
   rotationGraceSeconds: number;
+  /** Told after each committed change, so caches can drop what changed at once. */
+  onChange?: (change: AdminChange) => void;
 }
+
+/** A committed change that cached decisions may depend on. */
+export type AdminChange = { type: 'key'; id: string; keyHash: string } | { type: 'org'; id: string };
 
 export class AdminService {
   private adminTokenHashes: string[] = [];
@@ -213,9 +218,13 @@ export class AdminService {
   }
 
   /** Runs a transaction; a DeniedSignal raised inside is audited after rollback. */
-  private async tx<T>(ctx: CallContext, fn: (r: Repos) => Promise<T>): Promise<T> {
+  private async tx<T>(ctx: CallContext, fn: (r: Repos, changed: (c: AdminChange) => void) => Promise<T>): Promise<T> {
+    const changes: AdminChange[] = [];
     try {
-      return await this.d.store.transaction(fn);
+      const result = await this.d.store.transaction((r) => fn(r, (c) => changes.push(c)));
+      // Only after commit: caches drop what changed.
+      for (const c of changes) this.d.onChange?.(c);
+      return result;
     } catch (e) {
       if (e instanceof DeniedSignal) throw await this.denied(ctx, e.action, e.target);
       throw e;
@@ -275,12 +284,13 @@ export class AdminService {
     if (req.billingAnchorDay !== undefined) {
       patch.billingAnchorDay = v.intInRange(req.billingAnchorDay, 'billing_anchor_day', v.LIMITS.anchorDay.min, v.LIMITS.anchorDay.max);
     }
-    return this.tx(ctx, async (r) => {
+    return this.tx(ctx, async (r, changed) => {
       const org = await this.loadOrg(r, ctx, orgId, 'organization.update', true);
-      const changed = Object.keys(patch).filter((k) => (org as unknown as Record<string, unknown>)[k] !== (patch as Record<string, unknown>)[k]);
+      changed({ type: 'org', id: org.id });
+      const fields = Object.keys(patch).filter((k) => (org as unknown as Record<string, unknown>)[k] !== (patch as Record<string, unknown>)[k]);
       Object.assign(org, patch);
       org.updatedAt = this.now();
-      r.audit.append(this.event(ctx.principal, ctx.peer, 'organization.update', { organizationId: org.id }, 'success', changed.length ? `changed: ${changed.join(',')}` : 'no changes'));
+      r.audit.append(this.event(ctx.principal, ctx.peer, 'organization.update', { organizationId: org.id }, 'success', fields.length ? `changed: ${fields.join(',')}` : 'no changes'));
       return organizationMessage(org);
     });
   }
@@ -312,7 +322,7 @@ export class AdminService {
       expiresAt = v.futureTime(req.expiresAt, now, 'expires_at');
     }
 
-    return this.tx(ctx, async (r) => {
+    return this.tx(ctx, async (r, changed) => {
       const org = await this.loadOrg(r, ctx, orgId, 'key.create', true);
       if (!org.active) throw new DomainError('organization_inactive');
       await this.requireKeySlot(r, org, now);
@@ -324,6 +334,7 @@ export class AdminService {
         expiresAt,
       });
       r.keys.add(record);
+      changed({ type: 'key', id: record.id, keyHash: record.keyHash });
       r.audit.append(this.event(ctx.principal, ctx.peer, 'key.create', { organizationId: org.id, keyId: record.id }, 'success', null));
       return { key: keyMessage(record, now), secret };
     });
@@ -399,8 +410,9 @@ export class AdminService {
     if (req.clearRateLimitPerMinute) patch.rateLimitPerMinute = null;
     if (req.metadata !== undefined) patch.metadata = v.metadata(req.metadata.entries, 'metadata.entries');
 
-    return this.tx(ctx, async (r) => {
+    return this.tx(ctx, async (r, changed) => {
       const key = await this.loadKey(r, ctx, keyId, 'key.update');
+      changed({ type: 'key', id: key.id, keyHash: key.keyHash });
       if (key.revokedAt) throw new DomainError('key_revoked');
       const usable = (k: { expiresAt?: Date | null }) => !k.expiresAt || k.expiresAt.getTime() > now.getTime();
       if (!usable(key) && 'expiresAt' in patch && usable(patch)) {
@@ -420,8 +432,9 @@ export class AdminService {
     const keyId = v.id(req.id, 'key', 'id');
     const why = v.reason(req.reason);
     const now = this.now();
-    return this.tx(ctx, async (r) => {
+    return this.tx(ctx, async (r, changed) => {
       const key = await this.loadKey(r, ctx, keyId, 'key.revoke');
+      changed({ type: 'key', id: key.id, keyHash: key.keyHash });
       if (key.revokedAt) throw new DomainError('key_revoked');
       key.revokedAt = now;
       key.revokedBy = ctx.principal.actor;
@@ -436,8 +449,9 @@ export class AdminService {
     const keyId = v.id(req.id, 'key', 'id');
     const grace = v.intInRange(req.gracePeriodSeconds ?? this.d.rotationGraceSeconds, 'grace_period_seconds', 0, v.LIMITS.graceSecondsMax);
     const now = this.now();
-    return this.tx(ctx, async (r) => {
+    return this.tx(ctx, async (r, changed) => {
       const old = await this.loadKey(r, ctx, keyId, 'key.rotate');
+      changed({ type: 'key', id: old.id, keyHash: old.keyHash });
       if (old.revokedAt) throw new DomainError('key_revoked');
       if (old.expiresAt && old.expiresAt.getTime() <= now.getTime()) throw new DomainError('key_expired');
       if (old.replacedByKeyId) throw new DomainError('key_already_rotated', undefined, { replaced_by_key_id: old.replacedByKeyId });
@@ -457,6 +471,7 @@ export class AdminService {
       old.replacedByKeyId = record.id;
       old.updatedAt = now;
       r.keys.add(record);
+      changed({ type: 'key', id: record.id, keyHash: record.keyHash });
       const target = { organizationId: org.id, keyId: old.id };
       r.audit.append(this.event(ctx.principal, ctx.peer, 'key.rotate', target, 'success', `new_key=${record.id} grace_seconds=${grace}`));
       r.audit.append(this.event(ctx.principal, ctx.peer, 'key.create', { organizationId: org.id, keyId: record.id }, 'success', `rotated_from=${old.id}`));

@@ -1,11 +1,15 @@
 /**
- * The one wire mapping: every keyward error code, with its gRPC status code and
- * the HTTP status a data-plane denial of that kind gets. Anything not in this
- * table is reported as `internal`, with no detail.
+ * The one wire mapping: every keyward error code, with its gRPC status code, the HTTP
+ * status a data-plane denial of that kind gets, and the headers it carries. Anything
+ * not in this table is reported as `internal`, with no detail.
  *
  * gRPC status numbers (google.rpc.Code) are used rather than grpc-js's enum so that
  * this table is shared by the admin server (grpc-js status) and the data plane
  * (google.rpc.Status in CheckResponse).
+ *
+ * Every data-plane denial also carries `x-keyward-error-code: <code>` and
+ * `content-type: application/json`; every 401 carries the RFC 6750 challenge
+ * WWW_AUTHENTICATE below.
  */
 export const GrpcCode = {
   OK: 0,
@@ -20,6 +24,8 @@ export const GrpcCode = {
 } as const;
 export type GrpcCodeValue = (typeof GrpcCode)[keyof typeof GrpcCode];
 
+export const WWW_AUTHENTICATE = 'Bearer realm="keyward", error="invalid_token"';
+
 export interface WireMapping {
   /** google.rpc.Code. */
   grpc: GrpcCodeValue;
@@ -30,6 +36,16 @@ export interface WireMapping {
 }
 
 export const ERROR_TABLE = {
+  // data plane (ext_authz Check) denials
+  missing_api_key: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'an API key is required' },
+  invalid_api_key: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the API key is not valid' },
+  ambiguous_credentials: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the request carries more than one different API key' },
+  revoked_api_key: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the API key has been revoked' },
+  expired_api_key: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the API key has expired' },
+  insufficient_scope: { grpc: GrpcCode.PERMISSION_DENIED, http: 403, message: 'the API key lacks a scope this route requires' },
+  service_unavailable: { grpc: GrpcCode.UNAVAILABLE, http: 503, message: 'the key store is unavailable; retry later' },
+  // shared by both planes
+  organization_inactive: { grpc: GrpcCode.PERMISSION_DENIED, http: 403, message: 'the organization is inactive' },
   // control plane: authentication and authorization of the caller
   missing_credentials: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'authorization metadata with a bearer credential is required' },
   invalid_credentials: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the credential is not valid for this service' },
@@ -38,7 +54,6 @@ export const ERROR_TABLE = {
   invalid_argument: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400, message: 'the request is invalid' },
   // domain
   organization_not_found: { grpc: GrpcCode.NOT_FOUND, http: 404, message: 'organization not found' },
-  organization_inactive: { grpc: GrpcCode.FAILED_PRECONDITION, http: 403, message: 'the organization is inactive' },
   key_not_found: { grpc: GrpcCode.NOT_FOUND, http: 404, message: 'key not found' },
   key_limit_exceeded: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 403, message: 'the organization has reached its maximum number of keys' },
   key_revoked: { grpc: GrpcCode.FAILED_PRECONDITION, http: 401, message: 'the key has been revoked' },
@@ -50,6 +65,17 @@ export const ERROR_TABLE = {
 } as const satisfies Record<string, WireMapping>;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;
+
+/** The codes a Check can deny with. */
+export type DenyCode =
+  | 'missing_api_key'
+  | 'invalid_api_key'
+  | 'ambiguous_credentials'
+  | 'revoked_api_key'
+  | 'expired_api_key'
+  | 'organization_inactive'
+  | 'insufficient_scope'
+  | 'service_unavailable';
 
 export function isErrorCode(code: string): code is ErrorCode {
   return Object.prototype.hasOwnProperty.call(ERROR_TABLE, code);

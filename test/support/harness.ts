@@ -6,7 +6,7 @@ import { credentials, Metadata, type handleUnaryCall, type ServiceError } from '
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { startApp, type App } from '../../src/app';
-import type { Config } from '../../src/config';
+import { defaultAuthzConfig, type AuthzConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/util/logger';
 import { ManualClock } from '../../src/util/clock';
 import * as pb from '../../src/gen/keyward/admin/v1/key_admin';
@@ -53,7 +53,7 @@ export function adminClient(port: number, credential?: string): AdminClient {
   return proxy;
 }
 
-export async function startHarness(dialect: Dialect, overrides: Partial<Config> = {}): Promise<Harness> {
+export async function startHarness(dialect: Dialect, overrides: Omit<Partial<Config>, 'authz'> & { authz?: Partial<AuthzConfig> } = {}): Promise<Harness> {
   const db = await createTestDatabase(dialect);
   const clock = new ManualClock();
   const logs: string[] = [];
@@ -74,6 +74,7 @@ export async function startHarness(dialect: Dialect, overrides: Partial<Config> 
     autoMigrate: true,
     rotationGraceSeconds: 86400,
     ...overrides,
+    authz: { ...defaultAuthzConfig(), ...overrides.authz },
   };
   const app = await startApp({ config, logger: createLogger('debug', sink), clock, onGeneratedAdminToken: () => undefined });
   const clients: AdminClient[] = [];

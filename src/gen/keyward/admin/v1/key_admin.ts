@@ -48,7 +48,7 @@ export const protobufFileName = "keyward/admin/v1/key_admin.proto";
  *   permission_denied       PERMISSION_DENIED  outside the caller's organization, or root-only
  *   invalid_argument        INVALID_ARGUMENT   ErrorInfo.metadata["field"] names the field
  *   organization_not_found  NOT_FOUND
- *   organization_inactive   FAILED_PRECONDITION
+ *   organization_inactive   PERMISSION_DENIED
  *   key_not_found           NOT_FOUND
  *   key_limit_exceeded      RESOURCE_EXHAUSTED the organization has max_keys usable keys
  *   key_revoked             FAILED_PRECONDITION

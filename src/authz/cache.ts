@@ -1,0 +1,169 @@
+/**
+ * The key cache of the data plane: what a Check needs about a key and its
+ * organization, by keyed hash, so a key seen recently is decided without the store.
+ *
+ * Contract:
+ *  - Positive entries (key + organization) live at most `ttlMs`; then the next Check
+ *    reloads them. At most `maxEntries`, least recently used evicted first.
+ *  - Negative entries (hashes the store does not know) live `negativeTtlMs`, at most
+ *    `negativeMaxEntries`, oldest evicted first; a flood of random well-formed keys
+ *    therefore reaches the store at most once per distinct key per negativeTtlMs.
+ *  - Concurrent misses for one hash share one store query.
+ *  - When the store fails, an expired positive entry younger than `maxStaleMs` is
+ *    still used; otherwise the lookup is `unavailable` (never an allow).
+ *  - invalidateKey / invalidateOrg drop entries at once (KeyAdmin changes).
+ */
+import type { KeyLookup, KeyView, OrgView } from './decision';
+
+export interface KeySource {
+  /** One indexed query: the key by hash, with its organization. Throws if the store fails. */
+  load(keyHash: string): Promise<{ key: KeyView; org: OrgView | null } | null>;
+}
+
+export interface KeyCacheOptions {
+  ttlMs: number;
+  maxEntries: number;
+  negativeTtlMs: number;
+  negativeMaxEntries: number;
+  maxStaleMs: number;
+}
+
+interface Entry {
+  key: KeyView;
+  org: OrgView | null;
+  loadedAt: number;
+}
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  negativeHits: number;
+  evictions: number;
+  storeErrors: number;
+  staleServed: number;
+}
+
+export class KeyCache {
+  private readonly entries = new Map<string, Entry>();
+  private readonly byKeyId = new Map<string, string>();
+  private readonly negative = new Map<string, number>();
+  private readonly inflight = new Map<string, Promise<KeyLookup>>();
+  /** Bumped by every invalidation; a load that started before one is not cached. */
+  private epoch = 0;
+  readonly stats: CacheStats = { hits: 0, misses: 0, negativeHits: 0, evictions: 0, storeErrors: 0, staleServed: 0 };
+
+  constructor(
+    private readonly source: KeySource,
+    private readonly opts: KeyCacheOptions,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The cached answer if fresh, else undefined (the caller then calls lookup). */
+  peek(keyHash: string, nowMs: number): KeyLookup | undefined {
+    const e = this.entries.get(keyHash);
+    if (e && nowMs - e.loadedAt < this.opts.ttlMs) {
+      this.stats.hits++;
+      // LRU: move to the back.
+      this.entries.delete(keyHash);
+      this.entries.set(keyHash, e);
+      return { kind: 'found', key: e.key, org: e.org };
+    }
+    const neg = this.negative.get(keyHash);
+    if (neg !== undefined && neg > nowMs) {
+      this.stats.negativeHits++;
+      return { kind: 'unknown' };
+    }
+    return undefined;
+  }
+
+  lookup(keyHash: string, nowMs: number): Promise<KeyLookup> | KeyLookup {
+    const cached = this.peek(keyHash, nowMs);
+    if (cached) return cached;
+    const pending = this.inflight.get(keyHash);
+    if (pending) return pending;
+    this.stats.misses++;
+    const p = this.load(keyHash, nowMs).finally(() => this.inflight.delete(keyHash));
+    this.inflight.set(keyHash, p);
+    return p;
+  }
+
+  private async load(keyHash: string, nowMs: number): Promise<KeyLookup> {
+    const epoch = this.epoch;
+    let found;
+    try {
+      found = await this.source.load(keyHash);
+    } catch {
+      this.stats.storeErrors++;
+      const stale = this.entries.get(keyHash);
+      if (stale && nowMs - stale.loadedAt < this.opts.ttlMs + this.opts.maxStaleMs) {
+        this.stats.staleServed++;
+        return { kind: 'found', key: stale.key, org: stale.org };
+      }
+      return { kind: 'unavailable' };
+    }
+    if (epoch !== this.epoch) {
+      // Something changed while loading: answer this request, cache nothing.
+      return found ? { kind: 'found', key: found.key, org: found.org } : { kind: 'unknown' };
+    }
+    if (!found) {
+      this.forget(keyHash);
+      if (this.negative.size >= this.opts.negativeMaxEntries) {
+        const oldest = this.negative.keys().next().value;
+        if (oldest !== undefined) this.negative.delete(oldest);
+      }
+      this.negative.set(keyHash, nowMs + this.opts.negativeTtlMs);
+      return { kind: 'unknown' };
+    }
+    this.negative.delete(keyHash);
+    this.put(keyHash, { key: found.key, org: found.org, loadedAt: nowMs });
+    return { kind: 'found', key: found.key, org: found.org };
+  }
+
+  private put(keyHash: string, e: Entry): void {
+    this.entries.delete(keyHash);
+    this.entries.set(keyHash, e);
+    this.byKeyId.set(e.key.id, keyHash);
+    while (this.entries.size > this.opts.maxEntries) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.forget(oldest);
+      this.stats.evictions++;
+    }
+  }
+
+  private forget(keyHash: string): void {
+    const e = this.entries.get(keyHash);
+    if (!e) return;
+    this.entries.delete(keyHash);
+    if (this.byKeyId.get(e.key.id) === keyHash) this.byKeyId.delete(e.key.id);
+  }
+
+  /** Drops a key, by id or hash (both when known), and any negative entry of the hash. */
+  invalidateKey(keyId: string, keyHash?: string): void {
+    this.epoch++;
+    const h = keyHash ?? this.byKeyId.get(keyId);
+    if (h !== undefined) {
+      this.forget(h);
+      this.negative.delete(h);
+      this.inflight.delete(h);
+    }
+  }
+
+  /** Drops every key of an organization. */
+  invalidateOrg(orgId: string): void {
+    this.epoch++;
+    this.inflight.clear();
+    for (const [h, e] of this.entries) if (e.key.organizationId === orgId) this.forget(h);
+  }
+
+  clear(): void {
+    this.epoch++;
+    this.inflight.clear();
+    this.entries.clear();
+    this.byKeyId.clear();
+    this.negative.clear();
+  }
+}

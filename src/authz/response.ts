@@ -1,0 +1,114 @@
+/**
+ * Decision → CheckResponse, through the one wire table (src/errors/codes.ts).
+ *
+ * Every response sets `status` explicitly (Envoy reads an unset status as OK) and
+ * every header option sets `append` explicitly (Envoy versions disagree on unset).
+ *
+ * Allowed: status OK; to the upstream x-keyward-key-id, -org-id, -scopes and
+ * -environment (append false, so a client's copies are overwritten); other
+ * x-keyward-* headers the client sent, and the credential headers (unless
+ * configured otherwise), are removed; dynamic_metadata {key_id, org_id, environment}.
+ *
+ * Denied: status with ErrorInfo{reason: code, domain: keyward}; denied_response
+ * with the HTTP status, `content-type: application/json`, `x-keyward-error-code`,
+ * `www-authenticate` on 401 and `retry-after` on 503, and the body
+ * {"error":{"code","message",...details}}; dynamic_metadata {error_code[, key_id,
+ * org_id]}.
+ */
+import { ERROR_TABLE, WWW_AUTHENTICATE, type DenyCode } from '../errors/codes';
+import { ErrorInfo } from '../gen/google/rpc/error_details';
+import type { CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
+import type { HeaderValueOption } from '../gen/envoy/config/core/v3/base';
+import { ERROR_DOMAIN } from '../grpc/errors';
+import type { Decision } from './decision';
+import { IDENTITY_PREFIX } from './request';
+
+export const IDENTITY_HEADERS = {
+  keyId: `${IDENTITY_PREFIX}key-id`,
+  orgId: `${IDENTITY_PREFIX}org-id`,
+  scopes: `${IDENTITY_PREFIX}scopes`,
+  environment: `${IDENTITY_PREFIX}environment`,
+} as const;
+export const ERROR_CODE_HEADER = `${IDENTITY_PREFIX}error-code`;
+const IDENTITY_NAMES: readonly string[] = Object.values(IDENTITY_HEADERS);
+
+/** A header set by keyward: always `append: false` (overwrite). */
+export function setHeader(key: string, value: string): HeaderValueOption {
+  return { header: { key, value, rawValue: Buffer.alloc(0) }, append: false, appendAction: 2, keepEmptyValue: false };
+}
+
+export interface ResponseOptions {
+  /** Remove the credential headers from the upstream request. */
+  stripCredential: boolean;
+  /** retry-after (seconds) on service_unavailable. */
+  retryAfterSeconds: number;
+}
+
+export interface ResponseContext {
+  /** Headers that carried the credential. */
+  credentialHeaders: readonly string[];
+  /** x-keyward-* headers the client sent. */
+  spoofed: readonly string[];
+  /** Extra headers for the client's response (rate-limit headers). */
+  responseHeaders?: HeaderValueOption[];
+}
+
+const errorInfoCache = new Map<string, Buffer>();
+function errorInfo(code: DenyCode): Buffer {
+  let b = errorInfoCache.get(code);
+  if (!b) {
+    b = Buffer.from(ErrorInfo.encode({ reason: code, domain: ERROR_DOMAIN, metadata: {} }).finish());
+    errorInfoCache.set(code, b);
+  }
+  return b;
+}
+
+export function toCheckResponse(d: Decision, ctx: ResponseContext, opts: ResponseOptions): CheckResponse {
+  if (d.allow) {
+    const remove: string[] = [];
+    if (opts.stripCredential) for (const h of ctx.credentialHeaders) if (!remove.includes(h)) remove.push(h);
+    const headers: HeaderValueOption[] = [];
+    let metadata: Record<string, unknown> = {};
+    if (d.key) {
+      headers.push(
+        setHeader(IDENTITY_HEADERS.keyId, d.key.id),
+        setHeader(IDENTITY_HEADERS.orgId, d.key.organizationId),
+        setHeader(IDENTITY_HEADERS.scopes, d.key.scopes.join(',')),
+        setHeader(IDENTITY_HEADERS.environment, d.key.environment),
+      );
+      metadata = { key_id: d.key.id, org_id: d.key.organizationId, environment: d.key.environment };
+    }
+    // Identity headers keyward sets overwrite the client's; the rest are removed.
+    for (const h of ctx.spoofed) if (!(d.key && IDENTITY_NAMES.includes(h)) && !remove.includes(h)) remove.push(h);
+    return {
+      status: { code: 0, message: '', details: [] },
+      okResponse: {
+        headers,
+        headersToRemove: remove,
+        dynamicMetadata: undefined,
+        responseHeadersToAdd: ctx.responseHeaders ?? [],
+        queryParametersToSet: [],
+        queryParametersToRemove: [],
+      },
+      dynamicMetadata: metadata,
+    };
+  }
+
+  const wire = ERROR_TABLE[d.code];
+  const headers = [setHeader('content-type', 'application/json'), setHeader(ERROR_CODE_HEADER, d.code)];
+  if (wire.http === 401) headers.push(setHeader('www-authenticate', WWW_AUTHENTICATE));
+  if (d.code === 'service_unavailable') headers.push(setHeader('retry-after', String(opts.retryAfterSeconds)));
+  if (ctx.responseHeaders) headers.push(...ctx.responseHeaders);
+  const body = JSON.stringify({ error: { code: d.code, message: wire.message, ...d.details } });
+  const metadata: Record<string, unknown> = { error_code: d.code };
+  if (d.key) {
+    metadata.key_id = d.key.id;
+    metadata.org_id = d.key.organizationId;
+    metadata.environment = d.key.environment;
+  }
+  return {
+    status: { code: wire.grpc, message: wire.message, details: [{ typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo', value: errorInfo(d.code) }] },
+    deniedResponse: { status: { code: wire.http }, headers, body },
+    dynamicMetadata: metadata,
+  };
+}

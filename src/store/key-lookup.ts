@@ -1,0 +1,113 @@
+/**
+ * The data plane's reads and writes, kept to what the hot path needs:
+ *  - load(hash): one indexed query (api_keys.key_hash, unique) joined with the key's
+ *    organization;
+ *  - touchLastUsed(batch): one transaction of updates that only move last_used_at
+ *    forward.
+ */
+import type { EntityManager } from '@mikro-orm/knex';
+import type { KeyView, OrgView } from '../authz/decision';
+import type { KeySource } from '../authz/cache';
+import type { Orm } from './orm';
+import { isUnavailable } from './store';
+import { StoreUnavailableError } from '../errors/domain';
+
+interface Row {
+  id: string;
+  organization_id: string;
+  environment: string;
+  scopes: string | string[];
+  expires_at: number | string | Date | null;
+  revoked_at: number | string | Date | null;
+  key_rate_limit: number | null;
+  org_id: string | null;
+  active: boolean | number | null;
+  org_rate_limit: number | null;
+  monthly_quota: number | string | null;
+  billing_anchor_day: number | null;
+}
+
+function ms(v: number | string | Date | null): number | null {
+  if (v === null || v === undefined) return null;
+  if (v instanceof Date) return v.getTime();
+  if (typeof v === 'number') return v;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : Date.parse(v);
+}
+
+export interface DataPlaneStore extends KeySource {
+  touchLastUsed(batch: ReadonlyMap<string, number>): Promise<void>;
+}
+
+export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): DataPlaneStore {
+  const em = orm.em as unknown as EntityManager;
+  const knex = em.getKnex();
+  return {
+    async load(keyHash) {
+      let rows: Row[];
+      try {
+        rows = await knex('api_keys as k')
+          .leftJoin('organizations as o', 'o.id', 'k.organization_id')
+          .where('k.key_hash', keyHash)
+          .select(
+            'k.id',
+            'k.organization_id',
+            'k.environment',
+            'k.scopes',
+            'k.expires_at',
+            'k.revoked_at',
+            'k.rate_limit_per_minute as key_rate_limit',
+            'o.id as org_id',
+            'o.active',
+            'o.rate_limit_per_minute as org_rate_limit',
+            'o.monthly_quota',
+            'o.billing_anchor_day',
+          )
+          .limit(1);
+      } catch (e) {
+        if (isUnavailable(e)) throw new StoreUnavailableError(e);
+        throw e;
+      }
+      const r = rows[0];
+      if (!r) return null;
+      const key: KeyView = {
+        id: r.id,
+        organizationId: r.organization_id,
+        environment: r.environment === 'test' ? 'test' : 'live',
+        scopes: typeof r.scopes === 'string' ? (JSON.parse(r.scopes) as string[]) : r.scopes,
+        expiresAt: ms(r.expires_at),
+        revokedAt: ms(r.revoked_at),
+        rateLimitPerMinute: r.key_rate_limit,
+      };
+      const org: OrgView | null =
+        r.org_id === null
+          ? null
+          : {
+              id: r.org_id,
+              active: r.active === true || r.active === 1,
+              rateLimitPerMinute: Number(r.org_rate_limit ?? 0),
+              monthlyQuota: Number(r.monthly_quota ?? 0),
+              billingAnchorDay: Number(r.billing_anchor_day ?? 1),
+            };
+      return { key, org };
+    },
+
+    async touchLastUsed(batch) {
+      if (batch.size === 0) return;
+      try {
+        await knex.transaction(async (trx) => {
+          for (const [id, at] of batch) {
+            const when = dialect === 'postgres' ? new Date(at) : at;
+            await trx('api_keys')
+              .where('id', id)
+              .andWhere((q) => q.whereNull('last_used_at').orWhere('last_used_at', '<', when))
+              .update({ last_used_at: when });
+          }
+        });
+      } catch (e) {
+        if (isUnavailable(e)) throw new StoreUnavailableError(e);
+        throw e;
+      }
+    },
+  };
+}
