@@ -6,12 +6,14 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { EnvoyClient, headerMap } from './support/envoy-client';
 
 const BIN = join(__dirname, '..', 'dist', 'cli', 'main.js');
 
 interface Served {
   proc: ChildProcess;
   adminUrl: string;
+  authzUrl: string;
   token: string;
   stdout: () => string;
   stderr: () => string;
@@ -38,7 +40,7 @@ async function serve(dir: string): Promise<Served> {
   for (;;) {
     const line = out.split('\n').find((l) => l.includes('"keyward serving"'));
     const token = /kwadm_[0-9A-Za-z]{49}/.exec(err)?.[0];
-    if (line && token) return { proc, adminUrl: JSON.parse(line).admin, token, stdout: () => out, stderr: () => err, exited };
+    if (line && token) return { proc, adminUrl: JSON.parse(line).admin, authzUrl: JSON.parse(line).authz, token, stdout: () => out, stderr: () => err, exited };
     if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`server did not start:\n${out}\n${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -89,6 +91,14 @@ describe('keyward CLI against a running server', () => {
     expect(json(['key', 'get', key.id])).toMatchObject({ id: key.id, status: 'active' });
     expect(JSON.stringify(json(['key', 'get', key.id]))).not.toContain(key.key);
 
+    // The data plane allows the new key at once, as Envoy would ask.
+    const envoy = new EnvoyClient(Number(s.authzUrl.split(':').pop()));
+    const allowed = await envoy.check({ headers: { 'x-api-key': key.key }, contextExtensions: { required_scopes: 'chat' } });
+    expect(allowed.http_response).toBe('ok_response');
+    expect(headerMap(allowed.ok_response?.headers)['x-keyward-key-id']?.value).toBe(key.id);
+    const noScope = await envoy.check({ headers: { 'x-api-key': key.key }, contextExtensions: { required_scopes: 'billing' } });
+    expect(noScope.denied_response?.status?.code).toBe(403);
+
     const rotated = json(['key', 'rotate', key.id, '--grace-seconds', '3600']);
     expect(rotated.key).toMatch(/^kw_test_/);
     expect(rotated.key).not.toBe(key.key);
@@ -98,6 +108,11 @@ describe('keyward CLI against a running server', () => {
     const revoked = json(['key', 'revoke', rotated.id, '--reason', 'leaked in a log']);
     expect(revoked).toMatchObject({ id: rotated.id, status: 'revoked', revokeReason: 'leaked in a log', revokedBy: 'admin' });
     expect(json(['key', 'list', '--org', org.id]).keys.map((k: { id: string }) => k.id)).toEqual([key.id]);
+    // revoked through the CLI: the very next Check denies it
+    const denied401 = await envoy.check({ headers: { authorization: `Bearer ${rotated.key}` } });
+    expect(denied401.denied_response?.status?.code).toBe(401);
+    expect(JSON.parse(denied401.denied_response!.body!).error.code).toBe('revoked_api_key');
+    envoy.close();
     expect(json(['key', 'list', '--org', org.id, '--include-revoked']).keys).toHaveLength(2);
 
     const updated = json(['org', 'update', org.id, '--active', 'false', '--name', 'Acme Inc']);

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadClientConfig, loadConfig } from '../src/config';
+import { ConfigError, defaultAuthzConfig, loadClientConfig, loadConfig } from '../src/config';
 
 const HEX32 = 'ab'.repeat(32);
 
@@ -29,6 +29,7 @@ describe('configuration', () => {
     expect(c.logLevel).toBe('info');
     expect(c.autoMigrate).toBe(true);
     expect(c.rotationGraceSeconds).toBe(86400);
+    expect(c.authz).toEqual(defaultAuthzConfig());
     expect(c.hashSecret.equals(Buffer.from(HEX32, 'hex'))).toBe(true);
     expect(existsSync(join(dir, 'sub'))).toBe(true);
     expect(loadClientConfig({}).adminUrl).toBe('127.0.0.1:9192');
@@ -86,6 +87,15 @@ describe('configuration', () => {
     [{ KEYWARD_AUTO_MIGRATE: 'maybe' }, 'KEYWARD_AUTO_MIGRATE'],
     [{ KEYWARD_ROTATION_GRACE_SECONDS: '-1' }, 'KEYWARD_ROTATION_GRACE_SECONDS'],
     [{ KEYWARD_ADMIN_TOKEN: 'short' }, 'KEYWARD_ADMIN_TOKEN'],
+    [{ KEYWARD_CREDENTIAL_HEADERS: 'x-api-key, bad header' }, 'KEYWARD_CREDENTIAL_HEADERS'],
+    [{ KEYWARD_CREDENTIAL_HEADERS: ' , ' }, 'KEYWARD_CREDENTIAL_HEADERS'],
+    [{ KEYWARD_STRIP_CREDENTIAL: 'sometimes' }, 'KEYWARD_STRIP_CREDENTIAL'],
+    [{ KEYWARD_ON_STORE_ERROR: 'allow' }, 'KEYWARD_ON_STORE_ERROR'],
+    [{ KEYWARD_ROUTES_FILE: '/nonexistent/routes.yaml' }, 'KEYWARD_ROUTES_FILE'],
+    [{ KEYWARD_CACHE_TTL_SECONDS: '-5' }, 'KEYWARD_CACHE_TTL_SECONDS'],
+    [{ KEYWARD_CACHE_MAX_ENTRIES: '0' }, 'KEYWARD_CACHE_MAX_ENTRIES'],
+    [{ KEYWARD_NEGATIVE_CACHE_TTL_SECONDS: 'ten' }, 'KEYWARD_NEGATIVE_CACHE_TTL_SECONDS'],
+    [{ KEYWARD_LAST_USED_FLUSH_SECONDS: '0' }, 'KEYWARD_LAST_USED_FLUSH_SECONDS'],
   ])('rejects %j naming %s', (env, variable) => {
     const dir = tmp();
     const e = errorOf({ KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, ...env });
@@ -98,6 +108,23 @@ describe('configuration', () => {
     const secret = 'Zz'.repeat(8) + '!!';
     const e = errorOf({ KEYWARD_HASH_SECRET: secret });
     expect(e.message).not.toContain(secret);
+  });
+
+  it('stops `keyward serve` on a broken route-rules file, naming the rule and the field', () => {
+    const dir = tmp();
+    const rules = join(dir, 'routes.yaml');
+    writeFileSync(rules, 'rules:\n  - name: health\n    path_prefix: /healthz\n    public: true\n  - name: agents\n    path_prefix: /v1/agents/\n    methods: GET\n');
+    const r = spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'cli', 'main.js'), 'serve'], {
+      env: { PATH: process.env.PATH, KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, KEYWARD_ROUTES_FILE: rules, KEYWARD_ADMIN_LISTEN: '127.0.0.1:0', KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0' },
+      encoding: 'utf8',
+      timeout: 20000,
+    });
+    expect(r.status).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('KEYWARD_ROUTES_FILE');
+    expect(lines[0]).toContain('rule 2 (agents)');
+    expect(lines[0]).toContain('methods');
   });
 
   it('stops `keyward serve` with one line naming the variable and exit status 2', () => {
