@@ -13,7 +13,7 @@
  * with the HTTP status, `content-type: application/json`, `x-keyward-error-code`,
  * `www-authenticate` on 401 and `retry-after` on 503, and the body
  * {"error":{"code","message",...details}}; dynamic_metadata {error_code[, key_id,
- * org_id]}.
+ * org_id, environment]} (the key's fields when the key was found).
  */
 import { ERROR_TABLE, WWW_AUTHENTICATE, type DenyCode } from '../errors/codes';
 import { ErrorInfo } from '../gen/google/rpc/error_details';

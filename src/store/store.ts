@@ -156,7 +156,7 @@ export function isUnavailable(e: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   if (typeof err.code === 'string' && UNREACHABLE.has(err.code)) return true;
   const msg = typeof err.message === 'string' ? err.message : '';
-  return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection/i.test(msg);
+  return /Connection terminated|Connection ended unexpectedly|connect ECONNREFUSED|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection|is not currently accepting connections|is not accepting connections|the database system is (starting up|shutting down)/i.test(msg);
 }
 
 function guard(e: unknown): never {
