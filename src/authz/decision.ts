@@ -47,6 +47,12 @@ export interface CheckInput {
   credential: CredentialResult;
   /** Scopes the route needs (context_extensions and the route rules, merged). */
   requirement: ScopeRequirement;
+  /**
+   * A second any-of list that must hold as well: the route rule's any_scopes when
+   * context_extensions give their own (`requirement.any`). One list cannot say
+   * "one of these and one of those".
+   */
+  alsoAnyOf?: readonly string[];
   /** A public route: allowed without examining credentials. */
   public: boolean;
   /** The matched route rule, for logs. */
@@ -87,10 +93,13 @@ export function decide(input: CheckInput, lookup: KeyLookup | undefined, nowMs: 
   }
   if (!org || !org.active) return { allow: false, code: 'organization_inactive', key };
   const missing = missingScopes(key.scopes, input.requirement);
-  if (missing) {
+  // The second any-of list is checked (and reported) once the first holds: a body has one any_of.
+  const also = input.alsoAnyOf?.length && !missing?.anyOf.length ? missingScopes(key.scopes, { all: [], any: [...input.alsoAnyOf] }) : null;
+  if (missing || also) {
     const details: Record<string, unknown> = {};
-    if (missing.missing.length) details.required = missing.missing;
-    if (missing.anyOf.length) details.any_of = missing.anyOf;
+    if (missing?.missing.length) details.required = missing.missing;
+    const anyOf = missing?.anyOf.length ? missing.anyOf : also?.anyOf;
+    if (anyOf?.length) details.any_of = anyOf;
     return { allow: false, code: 'insufficient_scope', key, details };
   }
   // Step 8 (rate limit and monthly quota) is applied by the caller to an allow

@@ -43,6 +43,11 @@ function merge(a: ScopeRequirement, b: ScopeRequirement | undefined): ScopeRequi
   return { all: [...new Set([...a.all, ...b.all])], any: a.any.length ? a.any : b.any };
 }
 
+/** b's any-of list when merge() had to drop it for a's: it must hold as well. */
+function droppedAny(a: ScopeRequirement, b: ScopeRequirement | undefined): string[] | undefined {
+  return b && a.any.length && b.any.length ? b.any : undefined;
+}
+
 export function readCheckRequest(req: CheckRequest, opts: RequestReaderOptions): CheckInput & { headers: HeaderList; requestId?: string } {
   const headers = headerList(req);
   const http = req.attributes?.request?.http;
@@ -55,11 +60,14 @@ export function readCheckRequest(req: CheckRequest, opts: RequestReaderOptions):
   const envoyAsks = fromEnvoy.all.length > 0 || fromEnvoy.any.length > 0;
   const spoofed: string[] = [];
   for (const [k] of headers) if (k.startsWith(IDENTITY_PREFIX) && !spoofed.includes(k)) spoofed.push(k);
+  const fromRule = rule && !rule.public ? rule.requirement : undefined;
+  const alsoAnyOf = droppedAny(fromEnvoy, fromRule);
   return {
     headers,
     requestId: header(headers, 'x-request-id'),
     credential: extractCredential(headers, opts.credentialHeaders),
-    requirement: merge(fromEnvoy, rule && !rule.public ? rule.requirement : undefined),
+    requirement: merge(fromEnvoy, fromRule),
+    ...(alsoAnyOf && { alsoAnyOf }),
     public: rule?.public === true && !envoyAsks,
     route: rule?.rule,
     spoofed,

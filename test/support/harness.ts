@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import { startApp, type App } from '../../src/app';
 import { defaultAuthzConfig, type AuthzConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/util/logger';
+import type { RouteTable } from '../../src/authz/routes';
 import { ManualClock } from '../../src/util/clock';
 import * as pb from '../../src/gen/keyward/admin/v1/key_admin';
 import { KeyAdminClient, KeyAdminService, type KeyAdminServer } from '../../src/gen/keyward/admin/v1/key_admin';
@@ -53,7 +54,14 @@ export function adminClient(port: number, credential?: string): AdminClient {
   return proxy;
 }
 
-export async function startHarness(dialect: Dialect, overrides: Omit<Partial<Config>, 'authz'> & { authz?: Partial<AuthzConfig> } = {}): Promise<Harness> {
+export type HarnessOverrides = Omit<Partial<Config>, 'authz'> & {
+  authz?: Partial<AuthzConfig>;
+  /** Route rules passed to startApp (default: none, or config.authz.routesFile). */
+  routes?: RouteTable;
+};
+
+export async function startHarness(dialect: Dialect, options: HarnessOverrides = {}): Promise<Harness> {
+  const { routes, ...overrides } = options;
   const db = await createTestDatabase(dialect);
   const clock = new ManualClock();
   const logs: string[] = [];
@@ -76,7 +84,7 @@ export async function startHarness(dialect: Dialect, overrides: Omit<Partial<Con
     ...overrides,
     authz: { ...defaultAuthzConfig(), ...overrides.authz },
   };
-  const app = await startApp({ config, logger: createLogger('debug', sink), clock, onGeneratedAdminToken: () => undefined });
+  const app = await startApp({ config, logger: createLogger('debug', sink), clock, onGeneratedAdminToken: () => undefined, ...(routes && { routes }) });
   const clients: AdminClient[] = [];
   const client = (credential?: string) => {
     const c = adminClient(app.adminPort, credential);
