@@ -25,15 +25,16 @@ const CREDENTIAL_HEADERS = ['authorization', 'x-api-key'];
 // ---- the contract model ------------------------------------------------------
 
 function bearerToken(part: string): string | undefined {
-  const m = /^bearer[ \t]+([^ \t]+)[ \t]*$/i.exec(part.trim());
-  return m ? m[1] : undefined;
+  const m = /^bearer[ \t](.*)$/is.exec(part.trim());
+  const token = m ? m[1]!.trim() : '';
+  return token === '' ? undefined : token;
 }
 
 /** The credential values the contract finds in the headers as the server sees them. */
 function credentialValues(headers: [string, string][]): string[] {
   const out: string[] = [];
   for (const [rawName, rawValue] of headers) {
-    const name = rawName.toLowerCase();
+    const name = rawName.replace(/[A-Z]/g, (c) => c.toLowerCase());
     if (!CREDENTIAL_HEADERS.includes(name)) continue;
     for (const part of rawValue.split(',')) {
       const v = name === 'authorization' ? bearerToken(part) : part.trim() || undefined;
@@ -84,9 +85,9 @@ function serverHeaders(req: WireRequest): [string, string][] {
   if (!http) return [];
   const raw = http.header_map?.headers;
   if (raw && raw.length > 0) {
-    return raw.map((h) => [(h.key ?? '').toLowerCase(), h.raw_value && h.raw_value.length > 0 ? h.raw_value.toString('latin1') : (h.value ?? '')]);
+    return raw.map((h) => [(h.key ?? '').replace(/[A-Z]/g, (c) => c.toLowerCase()), h.raw_value && h.raw_value.length > 0 ? h.raw_value.toString('latin1') : (h.value ?? '')]);
   }
-  return Object.entries(http.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]);
+  return Object.entries(http.headers ?? {}).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => c.toLowerCase()), v]);
 }
 
 // ---- response checks ---------------------------------------------------------

@@ -5,9 +5,12 @@
  *  - Headers come from HttpRequest.headers (names lower-case, duplicates joined with
  *    ",") or, when Envoy sends raw headers, from header_map (duplicates kept apart,
  *    values in raw_value). Names are compared case-insensitively.
- *  - `authorization` yields a key only as `Bearer <key>` (scheme case-insensitive);
- *    another scheme (Basic, …) is left alone and is not a credential. Any other
- *    configured header (default `x-api-key`) yields its trimmed value.
+ *  - `authorization` yields a credential only as `Bearer <value>` (scheme
+ *    case-insensitive; the value is everything after it, trimmed, so a malformed
+ *    bearer value is still a credential and is denied, never forwarded); another
+ *    scheme (Basic, …) is left alone and is not a credential. Any other configured
+ *    header (default `x-api-key`) yields its trimmed value.
+ *  - Header names are lower-cased in ASCII only (HTTP names are ASCII).
  *  - The same key given in several places is one credential. Two different values
  *    are `ambiguous` and are never tried one by one.
  *  - `headers` lists the header names that carried the credential, for removal
@@ -21,7 +24,12 @@ export type CredentialResult =
 /** A request's headers as name (lower-case) → values, in arrival order. */
 export type HeaderList = ReadonlyArray<readonly [string, string]>;
 
-const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+([^ \t]+)[ \t]*$/;
+const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr][ \t](.*)$/s;
+
+/** Lower-cases A-Z only. */
+export function asciiLower(s: string): string {
+  return /[A-Z]/.test(s) ? s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32)) : s;
+}
 
 /** Extracts the credential; `names` are the configured header names, lower-case. */
 export function extractCredential(headers: HeaderList, names: readonly string[]): CredentialResult {
@@ -29,7 +37,7 @@ export function extractCredential(headers: HeaderList, names: readonly string[])
   let ambiguous = false;
   const from: string[] = [];
   for (const [rawName, rawValue] of headers) {
-    const name = rawName.toLowerCase();
+    const name = asciiLower(rawName);
     if (!names.includes(name)) continue;
     // Joined duplicates ("a, b") are separate values; a key never holds a comma.
     for (const part of rawValue.split(',')) {
@@ -37,7 +45,8 @@ export function extractCredential(headers: HeaderList, names: readonly string[])
       if (name === 'authorization') {
         const m = BEARER.exec(part.trim());
         if (!m) continue;
-        value = m[1];
+        value = m[1]!.trim();
+        if (value === '') continue;
       } else {
         value = part.trim();
         if (value === '') continue;

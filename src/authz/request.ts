@@ -9,7 +9,7 @@
  * key, unless context_extensions ask for scopes.
  */
 import type { CheckRequest } from '../gen/envoy/service/auth/v3/external_auth';
-import { extractCredential, type HeaderList } from './credentials';
+import { asciiLower, extractCredential, type HeaderList } from './credentials';
 import type { CheckInput } from './decision';
 import type { RouteTable } from './routes';
 import { parseScopeList, type ScopeRequirement } from './scopes';
@@ -28,9 +28,9 @@ export function headerList(req: CheckRequest): HeaderList {
   if (!http) return [];
   const raw = http.headerMap?.headers;
   if (raw && raw.length > 0) {
-    return raw.map((h) => [h.key.toLowerCase(), h.rawValue && h.rawValue.length > 0 ? h.rawValue.toString('latin1') : h.value] as const);
+    return raw.map((h) => [asciiLower(h.key), h.rawValue && h.rawValue.length > 0 ? h.rawValue.toString('latin1') : h.value] as const);
   }
-  return Object.entries(http.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const);
+  return Object.entries(http.headers ?? {}).map(([k, v]) => [asciiLower(k), v] as const);
 }
 
 function header(list: HeaderList, name: string): string | undefined {
