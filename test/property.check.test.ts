@@ -434,8 +434,7 @@ describe('decide and toCheckResponse (property-based, no gRPC)', () => {
   );
   const input: fc.Arbitrary<CheckInput> = fc.record({
     credential,
-    requirement: fc.record({ all: scopes, any: scopes }),
-    alsoAnyOf: fc.option(scopes, { nil: undefined }),
+    requirements: fc.array(fc.record({ all: scopes, any: scopes }), { maxLength: 2 }),
     public: fc.boolean(),
     spoofed: fc.uniqueArray(fc.constantFrom('x-keyward-key-id', 'x-keyward-org-id', 'x-keyward-scopes', 'x-keyward-environment', 'x-keyward-other'), { maxLength: 3 }),
   });
@@ -486,9 +485,7 @@ describe('decide and toCheckResponse (property-based, no gRPC)', () => {
     if (l.key.revokedAt !== null) return 'revoked_api_key';
     if (l.key.expiresAt !== null && l.key.expiresAt <= now) return 'expired_api_key';
     if (!l.org || !l.org.active) return 'organization_inactive';
-    const also = i.alsoAnyOf ?? [];
-    const alsoHolds = also.length === 0 || also.some((r) => l.key.scopes.some((k) => grants(k, r)));
-    return holds(l.key.scopes, i.requirement) && alsoHolds ? 'allow' : 'insufficient_scope';
+    return i.requirements.every((r) => holds(l.key.scopes, r)) ? 'allow' : 'insufficient_scope';
   }
 
   const allHeaderOptions = (r: ReturnType<typeof toCheckResponse>): HeaderValueOption[] => [

@@ -45,14 +45,11 @@ export interface OrgView {
 /** What a Check request asks, read from its attributes (see request.ts). */
 export interface CheckInput {
   credential: CredentialResult;
-  /** Scopes the route needs (context_extensions and the route rules, merged). */
-  requirement: ScopeRequirement;
   /**
-   * A second any-of list that must hold as well: the route rule's any_scopes when
-   * context_extensions give their own (`requirement.any`). One list cannot say
-   * "one of these and one of those".
+   * Scope requirements that must all hold: those of context_extensions and of the
+   * matched route rule. Empty: any valid key.
    */
-  alsoAnyOf?: readonly string[];
+  requirements: readonly ScopeRequirement[];
   /** A public route: allowed without examining credentials. */
   public: boolean;
   /** The matched route rule, for logs. */
@@ -92,14 +89,19 @@ export function decide(input: CheckInput, lookup: KeyLookup | undefined, nowMs: 
     return { allow: false, code: 'expired_api_key', key, details: { expired_at: new Date(key.expiresAt).toISOString() } };
   }
   if (!org || !org.active) return { allow: false, code: 'organization_inactive', key };
-  const missing = missingScopes(key.scopes, input.requirement);
-  // The second any-of list is checked (and reported) once the first holds: a body has one any_of.
-  const also = input.alsoAnyOf?.length && !missing?.anyOf.length ? missingScopes(key.scopes, { all: [], any: [...input.alsoAnyOf] }) : null;
-  if (missing || also) {
+  let required: string[] | undefined;
+  let anyOf: string[] | undefined;
+  for (const req of input.requirements) {
+    const missing = missingScopes(key.scopes, req);
+    if (!missing) continue;
+    for (const m of missing.missing) if (!(required ??= []).includes(m)) required.push(m);
+    // The body has one any_of: the first unmet list.
+    if (missing.anyOf.length && !anyOf) anyOf = missing.anyOf;
+  }
+  if (required || anyOf) {
     const details: Record<string, unknown> = {};
-    if (missing?.missing.length) details.required = missing.missing;
-    const anyOf = missing?.anyOf.length ? missing.anyOf : also?.anyOf;
-    if (anyOf?.length) details.any_of = anyOf;
+    if (required) details.required = required;
+    if (anyOf) details.any_of = anyOf;
     return { allow: false, code: 'insufficient_scope', key, details };
   }
   // Step 8 (rate limit and monthly quota) is applied by the caller to an allow

@@ -3,7 +3,7 @@
  * `headers` or raw `header_map`), the credential, the route's scope requirement and
  * spoofed x-keyward-* headers. Pure; unknown or missing fields are treated as absent.
  *
- * Route requirement: the scopes of context_extensions (`required_scopes`,
+ * Route requirements: the scopes of context_extensions (`required_scopes`,
  * `any_scopes`, set by Envoy per route) and of the first matching route rule
  * (KEYWARD_ROUTES_FILE) must all hold. A rule with `public: true` allows without a
  * key, unless context_extensions ask for scopes.
@@ -38,14 +38,8 @@ function header(list: HeaderList, name: string): string | undefined {
   return undefined;
 }
 
-function merge(a: ScopeRequirement, b: ScopeRequirement | undefined): ScopeRequirement {
-  if (!b) return a;
-  return { all: [...new Set([...a.all, ...b.all])], any: a.any.length ? a.any : b.any };
-}
-
-/** b's any-of list when merge() had to drop it for a's: it must hold as well. */
-function droppedAny(a: ScopeRequirement, b: ScopeRequirement | undefined): string[] | undefined {
-  return b && a.any.length && b.any.length ? b.any : undefined;
+function hasScopes(r: ScopeRequirement): boolean {
+  return r.all.length > 0 || r.any.length > 0;
 }
 
 export function readCheckRequest(req: CheckRequest, opts: RequestReaderOptions): CheckInput & { headers: HeaderList; requestId?: string } {
@@ -57,17 +51,17 @@ export function readCheckRequest(req: CheckRequest, opts: RequestReaderOptions):
   const host = http?.host || header(headers, ':authority') || header(headers, 'host') || '';
   const path = http?.path || header(headers, ':path') || '/';
   const rule = opts.routes.size > 0 ? opts.routes.match(method, host, path) : undefined;
-  const envoyAsks = fromEnvoy.all.length > 0 || fromEnvoy.any.length > 0;
+  const envoyAsks = hasScopes(fromEnvoy);
   const spoofed: string[] = [];
   for (const [k] of headers) if (k.startsWith(IDENTITY_PREFIX) && !spoofed.includes(k)) spoofed.push(k);
-  const fromRule = rule && !rule.public ? rule.requirement : undefined;
-  const alsoAnyOf = droppedAny(fromEnvoy, fromRule);
+  const requirements: ScopeRequirement[] = [];
+  if (envoyAsks) requirements.push(fromEnvoy);
+  if (rule && !rule.public && hasScopes(rule.requirement)) requirements.push(rule.requirement);
   return {
     headers,
     requestId: header(headers, 'x-request-id'),
     credential: extractCredential(headers, opts.credentialHeaders),
-    requirement: merge(fromEnvoy, fromRule),
-    ...(alsoAnyOf && { alsoAnyOf }),
+    requirements,
     public: rule?.public === true && !envoyAsks,
     route: rule?.rule,
     spoofed,
