@@ -9,7 +9,7 @@ import type { Config } from './config';
 import { createHasher } from './keys/hash';
 import { generateAdminToken } from './keys/format';
 import { AdminService } from './admin/service';
-import { keyAdminImplementation, KeyAdminService } from './grpc/admin-server';
+import { keyAdminImplementation, SafeKeyAdminService } from './grpc/admin-server';
 import { addHealth, addReflection } from './grpc/discovery';
 import { openOrm, migrate, type Orm } from './store/orm';
 import { createStore, type Store } from './store/store';
@@ -19,7 +19,7 @@ import { KeyCache } from './authz/cache';
 import { LastUsedRecorder } from './authz/last-used';
 import { loadRouteRules, RouteTable } from './authz/routes';
 import { Authorizer } from './authz/service';
-import { authorizationImplementation, AuthorizationService } from './grpc/authz-server';
+import { authorizationImplementation, SafeAuthorizationService } from './grpc/authz-server';
 import { describe } from './grpc/admin-server';
 
 export interface AppOptions {
@@ -130,13 +130,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
 
     const limits = { 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.max_send_message_length': 16 * 1024 * 1024 };
     const adminServer = new Server(limits);
-    adminServer.addService(KeyAdminService, keyAdminImplementation(admin, logger));
+    adminServer.addService(SafeKeyAdminService, keyAdminImplementation(admin, logger));
     const adminHealth = addHealth(adminServer, ['keyward.admin.v1.KeyAdmin']);
     addReflection(adminServer, ['keyward/admin/v1/key_admin.proto']);
     servers.push(adminServer);
 
     const authzServer = new Server(limits);
-    authzServer.addService(AuthorizationService, authorizationImplementation(authorizer, logger));
+    authzServer.addService(SafeAuthorizationService, authorizationImplementation(authorizer, logger));
     const authzHealth = addHealth(authzServer, ['envoy.service.auth.v3.Authorization']);
     addReflection(authzServer, ['envoy/service/auth/v3/external_auth.proto']);
     servers.push(authzServer);

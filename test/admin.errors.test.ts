@@ -392,3 +392,32 @@ describe('unexpected failures', () => {
     expect(e.message).not.toContain('secret detail');
   });
 });
+
+describe('undecodable KeyAdmin requests', () => {
+  it('a monthly_quota beyond 2^53-1 is invalid_argument naming the request, not an internal error', async () => {
+    const { startHarness, errorOf } = await import('./support/harness');
+    const { Metadata, credentials, makeGenericClientConstructor } = await import('@grpc/grpc-js');
+    const { KeyAdminService } = await import('../src/gen/keyward/admin/v1/key_admin');
+    const { BinaryWriter } = await import('@bufbuild/protobuf/wire');
+    const h = await startHarness('sqlite');
+    try {
+      // CreateOrganizationRequest{name = "big" (1), monthly_quota = 2^63-1 (4)}, written by hand.
+      const bytes = new BinaryWriter().uint32(10).string('big').uint32(32).uint64('9223372036854775807').finish();
+      const Raw = makeGenericClientConstructor(
+        { create: { ...KeyAdminService.createOrganization, requestSerialize: (b: Uint8Array) => Buffer.from(b) } },
+        'KeyAdmin',
+      );
+      const client = new Raw(`127.0.0.1:${h.app.adminPort}`, credentials.createInsecure());
+      const md = new Metadata();
+      md.set('authorization', `Bearer ${h.config.adminToken}`);
+      const err = await new Promise((resolve) => (client as any).create(bytes, md, (e: unknown) => resolve(e)));
+      const e = errorOf(err);
+      expect([e.grpc, e.code, e.trailerCode, e.field]).toEqual([3, 'invalid_argument', 'invalid_argument', 'request']);
+      expect(e.message).toContain('2^53');
+      client.close();
+      expect((await h.root.listOrganizations({})).organizations).toEqual([]);
+    } finally {
+      await h.stop();
+    }
+  });
+});

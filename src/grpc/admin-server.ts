@@ -9,6 +9,7 @@ import type { AdminService } from '../admin/service';
 import type { CallContext } from '../admin/principal';
 import { KeyAdminService, type KeyAdminServer } from '../gen/keyward/admin/v1/key_admin';
 import { toServiceError, toWireError } from './errors';
+import { decoded, safeDefinition } from './decode';
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
@@ -26,7 +27,7 @@ export function keyAdminImplementation(service: AdminService, logger: Logger): K
       const peer = call.getPeer();
       const run = async (): Promise<Res> => {
         const principal = await service.authenticate(bearer(call as ServerUnaryCall<unknown, unknown>), peer);
-        return handler({ principal, peer }, call.request);
+        return handler({ principal, peer }, decoded(call.request));
       };
       run().then(
         (res) => {
@@ -71,5 +72,6 @@ export function describe(err: unknown): { type: string; code?: string } {
   return { type: typeof err };
 }
 
-export { KeyAdminService };
+/** KeyAdmin's service definition, with undecodable requests turned into invalid_argument. */
+export const SafeKeyAdminService = safeDefinition(KeyAdminService);
 export type { UntypedHandleCall };

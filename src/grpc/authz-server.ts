@@ -10,19 +10,29 @@ import type { Authorizer } from '../authz/service';
 import { AuthorizationService, type AuthorizationServer, type CheckRequest, type CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
 import { describe } from './admin-server';
 import { toServiceError, toWireError } from './errors';
+import { decoded, safeDefinition } from './decode';
 
 export function authorizationImplementation(authorizer: Authorizer, logger: Logger): AuthorizationServer {
+  const fail = (callback: sendUnaryData<CheckResponse>, err: unknown) => {
+    if (toWireError(err).code === 'internal') logger.error({ err: describe(err) }, 'check failed');
+    callback(toServiceError(err));
+  };
   return {
     check(call: ServerUnaryCall<CheckRequest, CheckResponse>, callback: sendUnaryData<CheckResponse>): void {
-      authorizer.check(call.request).then(
+      let req: CheckRequest;
+      try {
+        req = decoded(call.request);
+      } catch (e) {
+        fail(callback, e);
+        return;
+      }
+      authorizer.check(req).then(
         (res) => callback(null, res),
-        (err: unknown) => {
-          if (toWireError(err).code === 'internal') logger.error({ err: describe(err) }, 'check failed');
-          callback(toServiceError(err));
-        },
+        (err: unknown) => fail(callback, err),
       );
     },
   };
 }
 
-export { AuthorizationService };
+/** The Authorization service definition, with undecodable requests turned into invalid_argument. */
+export const SafeAuthorizationService = safeDefinition(AuthorizationService);
