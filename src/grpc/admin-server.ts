@@ -57,6 +57,13 @@ export function keyAdminImplementation(service: AdminService, logger: Logger): K
     revokeKey: unary('RevokeKey', (ctx, req) => service.revokeKey(ctx, req)),
     rotateKey: unary('RotateKey', (ctx, req) => service.rotateKey(ctx, req)),
     listAuditEvents: unary('ListAuditEvents', (ctx, req) => service.listAuditEvents(ctx, req)),
+    // Rate limits, quotas and usage: wired in the next change.
+    getRateLimitStatus: unary('GetRateLimitStatus', () => Promise.reject(new Error('not wired'))),
+    resetRateLimit: unary('ResetRateLimit', () => Promise.reject(new Error('not wired'))),
+    getRateLimiterStats: unary('GetRateLimiterStats', () => Promise.reject(new Error('not wired'))),
+    getQuota: unary('GetQuota', () => Promise.reject(new Error('not wired'))),
+    recordUsage: unary('RecordUsage', () => Promise.reject(new Error('not wired'))),
+    getUsageStats: unary('GetUsageStats', () => Promise.reject(new Error('not wired'))),
   };
 }
 

@@ -142,4 +142,126 @@ export const AdminTokenSchema = new EntitySchema<AdminTokenRecord>({
   },
 });
 
-export const ALL_SCHEMAS = [OrganizationSchema, ApiKeySchema, AuditEventSchema, AdminTokenSchema];
+/**
+ * One usage event, kept raw for KEYWARD_USAGE_RETENTION_DAYS. `requests` is 1 for an
+ * allowed Check (the authoritative count) and 0 for an event that only adds detail
+ * (an access-log entry or a RecordUsage record), so nothing is counted twice.
+ */
+export class UsageEventRecord {
+  id!: number;
+  at!: Date;
+  organizationId!: string;
+  keyId!: string;
+  /** x-request-id, when known: joins an access-log entry to its Check. */
+  requestId?: string | null;
+  /** The path without its query. */
+  endpoint!: string;
+  method!: string;
+  requests!: number;
+  statusCode?: number | null;
+  durationMs?: number | null;
+  tokens?: number | null;
+  costUsd?: number | null;
+  /** `check`, `accesslog` or `api`. */
+  source!: string;
+}
+
+/**
+ * Usage summed per organization, key, period, endpoint and method; upserted in
+ * batches. `period` is `YYYY-MM-DD` in usage_daily and `YYYY-MM` in usage_monthly
+ * (UTC). `durationBuckets` is a fixed-bucket latency histogram (see src/usage), so
+ * p95 can be computed from the aggregates alone.
+ */
+export class UsageAggregateRecord {
+  organizationId!: string;
+  keyId!: string;
+  period!: string;
+  endpoint!: string;
+  method!: string;
+  requests!: number;
+  errors4xx!: number;
+  errors5xx!: number;
+  tokens!: number;
+  costUsd!: number;
+  durationCount!: number;
+  durationSumMs!: number;
+  durationBuckets!: number[];
+}
+export class UsageDailyRecord extends UsageAggregateRecord {}
+export class UsageMonthlyRecord extends UsageAggregateRecord {}
+
+/** Requests counted against an organization's quota in one billing period. */
+export class QuotaCounterRecord {
+  organizationId!: string;
+  /** The period's start (UTC, on the organization's anchor day). */
+  periodStart!: Date;
+  count!: number;
+}
+
+export const UsageEventSchema = new EntitySchema<UsageEventRecord>({
+  class: UsageEventRecord,
+  tableName: 'usage_events',
+  indexes: [{ properties: ['organizationId', 'at'] }, { properties: ['at'] }, { properties: ['requestId'] }],
+  properties: {
+    id: { type: new BigIntType('number'), primary: true, autoincrement: true },
+    at: { type: 'datetime' },
+    organizationId: { type: 'string', length: 32 },
+    keyId: { type: 'string', length: 32 },
+    requestId: { type: 'string', length: 128, nullable: true },
+    endpoint: { type: 'string', length: 512 },
+    method: { type: 'string', length: 16 },
+    requests: { type: 'smallint' },
+    statusCode: { type: 'smallint', nullable: true },
+    durationMs: { type: 'double', nullable: true },
+    tokens: { type: new BigIntType('number'), nullable: true },
+    costUsd: { type: 'double', nullable: true },
+    source: { type: 'string', length: 16 },
+  },
+});
+
+function aggregateSchema<T extends UsageAggregateRecord>(cls: new () => T, tableName: string, periodLength: number) {
+  return new EntitySchema<T>({
+    class: cls,
+    tableName,
+    indexes: [{ properties: ['organizationId', 'period'] as never }],
+    properties: {
+      organizationId: { type: 'string', length: 32, primary: true },
+      keyId: { type: 'string', length: 32, primary: true },
+      period: { type: 'string', length: periodLength, primary: true },
+      endpoint: { type: 'string', length: 512, primary: true },
+      method: { type: 'string', length: 16, primary: true },
+      requests: { type: new BigIntType('number') },
+      errors4xx: { type: new BigIntType('number') },
+      errors5xx: { type: new BigIntType('number') },
+      tokens: { type: new BigIntType('number') },
+      costUsd: { type: 'double' },
+      durationCount: { type: new BigIntType('number') },
+      durationSumMs: { type: 'double' },
+      durationBuckets: { type: 'json' },
+    } as never,
+  });
+}
+
+export const UsageDailySchema = aggregateSchema(UsageDailyRecord, 'usage_daily', 10);
+export const UsageMonthlySchema = aggregateSchema(UsageMonthlyRecord, 'usage_monthly', 7);
+
+export const QuotaCounterSchema = new EntitySchema<QuotaCounterRecord>({
+  class: QuotaCounterRecord,
+  tableName: 'quota_counters',
+  properties: {
+    organizationId: { type: 'string', length: 32, primary: true },
+    periodStart: { type: 'datetime', primary: true },
+    count: { type: new BigIntType('number') },
+  },
+});
+
+export const ALL_SCHEMAS = [
+  OrganizationSchema,
+  ApiKeySchema,
+  AuditEventSchema,
+  AdminTokenSchema,
+  UsageEventSchema,
+  UsageDailySchema,
+  UsageMonthlySchema,
+  QuotaCounterSchema,
+];

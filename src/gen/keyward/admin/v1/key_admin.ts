@@ -442,6 +442,160 @@ export interface ListAuditEventsResponse {
   nextPageToken: string;
 }
 
+export interface GetRateLimitStatusRequest {
+  keyId: string;
+}
+
+export interface ResetRateLimitRequest {
+  keyId: string;
+}
+
+/** Rate limits are requests per minute in a sliding window (see the README). */
+export interface RateLimitStatus {
+  keyId: string;
+  /**
+   * The limit in force: the key's override, else its organization's default.
+   * 0 means unlimited; then remaining and reset_seconds are 0.
+   */
+  limit: number;
+  /** Requests that would be allowed now. */
+  remaining: number;
+  /** Seconds until the window frees at least one more request (0 when remaining > 0). */
+  resetSeconds: number;
+  /** `key` when the key's override applies, `organization` otherwise. */
+  limitSource: string;
+}
+
+export interface GetRateLimiterStatsRequest {
+}
+
+export interface RateLimiterStats {
+  /** `memory` or `redis`. */
+  backend: string;
+  /** Keys with a live window in this process (memory backend, or the local fallback). */
+  trackedKeys: number;
+  /** Checks allowed and refused by the rate limit since this process started. */
+  allowed: number;
+  limited: number;
+  /** Redis calls that failed, and checks decided by the fallback instead. */
+  redisErrors: number;
+  fallbackDecisions: number;
+}
+
+export interface GetQuotaRequest {
+  organizationId: string;
+}
+
+export interface Quota {
+  organizationId: string;
+  /** Requests allowed per billing period; 0 means unlimited. */
+  limit: number;
+  /** Allowed Checks counted in the current period. */
+  used: number;
+  /** limit - used, never negative; 0 when unlimited. */
+  remaining: number;
+  /** used / limit * 100; 0 when unlimited. */
+  percentUsed: number;
+  /**
+   * The period runs from its start (inclusive) to its end (exclusive), 00:00 UTC on
+   * the organization's billing anchor day.
+   */
+  periodStart: Date | undefined;
+  periodEnd: Date | undefined;
+}
+
+/** One usage report from a service. */
+export interface UsageRecord {
+  /**
+   * Required: an existing key. An organization-scoped caller may report only keys of
+   * its own organization.
+   */
+  keyId: string;
+  /** The request's x-request-id, if known. */
+  requestId: string;
+  /** The path without its query, e.g. `/v1/chat/completions`; 1..512 characters. */
+  endpoint: string;
+  /** The HTTP method; default `POST`. */
+  method: string;
+  /** 0 (unknown) or 100..599. */
+  statusCode: number;
+  /** Finite and >= 0; 0 means unknown. */
+  durationMs: number;
+  /** >= 0. */
+  tokens: number;
+  /** Finite and >= 0. */
+  costUsd: number;
+  /** When it happened; default now. At most 35 days old and not in the future. */
+  time: Date | undefined;
+}
+
+export interface RecordUsageRequest {
+  /** 1..1000 records. */
+  records: UsageRecord[];
+}
+
+export interface RecordUsageResponse {
+  accepted: number;
+}
+
+export interface GetUsageStatsRequest {
+  organizationId: string;
+  /** `YYYY-MM`; empty: the current month (UTC). */
+  month: string;
+  /** Only this key; empty: every key. */
+  keyId: string;
+}
+
+export interface UsageTotals {
+  /** Allowed Checks. */
+  requests: number;
+  /** Responses with a 4xx / 5xx code (from access logs and RecordUsage). */
+  errors4xx: number;
+  errors5xx: number;
+  tokens: number;
+  costUsd: number;
+  /** Over the events that reported a duration; unset when none did. */
+  avgDurationMs?:
+    | number
+    | undefined;
+  /**
+   * From a fixed-bucket histogram: the upper bound of the bucket holding the 95th
+   * percentile.
+   */
+  p95DurationMs?: number | undefined;
+}
+
+export interface EndpointUsage {
+  endpoint: string;
+  method: string;
+  totals: UsageTotals | undefined;
+}
+
+export interface KeyUsage {
+  keyId: string;
+  totals: UsageTotals | undefined;
+}
+
+export interface DayUsage {
+  /** `YYYY-MM-DD`. */
+  day: string;
+  totals: UsageTotals | undefined;
+}
+
+export interface UsageStats {
+  organizationId: string;
+  month: string;
+  keyId: string;
+  totals:
+    | UsageTotals
+    | undefined;
+  /** Sorted by requests, most first. */
+  byEndpoint: EndpointUsage[];
+  byKey: KeyUsage[];
+  /** Every day of the month that had usage, in order. */
+  byDay: DayUsage[];
+}
+
 function createBaseOrganization(): Organization {
   return {
     id: "",
@@ -3750,6 +3904,1905 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
   },
 };
 
+function createBaseGetRateLimitStatusRequest(): GetRateLimitStatusRequest {
+  return { keyId: "" };
+}
+
+export const GetRateLimitStatusRequest: MessageFns<GetRateLimitStatusRequest> = {
+  encode(message: GetRateLimitStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRateLimitStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRateLimitStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetRateLimitStatusRequest {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetRateLimitStatusRequest): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetRateLimitStatusRequest>): GetRateLimitStatusRequest {
+    return GetRateLimitStatusRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetRateLimitStatusRequest>): GetRateLimitStatusRequest {
+    const message = createBaseGetRateLimitStatusRequest();
+    message.keyId = object.keyId ?? "";
+    return message;
+  },
+};
+
+function createBaseResetRateLimitRequest(): ResetRateLimitRequest {
+  return { keyId: "" };
+}
+
+export const ResetRateLimitRequest: MessageFns<ResetRateLimitRequest> = {
+  encode(message: ResetRateLimitRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetRateLimitRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetRateLimitRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResetRateLimitRequest {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ResetRateLimitRequest): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResetRateLimitRequest>): ResetRateLimitRequest {
+    return ResetRateLimitRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResetRateLimitRequest>): ResetRateLimitRequest {
+    const message = createBaseResetRateLimitRequest();
+    message.keyId = object.keyId ?? "";
+    return message;
+  },
+};
+
+function createBaseRateLimitStatus(): RateLimitStatus {
+  return { keyId: "", limit: 0, remaining: 0, resetSeconds: 0, limitSource: "" };
+}
+
+export const RateLimitStatus: MessageFns<RateLimitStatus> = {
+  encode(message: RateLimitStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    if (message.remaining !== 0) {
+      writer.uint32(24).uint32(message.remaining);
+    }
+    if (message.resetSeconds !== 0) {
+      writer.uint32(32).uint32(message.resetSeconds);
+    }
+    if (message.limitSource !== "") {
+      writer.uint32(42).string(message.limitSource);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RateLimitStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRateLimitStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.remaining = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.resetSeconds = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.limitSource = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RateLimitStatus {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      remaining: isSet(object.remaining) ? globalThis.Number(object.remaining) : 0,
+      resetSeconds: isSet(object.resetSeconds)
+        ? globalThis.Number(object.resetSeconds)
+        : isSet(object.reset_seconds)
+        ? globalThis.Number(object.reset_seconds)
+        : 0,
+      limitSource: isSet(object.limitSource)
+        ? globalThis.String(object.limitSource)
+        : isSet(object.limit_source)
+        ? globalThis.String(object.limit_source)
+        : "",
+    };
+  },
+
+  toJSON(message: RateLimitStatus): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.remaining !== 0) {
+      obj.remaining = Math.round(message.remaining);
+    }
+    if (message.resetSeconds !== 0) {
+      obj.resetSeconds = Math.round(message.resetSeconds);
+    }
+    if (message.limitSource !== "") {
+      obj.limitSource = message.limitSource;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RateLimitStatus>): RateLimitStatus {
+    return RateLimitStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RateLimitStatus>): RateLimitStatus {
+    const message = createBaseRateLimitStatus();
+    message.keyId = object.keyId ?? "";
+    message.limit = object.limit ?? 0;
+    message.remaining = object.remaining ?? 0;
+    message.resetSeconds = object.resetSeconds ?? 0;
+    message.limitSource = object.limitSource ?? "";
+    return message;
+  },
+};
+
+function createBaseGetRateLimiterStatsRequest(): GetRateLimiterStatsRequest {
+  return {};
+}
+
+export const GetRateLimiterStatsRequest: MessageFns<GetRateLimiterStatsRequest> = {
+  encode(_: GetRateLimiterStatsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRateLimiterStatsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRateLimiterStatsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetRateLimiterStatsRequest {
+    return {};
+  },
+
+  toJSON(_: GetRateLimiterStatsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetRateLimiterStatsRequest>): GetRateLimiterStatsRequest {
+    return GetRateLimiterStatsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetRateLimiterStatsRequest>): GetRateLimiterStatsRequest {
+    const message = createBaseGetRateLimiterStatsRequest();
+    return message;
+  },
+};
+
+function createBaseRateLimiterStats(): RateLimiterStats {
+  return { backend: "", trackedKeys: 0, allowed: 0, limited: 0, redisErrors: 0, fallbackDecisions: 0 };
+}
+
+export const RateLimiterStats: MessageFns<RateLimiterStats> = {
+  encode(message: RateLimiterStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.backend !== "") {
+      writer.uint32(10).string(message.backend);
+    }
+    if (message.trackedKeys !== 0) {
+      writer.uint32(16).uint64(message.trackedKeys);
+    }
+    if (message.allowed !== 0) {
+      writer.uint32(24).uint64(message.allowed);
+    }
+    if (message.limited !== 0) {
+      writer.uint32(32).uint64(message.limited);
+    }
+    if (message.redisErrors !== 0) {
+      writer.uint32(40).uint64(message.redisErrors);
+    }
+    if (message.fallbackDecisions !== 0) {
+      writer.uint32(48).uint64(message.fallbackDecisions);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RateLimiterStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRateLimiterStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.backend = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.trackedKeys = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.allowed = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.limited = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.redisErrors = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.fallbackDecisions = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RateLimiterStats {
+    return {
+      backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
+      trackedKeys: isSet(object.trackedKeys)
+        ? globalThis.Number(object.trackedKeys)
+        : isSet(object.tracked_keys)
+        ? globalThis.Number(object.tracked_keys)
+        : 0,
+      allowed: isSet(object.allowed) ? globalThis.Number(object.allowed) : 0,
+      limited: isSet(object.limited) ? globalThis.Number(object.limited) : 0,
+      redisErrors: isSet(object.redisErrors)
+        ? globalThis.Number(object.redisErrors)
+        : isSet(object.redis_errors)
+        ? globalThis.Number(object.redis_errors)
+        : 0,
+      fallbackDecisions: isSet(object.fallbackDecisions)
+        ? globalThis.Number(object.fallbackDecisions)
+        : isSet(object.fallback_decisions)
+        ? globalThis.Number(object.fallback_decisions)
+        : 0,
+    };
+  },
+
+  toJSON(message: RateLimiterStats): unknown {
+    const obj: any = {};
+    if (message.backend !== "") {
+      obj.backend = message.backend;
+    }
+    if (message.trackedKeys !== 0) {
+      obj.trackedKeys = Math.round(message.trackedKeys);
+    }
+    if (message.allowed !== 0) {
+      obj.allowed = Math.round(message.allowed);
+    }
+    if (message.limited !== 0) {
+      obj.limited = Math.round(message.limited);
+    }
+    if (message.redisErrors !== 0) {
+      obj.redisErrors = Math.round(message.redisErrors);
+    }
+    if (message.fallbackDecisions !== 0) {
+      obj.fallbackDecisions = Math.round(message.fallbackDecisions);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RateLimiterStats>): RateLimiterStats {
+    return RateLimiterStats.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RateLimiterStats>): RateLimiterStats {
+    const message = createBaseRateLimiterStats();
+    message.backend = object.backend ?? "";
+    message.trackedKeys = object.trackedKeys ?? 0;
+    message.allowed = object.allowed ?? 0;
+    message.limited = object.limited ?? 0;
+    message.redisErrors = object.redisErrors ?? 0;
+    message.fallbackDecisions = object.fallbackDecisions ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetQuotaRequest(): GetQuotaRequest {
+  return { organizationId: "" };
+}
+
+export const GetQuotaRequest: MessageFns<GetQuotaRequest> = {
+  encode(message: GetQuotaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.organizationId !== "") {
+      writer.uint32(10).string(message.organizationId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetQuotaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetQuotaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.organizationId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetQuotaRequest {
+    return {
+      organizationId: isSet(object.organizationId)
+        ? globalThis.String(object.organizationId)
+        : isSet(object.organization_id)
+        ? globalThis.String(object.organization_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetQuotaRequest): unknown {
+    const obj: any = {};
+    if (message.organizationId !== "") {
+      obj.organizationId = message.organizationId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetQuotaRequest>): GetQuotaRequest {
+    return GetQuotaRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetQuotaRequest>): GetQuotaRequest {
+    const message = createBaseGetQuotaRequest();
+    message.organizationId = object.organizationId ?? "";
+    return message;
+  },
+};
+
+function createBaseQuota(): Quota {
+  return {
+    organizationId: "",
+    limit: 0,
+    used: 0,
+    remaining: 0,
+    percentUsed: 0,
+    periodStart: undefined,
+    periodEnd: undefined,
+  };
+}
+
+export const Quota: MessageFns<Quota> = {
+  encode(message: Quota, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.organizationId !== "") {
+      writer.uint32(10).string(message.organizationId);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint64(message.limit);
+    }
+    if (message.used !== 0) {
+      writer.uint32(24).uint64(message.used);
+    }
+    if (message.remaining !== 0) {
+      writer.uint32(32).uint64(message.remaining);
+    }
+    if (message.percentUsed !== 0) {
+      writer.uint32(41).double(message.percentUsed);
+    }
+    if (message.periodStart !== undefined) {
+      Timestamp.encode(toTimestamp(message.periodStart), writer.uint32(50).fork()).join();
+    }
+    if (message.periodEnd !== undefined) {
+      Timestamp.encode(toTimestamp(message.periodEnd), writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Quota {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQuota();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.organizationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.used = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.remaining = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.percentUsed = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.periodStart = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.periodEnd = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Quota {
+    return {
+      organizationId: isSet(object.organizationId)
+        ? globalThis.String(object.organizationId)
+        : isSet(object.organization_id)
+        ? globalThis.String(object.organization_id)
+        : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      used: isSet(object.used) ? globalThis.Number(object.used) : 0,
+      remaining: isSet(object.remaining) ? globalThis.Number(object.remaining) : 0,
+      percentUsed: isSet(object.percentUsed)
+        ? globalThis.Number(object.percentUsed)
+        : isSet(object.percent_used)
+        ? globalThis.Number(object.percent_used)
+        : 0,
+      periodStart: isSet(object.periodStart)
+        ? fromJsonTimestamp(object.periodStart)
+        : isSet(object.period_start)
+        ? fromJsonTimestamp(object.period_start)
+        : undefined,
+      periodEnd: isSet(object.periodEnd)
+        ? fromJsonTimestamp(object.periodEnd)
+        : isSet(object.period_end)
+        ? fromJsonTimestamp(object.period_end)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Quota): unknown {
+    const obj: any = {};
+    if (message.organizationId !== "") {
+      obj.organizationId = message.organizationId;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.used !== 0) {
+      obj.used = Math.round(message.used);
+    }
+    if (message.remaining !== 0) {
+      obj.remaining = Math.round(message.remaining);
+    }
+    if (message.percentUsed !== 0) {
+      obj.percentUsed = floatToJson(message.percentUsed);
+    }
+    if (message.periodStart !== undefined) {
+      obj.periodStart = message.periodStart.toISOString();
+    }
+    if (message.periodEnd !== undefined) {
+      obj.periodEnd = message.periodEnd.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Quota>): Quota {
+    return Quota.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Quota>): Quota {
+    const message = createBaseQuota();
+    message.organizationId = object.organizationId ?? "";
+    message.limit = object.limit ?? 0;
+    message.used = object.used ?? 0;
+    message.remaining = object.remaining ?? 0;
+    message.percentUsed = object.percentUsed ?? 0;
+    message.periodStart = object.periodStart ?? undefined;
+    message.periodEnd = object.periodEnd ?? undefined;
+    return message;
+  },
+};
+
+function createBaseUsageRecord(): UsageRecord {
+  return {
+    keyId: "",
+    requestId: "",
+    endpoint: "",
+    method: "",
+    statusCode: 0,
+    durationMs: 0,
+    tokens: 0,
+    costUsd: 0,
+    time: undefined,
+  };
+}
+
+export const UsageRecord: MessageFns<UsageRecord> = {
+  encode(message: UsageRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
+    }
+    if (message.endpoint !== "") {
+      writer.uint32(26).string(message.endpoint);
+    }
+    if (message.method !== "") {
+      writer.uint32(34).string(message.method);
+    }
+    if (message.statusCode !== 0) {
+      writer.uint32(40).uint32(message.statusCode);
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(49).double(message.durationMs);
+    }
+    if (message.tokens !== 0) {
+      writer.uint32(56).int64(message.tokens);
+    }
+    if (message.costUsd !== 0) {
+      writer.uint32(65).double(message.costUsd);
+    }
+    if (message.time !== undefined) {
+      Timestamp.encode(toTimestamp(message.time), writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.endpoint = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.statusCode = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.durationMs = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.tokens = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.costUsd = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UsageRecord {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : "",
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      statusCode: isSet(object.statusCode)
+        ? globalThis.Number(object.statusCode)
+        : isSet(object.status_code)
+        ? globalThis.Number(object.status_code)
+        : 0,
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+      tokens: isSet(object.tokens) ? globalThis.Number(object.tokens) : 0,
+      costUsd: isSet(object.costUsd)
+        ? globalThis.Number(object.costUsd)
+        : isSet(object.cost_usd)
+        ? globalThis.Number(object.cost_usd)
+        : 0,
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+    };
+  },
+
+  toJSON(message: UsageRecord): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.endpoint !== "") {
+      obj.endpoint = message.endpoint;
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.statusCode !== 0) {
+      obj.statusCode = Math.round(message.statusCode);
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = floatToJson(message.durationMs);
+    }
+    if (message.tokens !== 0) {
+      obj.tokens = Math.round(message.tokens);
+    }
+    if (message.costUsd !== 0) {
+      obj.costUsd = floatToJson(message.costUsd);
+    }
+    if (message.time !== undefined) {
+      obj.time = message.time.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UsageRecord>): UsageRecord {
+    return UsageRecord.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UsageRecord>): UsageRecord {
+    const message = createBaseUsageRecord();
+    message.keyId = object.keyId ?? "";
+    message.requestId = object.requestId ?? "";
+    message.endpoint = object.endpoint ?? "";
+    message.method = object.method ?? "";
+    message.statusCode = object.statusCode ?? 0;
+    message.durationMs = object.durationMs ?? 0;
+    message.tokens = object.tokens ?? 0;
+    message.costUsd = object.costUsd ?? 0;
+    message.time = object.time ?? undefined;
+    return message;
+  },
+};
+
+function createBaseRecordUsageRequest(): RecordUsageRequest {
+  return { records: [] };
+}
+
+export const RecordUsageRequest: MessageFns<RecordUsageRequest> = {
+  encode(message: RecordUsageRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.records) {
+      UsageRecord.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecordUsageRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecordUsageRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.records.push(UsageRecord.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecordUsageRequest {
+    return {
+      records: globalThis.Array.isArray(object?.records) ? object.records.map((e: any) => UsageRecord.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: RecordUsageRequest): unknown {
+    const obj: any = {};
+    if (message.records?.length) {
+      obj.records = message.records.map((e) => UsageRecord.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RecordUsageRequest>): RecordUsageRequest {
+    return RecordUsageRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RecordUsageRequest>): RecordUsageRequest {
+    const message = createBaseRecordUsageRequest();
+    message.records = object.records?.map((e) => UsageRecord.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRecordUsageResponse(): RecordUsageResponse {
+  return { accepted: 0 };
+}
+
+export const RecordUsageResponse: MessageFns<RecordUsageResponse> = {
+  encode(message: RecordUsageResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accepted !== 0) {
+      writer.uint32(8).uint32(message.accepted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecordUsageResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecordUsageResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.accepted = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecordUsageResponse {
+    return { accepted: isSet(object.accepted) ? globalThis.Number(object.accepted) : 0 };
+  },
+
+  toJSON(message: RecordUsageResponse): unknown {
+    const obj: any = {};
+    if (message.accepted !== 0) {
+      obj.accepted = Math.round(message.accepted);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RecordUsageResponse>): RecordUsageResponse {
+    return RecordUsageResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RecordUsageResponse>): RecordUsageResponse {
+    const message = createBaseRecordUsageResponse();
+    message.accepted = object.accepted ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetUsageStatsRequest(): GetUsageStatsRequest {
+  return { organizationId: "", month: "", keyId: "" };
+}
+
+export const GetUsageStatsRequest: MessageFns<GetUsageStatsRequest> = {
+  encode(message: GetUsageStatsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.organizationId !== "") {
+      writer.uint32(10).string(message.organizationId);
+    }
+    if (message.month !== "") {
+      writer.uint32(18).string(message.month);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(26).string(message.keyId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetUsageStatsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetUsageStatsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.organizationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.month = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetUsageStatsRequest {
+    return {
+      organizationId: isSet(object.organizationId)
+        ? globalThis.String(object.organizationId)
+        : isSet(object.organization_id)
+        ? globalThis.String(object.organization_id)
+        : "",
+      month: isSet(object.month) ? globalThis.String(object.month) : "",
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetUsageStatsRequest): unknown {
+    const obj: any = {};
+    if (message.organizationId !== "") {
+      obj.organizationId = message.organizationId;
+    }
+    if (message.month !== "") {
+      obj.month = message.month;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetUsageStatsRequest>): GetUsageStatsRequest {
+    return GetUsageStatsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetUsageStatsRequest>): GetUsageStatsRequest {
+    const message = createBaseGetUsageStatsRequest();
+    message.organizationId = object.organizationId ?? "";
+    message.month = object.month ?? "";
+    message.keyId = object.keyId ?? "";
+    return message;
+  },
+};
+
+function createBaseUsageTotals(): UsageTotals {
+  return {
+    requests: 0,
+    errors4xx: 0,
+    errors5xx: 0,
+    tokens: 0,
+    costUsd: 0,
+    avgDurationMs: undefined,
+    p95DurationMs: undefined,
+  };
+}
+
+export const UsageTotals: MessageFns<UsageTotals> = {
+  encode(message: UsageTotals, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requests !== 0) {
+      writer.uint32(8).uint64(message.requests);
+    }
+    if (message.errors4xx !== 0) {
+      writer.uint32(16).uint64(message.errors4xx);
+    }
+    if (message.errors5xx !== 0) {
+      writer.uint32(24).uint64(message.errors5xx);
+    }
+    if (message.tokens !== 0) {
+      writer.uint32(32).uint64(message.tokens);
+    }
+    if (message.costUsd !== 0) {
+      writer.uint32(41).double(message.costUsd);
+    }
+    if (message.avgDurationMs !== undefined) {
+      writer.uint32(49).double(message.avgDurationMs);
+    }
+    if (message.p95DurationMs !== undefined) {
+      writer.uint32(57).double(message.p95DurationMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageTotals {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageTotals();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requests = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.errors4xx = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.errors5xx = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.tokens = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.costUsd = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.avgDurationMs = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.p95DurationMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UsageTotals {
+    return {
+      requests: isSet(object.requests) ? globalThis.Number(object.requests) : 0,
+      errors4xx: isSet(object.errors4xx)
+        ? globalThis.Number(object.errors4xx)
+        : isSet(object.errors_4xx)
+        ? globalThis.Number(object.errors_4xx)
+        : 0,
+      errors5xx: isSet(object.errors5xx)
+        ? globalThis.Number(object.errors5xx)
+        : isSet(object.errors_5xx)
+        ? globalThis.Number(object.errors_5xx)
+        : 0,
+      tokens: isSet(object.tokens) ? globalThis.Number(object.tokens) : 0,
+      costUsd: isSet(object.costUsd)
+        ? globalThis.Number(object.costUsd)
+        : isSet(object.cost_usd)
+        ? globalThis.Number(object.cost_usd)
+        : 0,
+      avgDurationMs: isSet(object.avgDurationMs)
+        ? globalThis.Number(object.avgDurationMs)
+        : isSet(object.avg_duration_ms)
+        ? globalThis.Number(object.avg_duration_ms)
+        : undefined,
+      p95DurationMs: isSet(object.p95DurationMs)
+        ? globalThis.Number(object.p95DurationMs)
+        : isSet(object.p95_duration_ms)
+        ? globalThis.Number(object.p95_duration_ms)
+        : undefined,
+    };
+  },
+
+  toJSON(message: UsageTotals): unknown {
+    const obj: any = {};
+    if (message.requests !== 0) {
+      obj.requests = Math.round(message.requests);
+    }
+    if (message.errors4xx !== 0) {
+      obj.errors4xx = Math.round(message.errors4xx);
+    }
+    if (message.errors5xx !== 0) {
+      obj.errors5xx = Math.round(message.errors5xx);
+    }
+    if (message.tokens !== 0) {
+      obj.tokens = Math.round(message.tokens);
+    }
+    if (message.costUsd !== 0) {
+      obj.costUsd = floatToJson(message.costUsd);
+    }
+    if (message.avgDurationMs !== undefined) {
+      obj.avgDurationMs = floatToJson(message.avgDurationMs);
+    }
+    if (message.p95DurationMs !== undefined) {
+      obj.p95DurationMs = floatToJson(message.p95DurationMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UsageTotals>): UsageTotals {
+    return UsageTotals.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UsageTotals>): UsageTotals {
+    const message = createBaseUsageTotals();
+    message.requests = object.requests ?? 0;
+    message.errors4xx = object.errors4xx ?? 0;
+    message.errors5xx = object.errors5xx ?? 0;
+    message.tokens = object.tokens ?? 0;
+    message.costUsd = object.costUsd ?? 0;
+    message.avgDurationMs = object.avgDurationMs ?? undefined;
+    message.p95DurationMs = object.p95DurationMs ?? undefined;
+    return message;
+  },
+};
+
+function createBaseEndpointUsage(): EndpointUsage {
+  return { endpoint: "", method: "", totals: undefined };
+}
+
+export const EndpointUsage: MessageFns<EndpointUsage> = {
+  encode(message: EndpointUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.endpoint !== "") {
+      writer.uint32(10).string(message.endpoint);
+    }
+    if (message.method !== "") {
+      writer.uint32(18).string(message.method);
+    }
+    if (message.totals !== undefined) {
+      UsageTotals.encode(message.totals, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EndpointUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEndpointUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.endpoint = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.totals = UsageTotals.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EndpointUsage {
+    return {
+      endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : "",
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      totals: isSet(object.totals) ? UsageTotals.fromJSON(object.totals) : undefined,
+    };
+  },
+
+  toJSON(message: EndpointUsage): unknown {
+    const obj: any = {};
+    if (message.endpoint !== "") {
+      obj.endpoint = message.endpoint;
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.totals !== undefined) {
+      obj.totals = UsageTotals.toJSON(message.totals);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EndpointUsage>): EndpointUsage {
+    return EndpointUsage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EndpointUsage>): EndpointUsage {
+    const message = createBaseEndpointUsage();
+    message.endpoint = object.endpoint ?? "";
+    message.method = object.method ?? "";
+    message.totals = (object.totals !== undefined && object.totals !== null)
+      ? UsageTotals.fromPartial(object.totals)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseKeyUsage(): KeyUsage {
+  return { keyId: "", totals: undefined };
+}
+
+export const KeyUsage: MessageFns<KeyUsage> = {
+  encode(message: KeyUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.totals !== undefined) {
+      UsageTotals.encode(message.totals, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.totals = UsageTotals.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyUsage {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      totals: isSet(object.totals) ? UsageTotals.fromJSON(object.totals) : undefined,
+    };
+  },
+
+  toJSON(message: KeyUsage): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.totals !== undefined) {
+      obj.totals = UsageTotals.toJSON(message.totals);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<KeyUsage>): KeyUsage {
+    return KeyUsage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<KeyUsage>): KeyUsage {
+    const message = createBaseKeyUsage();
+    message.keyId = object.keyId ?? "";
+    message.totals = (object.totals !== undefined && object.totals !== null)
+      ? UsageTotals.fromPartial(object.totals)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDayUsage(): DayUsage {
+  return { day: "", totals: undefined };
+}
+
+export const DayUsage: MessageFns<DayUsage> = {
+  encode(message: DayUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.day !== "") {
+      writer.uint32(10).string(message.day);
+    }
+    if (message.totals !== undefined) {
+      UsageTotals.encode(message.totals, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DayUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDayUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.day = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.totals = UsageTotals.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DayUsage {
+    return {
+      day: isSet(object.day) ? globalThis.String(object.day) : "",
+      totals: isSet(object.totals) ? UsageTotals.fromJSON(object.totals) : undefined,
+    };
+  },
+
+  toJSON(message: DayUsage): unknown {
+    const obj: any = {};
+    if (message.day !== "") {
+      obj.day = message.day;
+    }
+    if (message.totals !== undefined) {
+      obj.totals = UsageTotals.toJSON(message.totals);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DayUsage>): DayUsage {
+    return DayUsage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DayUsage>): DayUsage {
+    const message = createBaseDayUsage();
+    message.day = object.day ?? "";
+    message.totals = (object.totals !== undefined && object.totals !== null)
+      ? UsageTotals.fromPartial(object.totals)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUsageStats(): UsageStats {
+  return { organizationId: "", month: "", keyId: "", totals: undefined, byEndpoint: [], byKey: [], byDay: [] };
+}
+
+export const UsageStats: MessageFns<UsageStats> = {
+  encode(message: UsageStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.organizationId !== "") {
+      writer.uint32(10).string(message.organizationId);
+    }
+    if (message.month !== "") {
+      writer.uint32(18).string(message.month);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(26).string(message.keyId);
+    }
+    if (message.totals !== undefined) {
+      UsageTotals.encode(message.totals, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.byEndpoint) {
+      EndpointUsage.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.byKey) {
+      KeyUsage.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.byDay) {
+      DayUsage.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.organizationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.month = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.totals = UsageTotals.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.byEndpoint.push(EndpointUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.byKey.push(KeyUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.byDay.push(DayUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UsageStats {
+    return {
+      organizationId: isSet(object.organizationId)
+        ? globalThis.String(object.organizationId)
+        : isSet(object.organization_id)
+        ? globalThis.String(object.organization_id)
+        : "",
+      month: isSet(object.month) ? globalThis.String(object.month) : "",
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      totals: isSet(object.totals) ? UsageTotals.fromJSON(object.totals) : undefined,
+      byEndpoint: globalThis.Array.isArray(object?.byEndpoint)
+        ? object.byEndpoint.map((e: any) => EndpointUsage.fromJSON(e))
+        : globalThis.Array.isArray(object?.by_endpoint)
+        ? object.by_endpoint.map((e: any) => EndpointUsage.fromJSON(e))
+        : [],
+      byKey: globalThis.Array.isArray(object?.byKey)
+        ? object.byKey.map((e: any) => KeyUsage.fromJSON(e))
+        : globalThis.Array.isArray(object?.by_key)
+        ? object.by_key.map((e: any) => KeyUsage.fromJSON(e))
+        : [],
+      byDay: globalThis.Array.isArray(object?.byDay)
+        ? object.byDay.map((e: any) => DayUsage.fromJSON(e))
+        : globalThis.Array.isArray(object?.by_day)
+        ? object.by_day.map((e: any) => DayUsage.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: UsageStats): unknown {
+    const obj: any = {};
+    if (message.organizationId !== "") {
+      obj.organizationId = message.organizationId;
+    }
+    if (message.month !== "") {
+      obj.month = message.month;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.totals !== undefined) {
+      obj.totals = UsageTotals.toJSON(message.totals);
+    }
+    if (message.byEndpoint?.length) {
+      obj.byEndpoint = message.byEndpoint.map((e) => EndpointUsage.toJSON(e));
+    }
+    if (message.byKey?.length) {
+      obj.byKey = message.byKey.map((e) => KeyUsage.toJSON(e));
+    }
+    if (message.byDay?.length) {
+      obj.byDay = message.byDay.map((e) => DayUsage.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UsageStats>): UsageStats {
+    return UsageStats.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UsageStats>): UsageStats {
+    const message = createBaseUsageStats();
+    message.organizationId = object.organizationId ?? "";
+    message.month = object.month ?? "";
+    message.keyId = object.keyId ?? "";
+    message.totals = (object.totals !== undefined && object.totals !== null)
+      ? UsageTotals.fromPartial(object.totals)
+      : undefined;
+    message.byEndpoint = object.byEndpoint?.map((e) => EndpointUsage.fromPartial(e)) || [];
+    message.byKey = object.byKey?.map((e) => KeyUsage.fromPartial(e)) || [];
+    message.byDay = object.byDay?.map((e) => DayUsage.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 export type KeyAdminService = typeof KeyAdminService;
 export const KeyAdminService = {
   /** Creates an organization. Administrator token only. */
@@ -3878,6 +5931,80 @@ export const KeyAdminService = {
       Buffer.from(ListAuditEventsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAuditEventsResponse => ListAuditEventsResponse.decode(value),
   },
+  /**
+   * A key's rate-limit state now: its limit, what remains in the sliding window and
+   * when the window frees a request. Does not spend.
+   */
+  getRateLimitStatus: {
+    path: "/keyward.admin.v1.KeyAdmin/GetRateLimitStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetRateLimitStatusRequest): Buffer =>
+      Buffer.from(GetRateLimitStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetRateLimitStatusRequest => GetRateLimitStatusRequest.decode(value),
+    responseSerialize: (value: RateLimitStatus): Buffer => Buffer.from(RateLimitStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RateLimitStatus => RateLimitStatus.decode(value),
+  },
+  /**
+   * Clears a key's rate-limit window (in Redis for every replica, else in this
+   * process) and returns the fresh state. Audited as `key.rate_limit_reset`.
+   */
+  resetRateLimit: {
+    path: "/keyward.admin.v1.KeyAdmin/ResetRateLimit" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResetRateLimitRequest): Buffer =>
+      Buffer.from(ResetRateLimitRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResetRateLimitRequest => ResetRateLimitRequest.decode(value),
+    responseSerialize: (value: RateLimitStatus): Buffer => Buffer.from(RateLimitStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RateLimitStatus => RateLimitStatus.decode(value),
+  },
+  /** The limiter's counters in the process that answers. Administrator token only. */
+  getRateLimiterStats: {
+    path: "/keyward.admin.v1.KeyAdmin/GetRateLimiterStats" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetRateLimiterStatsRequest): Buffer =>
+      Buffer.from(GetRateLimiterStatsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetRateLimiterStatsRequest => GetRateLimiterStatsRequest.decode(value),
+    responseSerialize: (value: RateLimiterStats): Buffer => Buffer.from(RateLimiterStats.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RateLimiterStats => RateLimiterStats.decode(value),
+  },
+  /** An organization's monthly quota in its current billing period. */
+  getQuota: {
+    path: "/keyward.admin.v1.KeyAdmin/GetQuota" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetQuotaRequest): Buffer => Buffer.from(GetQuotaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetQuotaRequest => GetQuotaRequest.decode(value),
+    responseSerialize: (value: Quota): Buffer => Buffer.from(Quota.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Quota => Quota.decode(value),
+  },
+  /**
+   * Adds detail (response code, duration, tokens, cost) reported by a service
+   * itself. It never counts requests: the allowed Checks do. At most 1000 records; an
+   * invalid record rejects the whole batch with invalid_argument naming it
+   * (`records[3].cost_usd`).
+   */
+  recordUsage: {
+    path: "/keyward.admin.v1.KeyAdmin/RecordUsage" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RecordUsageRequest): Buffer => Buffer.from(RecordUsageRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RecordUsageRequest => RecordUsageRequest.decode(value),
+    responseSerialize: (value: RecordUsageResponse): Buffer => Buffer.from(RecordUsageResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RecordUsageResponse => RecordUsageResponse.decode(value),
+  },
+  /** Usage of one calendar month (UTC), with breakdowns by endpoint, key and day. */
+  getUsageStats: {
+    path: "/keyward.admin.v1.KeyAdmin/GetUsageStats" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetUsageStatsRequest): Buffer => Buffer.from(GetUsageStatsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetUsageStatsRequest => GetUsageStatsRequest.decode(value),
+    responseSerialize: (value: UsageStats): Buffer => Buffer.from(UsageStats.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UsageStats => UsageStats.decode(value),
+  },
 } as const;
 
 export interface KeyAdminServer extends UntypedServiceImplementation {
@@ -3912,6 +6039,29 @@ export interface KeyAdminServer extends UntypedServiceImplementation {
   rotateKey: handleUnaryCall<RotateKeyRequest, RotateKeyResponse>;
   /** Lists audit events, newest first. */
   listAuditEvents: handleUnaryCall<ListAuditEventsRequest, ListAuditEventsResponse>;
+  /**
+   * A key's rate-limit state now: its limit, what remains in the sliding window and
+   * when the window frees a request. Does not spend.
+   */
+  getRateLimitStatus: handleUnaryCall<GetRateLimitStatusRequest, RateLimitStatus>;
+  /**
+   * Clears a key's rate-limit window (in Redis for every replica, else in this
+   * process) and returns the fresh state. Audited as `key.rate_limit_reset`.
+   */
+  resetRateLimit: handleUnaryCall<ResetRateLimitRequest, RateLimitStatus>;
+  /** The limiter's counters in the process that answers. Administrator token only. */
+  getRateLimiterStats: handleUnaryCall<GetRateLimiterStatsRequest, RateLimiterStats>;
+  /** An organization's monthly quota in its current billing period. */
+  getQuota: handleUnaryCall<GetQuotaRequest, Quota>;
+  /**
+   * Adds detail (response code, duration, tokens, cost) reported by a service
+   * itself. It never counts requests: the allowed Checks do. At most 1000 records; an
+   * invalid record rejects the whole batch with invalid_argument naming it
+   * (`records[3].cost_usd`).
+   */
+  recordUsage: handleUnaryCall<RecordUsageRequest, RecordUsageResponse>;
+  /** Usage of one calendar month (UTC), with breakdowns by endpoint, key and day. */
+  getUsageStats: handleUnaryCall<GetUsageStatsRequest, UsageStats>;
 }
 
 export interface KeyAdminClient extends Client {
@@ -4097,6 +6247,110 @@ export interface KeyAdminClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * A key's rate-limit state now: its limit, what remains in the sliding window and
+   * when the window frees a request. Does not spend.
+   */
+  getRateLimitStatus(
+    request: GetRateLimitStatusRequest,
+    callback: (error: ServiceError | null, response: RateLimitStatus) => void,
+  ): ClientUnaryCall;
+  getRateLimitStatus(
+    request: GetRateLimitStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RateLimitStatus) => void,
+  ): ClientUnaryCall;
+  getRateLimitStatus(
+    request: GetRateLimitStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RateLimitStatus) => void,
+  ): ClientUnaryCall;
+  /**
+   * Clears a key's rate-limit window (in Redis for every replica, else in this
+   * process) and returns the fresh state. Audited as `key.rate_limit_reset`.
+   */
+  resetRateLimit(
+    request: ResetRateLimitRequest,
+    callback: (error: ServiceError | null, response: RateLimitStatus) => void,
+  ): ClientUnaryCall;
+  resetRateLimit(
+    request: ResetRateLimitRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RateLimitStatus) => void,
+  ): ClientUnaryCall;
+  resetRateLimit(
+    request: ResetRateLimitRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RateLimitStatus) => void,
+  ): ClientUnaryCall;
+  /** The limiter's counters in the process that answers. Administrator token only. */
+  getRateLimiterStats(
+    request: GetRateLimiterStatsRequest,
+    callback: (error: ServiceError | null, response: RateLimiterStats) => void,
+  ): ClientUnaryCall;
+  getRateLimiterStats(
+    request: GetRateLimiterStatsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RateLimiterStats) => void,
+  ): ClientUnaryCall;
+  getRateLimiterStats(
+    request: GetRateLimiterStatsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RateLimiterStats) => void,
+  ): ClientUnaryCall;
+  /** An organization's monthly quota in its current billing period. */
+  getQuota(request: GetQuotaRequest, callback: (error: ServiceError | null, response: Quota) => void): ClientUnaryCall;
+  getQuota(
+    request: GetQuotaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Quota) => void,
+  ): ClientUnaryCall;
+  getQuota(
+    request: GetQuotaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Quota) => void,
+  ): ClientUnaryCall;
+  /**
+   * Adds detail (response code, duration, tokens, cost) reported by a service
+   * itself. It never counts requests: the allowed Checks do. At most 1000 records; an
+   * invalid record rejects the whole batch with invalid_argument naming it
+   * (`records[3].cost_usd`).
+   */
+  recordUsage(
+    request: RecordUsageRequest,
+    callback: (error: ServiceError | null, response: RecordUsageResponse) => void,
+  ): ClientUnaryCall;
+  recordUsage(
+    request: RecordUsageRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RecordUsageResponse) => void,
+  ): ClientUnaryCall;
+  recordUsage(
+    request: RecordUsageRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RecordUsageResponse) => void,
+  ): ClientUnaryCall;
+  /** Usage of one calendar month (UTC), with breakdowns by endpoint, key and day. */
+  getUsageStats(
+    request: GetUsageStatsRequest,
+    callback: (error: ServiceError | null, response: UsageStats) => void,
+  ): ClientUnaryCall;
+  getUsageStats(
+    request: GetUsageStatsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UsageStats) => void,
+  ): ClientUnaryCall;
+  getUsageStats(
+    request: GetUsageStatsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UsageStats) => void,
+  ): ClientUnaryCall;
 }
 
 export const KeyAdminClient = makeGenericClientConstructor(KeyAdminService, "keyward.admin.v1.KeyAdmin") as unknown as {
@@ -4104,6 +6358,10 @@ export const KeyAdminClient = makeGenericClientConstructor(KeyAdminService, "key
   service: typeof KeyAdminService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

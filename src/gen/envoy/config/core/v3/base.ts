@@ -19,6 +19,97 @@ export const protobufFileName = "envoy/config/core/v3/base.proto";
  * keyward with the package, names and numbers of Envoy's v3 API.
  */
 
+/** HTTP request methods, as access logs report them. */
+export enum RequestMethod {
+  METHOD_UNSPECIFIED = 0,
+  GET = 1,
+  HEAD = 2,
+  POST = 3,
+  PUT = 4,
+  DELETE = 5,
+  CONNECT = 6,
+  OPTIONS = 7,
+  TRACE = 8,
+  PATCH = 9,
+  UNRECOGNIZED = -1,
+}
+
+export function requestMethodFromJSON(object: any): RequestMethod {
+  switch (object) {
+    case 0:
+    case "METHOD_UNSPECIFIED":
+      return RequestMethod.METHOD_UNSPECIFIED;
+    case 1:
+    case "GET":
+      return RequestMethod.GET;
+    case 2:
+    case "HEAD":
+      return RequestMethod.HEAD;
+    case 3:
+    case "POST":
+      return RequestMethod.POST;
+    case 4:
+    case "PUT":
+      return RequestMethod.PUT;
+    case 5:
+    case "DELETE":
+      return RequestMethod.DELETE;
+    case 6:
+    case "CONNECT":
+      return RequestMethod.CONNECT;
+    case 7:
+    case "OPTIONS":
+      return RequestMethod.OPTIONS;
+    case 8:
+    case "TRACE":
+      return RequestMethod.TRACE;
+    case 9:
+    case "PATCH":
+      return RequestMethod.PATCH;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RequestMethod.UNRECOGNIZED;
+  }
+}
+
+export function requestMethodToJSON(object: RequestMethod): string {
+  switch (object) {
+    case RequestMethod.METHOD_UNSPECIFIED:
+      return "METHOD_UNSPECIFIED";
+    case RequestMethod.GET:
+      return "GET";
+    case RequestMethod.HEAD:
+      return "HEAD";
+    case RequestMethod.POST:
+      return "POST";
+    case RequestMethod.PUT:
+      return "PUT";
+    case RequestMethod.DELETE:
+      return "DELETE";
+    case RequestMethod.CONNECT:
+      return "CONNECT";
+    case RequestMethod.OPTIONS:
+      return "OPTIONS";
+    case RequestMethod.TRACE:
+      return "TRACE";
+    case RequestMethod.PATCH:
+      return "PATCH";
+    case RequestMethod.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * The Envoy node that sends a stream (only the fields keyward reads; the rest is
+ * ignored).
+ */
+export interface Node {
+  id: string;
+  cluster: string;
+}
+
 /** Typed metadata by filter namespace, e.g. "envoy.filters.http.ext_authz". */
 export interface Metadata {
   filterMetadata: { [key: string]: { [key: string]: any } | undefined };
@@ -112,6 +203,91 @@ export function headerValueOption_HeaderAppendActionToJSON(object: HeaderValueOp
 export interface HeaderMap {
   headers: HeaderValue[];
 }
+
+function createBaseNode(): Node {
+  return { id: "", cluster: "" };
+}
+
+export const Node: MessageFns<Node> = {
+  encode(message: Node, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.cluster !== "") {
+      writer.uint32(18).string(message.cluster);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Node {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNode();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.cluster = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Node {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      cluster: isSet(object.cluster) ? globalThis.String(object.cluster) : "",
+    };
+  },
+
+  toJSON(message: Node): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.cluster !== "") {
+      obj.cluster = message.cluster;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Node>): Node {
+    return Node.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Node>): Node {
+    const message = createBaseNode();
+    message.id = object.id ?? "";
+    message.cluster = object.cluster ?? "";
+    return message;
+  },
+};
 
 function createBaseMetadata(): Metadata {
   return { filterMetadata: {}, typedFilterMetadata: {} };
