@@ -21,6 +21,12 @@ import { loadRouteRules, RouteTable } from './authz/routes';
 import { Authorizer } from './authz/service';
 import { authorizationImplementation, SafeAuthorizationService } from './grpc/authz-server';
 import { describe } from './grpc/admin-server';
+import { createRateLimiter } from './limits/limiter';
+import { createQuotaCounter } from './limits/quota';
+import type { QuotaCounter, RateLimiter } from './limits/types';
+import { createUsageStore, retentionCutoff, type UsageStore } from './usage/store';
+import { UsageBatcher } from './usage/batcher';
+import { accessLogImplementation, newAccessLogStats, SafeAccessLogService, type AccessLogStats } from './grpc/accesslog-server';
 
 export interface AppOptions {
   config: Config;
@@ -42,6 +48,11 @@ export interface App {
   authorizer: Authorizer;
   cache: KeyCache;
   lastUsed: LastUsedRecorder;
+  limiter: RateLimiter;
+  quota: QuotaCounter;
+  usage: UsageBatcher;
+  usageStore: UsageStore;
+  accessLogStats: AccessLogStats;
   /** Stops accepting, lets in-flight calls finish (up to graceMs), closes the store. */
   close(graceMs?: number): Promise<void>;
 }
@@ -88,6 +99,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const clock = opts.clock ?? systemClock;
   let orm: Orm | undefined;
   const servers: Server[] = [];
+  const closers: (() => Promise<void>)[] = [];
   try {
     orm = await openOrm(config.database);
     if (opts.migrate ?? config.autoMigrate) {
@@ -107,6 +119,29 @@ export async function startApp(opts: AppOptions): Promise<App> {
       maxStaleMs: a.cacheMaxStaleSeconds * 1000,
     });
     const lastUsed = new LastUsedRecorder(dataPlane, (e) => logger.warn({ err: describe(e) }, 'last-used flush failed; will retry'));
+    const limiter = createRateLimiter({
+      redisUrl: a.redisUrl,
+      onRedisFailure: a.redisFailureMode,
+      maxKeys: a.rateLimitMaxKeys,
+      clock,
+      onError: (e) => logger.warn({ err: describe(e), mode: a.redisFailureMode }, 'rate limiter: Redis failed'),
+    });
+    closers.push(() => limiter.close());
+    const quota = createQuotaCounter({
+      db: orm,
+      dialect: config.database.kind,
+      redisUrl: a.redisUrl,
+      redisFailureMode: a.redisFailureMode,
+      syncIntervalMs: a.quotaSyncSeconds * 1000,
+      onError: (e) => logger.warn({ err: describe(e) }, 'quota counter: sync failed; will retry'),
+    });
+    closers.push(() => quota.close());
+    const usageStore = createUsageStore(orm, config.database.kind);
+    const usage = new UsageBatcher(usageStore, {
+      maxBuffered: a.usageBufferMax,
+      onError: (e) => logger.warn({ err: describe(e) }, 'usage flush failed; kept in the buffer'),
+    });
+    const accessLogStats = newAccessLogStats();
     const admin = new AdminService({
       store,
       hasher,
@@ -114,6 +149,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
       logger,
       rotationGraceSeconds: config.rotationGraceSeconds,
       onChange: (c) => (c.type === 'key' ? cache.invalidateKey(c.id, c.keyHash) : cache.invalidateOrg(c.id)),
+      limiter,
+      quota,
+      usage,
+      usageStore,
     });
     const authorizer = new Authorizer({
       cache,
@@ -124,6 +163,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
       reader: { credentialHeaders: a.credentialHeaders, routes },
       response: { stripCredential: a.stripCredential, retryAfterSeconds: 1 },
       onStoreError: a.onStoreError,
+      limiter,
+      quota,
+      usage,
     });
     const { generated } = await admin.bootstrapAdminToken(config.adminToken, generateAdminToken);
     if (generated) (opts.onGeneratedAdminToken ?? printGeneratedAdminToken)(generated);
@@ -137,8 +179,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
 
     const authzServer = new Server(limits);
     authzServer.addService(SafeAuthorizationService, authorizationImplementation(authorizer, logger));
+    authzServer.addService(
+      SafeAccessLogService,
+      accessLogImplementation(usage, { tokensHeader: a.usageTokensHeader, costHeader: a.usageCostHeader }, logger, clock, accessLogStats),
+    );
     const authzHealth = addHealth(authzServer, ['envoy.service.auth.v3.Authorization']);
-    addReflection(authzServer, ['envoy/service/auth/v3/external_auth.proto']);
+    addReflection(authzServer, ['envoy/service/auth/v3/external_auth.proto', 'envoy/service/accesslog/v3/als.proto']);
     servers.push(authzServer);
 
     const adminPort = await bind(adminServer, config.adminListen);
@@ -148,6 +194,16 @@ export async function startApp(opts: AppOptions): Promise<App> {
     authzHealth.setStatus('', 'SERVING');
     authzHealth.setStatus('envoy.service.auth.v3.Authorization', 'SERVING');
     lastUsed.start(a.lastUsedFlushSeconds * 1000);
+    usage.start(a.usageFlushSeconds * 1000);
+    quota.start();
+    const purge = () =>
+      usageStore.purgeEventsBefore(retentionCutoff(clock.now().getTime(), a.usageRetentionDays)).then(
+        (n) => n > 0 && logger.info({ events: n, retentionDays: a.usageRetentionDays }, 'old usage events purged'),
+        (e: unknown) => logger.warn({ err: describe(e) }, 'usage retention purge failed'),
+      );
+    void purge();
+    const purgeTimer = setInterval(() => void purge(), 3_600_000);
+    purgeTimer.unref();
     logger.info(
       { admin: config.adminListen.replace(/:\d+$/, `:${adminPort}`), authz: config.authzListen.replace(/:\d+$/, `:${authzPort}`), database: config.database.kind },
       'keyward serving',
@@ -162,17 +218,28 @@ export async function startApp(opts: AppOptions): Promise<App> {
       authorizer,
       cache,
       lastUsed,
+      limiter,
+      quota,
+      usage,
+      usageStore,
+      accessLogStats,
       async close(graceMs = 5000) {
         adminHealth.setStatus('', 'NOT_SERVING');
         authzHealth.setStatus('', 'NOT_SERVING');
+        // In-flight Checks finish first; then everything they buffered is written.
         await Promise.all(servers.map((s) => shutdown(s, graceMs)));
+        clearInterval(purgeTimer);
         lastUsed.stop();
-        await lastUsed.flush();
+        usage.stop();
+        quota.stop();
+        await Promise.allSettled([lastUsed.flush(), usage.flush(), quota.flush()]);
+        for (const close of closers.reverse()) await close().catch(() => undefined);
         await openOrmRef.close(true);
       },
     };
   } catch (e) {
     for (const s of servers) s.forceShutdown();
+    for (const close of closers) await close().catch(() => undefined);
     await orm?.close(true).catch(() => undefined);
     throw e;
   }

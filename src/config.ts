@@ -68,6 +68,24 @@ export interface AuthzConfig {
   negativeCacheMaxEntries: number;
   /** KEYWARD_LAST_USED_FLUSH_SECONDS (default 10): how often last_used_at is written. */
   lastUsedFlushSeconds: number;
+  /** KEYWARD_REDIS_URL: redis://… shares rate limits and quotas across replicas; unset: in memory. */
+  redisUrl?: string;
+  /** KEYWARD_REDIS_FAILURE_MODE (default local): when Redis fails, limit locally (`local`) or deny with 503 (`deny`). */
+  redisFailureMode: 'local' | 'deny';
+  /** KEYWARD_RATE_LIMIT_MAX_KEYS (default 1000000): keys the in-memory limiter tracks at most. */
+  rateLimitMaxKeys: number;
+  /** KEYWARD_QUOTA_SYNC_SECONDS (default 5): without Redis, how often quota counts are synced through the database. */
+  quotaSyncSeconds: number;
+  /** KEYWARD_USAGE_FLUSH_SECONDS (default 5): how often buffered usage is written. */
+  usageFlushSeconds: number;
+  /** KEYWARD_USAGE_BUFFER_MAX (default 200000): buffered usage events at most while the store is unreachable. */
+  usageBufferMax: number;
+  /** KEYWARD_USAGE_RETENTION_DAYS (default 35): how long raw usage events are kept; aggregates are kept. */
+  usageRetentionDays: number;
+  /** KEYWARD_USAGE_TOKENS_HEADER (default x-usage-tokens): the upstream response header with tokens used. */
+  usageTokensHeader: string;
+  /** KEYWARD_USAGE_COST_HEADER (default x-usage-cost-usd): the upstream response header with the cost in USD. */
+  usageCostHeader: string;
 }
 
 /** The CLI's own settings: where KeyAdmin is and the credential to use. */
@@ -148,6 +166,21 @@ const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((s) => s
 const grace = z.coerce.number().int().min(0).max(2_592_000);
 const intIn = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+const headerName = z
+  .string()
+  .transform((s) => s.trim().toLowerCase())
+  .refine((h) => HEADER_NAME.test(h), 'must be a header name');
+function redisUrl(env: Env): string | undefined {
+  const v = env.KEYWARD_REDIS_URL;
+  if (v === undefined || v === '') return undefined;
+  if (!/^rediss?:\/\/[^\s]+$/.test(v)) throw new ConfigError('KEYWARD_REDIS_URL', 'must be a redis:// or rediss:// URL');
+  try {
+    new URL(v);
+  } catch {
+    throw new ConfigError('KEYWARD_REDIS_URL', 'must be a redis:// or rediss:// URL');
+  }
+  return v;
+}
 const headerNames = z
   .string()
   .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''))
@@ -221,6 +254,15 @@ export function loadConfig(env: Env = process.env): Config {
     negativeCacheTtlSeconds: zparse(intIn(0, 3600), env, 'KEYWARD_NEGATIVE_CACHE_TTL_SECONDS', '10'),
     negativeCacheMaxEntries: zparse(intIn(1, 50_000_000), env, 'KEYWARD_NEGATIVE_CACHE_MAX_ENTRIES', '100000'),
     lastUsedFlushSeconds: zparse(intIn(1, 3600), env, 'KEYWARD_LAST_USED_FLUSH_SECONDS', '10'),
+    redisUrl: redisUrl(env),
+    redisFailureMode: zparse(z.enum(['local', 'deny']), env, 'KEYWARD_REDIS_FAILURE_MODE', 'local'),
+    rateLimitMaxKeys: zparse(intIn(1000, 50_000_000), env, 'KEYWARD_RATE_LIMIT_MAX_KEYS', '1000000'),
+    quotaSyncSeconds: zparse(intIn(1, 3600), env, 'KEYWARD_QUOTA_SYNC_SECONDS', '5'),
+    usageFlushSeconds: zparse(intIn(1, 3600), env, 'KEYWARD_USAGE_FLUSH_SECONDS', '5'),
+    usageBufferMax: zparse(intIn(1000, 50_000_000), env, 'KEYWARD_USAGE_BUFFER_MAX', '200000'),
+    usageRetentionDays: zparse(intIn(1, 3650), env, 'KEYWARD_USAGE_RETENTION_DAYS', '35'),
+    usageTokensHeader: zparse(headerName, env, 'KEYWARD_USAGE_TOKENS_HEADER', 'x-usage-tokens'),
+    usageCostHeader: zparse(headerName, env, 'KEYWARD_USAGE_COST_HEADER', 'x-usage-cost-usd'),
   };
 
   return {
@@ -250,6 +292,15 @@ export function defaultAuthzConfig(): AuthzConfig {
     negativeCacheTtlSeconds: 10,
     negativeCacheMaxEntries: 100_000,
     lastUsedFlushSeconds: 10,
+    redisUrl: undefined,
+    redisFailureMode: 'local',
+    rateLimitMaxKeys: 1_000_000,
+    quotaSyncSeconds: 5,
+    usageFlushSeconds: 5,
+    usageBufferMax: 200_000,
+    usageRetentionDays: 35,
+    usageTokensHeader: 'x-usage-tokens',
+    usageCostHeader: 'x-usage-cost-usd',
   };
 }
 

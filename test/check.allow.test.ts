@@ -63,7 +63,8 @@ function setup(dialect: 'sqlite' | 'postgres', overrides: HarnessOverrides = {})
   beforeAll(async () => {
     s.h = await startHarness(dialect, overrides);
     s.envoy = new EnvoyClient(s.h.app.authzPort);
-    s.orgId = (await s.h.root.createOrganization({ name: 'Acme' })).id;
+    // Unlimited, so the exact allowed response carries no rate-limit headers (see check.rate-limit).
+    s.orgId = (await s.h.root.createOrganization({ name: 'Acme', rateLimitPerMinute: 0 })).id;
     s.newKey = async (scopes = ['chat', 'agents:read'], environment = Environment.ENVIRONMENT_LIVE) => {
       const r = await s.h.root.createKey({ organizationId: s.orgId, name: `k${++n}`, scopes, environment });
       return {

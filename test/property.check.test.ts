@@ -242,7 +242,7 @@ describe('Check through gRPC (property-based)', () => {
   beforeAll(async () => {
     h = await startHarness('sqlite');
     envoy = new EnvoyClient(h.app.authzPort);
-    const org = await h.root.createOrganization({ name: 'Property' });
+    const org = await h.root.createOrganization({ name: 'Property', rateLimitPerMinute: 0 });
     const active = await h.root.createKey({ organizationId: org.id, name: 'active', scopes: ['chat'] });
     const revoked = await h.root.createKey({ organizationId: org.id, name: 'revoked', scopes: ['chat'] });
     await h.root.revokeKey({ id: revoked.key!.id, reason: 'property test' });

@@ -16,6 +16,12 @@ import type { ErrorCode } from '../errors/codes';
 import { AdminTokenRecord, ApiKeyRecord, AuditEventRecord, OrganizationRecord } from '../store/entities';
 import type { NewAuditEvent, Repos, Store } from '../store/store';
 import * as v from './validate';
+import type { QuotaCounter, RateLimiter } from '../limits/types';
+import { billingPeriod } from '../limits/billing';
+import type { UsageEvent } from '../usage/types';
+import type { UsageStore } from '../usage/store';
+import { monthOf } from '../usage/store';
+import { toUsageEvents, usageKeyIds, validateRecordUsage } from '../usage/record-usage';
 import { paged } from './paging';
 import { auditMessage, keyMessage, organizationMessage } from './mapping';
 import { ROOT, orgPrincipal, type CallContext, type Principal } from './principal';
@@ -37,6 +43,13 @@ import {
   type RotateKeyResponse,
   type UpdateKeyRequest,
   type UpdateOrganizationRequest,
+  type Quota,
+  type RateLimiterStats,
+  type RateLimitStatus,
+  type GetUsageStatsRequest,
+  type RecordUsageRequest,
+  type RecordUsageResponse,
+  type UsageStats,
 } from '../gen/keyward/admin/v1/key_admin';
 
 export const ORG_DEFAULTS = { maxKeys: 100, rateLimitPerMinute: 60, monthlyQuota: 0, billingAnchorDay: 1 } as const;
@@ -51,6 +64,12 @@ export interface AdminServiceDeps {
   rotationGraceSeconds: number;
   /** Told after each committed change, so caches can drop what changed at once. */
   onChange?: (change: AdminChange) => void;
+  /** The data plane's limiter and quota counter (rate-limit and quota RPCs). */
+  limiter: RateLimiter;
+  quota: QuotaCounter;
+  /** Usage buffering (RecordUsage) and the usage tables (GetUsageStats). */
+  usage: { record(e: UsageEvent): void; flush(): Promise<void> };
+  usageStore: UsageStore;
 }
 
 /** A committed change that cached decisions may depend on. */
@@ -497,6 +516,105 @@ export class AdminService {
       this.d.store.read((r) => r.audit.list(filter, { after, limit })),
     );
     return { events: rows.map(auditMessage), nextPageToken };
+  }
+
+  // --------------------------------------------------------------- rate limits
+
+  private async rateStatus(key: ApiKeyRecord, org: OrganizationRecord): Promise<RateLimitStatus> {
+    const limit = key.rateLimitPerMinute ?? org.rateLimitPerMinute;
+    const limitSource = key.rateLimitPerMinute === null || key.rateLimitPerMinute === undefined ? 'organization' : 'key';
+    if (limit === 0) return { keyId: key.id, limit: 0, remaining: 0, resetSeconds: 0, limitSource };
+    const d = await this.d.limiter.peek(key.id, limit, this.now().getTime());
+    return { keyId: key.id, limit, remaining: d.remaining, resetSeconds: d.resetSeconds, limitSource };
+  }
+
+  /** A key the caller may act on, with its organization. */
+  private async keyAndOrg(r: Repos, ctx: CallContext, keyId: string, action: string): Promise<{ key: ApiKeyRecord; org: OrganizationRecord }> {
+    const key = await this.loadKey(r, ctx, keyId, action);
+    const org = await r.orgs.get(key.organizationId);
+    if (!org) throw new DomainError('organization_not_found');
+    return { key, org };
+  }
+
+  async getRateLimitStatus(ctx: CallContext, id: string): Promise<RateLimitStatus> {
+    const keyId = v.id(id, 'key', 'key_id');
+    const { key, org } = await this.tx(ctx, (r) => this.keyAndOrg(r, ctx, keyId, 'key.rate_limit_status'));
+    return this.rateStatus(key, org);
+  }
+
+  async resetRateLimit(ctx: CallContext, id: string): Promise<RateLimitStatus> {
+    const keyId = v.id(id, 'key', 'key_id');
+    const { key, org } = await this.tx(ctx, async (r) => {
+      const found = await this.keyAndOrg(r, ctx, keyId, 'key.rate_limit_reset');
+      r.audit.append(this.event(ctx.principal, ctx.peer, 'key.rate_limit_reset', { organizationId: found.key.organizationId, keyId: found.key.id }, 'success', null));
+      return found;
+    });
+    await this.d.limiter.reset(key.id);
+    return this.rateStatus(key, org);
+  }
+
+  async getRateLimiterStats(ctx: CallContext): Promise<RateLimiterStats> {
+    await this.requireRoot(ctx, 'rate_limiter.stats');
+    const s = this.d.limiter.stats();
+    return {
+      backend: s.backend,
+      trackedKeys: s.trackedKeys,
+      allowed: s.allowed,
+      limited: s.limited,
+      redisErrors: s.redisErrors,
+      fallbackDecisions: s.fallbackDecisions,
+    };
+  }
+
+  // ------------------------------------------------------------------- quotas
+
+  async getQuota(ctx: CallContext, id: string): Promise<Quota> {
+    const orgId = v.id(id, 'org', 'organization_id');
+    const org = await this.tx(ctx, (r) => this.loadOrg(r, ctx, orgId, 'quota.get'));
+    const now = this.now().getTime();
+    const limit = Number(org.monthlyQuota);
+    const q = { id: org.id, monthlyQuota: limit, billingAnchorDay: org.billingAnchorDay };
+    const { used, period } = limit > 0 ? await this.d.quota.used(q, now) : { used: 0, period: billingPeriod(org.billingAnchorDay, now) };
+    return {
+      organizationId: org.id,
+      limit,
+      used,
+      remaining: limit > 0 ? Math.max(0, limit - used) : 0,
+      percentUsed: limit > 0 ? Math.round((used / limit) * 10000) / 100 : 0,
+      periodStart: period.start,
+      periodEnd: period.end,
+    };
+  }
+
+  // -------------------------------------------------------------------- usage
+
+  async recordUsage(ctx: CallContext, req: RecordUsageRequest): Promise<RecordUsageResponse> {
+    const records = validateRecordUsage(req, this.now().getTime());
+    const ids = usageKeyIds(records);
+    const keys = await this.d.store.read(async (r) => Promise.all(ids.map((id) => r.keys.get(id))));
+    const orgOfKey = new Map<string, string>();
+    for (let i = 0; i < ids.length; i++) {
+      const k = keys[i];
+      const id = ids[i]!;
+      const at = records.findIndex((x) => x.keyId === id);
+      // An unknown key and another organization's key read the same to a scoped caller.
+      if (!k || (ctx.principal.kind === 'org' && k.organizationId !== ctx.principal.organizationId)) {
+        throw new InvalidArgumentError(`records[${at}].key_id`, 'is not a key of this organization', 'unknown_key');
+      }
+      orgOfKey.set(id, k.organizationId);
+    }
+    for (const e of toUsageEvents(records, orgOfKey)) this.d.usage.record(e);
+    return { accepted: records.length };
+  }
+
+  async getUsageStats(ctx: CallContext, req: GetUsageStatsRequest): Promise<UsageStats> {
+    const orgId = v.id(req.organizationId, 'org', 'organization_id');
+    const keyId = req.keyId === '' ? undefined : v.id(req.keyId, 'key', 'key_id');
+    const month = req.month === '' ? monthOf(this.now().getTime()) : req.month;
+    await this.tx(ctx, (r) => this.loadOrg(r, ctx, orgId, 'usage.get'));
+    // Include what this process has buffered; other replicas' usage lags by their flush interval.
+    await this.d.usage.flush().catch(() => undefined);
+    return this.d.usageStore.stats(orgId, month, keyId);
   }
 }
 

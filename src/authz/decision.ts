@@ -16,6 +16,7 @@
  * configuration); it is never an allow.
  */
 import type { DenyCode } from '../errors/codes';
+import type { QuotaDecision, RateDecision } from '../limits/types';
 import { parseKey, type Environment } from '../keys/format';
 import type { CredentialResult } from './credentials';
 import { missingScopes, type ScopeRequirement } from './scopes';
@@ -66,8 +67,37 @@ export type KeyLookup =
 
 export type Decision =
   | { allow: true; key: null }
-  | { allow: true; key: KeyView; org: OrgView }
-  | { allow: false; code: DenyCode; key?: KeyView; details?: Record<string, unknown> };
+  | { allow: true; key: KeyView; org: OrgView; rate?: RateDecision }
+  | { allow: false; code: DenyCode; key?: KeyView; details?: Record<string, unknown>; rate?: RateDecision; retryAfterSeconds?: number };
+
+/** The key's requests-per-minute limit: its own override, else its organization's; 0 = unlimited. */
+export function effectiveRateLimit(key: KeyView, org: OrgView): number {
+  return key.rateLimitPerMinute ?? org.rateLimitPerMinute;
+}
+
+/**
+ * Step 8, pure: the outcome of an allowed request once the limiter and the quota have
+ * answered (null: not limited). The caller spends in this order and refunds the rate
+ * limit when the quota denies, so a denied request spends nothing.
+ */
+export function decideLimits(key: KeyView, org: OrgView, rate: RateDecision | null, quota: QuotaDecision | null, nowMs: number): Decision {
+  if (rate && !rate.allowed) {
+    const retry = Math.max(1, rate.resetSeconds);
+    return { allow: false, code: 'rate_limit_exceeded', key, rate, retryAfterSeconds: retry, details: { limit: rate.limit, retry_after_seconds: retry } };
+  }
+  if (quota && !quota.allowed) {
+    const retry = Math.max(1, Math.ceil((quota.period.end.getTime() - nowMs) / 1000));
+    return {
+      allow: false,
+      code: 'monthly_quota_exceeded',
+      key,
+      ...(rate && { rate }),
+      retryAfterSeconds: retry,
+      details: { limit: quota.limit, used: quota.used, period_end: quota.period.end.toISOString(), retry_after_seconds: retry },
+    };
+  }
+  return { allow: true, key, org, ...(rate && { rate }) };
+}
 
 /** The key text to look up, when steps 1–2 pass; undefined otherwise. */
 export function keyToLookUp(input: CheckInput): string | undefined {

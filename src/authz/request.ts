@@ -42,7 +42,10 @@ function hasScopes(r: ScopeRequirement): boolean {
   return r.all.length > 0 || r.any.length > 0;
 }
 
-export function readCheckRequest(req: CheckRequest, opts: RequestReaderOptions): CheckInput & { headers: HeaderList; requestId?: string } {
+export function readCheckRequest(
+  req: CheckRequest,
+  opts: RequestReaderOptions,
+): CheckInput & { headers: HeaderList; requestId?: string; method: string; path: string } {
   const headers = headerList(req);
   const http = req.attributes?.request?.http;
   const ext = req.attributes?.contextExtensions ?? {};
@@ -60,6 +63,8 @@ export function readCheckRequest(req: CheckRequest, opts: RequestReaderOptions):
   return {
     headers,
     requestId: header(headers, 'x-request-id'),
+    method,
+    path,
     credential: extractCredential(headers, opts.credentialHeaders),
     requirements,
     public: rule?.public === true && !envoyAsks,

@@ -7,11 +7,13 @@
  * Allowed: status OK; to the upstream x-keyward-key-id, -org-id, -scopes and
  * -environment (append false, so a client's copies are overwritten); other
  * x-keyward-* headers the client sent, and the credential headers (unless
- * configured otherwise), are removed; dynamic_metadata {key_id, org_id, environment}.
+ * configured otherwise), are removed; dynamic_metadata {key_id, org_id, environment};
+ * the rate-limit headers go to the client (response_headers_to_add).
  *
  * Denied: status with ErrorInfo{reason: code, domain: keyward}; denied_response
  * with the HTTP status, `content-type: application/json`, `x-keyward-error-code`,
- * `www-authenticate` on 401 and `retry-after` on 503, and the body
+ * `www-authenticate` on 401, `retry-after` on 429 and 503, the rate-limit headers
+ * when the key is rate limited, and the body
  * {"error":{"code","message",...details}}; dynamic_metadata {error_code[, key_id,
  * org_id, environment]} (the key's fields when the key was found).
  */
@@ -22,6 +24,7 @@ import type { HeaderValueOption } from '../gen/envoy/config/core/v3/base';
 import { ERROR_DOMAIN } from '../grpc/errors';
 import type { Decision } from './decision';
 import { IDENTITY_PREFIX } from './request';
+import { rateLimitHeaders } from '../limits/limiter';
 
 export const IDENTITY_HEADERS = {
   keyId: `${IDENTITY_PREFIX}key-id`,
@@ -80,13 +83,15 @@ export function toCheckResponse(d: Decision, ctx: ResponseContext, opts: Respons
     }
     // Identity headers keyward sets overwrite the client's; the rest are removed.
     for (const h of ctx.spoofed) if (!(d.key && IDENTITY_NAMES.includes(h)) && !remove.includes(h)) remove.push(h);
+    const toClient = ctx.responseHeaders ? [...ctx.responseHeaders] : [];
+    if (d.key && d.rate) for (const [k, v] of rateLimitHeaders(d.rate)) toClient.push(setHeader(k, v));
     return {
       status: { code: 0, message: '', details: [] },
       okResponse: {
         headers,
         headersToRemove: remove,
         dynamicMetadata: undefined,
-        responseHeadersToAdd: ctx.responseHeaders ?? [],
+        responseHeadersToAdd: toClient,
         queryParametersToSet: [],
         queryParametersToRemove: [],
       },
@@ -98,6 +103,8 @@ export function toCheckResponse(d: Decision, ctx: ResponseContext, opts: Respons
   const headers = [setHeader('content-type', 'application/json'), setHeader(ERROR_CODE_HEADER, d.code)];
   if (wire.http === 401) headers.push(setHeader('www-authenticate', WWW_AUTHENTICATE));
   if (d.code === 'service_unavailable') headers.push(setHeader('retry-after', String(opts.retryAfterSeconds)));
+  else if (d.retryAfterSeconds !== undefined) headers.push(setHeader('retry-after', String(d.retryAfterSeconds)));
+  if (d.rate) for (const [k, v] of rateLimitHeaders(d.rate)) headers.push(setHeader(k, v));
   if (ctx.responseHeaders) headers.push(...ctx.responseHeaders);
   const body = JSON.stringify({ error: { code: d.code, message: wire.message, ...d.details } });
   const metadata: Record<string, unknown> = { error_code: d.code };

@@ -13,6 +13,7 @@ import {
   type UpdateKeyRequest,
 } from '../gen/keyward/admin/v1/key_admin';
 import { withAdmin } from './client';
+import { meteringCommands } from './metering';
 import {
   auditEventJson,
   auditTable,
@@ -181,7 +182,7 @@ function secretText(keyText: string, secret: string): string {
   return `${keyText}\nkey: ${secret}\n\n${SECRET_NOTE}\n`;
 }
 
-function keyCommands(program: Command, ctx: CliContext): void {
+function keyCommands(program: Command, ctx: CliContext): Command {
   const key = program.command('key').description('manage API keys');
 
   leaf(key, 'create', 'create an API key and print its secret (shown only once)')
@@ -328,6 +329,7 @@ function keyCommands(program: Command, ctx: CliContext): void {
       }),
     );
 
+  return key;
 }
 
 /** A key's JSON view with the full secret as `key`, right after `id`. */
@@ -416,6 +418,7 @@ function serverCommands(program: Command): void {
 export function registerCommands(program: Command, ctx: CliContext): void {
   serverCommands(program);
   orgCommands(program, ctx);
-  keyCommands(program, ctx);
+  const key = keyCommands(program, ctx);
+  meteringCommands(program, key, ctx);
   auditCommand(ctx, program);
 }

@@ -9,7 +9,7 @@
  *
  * Every data-plane denial also carries `x-keyward-error-code: <code>` and
  * `content-type: application/json`; every 401 carries the RFC 6750 challenge
- * WWW_AUTHENTICATE below.
+ * WWW_AUTHENTICATE below; every 429 and 503 carries `retry-after`.
  */
 export const GrpcCode = {
   OK: 0,
@@ -43,6 +43,8 @@ export const ERROR_TABLE = {
   revoked_api_key: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the API key has been revoked' },
   expired_api_key: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the API key has expired' },
   insufficient_scope: { grpc: GrpcCode.PERMISSION_DENIED, http: 403, message: 'the API key lacks a scope this route requires' },
+  rate_limit_exceeded: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429, message: 'the API key has exceeded its rate limit' },
+  monthly_quota_exceeded: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429, message: "the organization has used its monthly quota" },
   service_unavailable: { grpc: GrpcCode.UNAVAILABLE, http: 503, message: 'the key store is unavailable; retry later' },
   // shared by both planes
   organization_inactive: { grpc: GrpcCode.PERMISSION_DENIED, http: 403, message: 'the organization is inactive' },
@@ -75,6 +77,8 @@ export type DenyCode =
   | 'expired_api_key'
   | 'organization_inactive'
   | 'insufficient_scope'
+  | 'rate_limit_exceeded'
+  | 'monthly_quota_exceeded'
   | 'service_unavailable';
 
 export function isErrorCode(code: string): code is ErrorCode {

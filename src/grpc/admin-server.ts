@@ -57,13 +57,12 @@ export function keyAdminImplementation(service: AdminService, logger: Logger): K
     revokeKey: unary('RevokeKey', (ctx, req) => service.revokeKey(ctx, req)),
     rotateKey: unary('RotateKey', (ctx, req) => service.rotateKey(ctx, req)),
     listAuditEvents: unary('ListAuditEvents', (ctx, req) => service.listAuditEvents(ctx, req)),
-    // Rate limits, quotas and usage: wired in the next change.
-    getRateLimitStatus: unary('GetRateLimitStatus', () => Promise.reject(new Error('not wired'))),
-    resetRateLimit: unary('ResetRateLimit', () => Promise.reject(new Error('not wired'))),
-    getRateLimiterStats: unary('GetRateLimiterStats', () => Promise.reject(new Error('not wired'))),
-    getQuota: unary('GetQuota', () => Promise.reject(new Error('not wired'))),
-    recordUsage: unary('RecordUsage', () => Promise.reject(new Error('not wired'))),
-    getUsageStats: unary('GetUsageStats', () => Promise.reject(new Error('not wired'))),
+    getRateLimitStatus: unary('GetRateLimitStatus', (ctx, req) => service.getRateLimitStatus(ctx, req.keyId)),
+    resetRateLimit: unary('ResetRateLimit', (ctx, req) => service.resetRateLimit(ctx, req.keyId)),
+    getRateLimiterStats: unary('GetRateLimiterStats', (ctx) => service.getRateLimiterStats(ctx)),
+    getQuota: unary('GetQuota', (ctx, req) => service.getQuota(ctx, req.organizationId)),
+    recordUsage: unary('RecordUsage', (ctx, req) => service.recordUsage(ctx, req)),
+    getUsageStats: unary('GetUsageStats', (ctx, req) => service.getUsageStats(ctx, req)),
   };
 }
 

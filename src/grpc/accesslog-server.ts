@@ -1,0 +1,136 @@
+/**
+ * envoy.service.accesslog.v3.AccessLogService (gRPC ALS) on the authz port: Envoy
+ * streams HTTP access-log entries; each entry of a request keyward authorized becomes
+ * a detail-only usage event (requests 0) in the usage batcher.
+ *
+ * The stream is lossy by design and Envoy never reads the reply, so the handler
+ * never fails a stream: undecodable messages, TCP entries and entries without
+ * keyward metadata are counted and skipped; the (empty) response is sent when the
+ * client ends its stream; a cancelled stream is simply dropped.
+ */
+import type { sendUnaryData, ServerReadableStream } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  AccessLogServiceService,
+  type AccessLogServiceServer,
+  type StreamAccessLogsMessage,
+  type StreamAccessLogsResponse,
+} from '../gen/envoy/service/accesslog/v3/als';
+import { entryToUsage, type AccessLogUsageOptions } from '../usage/access-log';
+import type { UsageEvent } from '../usage/types';
+import type { Clock } from '../util/clock';
+import { safeDefinition, UndecodableRequest } from './decode';
+
+export interface AccessLogStats {
+  /** Streams opened. */
+  streams: number;
+  /** Messages that could not be decoded (skipped). */
+  undecodable: number;
+  /** Log entries received, HTTP and TCP. */
+  entriesSeen: number;
+  /** Entries not metered: TCP entries and HTTP entries without keyward metadata. */
+  entriesIgnored: number;
+  /** Entries recorded as usage. */
+  entriesRecorded: number;
+}
+
+export function newAccessLogStats(): AccessLogStats {
+  return { streams: 0, undecodable: 0, entriesSeen: 0, entriesIgnored: 0, entriesRecorded: 0 };
+}
+
+/** What the handler needs of the usage batcher. */
+export interface UsageRecorder {
+  record(event: UsageEvent): void;
+}
+
+/** Loggable facts of an error: its type and code only. */
+function describe(err: unknown): { type: string; code?: string } {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { type: err.constructor.name, code: typeof code === 'string' ? code : undefined };
+  }
+  return { type: typeof err };
+}
+
+/**
+ * The StreamAccessLogs handler. Pass `stats` to read the counters (they are updated
+ * in place); register with SafeAccessLogService so that undecodable messages arrive
+ * as UndecodableRequest instead of failing the stream.
+ */
+export function accessLogImplementation(
+  recorder: UsageRecorder,
+  opts: AccessLogUsageOptions,
+  logger: Logger,
+  clock: Clock,
+  stats: AccessLogStats = newAccessLogStats(),
+): AccessLogServiceServer {
+  return {
+    streamAccessLogs(
+      call: ServerReadableStream<StreamAccessLogsMessage | UndecodableRequest, StreamAccessLogsResponse>,
+      callback: sendUnaryData<StreamAccessLogsResponse>,
+    ): void {
+      stats.streams++;
+      let answered = false;
+      let logName: string | undefined;
+      const answer = () => {
+        if (answered) return;
+        answered = true;
+        try {
+          callback(null, {});
+        } catch (e) {
+          logger.debug({ err: describe(e) }, 'access-log stream: could not answer');
+        }
+      };
+
+      call.on('data', (msg: StreamAccessLogsMessage | UndecodableRequest) => {
+        try {
+          if (msg instanceof UndecodableRequest) {
+            stats.undecodable++;
+            return;
+          }
+          if (msg.identifier && logName === undefined) {
+            logName = msg.identifier.logName;
+            logger.debug({ logName, node: msg.identifier.node?.id }, 'access-log stream opened');
+          }
+          if (msg.tcpLogs) {
+            const n = msg.tcpLogs.logEntry.length;
+            stats.entriesSeen += n;
+            stats.entriesIgnored += n;
+          }
+          const entries = msg.httpLogs?.logEntry;
+          if (!entries || entries.length === 0) return;
+          const nowMs = clock.now().getTime();
+          for (const entry of entries) {
+            stats.entriesSeen++;
+            let event: UsageEvent | undefined;
+            try {
+              event = entryToUsage(entry, opts, nowMs);
+            } catch {
+              event = undefined;
+            }
+            if (!event) {
+              stats.entriesIgnored++;
+              continue;
+            }
+            recorder.record(event);
+            stats.entriesRecorded++;
+          }
+        } catch (e) {
+          logger.warn({ err: describe(e) }, 'access-log message skipped');
+        }
+      });
+      call.on('end', answer);
+      // A cancelled or broken stream: nothing to answer; what arrived is kept.
+      call.on('error', (e: unknown) => {
+        answered = true;
+        logger.debug({ err: describe(e), logName }, 'access-log stream ended with an error');
+      });
+      call.on('cancelled', () => {
+        answered = true;
+      });
+    },
+  };
+}
+
+/** The AccessLogService definition, with undecodable messages passed on as UndecodableRequest. */
+export const SafeAccessLogService = safeDefinition(AccessLogServiceService);

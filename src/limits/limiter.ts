@@ -1,0 +1,62 @@
+/**
+ * Picks the rate limiter once at start, and the response headers the Check derives
+ * from a RateDecision.
+ *
+ * Backend: Redis when `redisUrl` is set (shared by every replica; see
+ * redis-limiter.ts for what `onRedisFailure` does), else in memory (this process).
+ *
+ * Headers (names lower-case, values from one decision; the Check adds them to allowed
+ * responses and to 429s alike):
+ *  - x-ratelimit-limit:     requests per 60 s window (the key's limit).
+ *  - x-ratelimit-remaining: requests still allowed now, after this one.
+ *  - x-ratelimit-reset:     whole seconds until the sliding window frees a request;
+ *                           0 while requests remain. NOT an epoch timestamp.
+ *  - ratelimit-policy / ratelimit: the same as structured fields of the IETF draft
+ *    draft-ietf-httpapi-ratelimit-headers, one policy named "default":
+ *      ratelimit-policy: "default";q=<limit>;w=60
+ *      ratelimit:        "default";r=<remaining>;t=<x-ratelimit-reset>
+ * A 429 also carries retry-after: retryAfterSeconds(d) = max(1, resetSeconds).
+ */
+import type { Clock } from '../util/clock';
+import { RedisRateLimiter } from './redis-limiter';
+import { MemoryRateLimiter } from './sliding-window';
+import type { RateDecision, RateLimiter } from './types';
+
+export interface CreateRateLimiterOptions {
+  redisUrl?: string;
+  onRedisFailure: 'local' | 'deny';
+  /** Keys tracked in memory (the memory backend, or Redis's local fallback); default 1,000,000. */
+  maxKeys?: number;
+  /** Redis client errors, at most once per outage. */
+  onError?: (e: unknown) => void;
+  /** The clock the Check uses; the Redis backend's reset needs it. Default the system clock. */
+  clock?: Clock;
+}
+
+export function createRateLimiter(opts: CreateRateLimiterOptions): RateLimiter {
+  if (opts.redisUrl) {
+    return new RedisRateLimiter({
+      url: opts.redisUrl,
+      onFailure: opts.onRedisFailure,
+      maxKeys: opts.maxKeys,
+      onError: opts.onError,
+      clock: opts.clock,
+    });
+  }
+  return new MemoryRateLimiter({ maxKeys: opts.maxKeys });
+}
+
+export function rateLimitHeaders(d: RateDecision): [string, string][] {
+  return [
+    ['x-ratelimit-limit', String(d.limit)],
+    ['x-ratelimit-remaining', String(d.remaining)],
+    ['x-ratelimit-reset', String(d.resetSeconds)],
+    ['ratelimit-policy', `"default";q=${d.limit};w=60`],
+    ['ratelimit', `"default";r=${d.remaining};t=${d.resetSeconds}`],
+  ];
+}
+
+/** The retry-after of a 429, in whole seconds, at least 1. */
+export function retryAfterSeconds(d: RateDecision): number {
+  return Math.max(1, d.resetSeconds);
+}

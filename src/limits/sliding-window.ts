@@ -1,0 +1,182 @@
+/**
+ * The sliding-window counter, and the in-memory rate limiter built on it.
+ *
+ * Algorithm (shared with the Redis limiter, which runs the same test in Lua):
+ *  - Time is cut into fixed 60 s windows aligned to the epoch: windowStart =
+ *    floor(now / 60000) * 60000, elapsed = now - windowStart. Times are whole
+ *    milliseconds (fractions are floored).
+ *  - Per key: `curr` requests counted in the current window, `prev` in the one before.
+ *    Moving into the next window: prev = curr, curr = 0; two or more windows on: both 0.
+ *  - estimate = prev * (60000 - elapsed) / 60000 + curr. A request is allowed iff
+ *    estimate + 1 <= limit; only an allowed consume counts (curr++).
+ *    The test is done in integers, scaled by 60000, so it is exact at every edge.
+ *  - remaining = max(0, floor(limit - estimate)), after this request for a consume.
+ *  - resetSeconds = ceil(t / 1000) where t is the exact number of ms until, with no
+ *    further requests, one more request would be allowed; 0 when remaining > 0, and
+ *    >= 1 whenever a request is denied. A request at now + resetSeconds * 1000 is
+ *    allowed and one at now + (resetSeconds - 1) * 1000 is not (the estimate never
+ *    rises without requests: at a window boundary it carries over unchanged, then decays).
+ *
+ * MemoryRateLimiter: one process's limits; O(1) per call, no timers.
+ *  - Per active key one small object {windowStart, prev, curr} in a Map kept in
+ *    recency order (consume moves the key to the back).
+ *  - Idle keys go lazily: each consume and peek looks at up to 2 of the least recently
+ *    used keys and drops those idle for 2 windows or more (both counts are then 0, so
+ *    dropping changes no decision). A key therefore outlives its use only while
+ *    traffic is too low to sweep it, and at most `maxKeys` (default 1,000,000) are
+ *    kept: a new key beyond that evicts the least recently used one (which forgets
+ *    its counts: under that pressure a key may get up to one more window's worth).
+ *  - If `nowMs` goes back into an earlier window than a key's (clock step), that key
+ *    is judged in its own window at elapsed 0 (the previous count weighs fully).
+ */
+import type { RateDecision, RateLimiter, RateLimiterStats } from './types';
+
+export const WINDOW_MS = 60_000;
+/** Keys idle this long have both counts 0 and are dropped. */
+const IDLE_MS = 2 * WINDOW_MS;
+const SWEEP_PER_CALL = 2;
+
+export function windowStartOf(nowMs: number): number {
+  return Math.floor(nowMs / WINDOW_MS) * WINDOW_MS;
+}
+
+/** Would one more request be allowed with these counts at `elapsed` ms into the current window? */
+export function admits(limit: number, prev: number, curr: number, elapsed: number): boolean {
+  return prev * (WINDOW_MS - elapsed) + (curr + 1) * WINDOW_MS <= limit * WINDOW_MS;
+}
+
+/** Exact ms until one more request is allowed (0 if it is now), with no further requests. */
+export function msUntilAdmitted(limit: number, prev: number, curr: number, elapsed: number): number {
+  const W = WINDOW_MS;
+  // In this window: prev * (W - elapsed - t) <= (limit - curr - 1) * W.
+  const room = (limit - curr - 1) * W;
+  if (room >= 0) {
+    if (prev * (W - elapsed) <= room) return 0;
+    // prev > 0 here; the smallest whole t, at most W - elapsed (room >= 0).
+    return W - elapsed - Math.floor(room / prev);
+  }
+  // curr alone is too many: wait for the next window, where prev' = curr and curr' = 0:
+  // curr * (W - t') <= (limit - 1) * W, t' <= W (at 2 windows on, everything is 0).
+  const nextRoom = (limit - 1) * W;
+  const t2 = curr * W <= nextRoom ? 0 : W - Math.floor(nextRoom / curr);
+  return W - elapsed + t2;
+}
+
+/** The decision for the counts as they stand after this call (after the spend, if any). */
+export function decision(allowed: boolean, limit: number, prev: number, curr: number, elapsed: number): RateDecision {
+  const scaled = limit * WINDOW_MS - prev * (WINDOW_MS - elapsed) - curr * WINDOW_MS;
+  const remaining = Math.max(0, Math.floor(scaled / WINDOW_MS));
+  const resetSeconds = remaining > 0 ? 0 : Math.ceil(msUntilAdmitted(limit, prev, curr, elapsed) / 1000);
+  return { allowed, limit, remaining, resetSeconds };
+}
+
+export function checkLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`rate limit must be a positive integer, got ${limit}`);
+}
+
+interface Window {
+  windowStart: number;
+  prev: number;
+  curr: number;
+}
+
+export interface MemoryRateLimiterOptions {
+  /** Most keys tracked at once; default 1,000,000. */
+  maxKeys?: number;
+}
+
+export class MemoryRateLimiter implements RateLimiter {
+  readonly backend = 'memory' as const;
+  private readonly windows = new Map<string, Window>();
+  private readonly maxKeys: number;
+  private allowed = 0;
+  private limited = 0;
+
+  constructor(opts: MemoryRateLimiterOptions = {}) {
+    this.maxKeys = opts.maxKeys ?? 1_000_000;
+    if (!Number.isSafeInteger(this.maxKeys) || this.maxKeys < 1) throw new RangeError('maxKeys must be a positive integer');
+  }
+
+  consume(keyId: string, limit: number, nowMs: number): RateDecision {
+    checkLimit(limit);
+    const now = Math.floor(nowMs);
+    this.sweep(now);
+    let w = this.windows.get(keyId);
+    if (w) {
+      this.windows.delete(keyId);
+      roll(w, now);
+    } else {
+      if (this.windows.size >= this.maxKeys) this.evictOldest();
+      w = { windowStart: windowStartOf(now), prev: 0, curr: 0 };
+    }
+    this.windows.set(keyId, w);
+    const elapsed = Math.max(0, now - w.windowStart);
+    const ok = admits(limit, w.prev, w.curr, elapsed);
+    if (ok) {
+      w.curr++;
+      this.allowed++;
+    } else {
+      this.limited++;
+    }
+    return decision(ok, limit, w.prev, w.curr, elapsed);
+  }
+
+  refund(keyId: string, nowMs: number): void {
+    const w = this.windows.get(keyId);
+    if (w && w.windowStart === windowStartOf(Math.floor(nowMs)) && w.curr > 0) w.curr--;
+  }
+
+  async peek(keyId: string, limit: number, nowMs: number): Promise<RateDecision> {
+    checkLimit(limit);
+    const now = Math.floor(nowMs);
+    this.sweep(now);
+    const w = this.windows.get(keyId);
+    const v = w ? { ...w } : { windowStart: windowStartOf(now), prev: 0, curr: 0 };
+    roll(v, now);
+    const elapsed = Math.max(0, now - v.windowStart);
+    return decision(admits(limit, v.prev, v.curr, elapsed), limit, v.prev, v.curr, elapsed);
+  }
+
+  async reset(keyId: string): Promise<void> {
+    this.windows.delete(keyId);
+  }
+
+  /** Drops up to `max` of the least recently used keys if idle for 2 windows or more. */
+  sweep(nowMs: number, max = SWEEP_PER_CALL): void {
+    const nowWindow = windowStartOf(nowMs);
+    let n = 0;
+    for (const [key, w] of this.windows) {
+      if (n++ >= max || nowWindow - w.windowStart < IDLE_MS) return;
+      this.windows.delete(key);
+    }
+  }
+
+  stats(): RateLimiterStats {
+    return {
+      backend: 'memory',
+      trackedKeys: this.windows.size,
+      allowed: this.allowed,
+      limited: this.limited,
+      redisErrors: 0,
+      fallbackDecisions: 0,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.windows.clear();
+  }
+
+  private evictOldest(): void {
+    const oldest = this.windows.keys().next();
+    if (!oldest.done) this.windows.delete(oldest.value);
+  }
+}
+
+/** Moves a key's counts into the window containing `now` (never back into an earlier one). */
+function roll(w: Window, now: number): void {
+  const ws = windowStartOf(now);
+  if (ws <= w.windowStart) return;
+  w.prev = ws - w.windowStart === WINDOW_MS ? w.curr : 0;
+  w.curr = 0;
+  w.windowStart = ws;
+}

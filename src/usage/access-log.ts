@@ -1,0 +1,149 @@
+/**
+ * Envoy HTTP access-log entries (gRPC ALS) → usage events. Pure.
+ *
+ * Only entries of requests keyward authorized are metered: those whose dynamic
+ * metadata carries what keyward's Check returned, under
+ * filter_metadata["envoy.filters.http.ext_authz"] with `key_id` and `org_id`
+ * (google.protobuf.Struct, which the generated code decodes to a plain object).
+ * An entry never counts a request (`requests: 0`): it adds the response code,
+ * duration, tokens and cost to the request its allowed Check already counted.
+ */
+import type { HTTPAccessLogEntry } from '../gen/envoy/data/accesslog/v3/accesslog';
+import { RequestMethod } from '../gen/envoy/config/core/v3/base';
+import type { Duration } from '../gen/google/protobuf/duration';
+import { ID_PATTERN } from '../util/ids';
+import type { UsageEvent } from './types';
+
+export const EXT_AUTHZ_METADATA_NAMESPACE = 'envoy.filters.http.ext_authz';
+
+export interface AccessLogUsageOptions {
+  /** Response header with the tokens used (e.g. x-usage-tokens); matched case-insensitively. */
+  tokensHeader: string;
+  /** Response header with the cost in USD (e.g. x-usage-cost-usd); matched case-insensitively. */
+  costHeader: string;
+}
+
+const METHODS: Partial<Record<number, string>> = {
+  [RequestMethod.GET]: 'GET',
+  [RequestMethod.HEAD]: 'HEAD',
+  [RequestMethod.POST]: 'POST',
+  [RequestMethod.PUT]: 'PUT',
+  [RequestMethod.DELETE]: 'DELETE',
+  [RequestMethod.CONNECT]: 'CONNECT',
+  [RequestMethod.OPTIONS]: 'OPTIONS',
+  [RequestMethod.TRACE]: 'TRACE',
+  [RequestMethod.PATCH]: 'PATCH',
+};
+
+/** An HTTP method token (RFC 9110 tchar), at most 16 characters (the column size). */
+const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,16}$/;
+const INTEGER = /^\d+$/;
+const DECIMAL = /^\+?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+const MAX_ENDPOINT = 512;
+const MAX_REQUEST_ID = 128;
+
+function own<T>(map: Record<string, T> | undefined, key: string): T | undefined {
+  return map && Object.prototype.hasOwnProperty.call(map, key) ? map[key] : undefined;
+}
+
+/** A header value by name, case-insensitively (Envoy logs lower-case names). */
+function header(map: Record<string, string> | undefined, name: string): string | undefined {
+  if (!map) return undefined;
+  const lower = name.toLowerCase();
+  const exact = own(map, lower) ?? own(map, name);
+  if (exact !== undefined) return exact;
+  for (const k of Object.keys(map)) if (k.toLowerCase() === lower) return map[k];
+  return undefined;
+}
+
+/** A non-negative safe integer header value, or undefined. */
+export function parseTokens(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const s = v.trim();
+  if (!INTEGER.test(s)) return undefined;
+  const n = Number(s);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** A finite non-negative decimal header value, or undefined. */
+export function parseCost(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const s = v.trim();
+  if (!DECIMAL.test(s)) return undefined;
+  const n = Number(s);
+  return Number.isFinite(n) && n >= 0 ? n : undefined;
+}
+
+/** Duration → ms, or undefined when absent or negative. */
+function durationMs(d: Duration | undefined): number | undefined {
+  if (!d) return undefined;
+  const ms = Number(d.seconds) * 1000 + Number(d.nanos) / 1e6;
+  return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+}
+
+/** The path without query or fragment, at most 512 characters; `/` when there is none. */
+function endpointOf(path: string): string {
+  let end = path.length;
+  const q = path.indexOf('?');
+  if (q >= 0) end = q;
+  const h = path.indexOf('#');
+  if (h >= 0 && h < end) end = h;
+  const p = path.slice(0, Math.min(end, MAX_ENDPOINT));
+  return p === '' ? '/' : p;
+}
+
+function methodOf(entry: HTTPAccessLogEntry): string {
+  const known = METHODS[entry.request?.requestMethod ?? RequestMethod.METHOD_UNSPECIFIED];
+  if (known) return known;
+  const raw = header(entry.request?.requestHeaders, ':method')?.trim();
+  return raw && METHOD_TOKEN.test(raw) ? raw.toUpperCase() : 'UNKNOWN';
+}
+
+/**
+ * The usage event of one HTTP access-log entry, or undefined when the entry has no
+ * keyward metadata (key_id and org_id ids) and is therefore not metered.
+ *
+ *  - endpoint: request.path without its query (else original_path, else `/`);
+ *  - method: request_method, or the `:method` request header when unspecified, else
+ *    `UNKNOWN`;
+ *  - statusCode: response.response_code (absent or 0: unknown);
+ *  - durationMs: common_properties.duration, else time_to_last_downstream_tx_byte;
+ *  - at: common_properties.start_time, else `nowMs`;
+ *  - tokens / costUsd: the configured response headers; a value that is not a
+ *    non-negative safe integer (tokens) or a finite non-negative number (cost) is
+ *    ignored.
+ */
+export function entryToUsage(entry: HTTPAccessLogEntry, opts: AccessLogUsageOptions, nowMs: number): UsageEvent | undefined {
+  const common = entry.commonProperties;
+  const md = own(common?.metadata?.filterMetadata, EXT_AUTHZ_METADATA_NAMESPACE) as Record<string, unknown> | undefined;
+  if (!md || typeof md !== 'object') return undefined;
+  const keyId = own(md, 'key_id');
+  const orgId = own(md, 'org_id');
+  if (typeof keyId !== 'string' || typeof orgId !== 'string') return undefined;
+  if (ID_PATTERN.exec(keyId)?.[1] !== 'key' || ID_PATTERN.exec(orgId)?.[1] !== 'org') return undefined;
+
+  const req = entry.request;
+  const res = entry.response;
+  const path = req?.path || req?.originalPath || '';
+  const start = common?.startTime?.getTime();
+  const event: UsageEvent = {
+    at: start !== undefined && Number.isFinite(start) ? start : nowMs,
+    organizationId: orgId,
+    keyId,
+    endpoint: endpointOf(path),
+    method: methodOf(entry),
+    requests: 0,
+    source: 'accesslog',
+  };
+  const requestId = req?.requestId;
+  if (requestId) event.requestId = requestId.slice(0, MAX_REQUEST_ID);
+  const code = res?.responseCode;
+  if (typeof code === 'number' && code > 0) event.statusCode = code;
+  const d = durationMs(common?.duration) ?? durationMs(common?.timeToLastDownstreamTxByte);
+  if (d !== undefined) event.durationMs = d;
+  const tokens = parseTokens(header(res?.responseHeaders, opts.tokensHeader));
+  if (tokens !== undefined) event.tokens = tokens;
+  const cost = parseCost(header(res?.responseHeaders, opts.costHeader));
+  if (cost !== undefined) event.costUsd = cost;
+  return event;
+}

@@ -1,0 +1,223 @@
+/**
+ * Buffers usage events in memory and writes them in batches through a UsageSink:
+ * never a database write per request.
+ *
+ *  - record(event) is O(1) and never waits: it appends to the buffer, and when the
+ *    buffer reaches `flushAt` events it starts a flush without awaiting it.
+ *  - flush() writes the whole buffer as one sink.write(). A flush called while one is
+ *    running shares it: it waits for the running write and, if that succeeded, for at
+ *    most one shared follow-up write of what was recorded meanwhile (so `await flush()`
+ *    at shutdown covers everything recorded before the call). If the running write
+ *    failed, the waiting callers share its failure (no immediate retry). flush() never
+ *    rejects; failures go to `onError` and stats().flushErrors.
+ *  - A failed write puts its events back at the front of the buffer, in their
+ *    original order, for the next flush (the interval's, or an explicit one). After a
+ *    failure, reaching `flushAt` no longer starts flushes until a write succeeds, so
+ *    an outage is retried at the interval and not hammered from the hot path.
+ *  - The buffer holds at most `maxBuffered` events (not counting the batch of a write
+ *    in flight). When it is full, the OLDEST detail-only events (requests 0: access
+ *    log entries and RecordUsage records) go first; an event that counts a request
+ *    (requests 1) is dropped only when no detail-only event is left to drop, and then
+ *    the oldest one goes. An incoming detail-only event is itself dropped when the
+ *    buffer holds only request events. Every dropped event is counted in
+ *    stats().dropped.
+ */
+import type { UsageEvent, UsageSink } from './types';
+
+export interface UsageBatcherOptions {
+  /** Most events held in the buffer (KEYWARD_USAGE_BUFFER_MAX). */
+  maxBuffered: number;
+  /** Start a flush once this many events are buffered (default: min(5000, maxBuffered)). */
+  flushAt?: number;
+  /** Called with each failed write's error. */
+  onError?: (e: unknown) => void;
+}
+
+export interface UsageBatcherStats {
+  /** Events waiting in the buffer (not counting a write in flight). */
+  buffered: number;
+  /** Events in the write in flight, if any. */
+  inFlight: number;
+  /** Events written successfully. */
+  flushed: number;
+  /** Writes that failed (their events were kept). */
+  flushErrors: number;
+  /** Events dropped because the buffer was full. */
+  dropped: number;
+}
+
+interface Slot {
+  /** Recording order across both queues. */
+  seq: number;
+  event: UsageEvent;
+}
+
+/** A FIFO with O(1) amortized push and shift. */
+class Fifo {
+  private items: (Slot | undefined)[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+  push(s: Slot): void {
+    this.items.push(s);
+  }
+  shift(): Slot | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const s = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return s;
+  }
+  /** Removes and returns everything, oldest first. */
+  drain(): Slot[] {
+    const out = this.items.slice(this.head) as Slot[];
+    this.items = [];
+    this.head = 0;
+    return out;
+  }
+  /** Puts `older` (oldest first) in front of what is queued. */
+  prepend(older: Slot[]): void {
+    if (older.length === 0) return;
+    this.items = older.concat(this.items.slice(this.head) as Slot[]);
+    this.head = 0;
+  }
+}
+
+/** Merges two seq-ordered slot lists into events in recording order. */
+function merge(a: Slot[], b: Slot[]): UsageEvent[] {
+  const out = new Array<UsageEvent>(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < a.length && j < b.length) out[k++] = a[i]!.seq < b[j]!.seq ? a[i++]!.event : b[j++]!.event;
+  while (i < a.length) out[k++] = a[i++]!.event;
+  while (j < b.length) out[k++] = b[j++]!.event;
+  return out;
+}
+
+export class UsageBatcher {
+  /** Events with requests 1. */
+  private readonly counted = new Fifo();
+  /** Detail-only events (requests 0). */
+  private readonly details = new Fifo();
+  private seq = 0;
+  private readonly maxBuffered: number;
+  private readonly flushAt: number;
+  private readonly onError: (e: unknown) => void;
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private followUp: Promise<void> | undefined;
+  private inFlight = 0;
+  private lastWriteFailed = false;
+  private readonly counters = { flushed: 0, flushErrors: 0, dropped: 0 };
+
+  constructor(
+    private readonly sink: UsageSink,
+    options: UsageBatcherOptions,
+  ) {
+    if (!Number.isSafeInteger(options.maxBuffered) || options.maxBuffered < 1) throw new RangeError('maxBuffered must be a positive integer');
+    this.maxBuffered = options.maxBuffered;
+    const flushAt = options.flushAt ?? Math.min(5000, options.maxBuffered);
+    if (!Number.isSafeInteger(flushAt) || flushAt < 1) throw new RangeError('flushAt must be a positive integer');
+    this.flushAt = flushAt;
+    this.onError = options.onError ?? (() => undefined);
+  }
+
+  /** Buffers one event. O(1); never waits and never throws. */
+  record(event: UsageEvent): void {
+    const slot: Slot = { seq: this.seq++, event };
+    if (this.counted.size + this.details.size >= this.maxBuffered) {
+      if (this.details.size > 0) this.details.shift();
+      else if (event.requests !== 1) {
+        // Only request events are buffered: the incoming detail is what goes.
+        this.counters.dropped++;
+        return;
+      } else this.counted.shift();
+      this.counters.dropped++;
+    }
+    (event.requests === 1 ? this.counted : this.details).push(slot);
+    if (!this.flushing && !this.lastWriteFailed && this.counted.size + this.details.size >= this.flushAt) void this.flush();
+  }
+
+  /** Writes what is buffered; see the file comment for sharing and failures. Never rejects. */
+  flush(): Promise<void> {
+    if (this.flushing) {
+      if (!this.followUp) {
+        const followUp = this.flushing.then(() => {
+          this.followUp = undefined;
+          // After a failed write, the waiting callers share its failure: no immediate retry.
+          return !this.lastWriteFailed && this.counted.size + this.details.size > 0 ? this.flush() : undefined;
+        });
+        this.followUp = followUp;
+      }
+      return this.followUp;
+    }
+    if (this.counted.size + this.details.size === 0) return Promise.resolve();
+    const counted = this.counted.drain();
+    const details = this.details.drain();
+    const batch = merge(counted, details);
+    this.inFlight = batch.length;
+    const run = async () => {
+      try {
+        await this.sink.write(batch);
+        this.counters.flushed += batch.length;
+        this.lastWriteFailed = false;
+      } catch (e) {
+        this.counters.flushErrors++;
+        this.lastWriteFailed = true;
+        this.counted.prepend(counted);
+        this.details.prepend(details);
+        this.trim();
+        try {
+          this.onError(e);
+        } catch {
+          // a failing error handler must not break flushing
+        }
+      } finally {
+        this.inFlight = 0;
+        this.flushing = undefined;
+      }
+      if (!this.lastWriteFailed && !this.followUp && this.counted.size + this.details.size >= this.flushAt) void this.flush();
+    };
+    this.flushing = run();
+    return this.flushing;
+  }
+
+  /** Flushes every `intervalMs` (the timer does not keep the process alive). */
+  start(intervalMs: number): void {
+    this.stop();
+    this.timer = setInterval(() => {
+      if (!this.flushing) void this.flush();
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  stats(): UsageBatcherStats {
+    return { buffered: this.counted.size + this.details.size, inFlight: this.inFlight, ...this.counters };
+  }
+
+  /** Applies the drop policy until the buffer fits (after a failed write put its batch back). */
+  private trim(): void {
+    let excess = this.counted.size + this.details.size - this.maxBuffered;
+    while (excess > 0 && this.details.size > 0) {
+      this.details.shift();
+      this.counters.dropped++;
+      excess--;
+    }
+    while (excess > 0 && this.counted.size > 0) {
+      this.counted.shift();
+      this.counters.dropped++;
+      excess--;
+    }
+  }
+}

@@ -1,0 +1,409 @@
+/**
+ * The usage store: the UsageSink the batcher writes through, the monthly statistics
+ * GetUsageStats answers from, and the retention purge of raw events.
+ *
+ * write(events) is ONE transaction:
+ *  1. the raw events go into usage_events with chunked multi-row inserts;
+ *  2. the batch is pre-aggregated in memory per (organization, key, period, endpoint,
+ *     method), so each aggregate row is written once per batch, and upserted into
+ *     usage_daily and usage_monthly with INSERT ... ON CONFLICT (pk) DO UPDATE that adds
+ *     the batch's numbers to the stored ones. The latency histogram (a fixed-length
+ *     JSON array, see ./histogram) is merged in the same statement, element by element,
+ *     so the whole upsert is atomic and needs no read-modify-write or row lock of its
+ *     own. Rows are upserted in primary-key order, so concurrent writers (several
+ *     replicas) lock rows in the same order and do not deadlock.
+ * Days (`YYYY-MM-DD`) and months (`YYYY-MM`) are UTC, from each event's `at`.
+ *
+ * Counting: requests from `requests` (1 only for allowed Checks); 4xx/5xx from
+ * statusCode; tokens and cost summed where present; duration count, sum and
+ * histogram from the events that have durationMs.
+ *
+ * An event that cannot be stored at all (no finite time, no ids) is skipped rather
+ * than failing the batch forever; over-long strings are cut to the column sizes.
+ * A database that cannot be reached surfaces as StoreUnavailableError.
+ */
+import type { EntityManager } from '@mikro-orm/knex';
+import type { Knex } from '@mikro-orm/knex';
+import type { Orm } from '../store/orm';
+import { isUnavailable } from '../store/store';
+import { InvalidArgumentError, StoreUnavailableError } from '../errors/domain';
+import type { DayUsage, EndpointUsage, KeyUsage, UsageStats, UsageTotals } from '../gen/keyward/admin/v1/key_admin';
+import type { UsageEvent, UsageSink } from './types';
+import { addInto, BUCKET_COUNT, bucketOf, emptyBuckets, p95, parseBuckets } from './histogram';
+
+/** Column sizes of usage_events / usage_daily / usage_monthly. */
+const MAX = { id: 32, requestId: 128, endpoint: 512, method: 16, source: 16 } as const;
+/** Rows per multi-row statement (13 parameters a row; well under SQLite's and PostgreSQL's limits). */
+const CHUNK = 500;
+/** Raw events deleted per statement by the purge. */
+const PURGE_CHUNK = 10_000;
+const DAY_MS = 86_400_000;
+/** Events outside these years are not storable as `YYYY-MM-DD`. */
+const MIN_AT = Date.UTC(1970, 0, 1);
+const MAX_AT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+export const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
+
+export interface UsageStore extends UsageSink {
+  /**
+   * Usage of one UTC calendar month (`YYYY-MM`) of an organization, optionally of one
+   * key: totals and by endpoint (requests, most first) and by key (from usage_monthly),
+   * and by day in order (from usage_daily). Throws InvalidArgumentError (field `month`)
+   * for a malformed month.
+   */
+  stats(organizationId: string, month: string, keyId?: string): Promise<UsageStats>;
+  /** Deletes raw events with `at` before `date` (aggregates are kept); returns how many. */
+  purgeEventsBefore(date: Date): Promise<number>;
+  /** Events write() skipped because they could not be stored (no finite time or ids). */
+  readonly skippedEvents: number;
+}
+
+/** `YYYY-MM` (UTC) of an epoch-ms time. */
+export function monthOf(atMs: number): string {
+  return new Date(atMs).toISOString().slice(0, 7);
+}
+
+/** `YYYY-MM-DD` (UTC) of an epoch-ms time. */
+export function dayOf(atMs: number): string {
+  return new Date(atMs).toISOString().slice(0, 10);
+}
+
+/** The cut-off for KEYWARD_USAGE_RETENTION_DAYS: raw events before it may be purged. */
+export function retentionCutoff(nowMs: number, retentionDays: number): Date {
+  return new Date(nowMs - retentionDays * DAY_MS);
+}
+
+interface EventRow {
+  at: number;
+  organizationId: string;
+  keyId: string;
+  requestId: string | null;
+  endpoint: string;
+  method: string;
+  requests: 0 | 1;
+  statusCode: number | null;
+  durationMs: number | null;
+  tokens: number | null;
+  costUsd: number | null;
+  source: string;
+}
+
+interface Aggregate {
+  organizationId: string;
+  keyId: string;
+  period: string;
+  endpoint: string;
+  method: string;
+  requests: number;
+  errors4xx: number;
+  errors5xx: number;
+  tokens: number;
+  costUsd: number;
+  durationCount: number;
+  durationSumMs: number;
+  buckets: number[];
+}
+
+function text(v: unknown, max: number): string {
+  if (typeof v !== 'string') return '';
+  // PostgreSQL text cannot hold NUL.
+  let s = v.includes('\u0000') ? v.replace(/\u0000/g, '') : v;
+  if (s.length > max) {
+    s = s.slice(0, max);
+    // Do not leave half a surrogate pair.
+    const last = s.charCodeAt(s.length - 1);
+    if (last >= 0xd800 && last <= 0xdbff) s = s.slice(0, -1);
+  }
+  return s;
+}
+
+function nonNegative(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null;
+}
+
+/** The storable form of an event, or undefined if it cannot be stored. */
+function normalize(e: UsageEvent): EventRow | undefined {
+  if (!e || typeof e.at !== 'number' || !(e.at >= MIN_AT && e.at <= MAX_AT)) return undefined;
+  const organizationId = text(e.organizationId, MAX.id);
+  const keyId = text(e.keyId, MAX.id);
+  if (organizationId === '' || keyId === '' || organizationId.length !== (e.organizationId as string).length || keyId.length !== (e.keyId as string).length) return undefined;
+  const status = e.statusCode;
+  const tokens = e.tokens;
+  return {
+    at: Math.trunc(e.at),
+    organizationId,
+    keyId,
+    requestId: text(e.requestId, MAX.requestId) || null,
+    endpoint: text(e.endpoint, MAX.endpoint) || '/',
+    method: text(e.method, MAX.method) || 'UNKNOWN',
+    requests: e.requests === 1 ? 1 : 0,
+    statusCode: typeof status === 'number' && Number.isInteger(status) && status >= 100 && status <= 599 ? status : null,
+    durationMs: nonNegative(e.durationMs),
+    tokens: typeof tokens === 'number' && Number.isSafeInteger(tokens) && tokens >= 0 ? tokens : null,
+    costUsd: nonNegative(e.costUsd),
+    source: text(e.source, MAX.source) || 'api',
+  };
+}
+
+function aggregate(rows: readonly EventRow[]): { daily: Aggregate[]; monthly: Aggregate[] } {
+  const daily = new Map<string, Aggregate>();
+  const monthly = new Map<string, Aggregate>();
+  const add = (into: Map<string, Aggregate>, period: string, r: EventRow) => {
+    // Strings hold no NUL (normalize), so NUL separates the key parts unambiguously.
+    const id = `${r.organizationId}\u0000${r.keyId}\u0000${period}\u0000${r.endpoint}\u0000${r.method}`;
+    let a = into.get(id);
+    if (!a) {
+      a = {
+        organizationId: r.organizationId,
+        keyId: r.keyId,
+        period,
+        endpoint: r.endpoint,
+        method: r.method,
+        requests: 0,
+        errors4xx: 0,
+        errors5xx: 0,
+        tokens: 0,
+        costUsd: 0,
+        durationCount: 0,
+        durationSumMs: 0,
+        buckets: emptyBuckets(),
+      };
+      into.set(id, a);
+    }
+    a.requests += r.requests;
+    if (r.statusCode !== null && r.statusCode >= 400 && r.statusCode <= 499) a.errors4xx++;
+    if (r.statusCode !== null && r.statusCode >= 500 && r.statusCode <= 599) a.errors5xx++;
+    if (r.tokens !== null) a.tokens += r.tokens;
+    if (r.costUsd !== null) a.costUsd += r.costUsd;
+    if (r.durationMs !== null) {
+      a.durationCount++;
+      a.durationSumMs += r.durationMs;
+      a.buckets[bucketOf(r.durationMs)]!++;
+    }
+  };
+  for (const r of rows) {
+    const day = dayOf(r.at);
+    add(daily, day, r);
+    add(monthly, day.slice(0, 7), r);
+  }
+  const ordered = (m: Map<string, Aggregate>) =>
+    [...m.entries()].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)).map(([, a]) => a);
+  return { daily: ordered(daily), monthly: ordered(monthly) };
+}
+
+const EVENT_COLUMNS = ['at', 'organization_id', 'key_id', 'request_id', 'endpoint', 'method', 'requests', 'status_code', 'duration_ms', 'tokens', 'cost_usd', 'source'];
+const AGG_COLUMNS = ['organization_id', 'key_id', 'period', 'endpoint', 'method', 'requests', 'errors4xx', 'errors5xx', 'tokens', 'cost_usd', 'duration_count', 'duration_sum_ms', 'duration_buckets'];
+const SUMMED = ['requests', 'errors4xx', 'errors5xx', 'tokens', 'cost_usd', 'duration_count', 'duration_sum_ms'];
+
+/** The SQL expression that adds the batch's histogram (excluded) to the stored one, element by element. */
+function bucketMerge(dialect: 'sqlite' | 'postgres', table: string): string {
+  const parts: string[] = [];
+  for (let i = 0; i < BUCKET_COUNT; i++) {
+    parts.push(
+      dialect === 'postgres'
+        ? `coalesce((${table}.duration_buckets->>${i})::numeric, 0) + coalesce((excluded.duration_buckets->>${i})::numeric, 0)`
+        : `coalesce(json_extract(${table}.duration_buckets, '$[${i}]'), 0) + coalesce(json_extract(excluded.duration_buckets, '$[${i}]'), 0)`,
+    );
+  }
+  const merged = dialect === 'postgres' ? `jsonb_build_array(${parts.join(', ')})` : `json_array(${parts.join(', ')})`;
+  return `case when excluded.duration_count = 0 then ${table}.duration_buckets else ${merged} end`;
+}
+
+function upsertSql(dialect: 'sqlite' | 'postgres', table: 'usage_daily' | 'usage_monthly', rows: number): string {
+  const placeholders = AGG_COLUMNS.map((c) => (c === 'duration_buckets' && dialect === 'postgres' ? '?::jsonb' : '?')).join(', ');
+  const values = new Array<string>(rows).fill(`(${placeholders})`).join(', ');
+  const sets = SUMMED.map((c) => `${c} = ${table}.${c} + excluded.${c}`);
+  sets.push(`duration_buckets = ${bucketMerge(dialect, table)}`);
+  return (
+    `insert into ${table} (${AGG_COLUMNS.join(', ')}) values ${values} ` +
+    `on conflict (organization_id, key_id, period, endpoint, method) do update set ${sets.join(', ')}`
+  );
+}
+
+function eventSql(rows: number): string {
+  const values = new Array<string>(rows).fill(`(${EVENT_COLUMNS.map(() => '?').join(', ')})`).join(', ');
+  return `insert into usage_events (${EVENT_COLUMNS.join(', ')}) values ${values}`;
+}
+
+function guard(e: unknown): never {
+  if (isUnavailable(e)) throw new StoreUnavailableError(e);
+  throw e;
+}
+
+/** Sums of aggregate rows, turned into a UsageTotals message. */
+class Totals {
+  requests = 0;
+  errors4xx = 0;
+  errors5xx = 0;
+  tokens = 0;
+  costUsd = 0;
+  durationCount = 0;
+  durationSumMs = 0;
+  buckets = emptyBuckets();
+
+  add(r: AggregateRow): this {
+    this.requests += Number(r.requests);
+    this.errors4xx += Number(r.errors4xx);
+    this.errors5xx += Number(r.errors5xx);
+    this.tokens += Number(r.tokens);
+    this.costUsd += Number(r.cost_usd);
+    const count = Number(r.duration_count);
+    if (count > 0) {
+      this.durationCount += count;
+      this.durationSumMs += Number(r.duration_sum_ms);
+      addInto(this.buckets, parseBuckets(r.duration_buckets));
+    }
+    return this;
+  }
+
+  message(): UsageTotals {
+    const t: UsageTotals = {
+      requests: this.requests,
+      errors4xx: this.errors4xx,
+      errors5xx: this.errors5xx,
+      tokens: this.tokens,
+      // Float sums carry noise like 0.30000000000000004; nano-dollars are plenty.
+      costUsd: Number(this.costUsd.toFixed(9)),
+    };
+    if (this.durationCount > 0) {
+      t.avgDurationMs = this.durationSumMs / this.durationCount;
+      t.p95DurationMs = p95(this.buckets);
+    }
+    return t;
+  }
+}
+
+interface AggregateRow {
+  key_id: string;
+  period: string;
+  endpoint: string;
+  method: string;
+  requests: number | string;
+  errors4xx: number | string;
+  errors5xx: number | string;
+  tokens: number | string;
+  cost_usd: number | string;
+  duration_count: number | string;
+  duration_sum_ms: number | string;
+  duration_buckets: unknown;
+}
+
+const STAT_COLUMNS = ['key_id', 'period', 'endpoint', 'method', 'requests', 'errors4xx', 'errors5xx', 'tokens', 'cost_usd', 'duration_count', 'duration_sum_ms', 'duration_buckets'];
+
+export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): UsageStore {
+  const knex = (orm.em as unknown as EntityManager).getKnex();
+  const at = (ms: number): Date | number => (dialect === 'postgres' ? new Date(ms) : ms);
+  let skipped = 0;
+
+  async function upsert(trx: Knex.Transaction, table: 'usage_daily' | 'usage_monthly', rows: Aggregate[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += CHUNK) {
+      const chunk = rows.slice(i, i + CHUNK);
+      const bindings: unknown[] = [];
+      for (const a of chunk) {
+        bindings.push(a.organizationId, a.keyId, a.period, a.endpoint, a.method, a.requests, a.errors4xx, a.errors5xx, a.tokens, a.costUsd, a.durationCount, a.durationSumMs, JSON.stringify(a.buckets));
+      }
+      await trx.raw(upsertSql(dialect, table, chunk.length), bindings as Knex.RawBinding[]);
+    }
+  }
+
+  return {
+    get skippedEvents() {
+      return skipped;
+    },
+
+    async write(events) {
+      const rows: EventRow[] = [];
+      for (const e of events) {
+        const r = normalize(e);
+        if (r) rows.push(r);
+        else skipped++;
+      }
+      if (rows.length === 0) return;
+      const { daily, monthly } = aggregate(rows);
+      try {
+        await knex.transaction(async (trx) => {
+          for (let i = 0; i < rows.length; i += CHUNK) {
+            const chunk = rows.slice(i, i + CHUNK);
+            const bindings: unknown[] = [];
+            for (const r of chunk) {
+              bindings.push(at(r.at), r.organizationId, r.keyId, r.requestId, r.endpoint, r.method, r.requests, r.statusCode, r.durationMs, r.tokens, r.costUsd, r.source);
+            }
+            await trx.raw(eventSql(chunk.length), bindings as Knex.RawBinding[]);
+          }
+          await upsert(trx, 'usage_daily', daily);
+          await upsert(trx, 'usage_monthly', monthly);
+        });
+      } catch (e) {
+        guard(e);
+      }
+    },
+
+    async stats(organizationId, month, keyId) {
+      if (!MONTH_PATTERN.test(month)) throw new InvalidArgumentError('month', 'must be YYYY-MM', 'invalid_month');
+      let monthRows: AggregateRow[];
+      let dayRows: AggregateRow[];
+      try {
+        const byKey = (q: Knex.QueryBuilder) => {
+          if (keyId) q.where('key_id', keyId);
+        };
+        monthRows = await knex('usage_monthly').where({ organization_id: organizationId, period: month }).modify(byKey).select(STAT_COLUMNS);
+        dayRows = await knex('usage_daily')
+          .where('organization_id', organizationId)
+          .andWhere('period', '>=', `${month}-01`)
+          .andWhere('period', '<=', `${month}-31`)
+          .modify(byKey)
+          .select(STAT_COLUMNS);
+      } catch (e) {
+        return guard(e);
+      }
+
+      const totals = new Totals();
+      const endpoints = new Map<string, { endpoint: string; method: string; t: Totals }>();
+      const keys = new Map<string, Totals>();
+      for (const r of monthRows) {
+        totals.add(r);
+        const eid = `${r.endpoint}\u0000${r.method}`;
+        let ep = endpoints.get(eid);
+        if (!ep) endpoints.set(eid, (ep = { endpoint: r.endpoint, method: r.method, t: new Totals() }));
+        ep.t.add(r);
+        let k = keys.get(r.key_id);
+        if (!k) keys.set(r.key_id, (k = new Totals()));
+        k.add(r);
+      }
+      const days = new Map<string, Totals>();
+      for (const r of dayRows) {
+        let d = days.get(r.period);
+        if (!d) days.set(r.period, (d = new Totals()));
+        d.add(r);
+      }
+
+      const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+      const byEndpoint: EndpointUsage[] = [...endpoints.values()]
+        .sort((a, b) => b.t.requests - a.t.requests || cmp(a.endpoint, b.endpoint) || cmp(a.method, b.method))
+        .map((e) => ({ endpoint: e.endpoint, method: e.method, totals: e.t.message() }));
+      const byKey: KeyUsage[] = [...keys.entries()]
+        .sort((a, b) => b[1].requests - a[1].requests || cmp(a[0], b[0]))
+        .map(([id, t]) => ({ keyId: id, totals: t.message() }));
+      const byDay: DayUsage[] = [...days.entries()].sort((a, b) => cmp(a[0], b[0])).map(([day, t]) => ({ day, totals: t.message() }));
+      return { organizationId, month, keyId: keyId ?? '', totals: totals.message(), byEndpoint, byKey, byDay };
+    },
+
+    async purgeEventsBefore(date) {
+      const cutoff = at(date.getTime());
+      let total = 0;
+      try {
+        for (;;) {
+          const n = await knex('usage_events')
+            .whereIn('id', (q) => {
+              void q.select('id').from('usage_events').where('at', '<', cutoff).orderBy('id').limit(PURGE_CHUNK);
+            })
+            .del();
+          total += Number(n);
+          if (Number(n) < PURGE_CHUNK) return total;
+        }
+      } catch (e) {
+        return guard(e);
+      }
+    },
+  };
+}

@@ -1,0 +1,408 @@
+/**
+ * Envoy's gRPC access-log stream → usage, end to end: a client built at run time
+ * with @grpc/proto-loader from proto/ (independent of the generated code, as Envoy
+ * would be) streams to a real gRPC server (port 0) running accessLogImplementation
+ * with a real UsageBatcher over a real usage store, on SQLite and PostgreSQL. Then
+ * entryToUsage's mapping, unit by unit.
+ */
+import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ClientWritableStream, type GrpcObject, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import type { EntityManager, Knex } from '@mikro-orm/knex';
+import { join } from 'node:path';
+import { accessLogImplementation, newAccessLogStats, SafeAccessLogService, type AccessLogStats } from '../src/grpc/accesslog-server';
+import { entryToUsage, parseCost, parseTokens } from '../src/usage/access-log';
+import { UsageBatcher } from '../src/usage/batcher';
+import { createUsageStore } from '../src/usage/store';
+import { openOrm, migrate, type Orm } from '../src/store/orm';
+import { HTTPAccessLogEntry } from '../src/gen/envoy/data/accesslog/v3/accesslog';
+import { RequestMethod } from '../src/gen/envoy/config/core/v3/base';
+import { ManualClock } from '../src/util/clock';
+import { createLogger } from '../src/util/logger';
+import { newId } from '../src/util/ids';
+import { createTestDatabase, DIALECTS, type TestDatabase } from './support/databases';
+
+const PROTO_ROOT = join(__dirname, '..', 'proto');
+const definition = loadSync('envoy/service/accesslog/v3/als.proto', {
+  includeDirs: [PROTO_ROOT],
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: false,
+  oneofs: true,
+});
+const pkg = loadPackageDefinition(definition) as unknown as { envoy: { service: { accesslog: { v3: GrpcObject } } } };
+const AccessLogServiceCtor = pkg.envoy.service.accesslog.v3.AccessLogService as unknown as new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
+
+const OPTS = { tokensHeader: 'x-usage-tokens', costHeader: 'x-usage-cost-usd' };
+const START = Date.UTC(2026, 5, 30, 23, 59, 58, 250); // 2026-06-30
+const NOW = Date.UTC(2026, 6, 1, 0, 0, 5); // 2026-07-01, the clock
+
+/** google.protobuf.Struct on the wire (protobufjs built-ins keep camelCase). */
+function struct(fields: Record<string, string | number>) {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = typeof v === 'string' ? { stringValue: v } : { numberValue: v };
+  return { fields: out };
+}
+const ts = (ms: number) => ({ seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 });
+
+/** An HTTP entry as Envoy sends it (snake_case, plain objects). */
+function wireEntry(o: {
+  md?: Record<string, Record<string, string | number>>;
+  method?: string;
+  path?: string;
+  originalPath?: string;
+  requestHeaders?: Record<string, string>;
+  requestId?: string;
+  code?: number;
+  duration?: { seconds: string; nanos: number };
+  lastByte?: { seconds: string; nanos: number };
+  responseHeaders?: Record<string, string>;
+  start?: number;
+}) {
+  const filter_metadata: Record<string, unknown> = {};
+  for (const [ns, f] of Object.entries(o.md ?? {})) filter_metadata[ns] = struct(f);
+  return {
+    common_properties: {
+      ...(o.start !== undefined && { start_time: ts(o.start) }),
+      ...(o.duration && { duration: o.duration }),
+      ...(o.lastByte && { time_to_last_downstream_tx_byte: o.lastByte }),
+      metadata: { filter_metadata },
+      upstream_cluster: 'llm',
+    },
+    protocol_version: 'HTTP11',
+    request: {
+      request_method: o.method ?? 'METHOD_UNSPECIFIED',
+      path: o.path ?? '',
+      original_path: o.originalPath ?? '',
+      request_id: o.requestId ?? '',
+      request_headers: o.requestHeaders ?? {},
+      authority: 'api.example.com',
+    },
+    response: {
+      ...(o.code !== undefined && { response_code: { value: o.code } }),
+      response_headers: o.responseHeaders ?? {},
+    },
+  };
+}
+
+/** Streams messages and resolves with the server's reply once the stream is ended. */
+function stream(client: Client, messages: unknown[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(
+      client,
+      { deadline: Date.now() + 15000 },
+      (e: ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r)),
+    ) as ClientWritableStream<unknown>;
+    for (const m of messages) call.write(m);
+    call.end();
+  });
+}
+
+async function startServer(impl: ReturnType<typeof accessLogImplementation>): Promise<{ server: Server; port: number }> {
+  const server = new Server();
+  server.addService(SafeAccessLogService, impl);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  return { server, port };
+}
+
+describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
+  let db: TestDatabase;
+  let orm: Orm;
+  let knex: Knex;
+  let batcher: UsageBatcher;
+  let stats: AccessLogStats;
+  let server: Server;
+  let client: Client;
+  const clock = new ManualClock(NOW);
+
+  beforeAll(async () => {
+    db = await createTestDatabase(dialect);
+    orm = await openOrm(db.config);
+    await migrate(orm);
+    knex = (orm.em as unknown as EntityManager).getKnex();
+    batcher = new UsageBatcher(createUsageStore(orm, dialect), { maxBuffered: 10_000, flushAt: 10_000 });
+    stats = newAccessLogStats();
+    const started = await startServer(accessLogImplementation(batcher, OPTS, createLogger('silent'), clock, stats));
+    server = started.server;
+    client = new AccessLogServiceCtor(`127.0.0.1:${started.port}`, credentials.createInsecure());
+  });
+  afterAll(async () => {
+    client.close();
+    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    await orm.close(true);
+    await db.dispose();
+  });
+
+  it('records entries with keyward metadata as detail-only usage (requests 0) with status, duration, tokens and cost', async () => {
+    const org = newId('org', START);
+    const key = newId('key', START);
+    const other = newId('key', START + 1);
+    const kw = { 'envoy.filters.http.ext_authz': { key_id: key, org_id: org, environment: 'live' } };
+    const reply = await stream(client, [
+      { identifier: { node: { id: 'envoy-1', cluster: 'edge' }, log_name: 'keyward_usage' } },
+      {
+        http_logs: {
+          log_entry: [
+            wireEntry({
+              md: kw,
+              method: 'POST',
+              path: '/v1/chat/completions?stream=true',
+              requestId: 'req-1',
+              code: 200,
+              duration: { seconds: '0', nanos: 250_000_000 },
+              responseHeaders: { 'x-usage-tokens': '1234', 'x-usage-cost-usd': '0.0421' },
+              start: START,
+            }),
+            wireEntry({
+              md: kw,
+              method: 'GET',
+              path: '/v1/models',
+              code: 404,
+              lastByte: { seconds: '0', nanos: 3_500_000 },
+              responseHeaders: { 'x-usage-tokens': '12abc', 'x-usage-cost-usd': '-1' },
+              start: START,
+            }),
+            wireEntry({
+              md: kw,
+              requestHeaders: { ':method': 'PROPFIND' },
+              originalPath: '/v1/files/abc?x=1',
+              code: 503,
+              duration: { seconds: '2', nanos: 500_000_000 },
+              lastByte: { seconds: '9', nanos: 0 },
+              responseHeaders: { 'X-Usage-Tokens': ' 17 ', 'x-usage-cost-usd': '1e-3' },
+              start: START,
+            }),
+            // Not authorized by keyward: no metadata, another filter's, a non-string key id.
+            wireEntry({ method: 'GET', path: '/healthz', code: 200, start: START }),
+            wireEntry({ md: { 'envoy.filters.http.jwt_authn': { key_id: key, org_id: org } }, method: 'GET', path: '/x', code: 200 }),
+            wireEntry({ md: { 'envoy.filters.http.ext_authz': { key_id: 7, org_id: org } }, method: 'GET', path: '/x', code: 200 }),
+          ],
+        },
+      },
+      // A later batch: no start time (the clock's time is used), no response, no duration.
+      { http_logs: { log_entry: [wireEntry({ md: { 'envoy.filters.http.ext_authz': { key_id: other, org_id: org } }, method: 'PATCH', path: '/v1/batch' })] } },
+      { tcp_logs: { log_entry: [{ common_properties: { upstream_cluster: 'db' } }] } },
+    ]);
+    expect(reply).toEqual({});
+    expect(stats).toEqual({ streams: 1, undecodable: 0, entriesSeen: 8, entriesIgnored: 4, entriesRecorded: 4 });
+    expect(batcher.stats()).toMatchObject({ buffered: 4 });
+
+    await batcher.flush();
+    expect(batcher.stats()).toMatchObject({ buffered: 0, flushed: 4, flushErrors: 0 });
+
+    const events = (await knex('usage_events').where('organization_id', org).orderBy('id').select('*')).map((r: Record<string, unknown>) => ({
+      at: typeof r.at === 'number' ? r.at : Date.parse(String(r.at instanceof Date ? r.at.toISOString() : r.at)),
+      key: r.key_id,
+      request_id: r.request_id,
+      endpoint: r.endpoint,
+      method: r.method,
+      requests: Number(r.requests),
+      status: r.status_code === null ? null : Number(r.status_code),
+      duration: r.duration_ms === null ? null : Number(r.duration_ms),
+      tokens: r.tokens === null ? null : Number(r.tokens),
+      cost: r.cost_usd === null ? null : Number(r.cost_usd),
+      source: r.source,
+    }));
+    expect(events).toEqual([
+      { at: START, key, request_id: 'req-1', endpoint: '/v1/chat/completions', method: 'POST', requests: 0, status: 200, duration: 250, tokens: 1234, cost: 0.0421, source: 'accesslog' },
+      { at: START, key, request_id: null, endpoint: '/v1/models', method: 'GET', requests: 0, status: 404, duration: 3.5, tokens: null, cost: null, source: 'accesslog' },
+      { at: START, key, request_id: null, endpoint: '/v1/files/abc', method: 'PROPFIND', requests: 0, status: 503, duration: 2500, tokens: 17, cost: 0.001, source: 'accesslog' },
+      { at: NOW, key: other, request_id: null, endpoint: '/v1/batch', method: 'PATCH', requests: 0, status: null, duration: null, tokens: null, cost: null, source: 'accesslog' },
+    ]);
+
+    const agg = async (table: string) =>
+      (await knex(table).where('organization_id', org).orderBy(['period', 'key_id', 'endpoint']).select('*')).map((r: Record<string, unknown>) => [
+        r.period,
+        r.key_id === key ? 'key' : 'other',
+        r.endpoint,
+        r.method,
+        Number(r.requests),
+        Number(r.errors4xx),
+        Number(r.errors5xx),
+        Number(r.tokens),
+        Number(r.cost_usd),
+        Number(r.duration_count),
+        Number(r.duration_sum_ms),
+        (typeof r.duration_buckets === 'string' ? JSON.parse(r.duration_buckets) : r.duration_buckets) as number[],
+      ]);
+    const b = (i?: number) => {
+      const h = new Array<number>(16).fill(0);
+      if (i !== undefined) h[i] = 1;
+      return h;
+    };
+    // 250 ms → (200, 500] = bucket 8; 3.5 ms → (2, 5] = 2; 2500 ms → (2000, 5000] = 11.
+    expect(await agg('usage_daily')).toEqual([
+      ['2026-06-30', 'key', '/v1/chat/completions', 'POST', 0, 0, 0, 1234, 0.0421, 1, 250, b(8)],
+      ['2026-06-30', 'key', '/v1/files/abc', 'PROPFIND', 0, 0, 1, 17, 0.001, 1, 2500, b(11)],
+      ['2026-06-30', 'key', '/v1/models', 'GET', 0, 1, 0, 0, 0, 1, 3.5, b(2)],
+      ['2026-07-01', 'other', '/v1/batch', 'PATCH', 0, 0, 0, 0, 0, 0, 0, b()],
+    ]);
+    expect((await agg('usage_monthly')).map((r) => r.slice(0, 5))).toEqual([
+      ['2026-06', 'key', '/v1/chat/completions', 'POST', 0],
+      ['2026-06', 'key', '/v1/files/abc', 'PROPFIND', 0],
+      ['2026-06', 'key', '/v1/models', 'GET', 0],
+      ['2026-07', 'other', '/v1/batch', 'PATCH', 0],
+    ]);
+  });
+
+  it('skips messages that cannot be decoded and keeps reading the stream', async () => {
+    const org = newId('org', START + 10);
+    const key = newId('key', START + 10);
+    const before = { ...stats };
+    const good = {
+      http_logs: { log_entry: [wireEntry({ md: { 'envoy.filters.http.ext_authz': { key_id: key, org_id: org } }, method: 'GET', path: '/ok', code: 200, start: START })] },
+    };
+    const { StreamAccessLogsMessage } = pkg.envoy.service.accesslog.v3 as unknown as Record<string, { serialize(v: unknown): Buffer }>;
+    const goodBytes = StreamAccessLogsMessage!.serialize(good);
+    // Field 2 (http_logs) as a length-delimited field claiming more bytes than follow.
+    const garbage = Buffer.from([0x12, 0x7f, 0x01]);
+    const reply = await new Promise((resolve, reject) => {
+      const call = client.makeClientStreamRequest(
+        '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        { deadline: Date.now() + 15000 } as never,
+        (e: ServiceError | null, r?: Buffer) => (e ? reject(e) : resolve(r)),
+      );
+      call.write(garbage);
+      call.write(goodBytes);
+      call.end();
+    });
+    expect(Buffer.isBuffer(reply) && reply.length).toBe(0);
+    expect(stats.streams).toBe(before.streams + 1);
+    expect(stats.undecodable).toBe(before.undecodable + 1);
+    expect(stats.entriesRecorded).toBe(before.entriesRecorded + 1);
+    await batcher.flush();
+    expect(await knex('usage_events').where('organization_id', org).pluck('endpoint')).toEqual(['/ok']);
+  });
+
+  it('tolerates a client that cancels its stream, and keeps serving', async () => {
+    const before = stats.streams;
+    await new Promise<void>((resolve) => {
+      const call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(client, () => resolve()) as ClientWritableStream<unknown> & { cancel(): void };
+      call.write({ identifier: { log_name: 'x' } });
+      call.cancel();
+    });
+    expect(await stream(client, [{ identifier: { log_name: 'again' } }])).toEqual({});
+    expect(stats.streams).toBe(before + 2);
+  });
+});
+
+describe('entryToUsage', () => {
+  const org = newId('org', START);
+  const key = newId('key', START);
+  const entry = (over: {
+    method?: RequestMethod;
+    path?: string;
+    originalPath?: string;
+    headers?: Record<string, string>;
+    responseHeaders?: Record<string, string>;
+    md?: Record<string, unknown> | undefined;
+    start?: Date;
+    code?: number;
+  }) =>
+    HTTPAccessLogEntry.fromPartial({
+      commonProperties: {
+        metadata: { filterMetadata: { 'envoy.filters.http.ext_authz': 'md' in over ? over.md : { key_id: key, org_id: org } } },
+        startTime: over.start,
+      },
+      request: { requestMethod: over.method ?? RequestMethod.GET, path: over.path ?? '/p', originalPath: over.originalPath ?? '', requestHeaders: over.headers ?? {} },
+      response: { responseCode: over.code, responseHeaders: over.responseHeaders ?? {} },
+    });
+  const usage = (o: Parameters<typeof entry>[0]) => entryToUsage(entry(o), OPTS, NOW);
+
+  it('maps an entry to a detail-only accesslog event', () => {
+    expect(usage({ code: 201, start: new Date(START) })).toEqual({
+      at: START,
+      organizationId: org,
+      keyId: key,
+      endpoint: '/p',
+      method: 'GET',
+      requests: 0,
+      statusCode: 201,
+      source: 'accesslog',
+    });
+    expect(usage({})?.at).toBe(NOW);
+    expect(usage({ code: 0 })).not.toHaveProperty('statusCode');
+  });
+
+  it('needs keyward metadata: key_id and org_id ids', () => {
+    expect(usage({ md: undefined })).toBeUndefined();
+    expect(usage({ md: { key_id: key } })).toBeUndefined();
+    expect(usage({ md: { key_id: key, org_id: 5 } })).toBeUndefined();
+    expect(usage({ md: { key_id: org, org_id: key } })).toBeUndefined();
+    expect(usage({ md: { key_id: 'key_short', org_id: org } })).toBeUndefined();
+    expect(entryToUsage(HTTPAccessLogEntry.fromPartial({}), OPTS, NOW)).toBeUndefined();
+  });
+
+  it('strips the query and fragment; falls back to original_path, then /', () => {
+    expect(usage({ path: '/v1/chat?model=x&y=1' })?.endpoint).toBe('/v1/chat');
+    expect(usage({ path: '/a#frag?no' })?.endpoint).toBe('/a');
+    expect(usage({ path: '', originalPath: '/orig?q' })?.endpoint).toBe('/orig');
+    expect(usage({ path: '', originalPath: '' })?.endpoint).toBe('/');
+    expect(usage({ path: '?only=query' })?.endpoint).toBe('/');
+    expect(usage({ path: '/' + 'a'.repeat(600) })?.endpoint).toHaveLength(512);
+  });
+
+  it('maps request methods; unspecified uses :method, else UNKNOWN', () => {
+    const names: [RequestMethod, string][] = [
+      [RequestMethod.GET, 'GET'],
+      [RequestMethod.HEAD, 'HEAD'],
+      [RequestMethod.POST, 'POST'],
+      [RequestMethod.PUT, 'PUT'],
+      [RequestMethod.DELETE, 'DELETE'],
+      [RequestMethod.CONNECT, 'CONNECT'],
+      [RequestMethod.OPTIONS, 'OPTIONS'],
+      [RequestMethod.TRACE, 'TRACE'],
+      [RequestMethod.PATCH, 'PATCH'],
+    ];
+    for (const [m, name] of names) expect(usage({ method: m })?.method).toBe(name);
+    expect(usage({ method: RequestMethod.METHOD_UNSPECIFIED, headers: { ':method': 'purge' } })?.method).toBe('PURGE');
+    expect(usage({ method: RequestMethod.METHOD_UNSPECIFIED })?.method).toBe('UNKNOWN');
+    expect(usage({ method: RequestMethod.METHOD_UNSPECIFIED, headers: { ':method': 'BAD METHOD' } })?.method).toBe('UNKNOWN');
+    expect(usage({ method: RequestMethod.UNRECOGNIZED, headers: { ':method': 'X'.repeat(17) } })?.method).toBe('UNKNOWN');
+  });
+
+  it('reads tokens and cost from the configured headers, case-insensitively, ignoring bad numbers', () => {
+    const with_ = (tokens: string, cost: string) => usage({ responseHeaders: { 'x-usage-tokens': tokens, 'X-Usage-Cost-USD': cost } });
+    expect(with_('42', '0.5')).toMatchObject({ tokens: 42, costUsd: 0.5 });
+    expect(with_(' 7 ', '2E-3')).toMatchObject({ tokens: 7, costUsd: 0.002 });
+    expect(with_('0', '0')).toMatchObject({ tokens: 0, costUsd: 0 });
+    for (const [t, c] of [
+      ['-1', '-0.5'],
+      ['1.5', 'NaN'],
+      ['12abc', 'Infinity'],
+      ['', ''],
+      ['9007199254740993', '1e999'],
+      ['0x10', '0x10'],
+      ['1e3', '1,5'],
+    ]) {
+      const e = with_(t!, c!)!;
+      expect(e).not.toHaveProperty('tokens');
+      expect(e).not.toHaveProperty('costUsd');
+    }
+    expect(usage({ responseHeaders: {} })).not.toHaveProperty('tokens');
+    expect(parseTokens('9007199254740991')).toBe(Number.MAX_SAFE_INTEGER);
+    expect(parseCost('.25')).toBe(0.25);
+    expect(parseCost('+3')).toBe(3);
+  });
+
+  it('takes the duration, else the time to the last byte sent, in ms', () => {
+    const d = (common: Record<string, unknown>) =>
+      entryToUsage(
+        HTTPAccessLogEntry.fromPartial({
+          commonProperties: { metadata: { filterMetadata: { 'envoy.filters.http.ext_authz': { key_id: key, org_id: org } } }, ...common },
+          request: { path: '/' },
+        }),
+        OPTS,
+        NOW,
+      )?.durationMs;
+    expect(d({ duration: { seconds: 1, nanos: 250_000_000 } })).toBe(1250);
+    expect(d({ duration: { seconds: 1, nanos: 0 }, timeToLastDownstreamTxByte: { seconds: 5, nanos: 0 } })).toBe(1000);
+    expect(d({ timeToLastDownstreamTxByte: { seconds: 0, nanos: 1_500_000 } })).toBe(1.5);
+    expect(d({ duration: { seconds: -1, nanos: 0 } })).toBeUndefined();
+    expect(d({})).toBeUndefined();
+  });
+});
