@@ -1,0 +1,56 @@
+/**
+ * A real `keyward serve` process (the built dist/), for tests that need separate
+ * processes: several replicas, signals, restarts. It must log at info or finer: the
+ * ports are read from the "keyward serving" line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+export const BIN = join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
+
+export interface ServerProcess {
+  proc: ChildProcess;
+  adminPort: number;
+  authzPort: number;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startServerProcess(env: Record<string, string>, cwd?: string): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, [BIN, 'serve'], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', KEYWARD_ADMIN_LISTEN: '127.0.0.1:0', KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0', ...env },
+  });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d) => (out += String(d)));
+  proc.stderr!.on('data', (d) => (err += String(d)));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const line = out.split('\n').find((l) => l.includes('"keyward serving"'));
+    if (line) {
+      const j = JSON.parse(line) as { admin: string; authz: string };
+      const port = (a: string) => Number(a.split(':').pop());
+      return {
+        proc,
+        adminPort: port(j.admin),
+        authzPort: port(j.authz),
+        stdout: () => out,
+        stderr: () => err,
+        exited,
+        async stop(signal: NodeJS.Signals = 'SIGTERM') {
+          if (proc.exitCode === null) proc.kill(signal);
+          return exited;
+        },
+      };
+    }
+    if (Date.now() > deadline || proc.exitCode !== null) {
+      proc.kill('SIGKILL');
+      throw new Error(`keyward serve did not start:\n${out}\n${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
