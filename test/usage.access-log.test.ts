@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { accessLogImplementation, newAccessLogStats, SafeAccessLogService, type AccessLogStats } from '../src/grpc/accesslog-server';
 import { entryToUsage, parseCost, parseTokens } from '../src/usage/access-log';
 import { UsageBatcher } from '../src/usage/batcher';
+import type { UsageEvent } from '../src/usage/types';
 import { createUsageStore } from '../src/usage/store';
 import { openOrm, migrate, type Orm } from '../src/store/orm';
 import { HTTPAccessLogEntry } from '../src/gen/envoy/data/accesslog/v3/accesslog';
@@ -116,6 +117,7 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
   let server: Server;
   let client: Client;
   const clock = new ManualClock(NOW);
+  let onRecord: ((e: UsageEvent) => void) | undefined;
 
   beforeAll(async () => {
     db = await createTestDatabase(dialect);
@@ -124,7 +126,14 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     knex = (orm.em as unknown as EntityManager).getKnex();
     batcher = new UsageBatcher(createUsageStore(orm, dialect), { maxBuffered: 10_000, flushAt: 10_000 });
     stats = newAccessLogStats();
-    const started = await startServer(accessLogImplementation(batcher, OPTS, createLogger('silent'), clock, stats));
+    // The real batcher, telling the test when the server has recorded an entry.
+    const recorder = {
+      record(e: UsageEvent) {
+        batcher.record(e);
+        onRecord?.(e);
+      },
+    };
+    const started = await startServer(accessLogImplementation(recorder, OPTS, createLogger('silent'), clock, stats));
     server = started.server;
     client = new AccessLogServiceCtor(`127.0.0.1:${started.port}`, credentials.createInsecure());
   });
@@ -278,15 +287,28 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     expect(await knex('usage_events').where('organization_id', org).pluck('endpoint')).toEqual(['/ok']);
   });
 
-  it('tolerates a client that cancels its stream, and keeps serving', async () => {
-    const before = stats.streams;
-    await new Promise<void>((resolve) => {
-      const call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(client, () => resolve()) as ClientWritableStream<unknown> & { cancel(): void };
-      call.write({ identifier: { log_name: 'x' } });
-      call.cancel();
+  it('tolerates a client that cancels its stream: what arrived is kept, and the server keeps serving', async () => {
+    const org = newId('org', START + 20);
+    const key = newId('key', START + 20);
+    const before = { ...stats };
+    const recorded = new Promise<UsageEvent>((resolve) => (onRecord = resolve));
+    let call!: ClientWritableStream<unknown> & { cancel(): void };
+    const ended = new Promise<ServiceError | null>((resolve) => {
+      call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(client, (e: ServiceError | null) => resolve(e));
     });
+    call.write({ identifier: { log_name: 'x' } });
+    call.write({ http_logs: { log_entry: [wireEntry({ md: { 'envoy.filters.http.ext_authz': { key_id: key, org_id: org } }, method: 'GET', path: '/cancelled', code: 200 })] } });
+    // The server has the entry; the client goes away without ending the stream.
+    expect((await recorded).endpoint).toBe('/cancelled');
+    onRecord = undefined;
+    call.cancel();
+    expect((await ended)?.code).toBe(1); // CANCELLED, on the client's side
+
     expect(await stream(client, [{ identifier: { log_name: 'again' } }])).toEqual({});
-    expect(stats.streams).toBe(before + 2);
+    expect(stats.streams).toBe(before.streams + 2);
+    expect(stats.entriesRecorded).toBe(before.entriesRecorded + 1);
+    await batcher.flush();
+    expect(await knex('usage_events').where('organization_id', org).pluck('endpoint')).toEqual(['/cancelled']);
   });
 });
 
