@@ -99,6 +99,20 @@ describe('keyward CLI against a running server', () => {
     const noScope = await envoy.check({ headers: { 'x-api-key': key.key }, contextExtensions: { required_scopes: 'billing' } });
     expect(noScope.denied_response?.status?.code).toBe(403);
 
+    // Metering commands: limits (the org's 120/min), quota (1,000,000) and usage.
+    expect(json(['key', 'limits', key.id])).toMatchObject({ keyId: key.id, limit: 120, unlimited: false, remaining: 119, limitSource: 'organization' });
+    expect(json(['key', 'limits', key.id, '--reset'])).toMatchObject({ remaining: 120 });
+    expect(cli(['key', 'limits', key.id]).stdout).toContain('120/min (organization)');
+    expect(json(['quota', '--org', org.id])).toMatchObject({ organizationId: org.id, limit: 1000000, used: 1, remaining: 999999, unlimited: false });
+    expect(cli(['quota', '--org', org.id]).stdout).toMatch(/used:\s+1\n/);
+    const usage = json(['usage', '--org', org.id]);
+    expect(usage.totals.requests).toBe(1);
+    expect(usage.byKey).toEqual([expect.objectContaining({ keyId: key.id })]);
+    expect(cli(['usage', '--org', org.id]).stdout).toContain('By endpoint:');
+    const badMonth = cli(['usage', '--org', org.id, '--month', '2026-13']);
+    expect(badMonth.status).toBe(2);
+    expect(badMonth.stderr).toContain('invalid_argument');
+
     const rotated = json(['key', 'rotate', key.id, '--grace-seconds', '3600']);
     expect(rotated.key).toMatch(/^kw_test_/);
     expect(rotated.key).not.toBe(key.key);
@@ -131,7 +145,7 @@ describe('keyward CLI against a running server', () => {
     expect(badAuth.stderr).toMatch(/^error: invalid_credentials: /);
 
     const events = json(['audit', '--org', org.id, '--limit', '50']).events.map((e: { action: string }) => e.action);
-    expect(events).toEqual(['organization.update', 'key.revoke', 'key.create', 'key.rotate', 'key.create', 'organization.create']);
+    expect(events).toEqual(['organization.update', 'key.revoke', 'key.create', 'key.rotate', 'key.rate_limit_reset', 'key.create', 'organization.create']);
     const human = cli(['audit', '--key', key.id]);
     expect(human.stdout).toContain('key.rotate');
 
