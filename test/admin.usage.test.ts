@@ -8,6 +8,7 @@ import { DIALECTS } from './support/databases';
 import { failure, startHarness, type Harness } from './support/harness';
 import { EnvoyClient } from './support/envoy-client';
 import { newId } from '../src/util/ids';
+import { UsageRecord } from '../src/gen/keyward/admin/v1/key_admin';
 
 describe.each(DIALECTS)('usage through KeyAdmin on %s', (dialect) => {
   let h: Harness;
@@ -66,7 +67,7 @@ describe.each(DIALECTS)('usage through KeyAdmin on %s', (dialect) => {
   it('rejects bad RecordUsage input with invalid_argument naming the entry', async () => {
     const org = await h.root.createOrganization({ name: 'bad-usage' });
     const { key } = await h.root.createKey({ organizationId: org.id, name: 'k' });
-    const good = { keyId: key!.id, endpoint: '/v1/x', method: 'POST' };
+    const good = UsageRecord.fromPartial({ keyId: key!.id, endpoint: "/v1/x", method: "POST" });
     const cases: [object[], string][] = [
       [[], 'records'],
       [Array.from({ length: 1001 }, () => good), 'records'],

@@ -97,6 +97,8 @@ describe.each(DIALECTS)('rate limit and quota on %s', (dialect) => {
     const periodEnd = Date.UTC(2027, 0, 15);
     const retry = Math.ceil((periodEnd - h.clock.now().getTime()) / 1000);
     expect(headerMap(denied.denied_response?.headers)['retry-after']).toEqual({ value: String(retry), append: false });
+    // Its rate-limit headers already count the refund: 2 of 10 spent.
+    expect(headerMap(denied.denied_response?.headers)['x-ratelimit-remaining']).toEqual({ value: '8', append: false });
     expect(body(denied)).toEqual({
       code: 'monthly_quota_exceeded',
       message: 'the organization has used its monthly quota',

@@ -428,3 +428,21 @@ describe('entryToUsage', () => {
     expect(d({})).toBeUndefined();
   });
 });
+
+describe('entries of denied requests', () => {
+  it('are not usage, even when the key was known', async () => {
+    const { entryToUsage } = await import('../src/usage/access-log');
+    const { HTTPAccessLogEntry } = await import('../src/gen/envoy/data/accesslog/v3/accesslog');
+    const { newId } = await import('../src/util/ids');
+    const md = { key_id: newId('key', 1), org_id: newId('org', 1), environment: 'live' };
+    const entry = (extra: Record<string, string>) =>
+      HTTPAccessLogEntry.fromPartial({
+        commonProperties: { metadata: { filterMetadata: { 'envoy.filters.http.ext_authz': { ...md, ...extra } } } },
+        request: { path: '/v1/x', requestMethod: 3 },
+        response: { responseCode: 429 },
+      });
+    const opts = { tokensHeader: 'x-usage-tokens', costHeader: 'x-usage-cost-usd' };
+    expect(entryToUsage(entry({ error_code: 'rate_limit_exceeded' }), opts, 0)).toBeUndefined();
+    expect(entryToUsage(entry({}), opts, 0)).toMatchObject({ keyId: md.key_id, statusCode: 429, requests: 0 });
+  });
+});

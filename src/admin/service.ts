@@ -16,7 +16,7 @@ import type { ErrorCode } from '../errors/codes';
 import { AdminTokenRecord, ApiKeyRecord, AuditEventRecord, OrganizationRecord } from '../store/entities';
 import type { NewAuditEvent, Repos, Store } from '../store/store';
 import * as v from './validate';
-import type { QuotaCounter, RateLimiter } from '../limits/types';
+import { LimiterUnavailableError, type QuotaCounter, type RateLimiter } from '../limits/types';
 import { billingPeriod } from '../limits/billing';
 import type { UsageEvent } from '../usage/types';
 import type { UsageStore } from '../usage/store';
@@ -524,7 +524,13 @@ export class AdminService {
     const limit = key.rateLimitPerMinute ?? org.rateLimitPerMinute;
     const limitSource = key.rateLimitPerMinute === null || key.rateLimitPerMinute === undefined ? 'organization' : 'key';
     if (limit === 0) return { keyId: key.id, limit: 0, remaining: 0, resetSeconds: 0, limitSource };
-    const d = await this.d.limiter.peek(key.id, limit, this.now().getTime());
+    let d;
+    try {
+      d = await this.d.limiter.peek(key.id, limit, this.now().getTime());
+    } catch (e) {
+      if (e instanceof LimiterUnavailableError) throw new DomainError('service_unavailable', 'the rate limiter (Redis) is unavailable; retry later');
+      throw e;
+    }
     return { keyId: key.id, limit, remaining: d.remaining, resetSeconds: d.resetSeconds, limitSource };
   }
 
@@ -549,7 +555,12 @@ export class AdminService {
       r.audit.append(this.event(ctx.principal, ctx.peer, 'key.rate_limit_reset', { organizationId: found.key.organizationId, keyId: found.key.id }, 'success', null));
       return found;
     });
-    await this.d.limiter.reset(key.id);
+    try {
+      await this.d.limiter.reset(key.id);
+    } catch (e) {
+      if (e instanceof LimiterUnavailableError) throw new DomainError('service_unavailable', 'the rate limiter (Redis) is unavailable; retry later');
+      throw e;
+    }
     return this.rateStatus(key, org);
   }
 

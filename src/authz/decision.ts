@@ -87,11 +87,13 @@ export function decideLimits(key: KeyView, org: OrgView, rate: RateDecision | nu
   }
   if (quota && !quota.allowed) {
     const retry = Math.max(1, Math.ceil((quota.period.end.getTime() - nowMs) / 1000));
+    // The caller refunds the rate-limit request this one spent; the headers say so.
+    const refunded = rate && { ...rate, remaining: Math.min(rate.limit, rate.remaining + 1), resetSeconds: 0 };
     return {
       allow: false,
       code: 'monthly_quota_exceeded',
       key,
-      ...(rate && { rate }),
+      ...(refunded && { rate: refunded }),
       retryAfterSeconds: retry,
       details: { limit: quota.limit, used: quota.used, period_end: quota.period.end.toISOString(), retry_after_seconds: retry },
     };

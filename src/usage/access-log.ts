@@ -101,7 +101,9 @@ function methodOf(entry: HTTPAccessLogEntry): string {
 
 /**
  * The usage event of one HTTP access-log entry, or undefined when the entry has no
- * keyward metadata (key_id and org_id ids) and is therefore not metered.
+ * keyward metadata (key_id and org_id ids) and is therefore not metered, or when
+ * keyward denied the request (the metadata has `error_code`): a denied request is not
+ * usage, even when its key was known.
  *
  *  - endpoint: request.path without its query (else original_path, else `/`);
  *  - method: request_method, or the `:method` request header when unspecified, else
@@ -117,6 +119,7 @@ export function entryToUsage(entry: HTTPAccessLogEntry, opts: AccessLogUsageOpti
   const common = entry.commonProperties;
   const md = own(common?.metadata?.filterMetadata, EXT_AUTHZ_METADATA_NAMESPACE) as Record<string, unknown> | undefined;
   if (!md || typeof md !== 'object') return undefined;
+  if (own(md, 'error_code') !== undefined) return undefined;
   const keyId = own(md, 'key_id');
   const orgId = own(md, 'org_id');
   if (typeof keyId !== 'string' || typeof orgId !== 'string') return undefined;
