@@ -12,7 +12,8 @@ import { AdminService } from './admin/service';
 import { keyAdminImplementation, SafeKeyAdminService } from './grpc/admin-server';
 import { addHealth, addReflection } from './grpc/discovery';
 import { openOrm, migrate, type Orm } from './store/orm';
-import { createStore, type Store } from './store/store';
+import { CHANGES_CHANNEL, createStore, type Store } from './store/store';
+import { ChangeListener } from './store/change-listener';
 import { createDataPlaneStore } from './store/key-lookup';
 import { systemClock, type Clock } from './util/clock';
 import { KeyCache } from './authz/cache';
@@ -53,6 +54,8 @@ export interface App {
   usage: UsageBatcher;
   usageStore: UsageStore;
   accessLogStats: AccessLogStats;
+  /** PostgreSQL only: the listener for other processes' KeyAdmin changes. */
+  changes?: ChangeListener;
   /** Stops accepting, lets in-flight calls finish (up to graceMs), closes the store. */
   close(graceMs?: number): Promise<void>;
 }
@@ -142,6 +145,31 @@ export async function startApp(opts: AppOptions): Promise<App> {
       onError: (e) => logger.warn({ err: describe(e) }, 'usage flush failed; kept in the buffer'),
     });
     const accessLogStats = newAccessLogStats();
+    let changes: ChangeListener | undefined;
+    if (config.database.kind === 'postgres') {
+      // Until the listener hears, and whenever it cannot, cached keys live briefly.
+      cache.setTtl(a.cacheTtlUnnotifiedSeconds * 1000);
+      const listener = new ChangeListener({
+        url: config.database.url,
+        channel: CHANGES_CHANNEL,
+        onChanges: (list) => {
+          for (const c of list) (c.type === 'key' ? cache.invalidateKey(c.id) : cache.invalidateOrg(c.id));
+        },
+        onState: (connected) => {
+          if (connected) {
+            cache.clear(); // anything announced while deaf is unknown
+            cache.setTtl();
+          } else {
+            cache.setTtl(a.cacheTtlUnnotifiedSeconds * 1000);
+            logger.warn('change notifications lost; cached keys now live at most KEYWARD_CACHE_TTL_UNNOTIFIED_SECONDS until reconnected');
+          }
+        },
+        onError: (e) => logger.warn({ err: describe(e) }, 'change listener connection failed; reconnecting'),
+      });
+      closers.push(() => listener.stop());
+      await listener.start();
+      changes = listener;
+    }
     const admin = new AdminService({
       store,
       hasher,
@@ -223,6 +251,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       usage,
       usageStore,
       accessLogStats,
+      changes,
       async close(graceMs = 5000) {
         adminHealth.setStatus('', 'NOT_SERVING');
         authzHealth.setStatus('', 'NOT_SERVING');

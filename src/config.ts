@@ -62,6 +62,12 @@ export interface AuthzConfig {
   cacheMaxEntries: number;
   /** KEYWARD_CACHE_MAX_STALE_SECONDS (default 300): past its TTL, how long a cached key still decides while the store fails. */
   cacheMaxStaleSeconds: number;
+  /**
+   * KEYWARD_CACHE_TTL_UNNOTIFIED_SECONDS (default 2): with PostgreSQL, the cache lifetime
+   * while change notifications cannot be received (the listener is reconnecting), so
+   * correctness never depends on one message arriving.
+   */
+  cacheTtlUnnotifiedSeconds: number;
   /** KEYWARD_NEGATIVE_CACHE_TTL_SECONDS (default 10): how long an unknown key is remembered. */
   negativeCacheTtlSeconds: number;
   /** KEYWARD_NEGATIVE_CACHE_MAX_ENTRIES (default 100000). */
@@ -251,6 +257,7 @@ export function loadConfig(env: Env = process.env): Config {
     cacheTtlSeconds: zparse(intIn(0, 86_400), env, 'KEYWARD_CACHE_TTL_SECONDS', '30'),
     cacheMaxEntries: zparse(intIn(1, 50_000_000), env, 'KEYWARD_CACHE_MAX_ENTRIES', '100000'),
     cacheMaxStaleSeconds: zparse(intIn(0, 86_400), env, 'KEYWARD_CACHE_MAX_STALE_SECONDS', '300'),
+    cacheTtlUnnotifiedSeconds: zparse(intIn(0, 3600), env, 'KEYWARD_CACHE_TTL_UNNOTIFIED_SECONDS', '2'),
     negativeCacheTtlSeconds: zparse(intIn(0, 3600), env, 'KEYWARD_NEGATIVE_CACHE_TTL_SECONDS', '10'),
     negativeCacheMaxEntries: zparse(intIn(1, 50_000_000), env, 'KEYWARD_NEGATIVE_CACHE_MAX_ENTRIES', '100000'),
     lastUsedFlushSeconds: zparse(intIn(1, 3600), env, 'KEYWARD_LAST_USED_FLUSH_SECONDS', '10'),
@@ -289,6 +296,7 @@ export function defaultAuthzConfig(): AuthzConfig {
     cacheTtlSeconds: 30,
     cacheMaxEntries: 100_000,
     cacheMaxStaleSeconds: 300,
+    cacheTtlUnnotifiedSeconds: 2,
     negativeCacheTtlSeconds: 10,
     negativeCacheMaxEntries: 100_000,
     lastUsedFlushSeconds: 10,

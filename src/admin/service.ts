@@ -16,6 +16,7 @@ import type { ErrorCode } from '../errors/codes';
 import { AdminTokenRecord, ApiKeyRecord, AuditEventRecord, OrganizationRecord } from '../store/entities';
 import type { NewAuditEvent, Repos, Store } from '../store/store';
 import * as v from './validate';
+import { announcement } from '../store/change-listener';
 import { LimiterUnavailableError, type QuotaCounter, type RateLimiter } from '../limits/types';
 import { billingPeriod } from '../limits/billing';
 import type { UsageEvent } from '../usage/types';
@@ -240,7 +241,12 @@ export class AdminService {
   private async tx<T>(ctx: CallContext, fn: (r: Repos, changed: (c: AdminChange) => void) => Promise<T>): Promise<T> {
     const changes: AdminChange[] = [];
     try {
-      const result = await this.d.store.transaction((r) => fn(r, (c) => changes.push(c)));
+      const result = await this.d.store.transaction(async (r) => {
+        const out = await fn(r, (c) => changes.push(c));
+        // Other processes hear of it when (and only if) this commits.
+        if (changes.length) await r.announce(announcement(changes));
+        return out;
+      });
       // Only after commit: caches drop what changed.
       for (const c of changes) this.d.onChange?.(c);
       return result;

@@ -11,7 +11,10 @@
  *  - Concurrent misses for one hash share one store query.
  *  - When the store fails, an expired positive entry younger than `maxStaleMs` is
  *    still used; otherwise the lookup is `unavailable` (never an allow).
- *  - invalidateKey / invalidateOrg drop entries at once (KeyAdmin changes).
+ *  - invalidateKey / invalidateOrg drop entries at once (KeyAdmin changes, in this
+ *    process or, through the change listener, in another).
+ *  - setTtl shortens or restores the positive lifetime (a shorter one while change
+ *    notifications cannot be received).
  */
 import type { KeyLookup, KeyView, OrgView } from './decision';
 
@@ -52,10 +55,19 @@ export class KeyCache {
   private epoch = 0;
   readonly stats: CacheStats = { hits: 0, misses: 0, negativeHits: 0, evictions: 0, storeErrors: 0, staleServed: 0 };
 
+  private ttlMs: number;
+
   constructor(
     private readonly source: KeySource,
     private readonly opts: KeyCacheOptions,
-  ) {}
+  ) {
+    this.ttlMs = opts.ttlMs;
+  }
+
+  /** The positive lifetime in force; `undefined` restores the configured one. */
+  setTtl(ms?: number): void {
+    this.ttlMs = ms === undefined ? this.opts.ttlMs : Math.min(ms, this.opts.ttlMs);
+  }
 
   get size(): number {
     return this.entries.size;
@@ -64,7 +76,7 @@ export class KeyCache {
   /** The cached answer if fresh, else undefined (the caller then calls lookup). */
   peek(keyHash: string, nowMs: number): KeyLookup | undefined {
     const e = this.entries.get(keyHash);
-    if (e && nowMs - e.loadedAt < this.opts.ttlMs) {
+    if (e && nowMs - e.loadedAt < this.ttlMs) {
       this.stats.hits++;
       // LRU: move to the back.
       this.entries.delete(keyHash);
@@ -98,7 +110,7 @@ export class KeyCache {
     } catch {
       this.stats.storeErrors++;
       const stale = this.entries.get(keyHash);
-      if (stale && nowMs - stale.loadedAt < this.opts.ttlMs + this.opts.maxStaleMs) {
+      if (stale && nowMs - stale.loadedAt < this.ttlMs + this.opts.maxStaleMs) {
         this.stats.staleServed++;
         return { kind: 'found', key: stale.key, org: stale.org };
       }

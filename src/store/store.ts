@@ -132,7 +132,16 @@ export interface Repos {
   keys: KeyRepo;
   audit: AuditRepo;
   adminTokens: AdminTokenRepo;
+  /**
+   * Announces a change to every keyward process sharing the database: on PostgreSQL a
+   * NOTIFY on CHANGES_CHANNEL, delivered only if the transaction commits; nothing on
+   * SQLite (one process). The payload holds ids only, never a hash.
+   */
+  announce(payload: string): Promise<void>;
 }
+
+/** The PostgreSQL channel on which KeyAdmin changes are announced. */
+export const CHANGES_CHANNEL = 'keyward_changes';
 
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
@@ -144,7 +153,13 @@ export interface Store {
 }
 
 function repos(em: EntityManager, locking: boolean): Repos {
-  return { orgs: new OrganizationRepo(em, locking), keys: new KeyRepo(em), audit: new AuditRepo(em), adminTokens: new AdminTokenRepo(em) };
+  return {
+    announce: locking
+      ? async (payload) => {
+          await em.getConnection().execute('select pg_notify(?, ?)', [CHANGES_CHANNEL, payload], 'run', em.getTransactionContext());
+        }
+      : async () => undefined,
+    orgs: new OrganizationRepo(em, locking), keys: new KeyRepo(em), audit: new AuditRepo(em), adminTokens: new AdminTokenRepo(em) };
 }
 
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P03', '08006', '08001', '08003', '08004', 'SQLITE_BUSY', 'SQLITE_CANTOPEN', 'SQLITE_IOERR']);
