@@ -21,7 +21,7 @@ import { LastUsedRecorder } from './authz/last-used';
 import { loadRouteRules, RouteTable } from './authz/routes';
 import { Authorizer } from './authz/service';
 import { authorizationImplementation, SafeAuthorizationService } from './grpc/authz-server';
-import { describe } from './grpc/admin-server';
+import { describeError } from './util/logger';
 import { createRateLimiter } from './limits/limiter';
 import { createQuotaCounter } from './limits/quota';
 import type { QuotaCounter, RateLimiter } from './limits/types';
@@ -121,13 +121,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
       negativeMaxEntries: a.negativeCacheMaxEntries,
       maxStaleMs: a.cacheMaxStaleSeconds * 1000,
     });
-    const lastUsed = new LastUsedRecorder(dataPlane, (e) => logger.warn({ err: describe(e) }, 'last-used flush failed; will retry'));
+    const lastUsed = new LastUsedRecorder(dataPlane, (e) => logger.warn({ err: describeError(e) }, 'last-used flush failed; will retry'));
     const limiter = createRateLimiter({
       redisUrl: a.redisUrl,
       onRedisFailure: a.redisFailureMode,
       maxKeys: a.rateLimitMaxKeys,
       clock,
-      onError: (e) => logger.warn({ err: describe(e), mode: a.redisFailureMode }, 'rate limiter: Redis failed'),
+      onError: (e) => logger.warn({ err: describeError(e), mode: a.redisFailureMode }, 'rate limiter: Redis failed'),
     });
     closers.push(() => limiter.close());
     const quota = createQuotaCounter({
@@ -136,13 +136,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
       redisUrl: a.redisUrl,
       redisFailureMode: a.redisFailureMode,
       syncIntervalMs: a.quotaSyncSeconds * 1000,
-      onError: (e) => logger.warn({ err: describe(e) }, 'quota counter: sync failed; will retry'),
+      onError: (e) => logger.warn({ err: describeError(e) }, 'quota counter: sync failed; will retry'),
     });
     closers.push(() => quota.close());
     const usageStore = createUsageStore(orm, config.database.kind);
     const usage = new UsageBatcher(usageStore, {
       maxBuffered: a.usageBufferMax,
-      onError: (e) => logger.warn({ err: describe(e) }, 'usage flush failed; kept in the buffer'),
+      onError: (e) => logger.warn({ err: describeError(e) }, 'usage flush failed; kept in the buffer'),
     });
     const accessLogStats = newAccessLogStats();
     let changes: ChangeListener | undefined;
@@ -164,7 +164,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
             logger.warn('change notifications lost; cached keys now live at most KEYWARD_CACHE_TTL_UNNOTIFIED_SECONDS until reconnected');
           }
         },
-        onError: (e) => logger.warn({ err: describe(e) }, 'change listener connection failed; reconnecting'),
+        onError: (e) => logger.warn({ err: describeError(e) }, 'change listener connection failed; reconnecting'),
       });
       closers.push(() => listener.stop());
       await listener.start();
@@ -227,7 +227,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     const purge = () =>
       usageStore.purgeEventsBefore(retentionCutoff(clock.now().getTime(), a.usageRetentionDays)).then(
         (n) => n > 0 && logger.info({ events: n, retentionDays: a.usageRetentionDays }, 'old usage events purged'),
-        (e: unknown) => logger.warn({ err: describe(e) }, 'usage retention purge failed'),
+        (e: unknown) => logger.warn({ err: describeError(e) }, 'usage retention purge failed'),
       );
     void purge();
     const purgeTimer = setInterval(() => void purge(), 3_600_000);

@@ -3,11 +3,10 @@
  * A configuration error prints one line naming the variable and exits with status 2.
  */
 import { ConfigError, loadConfig, type Config } from './config';
-import { createLogger } from './util/logger';
+import { createLogger, describeError } from './util/logger';
 import { startApp } from './app';
 import { openOrm, migrate } from './store/orm';
 import { isUnavailable } from './store/store';
-import { describe } from './grpc/admin-server';
 import { loadRouteRules, RouteRulesError, RouteTable } from './authz/routes';
 
 function configOrExit(): Config {
@@ -51,7 +50,7 @@ export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
     app = await startApp({ config, logger, routes, migrate: opts.migrate && config.autoMigrate });
   } catch (e) {
     if (isUnavailable(e)) {
-      process.stderr.write(`keyward: cannot reach the ${config.database.kind} database (${describe(e).code ?? describe(e).type}); check KEYWARD_DATABASE_URL\n`);
+      process.stderr.write(`keyward: cannot reach the ${config.database.kind} database (${describeError(e).code ?? describeError(e).type}); check KEYWARD_DATABASE_URL\n`);
       process.exit(1);
     }
     throw e;
@@ -67,7 +66,7 @@ export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
       stopping = true;
       logger.info({ signal }, 'shutting down');
       running.close(10_000).then(resolve, (e: unknown) => {
-        logger.error({ err: describe(e) }, 'shutdown failed');
+        logger.error({ err: describeError(e) }, 'shutdown failed');
         resolve();
       });
     };

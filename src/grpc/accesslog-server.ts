@@ -10,6 +10,7 @@
  */
 import type { sendUnaryData, ServerReadableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { describeError } from '../util/logger';
 import {
   AccessLogServiceService,
   type AccessLogServiceServer,
@@ -43,14 +44,6 @@ export interface UsageRecorder {
   record(event: UsageEvent): void;
 }
 
-/** Loggable facts of an error: its type and code only. */
-function describe(err: unknown): { type: string; code?: string } {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return { type: err.constructor.name, code: typeof code === 'string' ? code : undefined };
-  }
-  return { type: typeof err };
-}
 
 /**
  * The StreamAccessLogs handler. Pass `stats` to read the counters (they are updated
@@ -78,7 +71,7 @@ export function accessLogImplementation(
         try {
           callback(null, {});
         } catch (e) {
-          logger.debug({ err: describe(e) }, 'access-log stream: could not answer');
+          logger.debug({ err: describeError(e) }, 'access-log stream: could not answer');
         }
       };
 
@@ -116,14 +109,14 @@ export function accessLogImplementation(
             stats.entriesRecorded++;
           }
         } catch (e) {
-          logger.warn({ err: describe(e) }, 'access-log message skipped');
+          logger.warn({ err: describeError(e) }, 'access-log message skipped');
         }
       });
       call.on('end', answer);
       // A cancelled or broken stream: nothing to answer; what arrived is kept.
       call.on('error', (e: unknown) => {
         answered = true;
-        logger.debug({ err: describe(e), logName }, 'access-log stream ended with an error');
+        logger.debug({ err: describeError(e), logName }, 'access-log stream ended with an error');
       });
       call.on('cancelled', () => {
         answered = true;

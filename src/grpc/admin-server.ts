@@ -5,6 +5,7 @@
  */
 import type { sendUnaryData, ServerUnaryCall, UntypedHandleCall } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { describeError } from '../util/logger';
 import type { AdminService } from '../admin/service';
 import type { CallContext } from '../admin/principal';
 import { KeyAdminService, type KeyAdminServer } from '../gen/keyward/admin/v1/key_admin';
@@ -37,7 +38,7 @@ export function keyAdminImplementation(service: AdminService, logger: Logger): K
         (err: unknown) => {
           const code = toWireError(err).code;
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
-          if (code === 'internal') logger.error({ method, code, ms, err: describe(err) }, 'admin call failed');
+          if (code === 'internal') logger.error({ method, code, ms, err: describeError(err) }, 'admin call failed');
           else logger.info({ method, code, ms }, 'admin call');
           callback(toServiceError(err));
         },
@@ -66,17 +67,6 @@ export function keyAdminImplementation(service: AdminService, logger: Logger): K
   };
 }
 
-/**
- * An internal error for the log: its class and driver code only. Database messages
- * can quote SQL parameters (key hashes), so they are never logged.
- */
-export function describe(err: unknown): { type: string; code?: string } {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return { type: err.constructor.name, code: typeof code === 'string' ? code : undefined };
-  }
-  return { type: typeof err };
-}
 
 /** KeyAdmin's service definition, with undecodable requests turned into invalid_argument. */
 export const SafeKeyAdminService = safeDefinition(KeyAdminService);

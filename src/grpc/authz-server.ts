@@ -8,13 +8,13 @@ import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Authorizer } from '../authz/service';
 import { AuthorizationService, type AuthorizationServer, type CheckRequest, type CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
-import { describe } from './admin-server';
+import { describeError } from '../util/logger';
 import { toServiceError, toWireError } from './errors';
 import { decoded, safeDefinition } from './decode';
 
 export function authorizationImplementation(authorizer: Authorizer, logger: Logger): AuthorizationServer {
   const fail = (callback: sendUnaryData<CheckResponse>, err: unknown) => {
-    if (toWireError(err).code === 'internal') logger.error({ err: describe(err) }, 'check failed');
+    if (toWireError(err).code === 'internal') logger.error({ err: describeError(err) }, 'check failed');
     callback(toServiceError(err));
   };
   return {

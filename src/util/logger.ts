@@ -24,3 +24,15 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     destination,
   );
 }
+
+/**
+ * An error as it may be logged: its class and driver code only. Database messages can
+ * quote SQL parameters (key hashes), so messages are never logged.
+ */
+export function describeError(err: unknown): { type: string; code?: string } {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return { type: err.constructor.name, code: typeof code === 'string' ? code : undefined };
+  }
+  return { type: typeof err };
+}
