@@ -55,9 +55,8 @@
  * close() flushes them.
  */
 import type { EntityManager, Knex } from '@mikro-orm/knex';
-import { StoreUnavailableError } from '../errors/domain';
 import type { Orm } from '../store/orm';
-import { isUnavailable } from '../store/store';
+import { rethrowStoreError } from '../store/store';
 import { billingPeriod } from './billing';
 import type { BillingPeriod, QuotaCounter, QuotaDecision, QuotaOrg } from './types';
 
@@ -316,8 +315,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
       try {
         stored = await this.table.readOne(org.id, startMs);
       } catch (e) {
-        if (isUnavailable(e)) throw new StoreUnavailableError(e);
-        throw e;
+        rethrowStoreError(e);
       }
       const e = this.entries.get(rowKey(org.id, startMs));
       if (e) {

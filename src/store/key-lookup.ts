@@ -9,8 +9,7 @@ import type { EntityManager } from '@mikro-orm/knex';
 import type { KeyView, OrgView } from '../authz/decision';
 import type { KeySource } from '../authz/cache';
 import type { Orm } from './orm';
-import { isUnavailable } from './store';
-import { StoreUnavailableError } from '../errors/domain';
+import { rethrowStoreError } from './store';
 
 interface Row {
   id: string;
@@ -65,8 +64,7 @@ export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): 
           )
           .limit(1);
       } catch (e) {
-        if (isUnavailable(e)) throw new StoreUnavailableError(e);
-        throw e;
+        rethrowStoreError(e);
       }
       const r = rows[0];
       if (!r) return null;
@@ -105,8 +103,7 @@ export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): 
           }
         });
       } catch (e) {
-        if (isUnavailable(e)) throw new StoreUnavailableError(e);
-        throw e;
+        rethrowStoreError(e);
       }
     },
   };

@@ -174,7 +174,8 @@ export function isUnavailable(e: unknown): boolean {
   return /Connection terminated|Connection ended unexpectedly|connect ECONNREFUSED|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection|is not currently accepting connections|is not accepting connections|the database system is (starting up|shutting down)/i.test(msg);
 }
 
-function guard(e: unknown): never {
+/** Rethrows a failure: store_unavailable when the database cannot be reached, else as is. */
+export function rethrowStoreError(e: unknown): never {
   if (isUnavailable(e)) throw new StoreUnavailableError(e);
   throw e;
 }
@@ -187,21 +188,21 @@ export function createStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Store {
       try {
         return await orm.em.fork().transactional((em) => fn(repos(em as EntityManager, locking)));
       } catch (e) {
-        return guard(e);
+        return rethrowStoreError(e);
       }
     },
     async read(fn) {
       try {
         return await fn(repos(orm.em.fork() as EntityManager, locking));
       } catch (e) {
-        return guard(e);
+        return rethrowStoreError(e);
       }
     },
     async ping() {
       try {
         await orm.em.getConnection().execute('select 1');
       } catch (e) {
-        guard(e);
+        rethrowStoreError(e);
       }
     },
     close: () => orm.close(true),

@@ -25,8 +25,8 @@
 import type { EntityManager } from '@mikro-orm/knex';
 import type { Knex } from '@mikro-orm/knex';
 import type { Orm } from '../store/orm';
-import { isUnavailable } from '../store/store';
-import { InvalidArgumentError, StoreUnavailableError } from '../errors/domain';
+import { rethrowStoreError } from '../store/store';
+import { InvalidArgumentError } from '../errors/domain';
 import type { DayUsage, EndpointUsage, KeyUsage, UsageStats, UsageTotals } from '../gen/keyward/admin/v1/key_admin';
 import type { UsageEvent, UsageSink } from './types';
 import { addInto, BUCKET_COUNT, bucketOf, emptyBuckets, p95, parseBuckets } from './histogram';
@@ -225,11 +225,6 @@ function eventSql(rows: number): string {
   return `insert into usage_events (${EVENT_COLUMNS.join(', ')}) values ${values}`;
 }
 
-function guard(e: unknown): never {
-  if (isUnavailable(e)) throw new StoreUnavailableError(e);
-  throw e;
-}
-
 /** Sums of aggregate rows, turned into a UsageTotals message. */
 class Totals {
   requests = 0;
@@ -334,7 +329,7 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
           await upsert(trx, 'usage_monthly', monthly);
         });
       } catch (e) {
-        guard(e);
+        rethrowStoreError(e);
       }
     },
 
@@ -354,7 +349,7 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
           .modify(byKey)
           .select(STAT_COLUMNS);
       } catch (e) {
-        return guard(e);
+        return rethrowStoreError(e);
       }
 
       const totals = new Totals();
@@ -402,7 +397,7 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
           if (Number(n) < PURGE_CHUNK) return total;
         }
       } catch (e) {
-        return guard(e);
+        return rethrowStoreError(e);
       }
     },
   };
