@@ -101,10 +101,21 @@ export function decideLimits(key: KeyView, org: OrgView, rate: RateDecision | nu
   return { allow: true, key, org, ...(rate && { rate }) };
 }
 
+// keyToLookUp and decide both ask about the same text in one Check: remember the last answer.
+let lastText: string | undefined;
+let lastWellFormed = false;
+function wellFormed(text: string): boolean {
+  if (text !== lastText) {
+    lastWellFormed = parseKey(text).ok;
+    lastText = text;
+  }
+  return lastWellFormed;
+}
+
 /** The key text to look up, when steps 1–2 pass; undefined otherwise. */
 export function keyToLookUp(input: CheckInput): string | undefined {
   if (input.public || input.credential.kind !== 'found') return undefined;
-  return parseKey(input.credential.key).ok ? input.credential.key : undefined;
+  return wellFormed(input.credential.key) ? input.credential.key : undefined;
 }
 
 export function decide(input: CheckInput, lookup: KeyLookup | undefined, nowMs: number): Decision {
@@ -112,7 +123,7 @@ export function decide(input: CheckInput, lookup: KeyLookup | undefined, nowMs: 
   const cred = input.credential;
   if (cred.kind === 'missing') return { allow: false, code: 'missing_api_key' };
   if (cred.kind === 'ambiguous') return { allow: false, code: 'ambiguous_credentials' };
-  if (!parseKey(cred.key).ok) return { allow: false, code: 'invalid_api_key' };
+  if (!wellFormed(cred.key)) return { allow: false, code: 'invalid_api_key' };
   if (!lookup || lookup.kind === 'unknown') return { allow: false, code: 'invalid_api_key' };
   if (lookup.kind === 'unavailable') return { allow: false, code: 'service_unavailable' };
   const { key, org } = lookup;

@@ -35,9 +35,11 @@ export const IDENTITY_HEADERS = {
 export const ERROR_CODE_HEADER = `${IDENTITY_PREFIX}error-code`;
 const IDENTITY_NAMES: readonly string[] = Object.values(IDENTITY_HEADERS);
 
+const NO_BYTES = Buffer.alloc(0);
+
 /** A header set by keyward: always `append: false` (overwrite). */
 export function setHeader(key: string, value: string): HeaderValueOption {
-  return { header: { key, value, rawValue: Buffer.alloc(0) }, append: false, appendAction: 2, keepEmptyValue: false };
+  return { header: { key, value, rawValue: NO_BYTES }, append: false, appendAction: 2, keepEmptyValue: false };
 }
 
 export interface ResponseOptions {

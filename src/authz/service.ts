@@ -15,7 +15,8 @@ import { LimiterUnavailableError, type QuotaCounter, type QuotaDecision, type Ra
 import type { UsageEvent } from '../usage/types';
 import { normalizePath } from './routes';
 import type { LastUsedRecorder } from './last-used';
-import { readCheckRequest, type RequestReaderOptions } from './request';
+import { attributesOf, readAttributes, type RequestReaderOptions } from './request';
+import type { RequestAttributes } from './wire';
 import { toCheckResponse, type ResponseOptions } from './response';
 
 export interface AuthorizerDeps {
@@ -36,8 +37,13 @@ export interface AuthorizerDeps {
 export class Authorizer {
   constructor(private readonly d: AuthorizerDeps) {}
 
-  async check(req: CheckRequest): Promise<CheckResponse> {
-    const input = readCheckRequest(req, this.d.reader);
+  check(req: CheckRequest): Promise<CheckResponse> {
+    return this.checkAttributes(attributesOf(req));
+  }
+
+  /** The Check on attributes read from the request bytes (wire.ts) or a decoded request. */
+  async checkAttributes(attributes: RequestAttributes): Promise<CheckResponse> {
+    const input = readAttributes(attributes, this.d.reader);
     const keyText = keyToLookUp(input);
     let lookup: KeyLookup | undefined;
     if (keyText !== undefined) {

@@ -33,8 +33,6 @@ import { addInto, BUCKET_COUNT, bucketOf, emptyBuckets, p95, parseBuckets } from
 
 /** Column sizes of usage_events / usage_daily / usage_monthly. */
 const MAX = { id: 32, requestId: 128, endpoint: 512, method: 16, source: 16 } as const;
-/** Rows per multi-row statement (13 parameters a row; well under SQLite's and PostgreSQL's limits). */
-const CHUNK = 500;
 /** Raw events deleted per statement by the purge. */
 const PURGE_CHUNK = 10_000;
 const DAY_MS = 86_400_000;
@@ -290,15 +288,68 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
   const at = (ms: number): Date | number => (dialect === 'postgres' ? new Date(ms) : ms);
   let skipped = 0;
 
-  async function upsert(trx: Knex.Transaction, table: 'usage_daily' | 'usage_monthly', rows: Aggregate[]): Promise<void> {
-    for (let i = 0; i < rows.length; i += CHUNK) {
-      const chunk = rows.slice(i, i + CHUNK);
-      const bindings: unknown[] = [];
-      for (const a of chunk) {
-        bindings.push(a.organizationId, a.keyId, a.period, a.endpoint, a.method, a.requests, a.errors4xx, a.errors5xx, a.tokens, a.costUsd, a.durationCount, a.durationSumMs, JSON.stringify(a.buckets));
-      }
-      await trx.raw(upsertSql(dialect, table, chunk.length), bindings as Knex.RawBinding[]);
+
+  // The batch is written on the transaction's driver connection, outside the query
+  // builder: prepared statements (SQLite) or three array-parameter statements
+  // (PostgreSQL), instead of thousands of bound parameters through knex.
+  const connectionOf = async (trx: Knex.Transaction): Promise<unknown> =>
+    (trx as unknown as { client: { acquireConnection(): Promise<unknown> } }).client.acquireConnection();
+
+  interface SqliteDb {
+    prepare(sql: string): { run(...args: unknown[]): unknown };
+    transaction(fn: () => void): () => void;
+  }
+  const sqliteStatements = new WeakMap<object, { event: { run(...a: unknown[]): unknown }; daily: { run(...a: unknown[]): unknown }; monthly: { run(...a: unknown[]): unknown } }>();
+  const aggArgs = (a: Aggregate) => [a.organizationId, a.keyId, a.period, a.endpoint, a.method, a.requests, a.errors4xx, a.errors5xx, a.tokens, a.costUsd, a.durationCount, a.durationSumMs, JSON.stringify(a.buckets)];
+
+  async function writeSqlite(trx: Knex.Transaction, rows: EventRow[], daily: Aggregate[], monthly: Aggregate[]): Promise<void> {
+    const db = (await connectionOf(trx)) as SqliteDb;
+    let st = sqliteStatements.get(db);
+    if (!st) {
+      st = { event: db.prepare(eventSql(1)), daily: db.prepare(upsertSql('sqlite', 'usage_daily', 1)), monthly: db.prepare(upsertSql('sqlite', 'usage_monthly', 1)) };
+      sqliteStatements.set(db, st);
     }
+    for (const r of rows) st.event.run(r.at, r.organizationId, r.keyId, r.requestId, r.endpoint, r.method, r.requests, r.statusCode, r.durationMs, r.tokens, r.costUsd, r.source);
+    for (const a of daily) st.daily.run(...aggArgs(a));
+    for (const a of monthly) st.monthly.run(...aggArgs(a));
+  }
+
+  interface PgClient {
+    query(sql: string, values?: unknown[]): Promise<unknown>;
+  }
+  const columns = <T>(items: readonly T[], pick: ((t: T) => unknown)[]): unknown[][] => pick.map((f) => items.map(f));
+  const EVENTS_PG =
+    `insert into usage_events (${EVENT_COLUMNS.join(', ')}) ` +
+    `select to_timestamp(u.at / 1000.0), u.o, u.k, u.r, u.e, u.m, u.n, u.s, u.d, u.t, u.c, u.src ` +
+    `from unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::smallint[], $8::smallint[], $9::float8[], $10::bigint[], $11::float8[], $12::text[]) ` +
+    `as u(at, o, k, r, e, m, n, s, d, t, c, src)`;
+  const upsertPg = (table: 'usage_daily' | 'usage_monthly') => {
+    const sets = SUMMED.map((c) => `${c} = ${table}.${c} + excluded.${c}`);
+    sets.push(`duration_buckets = ${bucketMerge('postgres', table)}`);
+    return (
+      `insert into ${table} (${AGG_COLUMNS.join(', ')}) ` +
+      `select u.o, u.k, u.p, u.e, u.m, u.n, u.e4, u.e5, u.t, u.c, u.dc, u.ds, u.b::jsonb ` +
+      `from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::float8[], $11::bigint[], $12::float8[], $13::text[]) ` +
+      `as u(o, k, p, e, m, n, e4, e5, t, c, dc, ds, b) ` +
+      `on conflict (organization_id, key_id, period, endpoint, method) do update set ${sets.join(', ')}`
+    );
+  };
+  const DAILY_PG = upsertPg('usage_daily');
+  const MONTHLY_PG = upsertPg('usage_monthly');
+  const aggColumns = (list: Aggregate[]) =>
+    columns(list, [
+      (a) => a.organizationId, (a) => a.keyId, (a) => a.period, (a) => a.endpoint, (a) => a.method, (a) => a.requests, (a) => a.errors4xx, (a) => a.errors5xx,
+      (a) => a.tokens, (a) => a.costUsd, (a) => a.durationCount, (a) => a.durationSumMs, (a) => JSON.stringify(a.buckets),
+    ]);
+
+  async function writePostgres(trx: Knex.Transaction, rows: EventRow[], daily: Aggregate[], monthly: Aggregate[]): Promise<void> {
+    const conn = (await connectionOf(trx)) as PgClient;
+    await conn.query(EVENTS_PG, columns(rows, [
+      (r) => r.at, (r) => r.organizationId, (r) => r.keyId, (r) => r.requestId, (r) => r.endpoint, (r) => r.method, (r) => r.requests,
+      (r) => r.statusCode, (r) => r.durationMs, (r) => r.tokens, (r) => r.costUsd, (r) => r.source,
+    ]));
+    if (daily.length > 0) await conn.query(DAILY_PG, aggColumns(daily));
+    if (monthly.length > 0) await conn.query(MONTHLY_PG, aggColumns(monthly));
   }
 
   return {
@@ -316,18 +367,7 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
       if (rows.length === 0) return;
       const { daily, monthly } = aggregate(rows);
       try {
-        await knex.transaction(async (trx) => {
-          for (let i = 0; i < rows.length; i += CHUNK) {
-            const chunk = rows.slice(i, i + CHUNK);
-            const bindings: unknown[] = [];
-            for (const r of chunk) {
-              bindings.push(at(r.at), r.organizationId, r.keyId, r.requestId, r.endpoint, r.method, r.requests, r.statusCode, r.durationMs, r.tokens, r.costUsd, r.source);
-            }
-            await trx.raw(eventSql(chunk.length), bindings as Knex.RawBinding[]);
-          }
-          await upsert(trx, 'usage_daily', daily);
-          await upsert(trx, 'usage_monthly', monthly);
-        });
+        await knex.transaction((trx) => (dialect === 'sqlite' ? writeSqlite(trx, rows, daily, monthly) : writePostgres(trx, rows, daily, monthly)));
       } catch (e) {
         rethrowStoreError(e);
       }

@@ -1,0 +1,107 @@
+/**
+ * In-process cost of one hot Check, by phase, without gRPC transport:
+ * request decode (the method's deserializer), Authorizer.check, response encode
+ * (the method's serializer), and usage flushing (the batcher's writes, which run
+ * on the same event loop). Prints µs per Check for each.
+ *
+ *   node --import tsx bench/profile-check.ts            # SQLite in a temp dir
+ *   BENCH_DB=postgres://127.0.0.1:5432/test node --import tsx bench/profile-check.ts
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile-check.ts
+ *
+ * Knobs: BENCH_OPS (200000), BENCH_KEYS (1000), BENCH_RATE_LIMIT (0 = unlimited;
+ * set it to include the limiter and its headers).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { startApp } from '../src/app';
+import { defaultAuthzConfig, parseDatabaseUrl, type Config } from '../src/config';
+import { ROOT } from '../src/admin/principal';
+import { CheckRequest } from '../src/gen/envoy/service/auth/v3/external_auth';
+import { Environment } from '../src/gen/keyward/admin/v1/key_admin';
+import { SafeAuthorizationService } from '../src/grpc/authz-server';
+import { decoded } from '../src/grpc/decode';
+import { createLogger } from '../src/util/logger';
+
+const OPS = Number(process.env.BENCH_OPS ?? 200_000);
+const KEYS = Number(process.env.BENCH_KEYS ?? 1000);
+const RATE = Number(process.env.BENCH_RATE_LIMIT ?? 0);
+
+function requestBytes(apiKey: string): Buffer {
+  const headers = { ':method': 'GET', ':path': '/v1/x', ':authority': 'api.example.com', 'x-api-key': apiKey };
+  return Buffer.from(
+    CheckRequest.encode(
+      CheckRequest.fromPartial({
+        attributes: {
+          source: { address: { socketAddress: { address: '10.0.0.1', portValue: 44321 } } },
+          request: { http: { id: '1', method: 'GET', path: '/v1/x', host: 'api.example.com', scheme: 'https', protocol: 'HTTP/1.1', headers } },
+        },
+      }),
+    ).finish(),
+  );
+}
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'keyward-prof-'));
+  const url = process.env.BENCH_DB ?? `sqlite:${join(tmp, 'kw.db')}`;
+  const config: Config = {
+    database: parseDatabaseUrl(url),
+    authzListen: '127.0.0.1:0',
+    adminListen: '127.0.0.1:0',
+    hashSecret: randomBytes(32),
+    hashSecretSource: 'env',
+    adminToken: 'profile-admin-token-0123456789',
+    logLevel: 'info',
+    autoMigrate: true,
+    rotationGraceSeconds: 86400,
+    authz: defaultAuthzConfig(),
+  };
+  const app = await startApp({ config, logger: createLogger('warn'), onGeneratedAdminToken: () => undefined });
+  const ctx = { principal: ROOT, peer: 'profile' };
+  const org = await app.admin.createOrganization(ctx, { name: `profile-${Date.now()}`, maxKeys: KEYS + 10, rateLimitPerMinute: RATE, monthlyQuota: 0, billingAnchorDay: 1 } as never);
+  const bodies: Buffer[] = [];
+  for (let i = 0; i < KEYS; i++) {
+    const k = await app.admin.createKey(ctx, { organizationId: org.id, name: `k${i}`, environment: Environment.ENVIRONMENT_LIVE, scopes: [], metadata: {} } as never);
+    bodies.push(requestBytes(k.secret));
+  }
+  const m = SafeAuthorizationService.check;
+  // Warm the cache and the JIT.
+  for (let i = 0; i < Math.min(OPS, 20_000); i++) m.responseSerialize(await app.authorizer.checkAttributes(decoded(m.requestDeserialize(bodies[i % KEYS]!))));
+  await app.usage.flush();
+
+  let decode = 0;
+  let check = 0;
+  let encode = 0;
+  let bytes = 0;
+  const flushedBefore = app.usage.stats().flushed;
+  const t0 = performance.now();
+  for (let i = 0; i < OPS; i++) {
+    const a = performance.now();
+    const req = decoded(m.requestDeserialize(bodies[i % KEYS]!));
+    const b = performance.now();
+    const res = await app.authorizer.checkAttributes(req);
+    const c = performance.now();
+    bytes += m.responseSerialize(res).length;
+    const d = performance.now();
+    decode += b - a;
+    check += c - b;
+    encode += d - c;
+  }
+  const tf = performance.now();
+  await app.usage.flush();
+  const total = performance.now() - t0;
+  const flushMs = total - (tf - t0);
+  const us = (ms: number) => ((ms * 1000) / OPS).toFixed(2);
+  console.log(`ops ${OPS}, keys ${KEYS}, rate limit ${RATE || 'unlimited'}, db ${config.database.kind}, response ${Math.round(bytes / OPS)} B`);
+  console.log(`per Check: decode ${us(decode)} µs, check ${us(check)} µs, encode ${us(encode)} µs; loop total ${us(tf - t0)} µs (incl. usage writes that ran during it); final flush ${us(flushMs)} µs`);
+  console.log(`usage events flushed: ${app.usage.stats().flushed - flushedBefore}`);
+  await app.close(1000);
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
