@@ -9,7 +9,8 @@
  * same data file and prints req/s and mean latency side by side.
  *
  * Knobs (environment): BENCH_KEYS (1000), BENCH_DURATION seconds (8),
- * BENCH_WARMUP seconds (2).
+ * BENCH_WARMUP seconds (2), BENCH_CPU_PROF_DIR (run keyward under `node --cpu-prof`
+ * and write its profile there; summarize it with bench/cpuprofile-top.ts).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -177,8 +178,14 @@ async function main(): Promise<void> {
   tmp = mkdtempSync(join(tmpdir(), 'keyward-bench-'));
   const t0 = Date.now();
   keyward = await startServerProcess(
-    { KEYWARD_DATABASE_URL: `sqlite:${join(tmp, 'kw.db')}`, KEYWARD_ADMIN_TOKEN: ADMIN_TOKEN, KEYWARD_LOG_LEVEL: 'info', HOME: tmp },
+    {
+      KEYWARD_DATABASE_URL: `sqlite:${join(tmp, 'kw.db')}`,
+      KEYWARD_ADMIN_TOKEN: ADMIN_TOKEN,
+      KEYWARD_LOG_LEVEL: 'info',
+      HOME: tmp,
+    },
     tmp,
+    process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [],
   );
   const noop = await startNoop();
   console.log(`keyward: authz 127.0.0.1:${keyward.authzPort}, admin 127.0.0.1:${keyward.adminPort} (SQLite in ${tmp}); noop: 127.0.0.1:${noop.port}`);

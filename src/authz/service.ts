@@ -15,9 +15,11 @@ import { LimiterUnavailableError, type QuotaCounter, type QuotaDecision, type Ra
 import type { UsageEvent } from '../usage/types';
 import { normalizePath } from './routes';
 import type { LastUsedRecorder } from './last-used';
-import { attributesOf, readAttributes, type RequestReaderOptions } from './request';
+import { attributesOf, readAttributes, type CheckRequestInput, type RequestReaderOptions } from './request';
 import type { RequestAttributes } from './wire';
 import { toCheckResponse, type ResponseOptions } from './response';
+
+const NO_HEADERS: readonly string[] = [];
 
 export interface AuthorizerDeps {
   cache: KeyCache;
@@ -38,38 +40,56 @@ export class Authorizer {
   constructor(private readonly d: AuthorizerDeps) {}
 
   check(req: CheckRequest): Promise<CheckResponse> {
-    return this.checkAttributes(attributesOf(req));
+    try {
+      return Promise.resolve(this.checkAttributes(attributesOf(req)));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
-  /** The Check on attributes read from the request bytes (wire.ts) or a decoded request. */
-  async checkAttributes(attributes: RequestAttributes): Promise<CheckResponse> {
+  /**
+   * The Check on attributes read from the request bytes (wire.ts) or a decoded
+   * request. Synchronous when nothing needs I/O (a cached key, the in-memory
+   * limiter and quota), so the hot path creates no promise; a Promise otherwise.
+   * Throws (or rejects) only for infrastructure failures in `error` mode.
+   */
+  checkAttributes(attributes: RequestAttributes): CheckResponse | Promise<CheckResponse> {
     const input = readAttributes(attributes, this.d.reader);
     const keyText = keyToLookUp(input);
-    let lookup: KeyLookup | undefined;
-    if (keyText !== undefined) {
-      const found = this.d.cache.lookup(this.d.hasher.hash(keyText), this.d.clock.now().getTime());
-      lookup = found instanceof Promise ? await found : found;
-      if (lookup.kind === 'unavailable' && this.d.onStoreError === 'error') throw new StoreUnavailableError();
-    }
+    if (keyText === undefined) return this.decideAndRespond(input, undefined);
+    const found = this.d.cache.lookup(this.d.hasher.hash(keyText), this.d.clock.now().getTime());
+    return found instanceof Promise ? found.then((l) => this.decideAndRespond(input, l)) : this.decideAndRespond(input, found);
+  }
+
+  private decideAndRespond(input: CheckRequestInput, lookup: KeyLookup | undefined): CheckResponse | Promise<CheckResponse> {
+    if (lookup?.kind === 'unavailable' && this.d.onStoreError === 'error') throw new StoreUnavailableError();
     const now = this.d.clock.now().getTime();
-    let decision: Decision = decide(input, lookup, now);
+    const decision: Decision = decide(input, lookup, now);
+    if (!decision.allow || !decision.key) return this.respond(input, decision);
+    // Step 8: spend only now that every other check has passed.
+    const spent = this.spend(decision.key, decision.org, now);
+    return spent instanceof Promise ? spent.then((d) => this.respond(input, this.recorded(input, d, now))) : this.respond(input, this.recorded(input, spent, now));
+  }
+
+  /** Records last use and usage of an allowed Check. */
+  private recorded(input: CheckRequestInput, decision: Decision, now: number): Decision {
     if (decision.allow && decision.key) {
-      // Step 8: spend only now that every other check has passed.
-      decision = await this.spend(decision.key, decision.org, now);
-      if (decision.allow && decision.key) {
-        this.d.lastUsed.record(decision.key.id, now);
-        this.d.usage.record({
-          at: now,
-          organizationId: decision.key.organizationId,
-          keyId: decision.key.id,
-          ...(input.requestId && { requestId: input.requestId }),
-          endpoint: normalizePath(input.path),
-          method: input.method || 'UNKNOWN',
-          requests: 1,
-          source: 'check',
-        });
-      }
+      this.d.lastUsed.record(decision.key.id, now);
+      this.d.usage.record({
+        at: now,
+        organizationId: decision.key.organizationId,
+        keyId: decision.key.id,
+        ...(input.requestId && { requestId: input.requestId }),
+        endpoint: normalizePath(input.path),
+        method: input.method || 'UNKNOWN',
+        requests: 1,
+        source: 'check',
+      });
     }
+    return decision;
+  }
+
+  private respond(input: CheckRequestInput, decision: Decision): CheckResponse {
     if (this.d.logger.isLevelEnabled('debug')) {
       this.d.logger.debug(
         {
@@ -82,38 +102,59 @@ export class Authorizer {
         'check',
       );
     }
-    const credentialHeaders = input.credential.kind === 'missing' ? [] : input.credential.headers;
+    const credentialHeaders = input.credential.kind === 'missing' ? NO_HEADERS : input.credential.headers;
     return toCheckResponse(decision, { credentialHeaders, spoofed: input.spoofed }, this.d.response);
   }
 
-  /** Rate limit, then quota (refunding the rate limit if the quota denies). */
-  private async spend(key: KeyView, org: OrgView, now: number): Promise<Decision> {
+  /**
+   * Rate limit, then quota (refunding the rate limit if the quota denies or fails).
+   * Synchronous with the in-memory limiter and quota; a Promise when one of them
+   * answers with one (Redis, a database sync).
+   */
+  private spend(key: KeyView, org: OrgView, now: number): Decision | Promise<Decision> {
+    const limit = effectiveRateLimit(key, org);
+    if (limit <= 0) return this.spendQuota(key, org, null, now);
+    let r: RateDecision | Promise<RateDecision>;
     try {
-      const limit = effectiveRateLimit(key, org);
-      let rate: RateDecision | null = null;
-      if (limit > 0) {
-        const r = this.d.limiter.consume(key.id, limit, now);
-        rate = r instanceof Promise ? await r : r;
-        if (!rate.allowed) return decideLimits(key, org, rate, null, now);
-      }
-      let quota: QuotaDecision | null = null;
-      if (org.monthlyQuota > 0) {
-        try {
-          const q = this.d.quota.consume({ id: org.id, monthlyQuota: org.monthlyQuota, billingAnchorDay: org.billingAnchorDay }, now);
-          quota = q instanceof Promise ? await q : q;
-        } catch (e) {
-          if (rate) await this.d.limiter.refund(key.id, now);
-          throw e;
-        }
-        if (!quota.allowed && rate) await this.d.limiter.refund(key.id, now);
-      }
-      return decideLimits(key, org, rate, quota, now);
+      r = this.d.limiter.consume(key.id, limit, now);
     } catch (e) {
-      if (e instanceof LimiterUnavailableError) {
-        if (this.d.onStoreError === 'error') throw new StoreUnavailableError(e);
-        return { allow: false, code: 'service_unavailable', key };
-      }
-      throw e;
+      return this.limiterFailure(key, e);
     }
+    if (r instanceof Promise) return r.then((rate) => this.spendQuota(key, org, rate, now), (e: unknown) => this.limiterFailure(key, e));
+    return this.spendQuota(key, org, r, now);
+  }
+
+  private spendQuota(key: KeyView, org: OrgView, rate: RateDecision | null, now: number): Decision | Promise<Decision> {
+    if ((rate && !rate.allowed) || org.monthlyQuota <= 0) return decideLimits(key, org, rate, null, now);
+    // A denied or failed quota gives the rate-limit request back first.
+    const refundThen = (next: () => Decision): Decision | Promise<Decision> => {
+      if (!rate) return next();
+      let f: void | Promise<void>;
+      try {
+        f = this.d.limiter.refund(key.id, now);
+      } catch (e) {
+        return this.limiterFailure(key, e);
+      }
+      return f instanceof Promise ? f.then(next, (e: unknown) => this.limiterFailure(key, e)) : next();
+    };
+    const failed = (e: unknown): Decision | Promise<Decision> => refundThen(() => this.limiterFailure(key, e));
+    const decided = (quota: QuotaDecision): Decision | Promise<Decision> =>
+      quota.allowed ? decideLimits(key, org, rate, quota, now) : refundThen(() => decideLimits(key, org, rate, quota, now));
+    let q: QuotaDecision | Promise<QuotaDecision>;
+    try {
+      q = this.d.quota.consume({ id: org.id, monthlyQuota: org.monthlyQuota, billingAnchorDay: org.billingAnchorDay }, now);
+    } catch (e) {
+      return failed(e);
+    }
+    return q instanceof Promise ? q.then(decided, failed) : decided(q);
+  }
+
+  /** A limiter that cannot answer: a 503 denial, or an error in `error` mode; anything else is rethrown. */
+  private limiterFailure(key: KeyView, e: unknown): Decision {
+    if (e instanceof LimiterUnavailableError) {
+      if (this.d.onStoreError === 'error') throw new StoreUnavailableError(e);
+      return { allow: false, code: 'service_unavailable', key };
+    }
+    throw e;
   }
 }

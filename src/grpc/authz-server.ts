@@ -32,10 +32,19 @@ export function authorizationImplementation(authorizer: Authorizer, logger: Logg
         fail(callback, e);
         return;
       }
-      authorizer.checkAttributes(attributes).then(
-        (res) => callback(null, res),
-        (err: unknown) => fail(callback, err),
-      );
+      let res: CheckResponse | Promise<CheckResponse>;
+      try {
+        res = authorizer.checkAttributes(attributes);
+      } catch (e) {
+        fail(callback, e);
+        return;
+      }
+      if (res instanceof Promise) {
+        res.then(
+          (r) => callback(null, r),
+          (err: unknown) => fail(callback, err),
+        );
+      } else callback(null, res);
     },
   };
 }

@@ -18,8 +18,9 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startServerProcess(env: Record<string, string>, cwd?: string): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, [BIN, 'serve'], {
+/** `nodeArgs` go to node before the script (for example --cpu-prof). */
+export async function startServerProcess(env: Record<string, string>, cwd?: string, nodeArgs: string[] = []): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, [...nodeArgs, BIN, 'serve'], {
     cwd,
     env: { PATH: process.env.PATH ?? '', KEYWARD_ADMIN_LISTEN: '127.0.0.1:0', KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0', ...env },
   });
