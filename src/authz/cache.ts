@@ -15,6 +15,10 @@
  *    process or, through the change listener, in another).
  *  - setTtl shortens or restores the positive lifetime (a shorter one while change
  *    notifications cannot be received).
+ *  - Memory: entries share one OrgView per organization (while its fields are
+ *    unchanged) and one scopes array per distinct scope list, so a cached key costs
+ *    little more than its own id, hash and window (README, "Measured figures").
+ *    Cached views are never mutated.
  */
 import type { KeyLookup, KeyView, OrgView } from './decision';
 
@@ -31,11 +35,12 @@ export interface KeyCacheOptions {
   maxStaleMs: number;
 }
 
-interface Entry {
-  key: KeyView;
-  org: OrgView | null;
-  loadedAt: number;
-}
+/** Bound of the shared organization views and scope lists (cleared when exceeded). */
+const SHARED_MAX = 100_000;
+const NO_SCOPES: readonly string[] = Object.freeze([]);
+
+/** A cached key: the key's view itself, with its organization and load time (one object per key). */
+type Entry = KeyView & { readonly org: OrgView | null; readonly loadedAt: number };
 
 export interface CacheStats {
   hits: number;
@@ -56,6 +61,10 @@ export class KeyCache {
   readonly stats: CacheStats = { hits: 0, misses: 0, negativeHits: 0, evictions: 0, storeErrors: 0, staleServed: 0 };
 
   private ttlMs: number;
+  /** The current view of each organization, shared by its keys' entries. */
+  private readonly orgViews = new Map<string, OrgView>();
+  /** One array per distinct scope list. */
+  private readonly scopeLists = new Map<string, readonly string[]>();
 
   constructor(
     private readonly source: KeySource,
@@ -81,7 +90,7 @@ export class KeyCache {
       // LRU: move to the back.
       this.entries.delete(keyHash);
       this.entries.set(keyHash, e);
-      return { kind: 'found', key: e.key, org: e.org };
+      return { kind: 'found', key: e, org: e.org };
     }
     const neg = this.negative.get(keyHash);
     if (neg !== undefined && neg > nowMs) {
@@ -112,7 +121,7 @@ export class KeyCache {
       const stale = this.entries.get(keyHash);
       if (stale && nowMs - stale.loadedAt < this.ttlMs + this.opts.maxStaleMs) {
         this.stats.staleServed++;
-        return { kind: 'found', key: stale.key, org: stale.org };
+        return { kind: 'found', key: stale, org: stale.org };
       }
       return { kind: 'unavailable' };
     }
@@ -130,14 +139,59 @@ export class KeyCache {
       return { kind: 'unknown' };
     }
     this.negative.delete(keyHash);
-    this.put(keyHash, { key: found.key, org: found.org, loadedAt: nowMs });
-    return { kind: 'found', key: found.key, org: found.org };
+    const org = found.org && this.sharedOrg(found.org);
+    const entry = this.entry(found.key, org, nowMs);
+    this.put(keyHash, entry);
+    return { kind: 'found', key: entry, org };
+  }
+
+  private sharedOrg(o: OrgView): OrgView {
+    const prev = this.orgViews.get(o.id);
+    if (
+      prev &&
+      prev.active === o.active &&
+      prev.rateLimitPerMinute === o.rateLimitPerMinute &&
+      prev.monthlyQuota === o.monthlyQuota &&
+      prev.billingAnchorDay === o.billingAnchorDay
+    ) {
+      return prev;
+    }
+    if (!prev && this.orgViews.size >= SHARED_MAX) this.orgViews.clear();
+    this.orgViews.set(o.id, o);
+    return o;
+  }
+
+  private entry(k: KeyView, org: OrgView | null, loadedAt: number): Entry {
+    let scopes = k.scopes;
+    if (scopes.length === 0) scopes = NO_SCOPES;
+    else {
+      const id = scopes.join('\u0000');
+      const prev = this.scopeLists.get(id);
+      if (prev) scopes = prev;
+      else {
+        if (this.scopeLists.size >= SHARED_MAX) this.scopeLists.clear();
+        this.scopeLists.set(id, scopes);
+      }
+    }
+    // The organization's id string is shared too (the row's copy is dropped).
+    const organizationId = org && org.id === k.organizationId ? org.id : k.organizationId;
+    return {
+      id: k.id,
+      organizationId,
+      environment: k.environment,
+      scopes,
+      expiresAt: k.expiresAt,
+      revokedAt: k.revokedAt,
+      rateLimitPerMinute: k.rateLimitPerMinute,
+      org,
+      loadedAt,
+    };
   }
 
   private put(keyHash: string, e: Entry): void {
     this.entries.delete(keyHash);
     this.entries.set(keyHash, e);
-    this.byKeyId.set(e.key.id, keyHash);
+    this.byKeyId.set(e.id, keyHash);
     while (this.entries.size > this.opts.maxEntries) {
       const oldest = this.entries.keys().next().value;
       if (oldest === undefined) break;
@@ -150,7 +204,7 @@ export class KeyCache {
     const e = this.entries.get(keyHash);
     if (!e) return;
     this.entries.delete(keyHash);
-    if (this.byKeyId.get(e.key.id) === keyHash) this.byKeyId.delete(e.key.id);
+    if (this.byKeyId.get(e.id) === keyHash) this.byKeyId.delete(e.id);
   }
 
   /** Drops a key, by id or hash (both when known), and any negative entry of the hash. */
@@ -168,7 +222,7 @@ export class KeyCache {
   invalidateOrg(orgId: string): void {
     this.epoch++;
     this.inflight.clear();
-    for (const [h, e] of this.entries) if (e.key.organizationId === orgId) this.forget(h);
+    for (const [h, e] of this.entries) if (e.organizationId === orgId) this.forget(h);
   }
 
   clear(): void {

@@ -40,18 +40,18 @@ export function extractCredential(headers: HeaderList, names: readonly string[])
     const name = asciiLower(rawName);
     if (!names.includes(name)) continue;
     // Joined duplicates ("a, b") are separate values; a key never holds a comma.
-    for (const part of rawValue.split(',')) {
-      let value: string | undefined;
+    for (let start = 0; start <= rawValue.length; ) {
+      let comma = rawValue.indexOf(',', start);
+      if (comma < 0) comma = rawValue.length;
+      const part = start === 0 && comma === rawValue.length ? rawValue : rawValue.slice(start, comma);
+      start = comma + 1;
+      let value: string;
       if (name === 'authorization') {
         const m = BEARER.exec(part.trim());
         if (!m) continue;
         value = m[1]!.trim();
-        if (value === '') continue;
-      } else {
-        value = part.trim();
-        if (value === '') continue;
-      }
-      if (value === undefined) continue;
+      } else value = part.trim();
+      if (value === '') continue;
       if (!from.includes(name)) from.push(name);
       if (key === undefined) key = value;
       else if (key !== value) ambiguous = true;

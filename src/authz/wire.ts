@@ -265,8 +265,13 @@ export function decodeCheckAttributes(bytes: Uint8Array): RequestAttributes {
   if (!a) return NO_ATTRIBUTES;
   const http = a.http;
   if (!http) return { method: '', path: '', host: '', headers: [], contextExtensions: a.ext };
-  const headers: HeaderList =
-    http.headerMap.length > 0 ? http.headerMap : Object.entries(http.headers).map(([k, v]) => [asciiLower(k), v] as const);
+  let headers: HeaderList = http.headerMap;
+  if (headers.length === 0) {
+    const list: [string, string][] = [];
+    const map = http.headers;
+    for (const k of Object.keys(map)) list.push([asciiLower(k), map[k]!]);
+    headers = list;
+  }
   return { method: http.method, path: http.path, host: http.host, headers, contextExtensions: a.ext };
 }
 

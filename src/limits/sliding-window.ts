@@ -18,8 +18,8 @@
  *    rises without requests: at a window boundary it carries over unchanged, then decays).
  *
  * MemoryRateLimiter: one process's limits; O(1) per call, no timers.
- *  - Per active key one small object {windowStart, prev, curr} in a Map kept in
- *    recency order (consume moves the key to the back).
+ *  - Per active key a slot {windowStart, prev, curr} in typed arrays, found through
+ *    a Map kept in recency order (consume moves the key to the back).
  *  - Idle keys go lazily: each consume and peek looks at up to 2 of the least recently
  *    used keys and drops those idle for 2 windows or more (both counts are then 0, so
  *    dropping changes no decision). A key therefore outlives its use only while
@@ -85,9 +85,67 @@ export interface MemoryRateLimiterOptions {
   maxKeys?: number;
 }
 
+/**
+ * The windows, in parallel typed arrays indexed by slot (about 16 bytes a key plus
+ * its Map entry, instead of an object per key); freed slots are reused.
+ */
+class Slots {
+  start = new Float64Array(1024);
+  prev = new Uint32Array(1024);
+  curr = new Uint32Array(1024);
+  private used = 0;
+  private readonly free: number[] = [];
+
+  alloc(windowStart: number): number {
+    let i = this.free.pop();
+    if (i === undefined) {
+      if (this.used === this.start.length) this.grow();
+      i = this.used++;
+    }
+    this.start[i] = windowStart;
+    this.prev[i] = 0;
+    this.curr[i] = 0;
+    return i;
+  }
+
+  release(i: number): void {
+    this.free.push(i);
+  }
+
+  clear(): void {
+    this.used = 0;
+    this.free.length = 0;
+  }
+
+  /** Moves slot i's counts into the window containing `now` (never back into an earlier one). */
+  roll(i: number, now: number): void {
+    const ws = windowStartOf(now);
+    const start = this.start[i]!;
+    if (ws <= start) return;
+    this.prev[i] = ws - start === WINDOW_MS ? this.curr[i]! : 0;
+    this.curr[i] = 0;
+    this.start[i] = ws;
+  }
+
+  private grow(): void {
+    const n = this.start.length * 2;
+    const start = new Float64Array(n);
+    start.set(this.start);
+    const prev = new Uint32Array(n);
+    prev.set(this.prev);
+    const curr = new Uint32Array(n);
+    curr.set(this.curr);
+    this.start = start;
+    this.prev = prev;
+    this.curr = curr;
+  }
+}
+
 export class MemoryRateLimiter implements RateLimiter {
   readonly backend = 'memory' as const;
-  private readonly windows = new Map<string, Window>();
+  /** Key → slot, in recency order (least recently used first). */
+  private readonly windows = new Map<string, number>();
+  private readonly slots = new Slots();
   private readonly maxKeys: number;
   private allowed = 0;
   private limited = 0;
@@ -101,53 +159,63 @@ export class MemoryRateLimiter implements RateLimiter {
     checkLimit(limit);
     const now = Math.floor(nowMs);
     this.sweep(now);
-    let w = this.windows.get(keyId);
-    if (w) {
+    const slots = this.slots;
+    let i = this.windows.get(keyId);
+    if (i !== undefined) {
       this.windows.delete(keyId);
-      roll(w, now);
+      slots.roll(i, now);
     } else {
       if (this.windows.size >= this.maxKeys) this.evictOldest();
-      w = { windowStart: windowStartOf(now), prev: 0, curr: 0 };
+      i = slots.alloc(windowStartOf(now));
     }
-    this.windows.set(keyId, w);
-    const elapsed = Math.max(0, now - w.windowStart);
-    const ok = admits(limit, w.prev, w.curr, elapsed);
+    this.windows.set(keyId, i);
+    const prev = slots.prev[i]!;
+    let curr = slots.curr[i]!;
+    const elapsed = Math.max(0, now - slots.start[i]!);
+    const ok = admits(limit, prev, curr, elapsed);
     if (ok) {
-      w.curr++;
+      slots.curr[i] = ++curr;
       this.allowed++;
     } else {
       this.limited++;
     }
-    return decision(ok, limit, w.prev, w.curr, elapsed);
+    return decision(ok, limit, prev, curr, elapsed);
   }
 
   refund(keyId: string, nowMs: number): void {
-    const w = this.windows.get(keyId);
-    if (w && w.windowStart === windowStartOf(Math.floor(nowMs)) && w.curr > 0) w.curr--;
+    const i = this.windows.get(keyId);
+    if (i !== undefined && this.slots.start[i] === windowStartOf(Math.floor(nowMs)) && this.slots.curr[i]! > 0) this.slots.curr[i]!--;
   }
 
   async peek(keyId: string, limit: number, nowMs: number): Promise<RateDecision> {
     checkLimit(limit);
     const now = Math.floor(nowMs);
     this.sweep(now);
-    const w = this.windows.get(keyId);
-    const v = w ? { ...w } : { windowStart: windowStartOf(now), prev: 0, curr: 0 };
+    const i = this.windows.get(keyId);
+    const v: Window =
+      i !== undefined
+        ? { windowStart: this.slots.start[i]!, prev: this.slots.prev[i]!, curr: this.slots.curr[i]! }
+        : { windowStart: windowStartOf(now), prev: 0, curr: 0 };
     roll(v, now);
     const elapsed = Math.max(0, now - v.windowStart);
     return decision(admits(limit, v.prev, v.curr, elapsed), limit, v.prev, v.curr, elapsed);
   }
 
   async reset(keyId: string): Promise<void> {
+    const i = this.windows.get(keyId);
+    if (i === undefined) return;
     this.windows.delete(keyId);
+    this.slots.release(i);
   }
 
   /** Drops up to `max` of the least recently used keys if idle for 2 windows or more. */
   sweep(nowMs: number, max = SWEEP_PER_CALL): void {
     const nowWindow = windowStartOf(nowMs);
     let n = 0;
-    for (const [key, w] of this.windows) {
-      if (n++ >= max || nowWindow - w.windowStart < IDLE_MS) return;
+    for (const [key, i] of this.windows) {
+      if (n++ >= max || nowWindow - this.slots.start[i]! < IDLE_MS) return;
       this.windows.delete(key);
+      this.slots.release(i);
     }
   }
 
@@ -164,11 +232,14 @@ export class MemoryRateLimiter implements RateLimiter {
 
   async close(): Promise<void> {
     this.windows.clear();
+    this.slots.clear();
   }
 
   private evictOldest(): void {
-    const oldest = this.windows.keys().next();
-    if (!oldest.done) this.windows.delete(oldest.value);
+    const oldest = this.windows.entries().next();
+    if (oldest.done) return;
+    this.windows.delete(oldest.value[0]);
+    this.slots.release(oldest.value[1]);
   }
 }
 
