@@ -120,6 +120,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       negativeTtlMs: a.negativeCacheTtlSeconds * 1000,
       negativeMaxEntries: a.negativeCacheMaxEntries,
       maxStaleMs: a.cacheMaxStaleSeconds * 1000,
+      missQueriesPerSecond: a.cacheMissQueriesPerSecond,
     });
     const lastUsed = new LastUsedRecorder(dataPlane, (e) => logger.warn({ err: describeError(e) }, 'last-used flush failed; will retry'));
     const limiter = createRateLimiter({

@@ -96,6 +96,8 @@ describe('configuration', () => {
     [{ KEYWARD_CACHE_MAX_ENTRIES: '0' }, 'KEYWARD_CACHE_MAX_ENTRIES'],
     [{ KEYWARD_NEGATIVE_CACHE_TTL_SECONDS: 'ten' }, 'KEYWARD_NEGATIVE_CACHE_TTL_SECONDS'],
     [{ KEYWARD_LAST_USED_FLUSH_SECONDS: '0' }, 'KEYWARD_LAST_USED_FLUSH_SECONDS'],
+    [{ KEYWARD_CACHE_MISS_QUERIES_PER_SECOND: '-1' }, 'KEYWARD_CACHE_MISS_QUERIES_PER_SECOND'],
+    [{ KEYWARD_CACHE_MISS_QUERIES_PER_SECOND: '1.5' }, 'KEYWARD_CACHE_MISS_QUERIES_PER_SECOND'],
   ])('rejects %j naming %s', (env, variable) => {
     const dir = tmp();
     const e = errorOf({ KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, ...env });

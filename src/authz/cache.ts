@@ -9,6 +9,8 @@
  *    `negativeMaxEntries`, oldest evicted first; a flood of random well-formed keys
  *    therefore reaches the store at most once per distinct key per negativeTtlMs.
  *  - Concurrent misses for one hash share one store query.
+ *  - Store lookups are budgeted (missQueriesPerSecond): over the budget a miss is
+ *    answered like a store failure (below), without a query.
  *  - When the store fails, an expired positive entry younger than `maxStaleMs` is
  *    still used; otherwise the lookup is `unavailable` (never an allow).
  *  - invalidateKey / invalidateOrg drop entries at once (KeyAdmin changes, in this
@@ -33,6 +35,13 @@ export interface KeyCacheOptions {
   negativeTtlMs: number;
   negativeMaxEntries: number;
   maxStaleMs: number;
+  /**
+   * Store lookups per second at most (token bucket, one second of burst); 0: no bound.
+   * A miss over the budget is answered from an expired entry younger than maxStaleMs
+   * if there is one, else `unavailable` (a 503, never an allow), so a flood of random
+   * well-formed keys cannot push more than this many queries per second at the store.
+   */
+  missQueriesPerSecond?: number;
 }
 
 /** Bound of the shared organization views and scope lists (cleared when exceeded). */
@@ -49,6 +58,8 @@ export interface CacheStats {
   evictions: number;
   storeErrors: number;
   staleServed: number;
+  /** Misses answered without a query because the lookup budget was spent. */
+  missesThrottled: number;
 }
 
 export class KeyCache {
@@ -58,7 +69,9 @@ export class KeyCache {
   private readonly inflight = new Map<string, Promise<KeyLookup>>();
   /** Bumped by every invalidation; a load that started before one is not cached. */
   private epoch = 0;
-  readonly stats: CacheStats = { hits: 0, misses: 0, negativeHits: 0, evictions: 0, storeErrors: 0, staleServed: 0 };
+  readonly stats: CacheStats = { hits: 0, misses: 0, negativeHits: 0, evictions: 0, storeErrors: 0, staleServed: 0, missesThrottled: 0 };
+  private tokens: number;
+  private tokensAt = Number.NEGATIVE_INFINITY;
 
   private ttlMs: number;
   /** The current view of each organization, shared by its keys' entries. */
@@ -71,6 +84,20 @@ export class KeyCache {
     private readonly opts: KeyCacheOptions,
   ) {
     this.ttlMs = opts.ttlMs;
+    this.tokens = opts.missQueriesPerSecond ?? 0;
+  }
+
+  /** Takes one store lookup from the budget; false when it is spent. */
+  private takeLookup(nowMs: number): boolean {
+    const rate = this.opts.missQueriesPerSecond ?? 0;
+    if (rate <= 0) return true;
+    if (nowMs > this.tokensAt) {
+      this.tokens = Math.min(rate, this.tokens + ((nowMs - this.tokensAt) * rate) / 1000);
+      this.tokensAt = nowMs;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
   }
 
   /** The positive lifetime in force; `undefined` restores the configured one. */
@@ -106,6 +133,10 @@ export class KeyCache {
     const pending = this.inflight.get(keyHash);
     if (pending) return pending;
     this.stats.misses++;
+    if (!this.takeLookup(nowMs)) {
+      this.stats.missesThrottled++;
+      return this.staleOr(keyHash, nowMs);
+    }
     const p = this.load(keyHash, nowMs).finally(() => this.inflight.delete(keyHash));
     this.inflight.set(keyHash, p);
     return p;
@@ -118,12 +149,7 @@ export class KeyCache {
       found = await this.source.load(keyHash);
     } catch {
       this.stats.storeErrors++;
-      const stale = this.entries.get(keyHash);
-      if (stale && nowMs - stale.loadedAt < this.ttlMs + this.opts.maxStaleMs) {
-        this.stats.staleServed++;
-        return { kind: 'found', key: stale, org: stale.org };
-      }
-      return { kind: 'unavailable' };
+      return this.staleOr(keyHash, nowMs);
     }
     if (epoch !== this.epoch) {
       // Something changed while loading: answer this request, cache nothing.
@@ -143,6 +169,16 @@ export class KeyCache {
     const entry = this.entry(found.key, org, nowMs);
     this.put(keyHash, entry);
     return { kind: 'found', key: entry, org };
+  }
+
+  /** An expired entry still within maxStaleMs, else unavailable. */
+  private staleOr(keyHash: string, nowMs: number): KeyLookup {
+    const stale = this.entries.get(keyHash);
+    if (stale && nowMs - stale.loadedAt < this.ttlMs + this.opts.maxStaleMs) {
+      this.stats.staleServed++;
+      return { kind: 'found', key: stale, org: stale.org };
+    }
+    return { kind: 'unavailable' };
   }
 
   private sharedOrg(o: OrgView): OrgView {
