@@ -244,6 +244,7 @@ async function main(): Promise<void> {
     if (r.failed || r.errored || r.non2xx) console.log(`  WARNING ${what}: ${r.done} done, ${r.non2xx} non-2xx, ${r.failed} failed, ${r.errored} errored`);
   };
   const rowsAllow: string[][] = [];
+  const result: Record<string, unknown> = {};
   const noopAt: Record<string, H2Result> = {};
   console.log('');
   for (const [c, m] of LEVELS) {
@@ -255,6 +256,7 @@ async function main(): Promise<void> {
     check(`keyward ${level}`, k);
     check(`noop ${level}`, n);
     noopAt[level] = n;
+    result[`allow ${level}`] = { keywardRps: k.reqPerSec, noopRps: n.reqPerSec, keywardMeanMs: k.meanMs, noopMeanMs: n.meanMs };
     rowsAllow.push([level, fmtRps(k.reqPerSec), fmtRps(n.reqPerSec), (k.reqPerSec / n.reqPerSec).toFixed(2), fmtMs(k.meanMs), fmtMs(n.meanMs), (k.meanMs / n.meanMs).toFixed(2)]);
   }
   const rowsDeny: string[][] = [];
@@ -264,6 +266,7 @@ async function main(): Promise<void> {
     const k = await h2load(keyward.authzPort, files.get(c.name)!, 16, 16);
     console.log(` keyward ${fmtRps(k.reqPerSec)} req/s`);
     check(`keyward ${c.name}`, k);
+    result[c.name] = { keywardRps: k.reqPerSec, noopRps: base.reqPerSec, keywardMeanMs: k.meanMs, noopMeanMs: base.meanMs };
     rowsDeny.push([c.name, fmtRps(k.reqPerSec), fmtRps(base.reqPerSec), (k.reqPerSec / base.reqPerSec).toFixed(2), fmtMs(k.meanMs), fmtMs(base.meanMs), (k.meanMs / base.meanMs).toFixed(2)]);
   }
 
@@ -277,6 +280,7 @@ async function main(): Promise<void> {
   console.log('');
   const k16 = rowsAllow[0]!;
   console.log(`summary: at -c16 -m16 keyward serves ${k16[3]}x the noop's req/s (mean latency ${k16[6]}x).`);
+  console.log(`BENCH_RESULT ${JSON.stringify({ hot: result })}`);
   console.log('notes: req/s and mean "time for request" from h2load; h2load counts HTTP status only (none failed, none non-2xx unless a WARNING is shown), the gRPC answer was checked once per request body above;');
   console.log('       the noop answers a fixed OK CheckResponse without decoding (grpc-js baseline); keyward logs at info (its ports are read from the log).');
   const logLines = keyward.stdout().split('\n').filter((l) => l.startsWith('{'));

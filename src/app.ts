@@ -44,6 +44,8 @@ export interface AppOptions {
 export interface App {
   adminPort: number;
   authzPort: number;
+  /** The ORM the store, the data plane and usage run on (for operations tooling and tests). */
+  orm: Orm;
   store: Store;
   admin: AdminService;
   authorizer: Authorizer;
@@ -242,6 +244,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     return {
       adminPort,
       authzPort,
+      orm: openOrmRef,
       store,
       admin,
       authorizer,

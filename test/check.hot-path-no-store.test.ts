@@ -1,0 +1,62 @@
+/**
+ * A cached key on the in-memory limiter and quota is decided without the store: no
+ * SQL statement at all (counted from the query builder's own `query` events, which
+ * every data-plane and usage statement goes through) while many Checks are allowed,
+ * rate limited or denied by quota. Usage and last-used times are buffered and
+ * written later in batches; the test shows that they are, with a flush.
+ */
+import type { EntityManager } from '@mikro-orm/knex';
+import { DIALECTS } from './support/databases';
+import { startHarness, type Harness } from './support/harness';
+import { EnvoyClient } from './support/envoy-client';
+
+describe.each(DIALECTS)('the hot path on %s', (dialect) => {
+  let h: Harness;
+  let envoy: EnvoyClient;
+  let queries = 0;
+  const count = () => {
+    queries++;
+  };
+  beforeAll(async () => {
+    h = await startHarness(dialect);
+    envoy = new EnvoyClient(h.app.authzPort);
+    (h.app.orm.em as unknown as EntityManager).getKnex().on('query', count);
+  });
+  afterAll(async () => {
+    (h.app.orm.em as unknown as EntityManager).getKnex().off('query', count);
+    envoy.close();
+    await h.stop();
+  });
+
+  it('makes no store round trip for cached keys, whatever the outcome', async () => {
+    const org = await h.root.createOrganization({ name: 'Hot', rateLimitPerMinute: 50, monthlyQuota: 0 });
+    const limited = (await h.root.createKey({ organizationId: org.id, name: 'limited' })).secret;
+    const revoked = await h.root.createKey({ organizationId: org.id, name: 'revoked' });
+    await h.root.revokeKey({ id: revoked.key!.id, reason: 'test' });
+    const quotaOrg = await h.root.createOrganization({ name: 'Quota', rateLimitPerMinute: 0, monthlyQuota: 0 });
+    const unlimited = (await h.root.createKey({ organizationId: quotaOrg.id, name: 'free' })).secret;
+    const check = async (key: string) => {
+      const r = await envoy.check({ headers: { 'x-api-key': key }, path: '/v1/items' });
+      return r.ok_response ? 'allow' : String(r.denied_response?.status?.code);
+    };
+    // Warm: one lookup each.
+    expect(await check(limited)).toBe('allow');
+    expect(await check(revoked.secret)).toBe('401');
+    expect(await check(unlimited)).toBe('allow');
+
+    queries = 0;
+    const outcomes: Record<string, number> = {};
+    for (let i = 0; i < 100; i++) {
+      for (const k of [limited, revoked.secret, unlimited]) {
+        const o = await check(k);
+        outcomes[o] = (outcomes[o] ?? 0) + 1;
+      }
+    }
+    expect(outcomes).toEqual({ allow: 100 + 49, '401': 100, '429': 51 });
+    expect(queries).toBe(0);
+    expect(h.app.usage.stats().buffered).toBeGreaterThanOrEqual(149);
+
+    await h.app.usage.flush();
+    expect(queries).toBeGreaterThan(0);
+  });
+});
