@@ -1,5 +1,12 @@
 #!/usr/bin/env bash
-# npm run bench: set-up (h2load), build, then bench/run.ts.
+# npm run bench: set-up (h2load), build, then each benchmark in turn:
+#   run     hot Check and deny paths vs a no-op ext_authz server (h2load; SQLite)
+#   ingest  usage-batcher ingestion into PostgreSQL
+#   fleet   revocation propagation between two processes, access-log ingestion (PostgreSQL)
+#   cold    1,000,000 keys in PostgreSQL, every Check a cache miss; RSS with them all cached
+# BENCH_ONLY="run ingest" picks some. The PostgreSQL ones use 127.0.0.1:5432 (user
+# postgres, trust) and are skipped, with a message, when it does not answer.
+# Each prints its tables and one `BENCH_RESULT {json}` line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +21,19 @@ if ! command -v h2load >/dev/null 2>&1; then
 fi
 
 npm run build --silent
-exec node --import tsx bench/run.ts "$@"
+
+pg_up() {
+  node -e "const {Client}=require('pg');const c=new Client({connectionString:process.env.BENCH_PG_URL||'postgres://postgres@127.0.0.1:5432/postgres'});c.connect().then(()=>c.end()).then(()=>process.exit(0),()=>process.exit(1))"
+}
+
+status=0
+for b in ${BENCH_ONLY:-run ingest fleet cold}; do
+  echo
+  echo "================================ bench/$b.ts ================================"
+  if [ "$b" != run ] && ! pg_up; then
+    echo "skipped: PostgreSQL is not reachable at ${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+    continue
+  fi
+  node --import tsx "bench/$b.ts" || status=1
+done
+exit $status

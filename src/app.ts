@@ -234,6 +234,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
       );
     void purge();
     const purgeTimer = setInterval(() => void purge(), 3_600_000);
+    // Dropped usage is never silent: a warning per 10 s while it happens.
+    let droppedSeen = 0;
+    const dropTimer = setInterval(() => {
+      const dropped = usage.stats().dropped;
+      if (dropped > droppedSeen) logger.warn({ dropped: dropped - droppedSeen, total: dropped }, 'usage events dropped: the buffer (KEYWARD_USAGE_BUFFER_MAX) was full');
+      droppedSeen = dropped;
+    }, 10_000);
+    dropTimer.unref();
     purgeTimer.unref();
     logger.info(
       { admin: config.adminListen.replace(/:\d+$/, `:${adminPort}`), authz: config.authzListen.replace(/:\d+$/, `:${authzPort}`), database: config.database.kind },
@@ -262,6 +270,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         // In-flight Checks finish first; then everything they buffered is written.
         await Promise.all(servers.map((s) => shutdown(s, graceMs)));
         clearInterval(purgeTimer);
+        clearInterval(dropTimer);
         lastUsed.stop();
         usage.stop();
         quota.stop();

@@ -195,7 +195,7 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
       { tcp_logs: { log_entry: [{ common_properties: { upstream_cluster: 'db' } }] } },
     ]);
     expect(reply).toEqual({});
-    expect(stats).toEqual({ streams: 1, undecodable: 0, entriesSeen: 8, entriesIgnored: 4, entriesRecorded: 4 });
+    expect(stats).toEqual({ streams: 1, undecodable: 0, entriesSeen: 8, entriesIgnored: 4, entriesRecorded: 4, pauses: 0 });
     expect(batcher.stats()).toMatchObject({ buffered: 4 });
 
     await batcher.flush();

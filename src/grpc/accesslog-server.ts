@@ -3,10 +3,15 @@
  * streams HTTP access-log entries; each entry of a request keyward authorized becomes
  * a detail-only usage event (requests 0) in the usage batcher.
  *
- * The stream is lossy by design and Envoy never reads the reply, so the handler
- * never fails a stream: undecodable messages, TCP entries and entries without
- * keyward metadata are counted and skipped; the (empty) response is sent when the
- * client ends its stream; a cancelled stream is simply dropped.
+ * Envoy never reads the reply, so the handler never fails a stream: undecodable
+ * messages, TCP entries and entries without keyward metadata are counted and
+ * skipped; the (empty) response is sent when the client ends its stream; a
+ * cancelled stream is simply dropped.
+ *
+ * Back-pressure: when the usage buffer is congested (the store writes slower than
+ * entries arrive, or is down), the stream is paused until the buffer has drained,
+ * so HTTP/2 flow control holds Envoy back (Envoy buffers, then drops and counts on
+ * its side) instead of keyward dropping entries it has accepted.
  */
 import type { sendUnaryData, ServerReadableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -33,15 +38,21 @@ export interface AccessLogStats {
   entriesIgnored: number;
   /** Entries recorded as usage. */
   entriesRecorded: number;
+  /** Times a stream was paused because the usage buffer was congested. */
+  pauses: number;
 }
 
 export function newAccessLogStats(): AccessLogStats {
-  return { streams: 0, undecodable: 0, entriesSeen: 0, entriesIgnored: 0, entriesRecorded: 0 };
+  return { streams: 0, undecodable: 0, entriesSeen: 0, entriesIgnored: 0, entriesRecorded: 0, pauses: 0 };
 }
 
 /** What the handler needs of the usage batcher. */
 export interface UsageRecorder {
   record(event: UsageEvent): void;
+  /** True when the stream should pause (see UsageBatcher.congested). */
+  congested?(): boolean;
+  /** Resolves when a paused stream may resume. */
+  drained?(): Promise<void>;
 }
 
 
@@ -64,7 +75,18 @@ export function accessLogImplementation(
     ): void {
       stats.streams++;
       let answered = false;
+      let paused = false;
       let logName: string | undefined;
+      const holdBack = () => {
+        if (paused || !recorder.congested?.() || !recorder.drained) return;
+        paused = true;
+        stats.pauses++;
+        call.pause();
+        void recorder.drained().then(() => {
+          paused = false;
+          if (!answered) call.resume();
+        });
+      };
       const answer = () => {
         if (answered) return;
         answered = true;
@@ -111,6 +133,7 @@ export function accessLogImplementation(
         } catch (e) {
           logger.warn({ err: describeError(e) }, 'access-log message skipped');
         }
+        holdBack();
       });
       call.on('end', answer);
       // A cancelled or broken stream: nothing to answer; what arrived is kept.

@@ -21,6 +21,11 @@
  *    the oldest one goes. An incoming detail-only event is itself dropped when the
  *    buffer holds only request events. Every dropped event is counted in
  *    stats().dropped.
+ *  - Back-pressure for sources that can wait (the access-log stream): congested() is
+ *    true while the buffer plus the write in flight hold half of `maxBuffered` or
+ *    more; drained() starts a write if none is running (and the last did not fail)
+ *    and resolves once writes have brought them under a quarter. A source that
+ *    pauses while congested never pushes the buffer into dropping.
  */
 import type { UsageEvent, UsageSink } from './types';
 
@@ -115,6 +120,7 @@ export class UsageBatcher {
   private inFlight = 0;
   private lastWriteFailed = false;
   private readonly counters = { flushed: 0, flushErrors: 0, dropped: 0 };
+  private drainWaiters: (() => void)[] = [];
 
   constructor(
     private readonly sink: UsageSink,
@@ -142,6 +148,28 @@ export class UsageBatcher {
     }
     (event.requests === 1 ? this.counted : this.details).push(slot);
     if (!this.flushing && !this.lastWriteFailed && this.counted.size + this.details.size >= this.flushAt) void this.flush();
+  }
+
+  /** Half of maxBuffered or more is buffered or being written: sources that can wait should. */
+  congested(): boolean {
+    return this.counted.size + this.details.size + this.inFlight >= this.maxBuffered / 2;
+  }
+
+  /** Resolves once buffered plus in flight is under a quarter of maxBuffered (at once if it is). */
+  drained(): Promise<void> {
+    if (this.counted.size + this.details.size + this.inFlight < this.maxBuffered / 4) return Promise.resolve();
+    const p = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    // Start writing now rather than at the next interval (unless the store is failing:
+    // then the interval retries, as for every failure).
+    if (!this.flushing && !this.lastWriteFailed) void this.flush();
+    return p;
+  }
+
+  private wakeDrainWaiters(): void {
+    if (this.drainWaiters.length === 0 || this.counted.size + this.details.size + this.inFlight >= this.maxBuffered / 4) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Writes what is buffered; see the file comment for sharing and failures. Never rejects. */
@@ -181,6 +209,7 @@ export class UsageBatcher {
       } finally {
         this.inFlight = 0;
         this.flushing = undefined;
+        this.wakeDrainWaiters();
       }
       if (!this.lastWriteFailed && !this.followUp && this.counted.size + this.details.size >= this.flushAt) void this.flush();
     };
