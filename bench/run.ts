@@ -10,7 +10,8 @@
  *
  * Knobs (environment): BENCH_KEYS (1000), BENCH_DURATION seconds (8),
  * BENCH_WARMUP seconds (2), BENCH_CPU_PROF_DIR (run keyward under `node --cpu-prof`
- * and write its profile there; summarize it with bench/cpuprofile-top.ts).
+ * and write its profile there; summarize it with bench/cpuprofile-top.ts),
+ * BENCH_KEYWARD_NODE_ARGS (more node options for keyward, space-separated).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -185,7 +186,10 @@ async function main(): Promise<void> {
       HOME: tmp,
     },
     tmp,
-    process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [],
+    [
+      ...(process.env.BENCH_KEYWARD_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      ...(process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : []),
+    ],
   );
   const noop = await startNoop();
   console.log(`keyward: authz 127.0.0.1:${keyward.authzPort}, admin 127.0.0.1:${keyward.adminPort} (SQLite in ${tmp}); noop: 127.0.0.1:${noop.port}`);
