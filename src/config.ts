@@ -73,7 +73,7 @@ export interface AuthzConfig {
   /** KEYWARD_NEGATIVE_CACHE_MAX_ENTRIES (default 100000). */
   negativeCacheMaxEntries: number;
   /**
-   * KEYWARD_CACHE_MISS_QUERIES_PER_SECOND (default 2000; 0 = no bound): key lookups a
+   * KEYWARD_CACHE_MISS_QUERIES_PER_SECOND (default 5000; 0 = no bound): key lookups a
    * process sends to the store per second at most (a one-second burst). Beyond it an
    * uncached key is answered as if the store were unavailable (stale entry, else 503),
    * so a flood of random well-formed keys cannot overload the database.
@@ -267,7 +267,7 @@ export function loadConfig(env: Env = process.env): Config {
     cacheTtlUnnotifiedSeconds: zparse(intIn(0, 3600), env, 'KEYWARD_CACHE_TTL_UNNOTIFIED_SECONDS', '2'),
     negativeCacheTtlSeconds: zparse(intIn(0, 3600), env, 'KEYWARD_NEGATIVE_CACHE_TTL_SECONDS', '10'),
     negativeCacheMaxEntries: zparse(intIn(1, 50_000_000), env, 'KEYWARD_NEGATIVE_CACHE_MAX_ENTRIES', '100000'),
-    cacheMissQueriesPerSecond: zparse(intIn(0, 10_000_000), env, 'KEYWARD_CACHE_MISS_QUERIES_PER_SECOND', '2000'),
+    cacheMissQueriesPerSecond: zparse(intIn(0, 10_000_000), env, 'KEYWARD_CACHE_MISS_QUERIES_PER_SECOND', '5000'),
     lastUsedFlushSeconds: zparse(intIn(1, 3600), env, 'KEYWARD_LAST_USED_FLUSH_SECONDS', '10'),
     redisUrl: redisUrl(env),
     redisFailureMode: zparse(z.enum(['local', 'deny']), env, 'KEYWARD_REDIS_FAILURE_MODE', 'local'),
@@ -307,7 +307,7 @@ export function defaultAuthzConfig(): AuthzConfig {
     cacheTtlUnnotifiedSeconds: 2,
     negativeCacheTtlSeconds: 10,
     negativeCacheMaxEntries: 100_000,
-    cacheMissQueriesPerSecond: 2000,
+    cacheMissQueriesPerSecond: 5000,
     lastUsedFlushSeconds: 10,
     redisUrl: undefined,
     redisFailureMode: 'local',

@@ -17,6 +17,8 @@
  *    process or, through the change listener, in another).
  *  - setTtl shortens or restores the positive lifetime (a shorter one while change
  *    notifications cannot be received).
+ *  - Entries are keyed by the keyed hash's 32 bytes as a latin1 string (CredentialHasher
+ *    .digest; half the memory of hex); the store is asked by the hex hash.
  *  - Memory: entries share one OrgView per organization (while its fields are
  *    unchanged) and one scopes array per distinct scope list, so a cached key costs
  *    little more than its own id, hash and window (README, "Measured figures").
@@ -24,8 +26,13 @@
  */
 import type { KeyLookup, KeyView, OrgView } from './decision';
 
+/** The cache key of a stored (hex) key hash: the 32 hash bytes as a latin1 string. */
+export function cacheKeyOfHash(hexHash: string): string {
+  return Buffer.from(hexHash, 'hex').toString('latin1');
+}
+
 export interface KeySource {
-  /** One indexed query: the key by hash, with its organization. Throws if the store fails. */
+  /** One indexed query: the key by hash (hex), with its organization. Throws if the store fails. */
   load(keyHash: string): Promise<{ key: KeyView; org: OrgView | null } | null>;
 }
 
@@ -110,16 +117,16 @@ export class KeyCache {
   }
 
   /** The cached answer if fresh, else undefined (the caller then calls lookup). */
-  peek(keyHash: string, nowMs: number): KeyLookup | undefined {
-    const e = this.entries.get(keyHash);
+  peek(digest: string, nowMs: number): KeyLookup | undefined {
+    const e = this.entries.get(digest);
     if (e && nowMs - e.loadedAt < this.ttlMs) {
       this.stats.hits++;
       // LRU: move to the back.
-      this.entries.delete(keyHash);
-      this.entries.set(keyHash, e);
+      this.entries.delete(digest);
+      this.entries.set(digest, e);
       return { kind: 'found', key: e, org: e.org };
     }
-    const neg = this.negative.get(keyHash);
+    const neg = this.negative.get(digest);
     if (neg !== undefined && neg > nowMs) {
       this.stats.negativeHits++;
       return { kind: 'unknown' };
@@ -127,53 +134,53 @@ export class KeyCache {
     return undefined;
   }
 
-  lookup(keyHash: string, nowMs: number): Promise<KeyLookup> | KeyLookup {
-    const cached = this.peek(keyHash, nowMs);
+  lookup(digest: string, nowMs: number): Promise<KeyLookup> | KeyLookup {
+    const cached = this.peek(digest, nowMs);
     if (cached) return cached;
-    const pending = this.inflight.get(keyHash);
+    const pending = this.inflight.get(digest);
     if (pending) return pending;
     this.stats.misses++;
     if (!this.takeLookup(nowMs)) {
       this.stats.missesThrottled++;
-      return this.staleOr(keyHash, nowMs);
+      return this.staleOr(digest, nowMs);
     }
-    const p = this.load(keyHash, nowMs).finally(() => this.inflight.delete(keyHash));
-    this.inflight.set(keyHash, p);
+    const p = this.load(digest, nowMs).finally(() => this.inflight.delete(digest));
+    this.inflight.set(digest, p);
     return p;
   }
 
-  private async load(keyHash: string, nowMs: number): Promise<KeyLookup> {
+  private async load(digest: string, nowMs: number): Promise<KeyLookup> {
     const epoch = this.epoch;
     let found;
     try {
-      found = await this.source.load(keyHash);
+      found = await this.source.load(Buffer.from(digest, 'latin1').toString('hex'));
     } catch {
       this.stats.storeErrors++;
-      return this.staleOr(keyHash, nowMs);
+      return this.staleOr(digest, nowMs);
     }
     if (epoch !== this.epoch) {
       // Something changed while loading: answer this request, cache nothing.
       return found ? { kind: 'found', key: found.key, org: found.org } : { kind: 'unknown' };
     }
     if (!found) {
-      this.forget(keyHash);
+      this.forget(digest);
       if (this.negative.size >= this.opts.negativeMaxEntries) {
         const oldest = this.negative.keys().next().value;
         if (oldest !== undefined) this.negative.delete(oldest);
       }
-      this.negative.set(keyHash, nowMs + this.opts.negativeTtlMs);
+      this.negative.set(digest, nowMs + this.opts.negativeTtlMs);
       return { kind: 'unknown' };
     }
-    this.negative.delete(keyHash);
+    this.negative.delete(digest);
     const org = found.org && this.sharedOrg(found.org);
     const entry = this.entry(found.key, org, nowMs);
-    this.put(keyHash, entry);
+    this.put(digest, entry);
     return { kind: 'found', key: entry, org };
   }
 
   /** An expired entry still within maxStaleMs, else unavailable. */
-  private staleOr(keyHash: string, nowMs: number): KeyLookup {
-    const stale = this.entries.get(keyHash);
+  private staleOr(digest: string, nowMs: number): KeyLookup {
+    const stale = this.entries.get(digest);
     if (stale && nowMs - stale.loadedAt < this.ttlMs + this.opts.maxStaleMs) {
       this.stats.staleServed++;
       return { kind: 'found', key: stale, org: stale.org };
@@ -224,10 +231,10 @@ export class KeyCache {
     };
   }
 
-  private put(keyHash: string, e: Entry): void {
-    this.entries.delete(keyHash);
-    this.entries.set(keyHash, e);
-    this.byKeyId.set(e.id, keyHash);
+  private put(digest: string, e: Entry): void {
+    this.entries.delete(digest);
+    this.entries.set(digest, e);
+    this.byKeyId.set(e.id, digest);
     while (this.entries.size > this.opts.maxEntries) {
       const oldest = this.entries.keys().next().value;
       if (oldest === undefined) break;
@@ -236,17 +243,17 @@ export class KeyCache {
     }
   }
 
-  private forget(keyHash: string): void {
-    const e = this.entries.get(keyHash);
+  private forget(digest: string): void {
+    const e = this.entries.get(digest);
     if (!e) return;
-    this.entries.delete(keyHash);
-    if (this.byKeyId.get(e.id) === keyHash) this.byKeyId.delete(e.id);
+    this.entries.delete(digest);
+    if (this.byKeyId.get(e.id) === digest) this.byKeyId.delete(e.id);
   }
 
   /** Drops a key, by id or hash (both when known), and any negative entry of the hash. */
   invalidateKey(keyId: string, keyHash?: string): void {
     this.epoch++;
-    const h = keyHash ?? this.byKeyId.get(keyId);
+    const h = keyHash !== undefined ? cacheKeyOfHash(keyHash) : this.byKeyId.get(keyId);
     if (h !== undefined) {
       this.forget(h);
       this.negative.delete(h);

@@ -57,7 +57,7 @@ export class Authorizer {
     const input = readAttributes(attributes, this.d.reader);
     const keyText = keyToLookUp(input);
     if (keyText === undefined) return this.decideAndRespond(input, undefined);
-    const found = this.d.cache.lookup(this.d.hasher.hash(keyText), this.d.clock.now().getTime());
+    const found = this.d.cache.lookup(this.d.hasher.digest(keyText), this.d.clock.now().getTime());
     return found instanceof Promise ? found.then((l) => this.decideAndRespond(input, l)) : this.decideAndRespond(input, found);
   }
 

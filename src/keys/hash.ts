@@ -6,8 +6,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export interface CredentialHasher {
-  /** Hex HMAC-SHA256 of the credential. */
+  /** Hex HMAC-SHA256 of the credential (what the store holds). */
   hash(credential: string): string;
+  /** The same HMAC's 32 bytes as a latin1 string (the key cache's compact key). */
+  digest(credential: string): string;
   /** Constant-time comparison of a credential with a stored hash. */
   matches(credential: string, storedHash: string): boolean;
 }
@@ -17,6 +19,7 @@ export function createHasher(secret: Buffer): CredentialHasher {
   const hash = (credential: string) => createHmac('sha256', key).update(credential, 'utf8').digest('hex');
   return {
     hash,
+    digest: (credential) => createHmac('sha256', key).update(credential, 'utf8').digest('binary'),
     matches(credential, storedHash) {
       const a = Buffer.from(hash(credential), 'hex');
       const b = Buffer.from(storedHash, 'hex');

@@ -2,8 +2,8 @@
  * The data plane's reads and writes, kept to what the hot path needs:
  *  - load(hash): one indexed query (api_keys.key_hash, unique) joined with the key's
  *    organization;
- *  - touchLastUsed(batch): one transaction of updates that only move last_used_at
- *    forward.
+ *  - touchLastUsed(batch): one UPDATE for the whole batch that only moves
+ *    last_used_at forward.
  */
 import type { EntityManager } from '@mikro-orm/knex';
 import type { KeyView, OrgView } from '../authz/decision';
@@ -38,6 +38,22 @@ export interface DataPlaneStore extends KeySource {
   touchLastUsed(batch: ReadonlyMap<string, number>): Promise<void>;
 }
 
+/** The lookup: one indexed query by hash, with the organization (built once, not per Check). */
+const LOOKUP_SQL =
+  'select k.id, k.organization_id, k.environment, k.scopes, k.expires_at, k.revoked_at, k.rate_limit_per_minute as key_rate_limit, ' +
+  'o.id as org_id, o.active, o.rate_limit_per_minute as org_rate_limit, o.monthly_quota, o.billing_anchor_day ' +
+  'from api_keys as k left join organizations as o on o.id = k.organization_id where k.key_hash = ? limit 1';
+
+/** last_used_at of many keys from one JSON array of [id, epoch ms], only ever moved forward. */
+const TOUCH_PG =
+  'update api_keys as k set last_used_at = to_timestamp(v.at / 1000.0) ' +
+  'from (select value->>0 as id, (value->>1)::float8 as at from json_array_elements(?::json)) as v ' +
+  'where k.id = v.id and (k.last_used_at is null or k.last_used_at < to_timestamp(v.at / 1000.0))';
+const TOUCH_SQLITE =
+  'update api_keys set last_used_at = v.at ' +
+  "from (select json_extract(value, '$[0]') as id, json_extract(value, '$[1]') as at from json_each(?)) as v " +
+  'where api_keys.id = v.id and (api_keys.last_used_at is null or api_keys.last_used_at < v.at)';
+
 export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): DataPlaneStore {
   const em = orm.em as unknown as EntityManager;
   const knex = em.getKnex();
@@ -45,24 +61,8 @@ export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): 
     async load(keyHash) {
       let rows: Row[];
       try {
-        rows = await knex('api_keys as k')
-          .leftJoin('organizations as o', 'o.id', 'k.organization_id')
-          .where('k.key_hash', keyHash)
-          .select(
-            'k.id',
-            'k.organization_id',
-            'k.environment',
-            'k.scopes',
-            'k.expires_at',
-            'k.revoked_at',
-            'k.rate_limit_per_minute as key_rate_limit',
-            'o.id as org_id',
-            'o.active',
-            'o.rate_limit_per_minute as org_rate_limit',
-            'o.monthly_quota',
-            'o.billing_anchor_day',
-          )
-          .limit(1);
+        const res = (await knex.raw(LOOKUP_SQL, [keyHash])) as Row[] | { rows: Row[] };
+        rows = Array.isArray(res) ? res : res.rows;
       } catch (e) {
         rethrowStoreError(e);
       }
@@ -92,16 +92,10 @@ export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): 
 
     async touchLastUsed(batch) {
       if (batch.size === 0) return;
+      // One statement per flush, rows in id order (so replicas lock in the same order).
+      const rows = [...batch].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
       try {
-        await knex.transaction(async (trx) => {
-          for (const [id, at] of batch) {
-            const when = dialect === 'postgres' ? new Date(at) : at;
-            await trx('api_keys')
-              .where('id', id)
-              .andWhere((q) => q.whereNull('last_used_at').orWhere('last_used_at', '<', when))
-              .update({ last_used_at: when });
-          }
-        });
+        await knex.raw(dialect === 'postgres' ? TOUCH_PG : TOUCH_SQLITE, [JSON.stringify(rows)]);
       } catch (e) {
         rethrowStoreError(e);
       }
