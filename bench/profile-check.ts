@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     logLevel: 'info',
     autoMigrate: true,
     rotationGraceSeconds: 86400,
+    heapGrowingPercent: 20,
     authz: defaultAuthzConfig(),
   };
   const app = await startApp({ config, logger: createLogger('warn'), onGeneratedAdminToken: () => undefined });

@@ -2,6 +2,7 @@
  * Entry points of `keyward serve` and `keyward migrate`.
  * A configuration error prints one line naming the variable and exits with status 2.
  */
+import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger, describeError } from './util/logger';
 import { startApp } from './app';
@@ -27,6 +28,8 @@ function configOrExit(): Config {
  */
 export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
   const config = configOrExit();
+  // Read by V8 at every heap-limit decision, so setting it before the caches fill is enough.
+  if (config.heapGrowingPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowingPercent}`);
   const logger = createLogger(config.logLevel);
   if (config.hashSecretSource === 'generated' && config.database.kind === 'sqlite') {
     logger.warn(

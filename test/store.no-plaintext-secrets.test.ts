@@ -83,6 +83,7 @@ describe('generated admin token', () => {
       logLevel: 'debug' as const,
       autoMigrate: true,
       rotationGraceSeconds: 60,
+      heapGrowingPercent: 20,
       authz: defaultAuthzConfig(),
     };
     const shown: string[] = [];

@@ -81,6 +81,7 @@ export async function startHarness(dialect: Dialect, options: HarnessOverrides =
     logLevel: 'debug',
     autoMigrate: true,
     rotationGraceSeconds: 86400,
+    heapGrowingPercent: 20,
     ...overrides,
     authz: { ...defaultAuthzConfig(), ...overrides.authz },
   };
