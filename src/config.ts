@@ -44,10 +44,10 @@ export interface Config {
   /** KEYWARD_ROTATION_GRACE_SECONDS: RotateKey's default grace period (default 86400). */
   rotationGraceSeconds: number;
   /**
-   * KEYWARD_HEAP_GROWING_PERCENT (default 20; 0 = V8's own heuristics): how far V8 lets
-   * the heap grow past its live size before the next full collection. V8 alone lets a
-   * busy process grow to several times its live data (1M cached keys: ~400 MB live,
-   * over 1.3 GB resident); 20 keeps RSS near the live size for a little more GC time.
+   * KEYWARD_HEAP_GROWING_PERCENT (default 20; 0 = V8's own heuristics): once the used
+   * heap passes 128 MB, how far V8 may grow it past its live size before the next full
+   * collection (src/util/heap.ts). V8 alone lets a busy process grow to several times
+   * its live data (1M cached keys: ~400 MB live, over 1.3 GB resident).
    */
   heapGrowingPercent: number;
   /** The data plane (ext_authz Check). */

@@ -2,7 +2,7 @@
  * Entry points of `keyward serve` and `keyward migrate`.
  * A configuration error prints one line naming the variable and exits with status 2.
  */
-import { setFlagsFromString } from 'node:v8';
+import { capHeapGrowth } from './util/heap';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger, describeError } from './util/logger';
 import { startApp } from './app';
@@ -26,10 +26,12 @@ function configOrExit(): Config {
  * Runs keyward until SIGTERM or SIGINT, then shuts down gracefully; resolves once it
  * has. A database that cannot be reached at start stops the process with one line.
  */
+/** The used heap above which KEYWARD_HEAP_GROWING_PERCENT applies. */
+const HEAP_CAP_ABOVE_BYTES = 128 * 1024 * 1024;
+
 export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
   const config = configOrExit();
-  // Read by V8 at every heap-limit decision, so setting it before the caches fill is enough.
-  if (config.heapGrowingPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowingPercent}`);
+  capHeapGrowth({ percent: config.heapGrowingPercent, aboveBytes: HEAP_CAP_ABOVE_BYTES });
   const logger = createLogger(config.logLevel);
   if (config.hashSecretSource === 'generated' && config.database.kind === 'sqlite') {
     logger.warn(

@@ -1,0 +1,112 @@
+/**
+ * Where a hot Check's CPU goes, keyward against the no-op ext_authz server: each runs
+ * under `node --cpu-prof` while h2load drives the same allowed-key CheckRequest at
+ * -c16 -m16 for BENCH_DURATION seconds (10), no warm-up. Prints busy CPU per request
+ * by owner (keyward, @grpc/grpc-js, Node's http2, GC, ...) side by side, and the
+ * difference. Busy time includes each process's start-up and, for keyward, creating
+ * one organization and key (well under a second of CPU); the request counts are
+ * h2load's.
+ *
+ *   node --import tsx bench/profile-server.ts      (after npm run build)
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, Metadata } from '@grpc/grpc-js';
+import { CheckRequest } from '../src/gen/envoy/service/auth/v3/external_auth';
+import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
+import { startServerProcess } from '../test/support/server-process';
+import { busyByOwner, loadProfile } from './cpuprofile';
+
+const TOKEN = 'bench-admin-token-0123456789abcdef';
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+
+function frame(key: string): Buffer {
+  const headers = { ':method': 'GET', ':path': '/v1/x', ':authority': 'api.example.com', 'x-api-key': key };
+  const p = Buffer.from(
+    CheckRequest.encode(
+      CheckRequest.fromPartial({
+        attributes: {
+          source: { address: { socketAddress: { address: '10.0.0.1', portValue: 44321 } } },
+          request: { http: { id: '1', method: 'GET', path: '/v1/x', host: 'api.example.com', scheme: 'https', protocol: 'HTTP/1.1', headers } },
+        },
+      }),
+    ).finish(),
+  );
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(p.length, 1);
+  return Buffer.concat([head, p]);
+}
+
+function h2load(port: number, file: string): number {
+  const r = spawnSync('h2load', ['-D', String(DURATION), '-t', '1', '-c', '16', '-m', '16', '-d', file, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `http://127.0.0.1:${port}/envoy.service.auth.v3.Authorization/Check`], { encoding: 'utf8' });
+  const m = /requests: \d+ total, \d+ started, (\d+) done/.exec(r.stdout ?? '');
+  if (!m) throw new Error(`h2load failed: ${r.stdout}${r.stderr}`);
+  return Number(m[1]);
+}
+
+/** The main thread's profile: the largest file (a loader thread may write a small one too). */
+const mainProfile = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => join(dir, f))
+    .sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'keyward-profile-'));
+  try {
+    const kwDir = join(tmp, 'keyward');
+    const kw = await startServerProcess({
+        KEYWARD_DATABASE_URL: `sqlite:${join(tmp, 'kw.db')}`,
+        KEYWARD_ADMIN_TOKEN: TOKEN,
+        KEYWARD_LOG_LEVEL: 'info',
+        HOME: tmp,
+        // Other KEYWARD_* settings pass through (e.g. KEYWARD_HEAP_GROWING_PERCENT).
+        ...Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith('KEYWARD_') && e[1] !== undefined)),
+      }, tmp, ['--cpu-prof', `--cpu-prof-dir=${kwDir}`]);
+    const admin = new KeyAdminClient(`127.0.0.1:${kw.adminPort}`, credentials.createInsecure());
+    const md = new Metadata();
+    md.set('authorization', `Bearer ${TOKEN}`);
+    const call = <T>(f: Function, req: unknown) => new Promise<T>((res, rej) => f.call(admin, req, md, (e: Error | null, r: T) => (e ? rej(e) : res(r))));
+    const org = await call<{ id: string }>(admin.createOrganization, { name: 'profile', maxKeys: 10, rateLimitPerMinute: 0, monthlyQuota: 0 });
+    const key = await call<{ secret: string }>(admin.createKey, { organizationId: org.id, name: 'k', environment: Environment.ENVIRONMENT_LIVE, scopes: [], metadata: {} });
+    admin.close();
+    const file = join(tmp, 'request.bin');
+    writeFileSync(file, frame(key.secret));
+    const kwRequests = h2load(kw.authzPort, file);
+    await kw.stop('SIGTERM');
+
+    const noopDir = join(tmp, 'noop');
+    const noop = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${noopDir}`, '--import', 'tsx', join(__dirname, 'noop-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const port = await new Promise<number>((resolve) => noop.stdout!.on('data', (d) => { const m = /127\.0\.0\.1:(\d+)/.exec(String(d)); if (m) resolve(Number(m[1])); }));
+    const noopRequests = h2load(port, file);
+    noop.kill('SIGTERM');
+    await new Promise((r) => noop.on('exit', r));
+
+    const k = busyByOwner(loadProfile(mainProfile(kwDir)));
+    const n = busyByOwner(loadProfile(mainProfile(noopDir)));
+    const owners = [...new Set([...k.byOwner.keys(), ...n.byOwner.keys()])].sort((a, b) => (k.byOwner.get(b) ?? 0) / kwRequests - (k.byOwner.get(a) ?? 0) / kwRequests);
+    const per = (m: Map<string, number>, o: string, reqs: number) => (m.get(o) ?? 0) / reqs;
+    console.log(`# busy CPU per request at -c16 -m16, ${DURATION} s: keyward ${kwRequests.toLocaleString('en-US')} requests, no-op ${noopRequests.toLocaleString('en-US')}`);
+    console.log('| owner | keyward µs/request | no-op µs/request | difference |');
+    console.log('|:--|--:|--:|--:|');
+    for (const o of owners) {
+      const a = per(k.byOwner, o, kwRequests);
+      const b = per(n.byOwner, o, noopRequests);
+      if (a < 0.05 && b < 0.05) continue;
+      console.log(`| ${o} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${(a - b >= 0 ? '+' : '')}${(a - b).toFixed(1)} |`);
+    }
+    const ta = k.busy / kwRequests;
+    const tb = n.busy / noopRequests;
+    console.log(`| **total** | **${ta.toFixed(1)}** | **${tb.toFixed(1)}** | **+${(ta - tb).toFixed(1)}** |`);
+    console.log(`BENCH_RESULT ${JSON.stringify({ cpuPerRequestUs: { keyward: Number(ta.toFixed(2)), noop: Number(tb.toFixed(2)) } })}`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(`profile failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  process.exit(1);
+});
