@@ -11,8 +11,9 @@ import { MemoryRateLimiter } from '../src/limits/sliding-window';
 import { LimiterUnavailableError } from '../src/limits/types';
 import { describeRedis, limiterEdgeCases, redisAvailable, T0, testRedisUrl, uniqueKeyId, W } from './support/redis';
 
+/** Timeouts long enough that a loaded machine never turns a slow reply into a failure (failures have tests of their own). */
 function limiter(opts: Partial<RedisRateLimiterOptions> = {}): RedisRateLimiter {
-  return new RedisRateLimiter({ url: testRedisUrl(), onFailure: 'deny', ...opts });
+  return new RedisRateLimiter({ url: testRedisUrl(), onFailure: 'deny', commandTimeoutMs: 5000, ...opts });
 }
 
 function clockAt(t: number) {
@@ -207,7 +208,7 @@ describeRedis('RedisRateLimiter', () => {
 
   it('keeps working after its connection is killed (reconnects in the background)', async () => {
     const name = `kw-test-${uniqueKeyId()}`;
-    const l = track(limiter({ connectionName: name }));
+    const l = track(limiter({ connectionName: name, commandTimeoutMs: 100 }));
     const other = track(limiter());
     const key = uniqueKeyId();
     expect((await l.consume(key, 10, T0)).allowed).toBe(true);

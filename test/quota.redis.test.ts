@@ -98,6 +98,16 @@ describeRedis('RedisQuotaCounter', () => {
     counters.push(c);
     return c;
   }
+  /**
+   * A counter for the exactness tests: connected before it is used, with timeouts
+   * long enough that a loaded machine never turns a slow reply into a local fallback
+   * (the fallback has tests of its own below).
+   */
+  async function steady(): Promise<RedisQuotaCounter> {
+    const c = counter({ commandTimeoutMs: 5000, connectTimeoutMs: 5000 });
+    await c.ready();
+    return c;
+  }
   function newOrg(limit: number, anchor = 1): QuotaOrg {
     const o = org(limit, anchor);
     orgs.push(o);
@@ -105,8 +115,8 @@ describeRedis('RedisQuotaCounter', () => {
   }
 
   it('is exact across two counters: limit 5 → 3 + 2 allowed, then denied on both', async () => {
-    const a = counter();
-    const b = counter();
+    const a = await steady();
+    const b = await steady();
     const o = newOrg(5);
     const period = billingPeriod(1, T);
     for (let i = 1; i <= 3; i++) expect(await a.consume(o, T)).toEqual({ allowed: true, limit: 5, used: i, period });
@@ -120,8 +130,8 @@ describeRedis('RedisQuotaCounter', () => {
   });
 
   it('is exact under concurrency: 20 parallel consumes on two counters allow exactly the limit', async () => {
-    const a = counter();
-    const b = counter();
+    const a = await steady();
+    const b = await steady();
     const o = newOrg(7);
     const ds = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).consume(o, T)));
     expect(ds.filter((d) => d.allowed)).toHaveLength(7);
@@ -129,7 +139,7 @@ describeRedis('RedisQuotaCounter', () => {
   });
 
   it('rolls over at the period end; keys are per period and expire 35 days after it', async () => {
-    const c = counter();
+    const c = await steady();
     const o = newOrg(2);
     await c.consume(o, T);
     await c.consume(o, T);
