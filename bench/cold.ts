@@ -40,6 +40,9 @@
  *   BENCH_COLD_SECONDS (60)          load time limit; 0 = until every key was checked
  *   BENCH_COLD_INFLIGHT (64)         requests in flight, over all generators
  *   BENCH_COLD_GENERATORS (1)        load-generator processes (one HTTP/2 connection each)
+ *   BENCH_COLD_PASS2_GENERATORS (2)  generators of the second pass (when every key was checked:
+ *                                    every key again, now cached, so that all windows are live
+ *                                    at once for the RSS figure); 0 skips it
  *   BENCH_KEEP_DB (unset)            1: keep the database at the end
  *   BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/postgres)  where to create it
  *   BENCH_CPU_PROF_DIR (unset)       run the measured keyward under `node --cpu-prof`, profile written there
@@ -72,6 +75,8 @@ const KEYS = Number(process.env.BENCH_COLD_KEYS ?? 1_000_000);
 const SECONDS = Number(process.env.BENCH_COLD_SECONDS ?? 60);
 const INFLIGHT = Number(process.env.BENCH_COLD_INFLIGHT ?? 64);
 const GENERATORS = Number(process.env.BENCH_COLD_GENERATORS ?? 1);
+/** Generators of the second, cached pass (0 skips it); it must cover every key within 2 minutes. */
+const PASS2_GENERATORS = Number(process.env.BENCH_COLD_PASS2_GENERATORS ?? 2);
 const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
 const CPU_PROF = process.env.BENCH_CPU_PROF_DIR ? resolve(process.env.BENCH_CPU_PROF_DIR) : undefined;
 const NODE_ARGS = (process.env.BENCH_COLD_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
@@ -764,6 +769,34 @@ async function main(): Promise<void> {
   const missingWindows = Math.max(0, KEYS - tracked);
   const projectedRssMb = bytesPerWindow !== undefined && allChecked ? mb(mem.rssKb) + (missingWindows * bytesPerWindow) / 1048576 : undefined;
 
+  // 6. A second pass, every key again (all cached now) as fast as the generators go, so
+  // that every key's rate-limit window is live at once (windows idle for 2 minutes are
+  // dropped): RSS with all keys cached and all windows tracked, measured, not projected.
+  let pass2: { seconds: number; reqPerSec: number; allowed: number; tracked: number; rssMb: number } | undefined;
+  if (allChecked && PASS2_GENERATORS > 0) {
+    const pslices = Array.from({ length: PASS2_GENERATORS }, (_, g) => ({ from: Math.floor((KEYS * g) / PASS2_GENERATORS), to: Math.floor((KEYS * (g + 1)) / PASS2_GENERATORS) }));
+    const pgens = await Promise.all(pslices.map((sl) => startGenerator(keys.subarray(sl.from * keyLen, sl.to * keyLen), keyLen)));
+    process.stdout.write(`second pass: every key again (cached), ${PASS2_GENERATORS} generators x ${INFLIGHT} in flight ...`);
+    const t2 = Date.now();
+    const r2 = await Promise.all(
+      pgens.map(
+        (g) =>
+          new Promise<GenResult>((resolve, reject) => {
+            g.onMessage((m) => m.type === 'result' && resolve(m.result));
+            g.proc.on('exit', () => reject(new Error('load generator exited before its result')));
+            g.proc.send({ type: 'start', port: keyward!.authzPort, inflight: INFLIGHT, seconds: 0 } satisfies ToGen);
+          }),
+      ),
+    );
+    const seconds = (Date.now() - t2) / 1000;
+    const admin3 = new KeyAdminClient(`127.0.0.1:${keyward!.adminPort}`, credentials.createInsecure());
+    const tracked2 = Number((await unary(admin3.getRateLimiterStats.bind(admin3), {})).trackedKeys);
+    admin3.close();
+    const done2 = r2.reduce((a, r) => a + r.done, 0);
+    pass2 = { seconds, reqPerSec: done2 / seconds, allowed: r2.reduce((a, r) => a + r.allowed, 0), tracked: tracked2, rssMb: mb(memoryOf(pid).rssKb) };
+    console.log(` ${fmt(done2)} Checks in ${seconds.toFixed(1)}s (${fmt(pass2.reqPerSec)} req/s), ${fmt(pass2.allowed)} allowed; windows tracked ${fmt(tracked2)}; RSS ${pass2.rssMb.toFixed(0)} MB`);
+  }
+
   // keyward's own complaints (failed background flushes would skew the figures above).
   const logLines = keyward.stdout().split('\n').filter((l) => l.startsWith('{'));
   const warnings = logLines.filter((l) => /"level":(40|50|60)/.test(l));
@@ -781,7 +814,7 @@ async function main(): Promise<void> {
   }
   await pgAdmin.end();
 
-  // 6. Report.
+  // 7. Report.
   const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(3) : 'n/a');
   console.log('');
   console.log(`## Cold path: ${fmt(checked)} Checks, each with a key never checked before (cache miss), ${fmt(KEYS)} keys in PostgreSQL`);
@@ -818,6 +851,12 @@ async function main(): Promise<void> {
         ['VmRSS after the batched writes settled', `${mb(mem.rssKb).toFixed(0)} MB`],
         ['VmHWM (peak RSS)', `${mb(mem.hwmKb).toFixed(0)} MB`],
         ['limiter memory per window (heap + array buffers, separate process)', bytesPerWindow === undefined ? 'n/a' : `${bytesPerWindow.toFixed(0)} bytes`],
+        ...(pass2
+          ? [
+              [`second pass (every key again, cached): windows tracked`, fmt(pass2.tracked)],
+              [`VmRSS after the second pass (${fmt(KEYS)} keys cached, ${fmt(pass2.tracked)} windows)`, `${pass2.rssMb.toFixed(0)} MB`],
+            ]
+          : []),
         ...(projectedRssMb !== undefined && missingWindows > 0
           ? [[`projection, not measured: + ${fmt(missingWindows)} windows to reach ${fmt(KEYS)}`, `${projectedRssMb.toFixed(0)} MB`]]
           : []),
@@ -885,6 +924,7 @@ async function main(): Promise<void> {
     hwmMb: Math.round(mb(mem.hwmKb)),
     limiterBytesPerWindow: bytesPerWindow === undefined ? null : Math.round(bytesPerWindow),
     projectedRssMbAllWindows: projectedRssMb === undefined ? null : Math.round(projectedRssMb),
+    secondPass: pass2 ? { seconds: +pass2.seconds.toFixed(1), reqPerSec: Math.round(pass2.reqPerSec), allowed: pass2.allowed, trackedWindows: pass2.tracked, rssMb: Math.round(pass2.rssMb) } : null,
     node: process.version,
     postgres: pgVersion,
     cpus: cpus().length,
