@@ -31,6 +31,13 @@ export function asciiLower(s: string): string {
   return /[A-Z]/.test(s) ? s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32)) : s;
 }
 
+/** A headers map (HttpRequest.headers) as a header list, names lower-cased, in the map's order. */
+export function headersOfMap(map: Readonly<Record<string, string>>): HeaderList {
+  const list: [string, string][] = [];
+  for (const k of Object.keys(map)) list.push([asciiLower(k), map[k]!]);
+  return list;
+}
+
 /** Extracts the credential; `names` are the configured header names, lower-case. */
 export function extractCredential(headers: HeaderList, names: readonly string[]): CredentialResult {
   let key: string | undefined;

@@ -9,7 +9,7 @@
  * key, unless context_extensions ask for scopes.
  */
 import type { CheckRequest } from '../gen/envoy/service/auth/v3/external_auth';
-import { asciiLower, extractCredential, type HeaderList } from './credentials';
+import { asciiLower, extractCredential, headersOfMap, type HeaderList } from './credentials';
 import type { RequestAttributes } from './wire';
 import type { CheckInput } from './decision';
 import type { RouteTable } from './routes';
@@ -31,7 +31,7 @@ export function headerList(req: CheckRequest): HeaderList {
   if (raw && raw.length > 0) {
     return raw.map((h) => [asciiLower(h.key), h.rawValue && h.rawValue.length > 0 ? h.rawValue.toString('latin1') : h.value] as const);
   }
-  return Object.entries(http.headers ?? {}).map(([k, v]) => [asciiLower(k), v] as const);
+  return headersOfMap(http.headers ?? {});
 }
 
 /** The decision's attributes of a decoded CheckRequest (the hot path reads them from the bytes: wire.ts). */

@@ -23,7 +23,7 @@
 import { CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
 import type { HeaderValueOption } from '../gen/envoy/config/core/v3/base';
 import type { Status } from '../gen/google/rpc/status';
-import { asciiLower, type HeaderList } from './credentials';
+import { asciiLower, headersOfMap, type HeaderList } from './credentials';
 
 /** What a decision reads from a CheckRequest (see request.ts for its meaning). */
 export interface RequestAttributes {
@@ -265,13 +265,7 @@ export function decodeCheckAttributes(bytes: Uint8Array): RequestAttributes {
   if (!a) return NO_ATTRIBUTES;
   const http = a.http;
   if (!http) return { method: '', path: '', host: '', headers: [], contextExtensions: a.ext };
-  let headers: HeaderList = http.headerMap;
-  if (headers.length === 0) {
-    const list: [string, string][] = [];
-    const map = http.headers;
-    for (const k of Object.keys(map)) list.push([asciiLower(k), map[k]!]);
-    headers = list;
-  }
+  const headers: HeaderList = http.headerMap.length > 0 ? http.headerMap : headersOfMap(http.headers);
   return { method: http.method, path: http.path, host: http.host, headers, contextExtensions: a.ext };
 }
 

@@ -16,10 +16,11 @@ export interface CredentialHasher {
 
 export function createHasher(secret: Buffer): CredentialHasher {
   const key = Buffer.from(secret);
-  const hash = (credential: string) => createHmac('sha256', key).update(credential, 'utf8').digest('hex');
+  const mac = (credential: string) => createHmac('sha256', key).update(credential, 'utf8');
+  const hash = (credential: string) => mac(credential).digest('hex');
   return {
     hash,
-    digest: (credential) => createHmac('sha256', key).update(credential, 'utf8').digest('binary'),
+    digest: (credential) => mac(credential).digest('binary'),
     matches(credential, storedHash) {
       const a = Buffer.from(hash(credential), 'hex');
       const b = Buffer.from(storedHash, 'hex');

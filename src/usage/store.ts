@@ -207,20 +207,49 @@ function bucketMerge(dialect: 'sqlite' | 'postgres', table: string): string {
   return `case when excluded.duration_count = 0 then ${table}.duration_buckets else ${merged} end`;
 }
 
-function upsertSql(dialect: 'sqlite' | 'postgres', table: 'usage_daily' | 'usage_monthly', rows: number): string {
-  const placeholders = AGG_COLUMNS.map((c) => (c === 'duration_buckets' && dialect === 'postgres' ? '?::jsonb' : '?')).join(', ');
-  const values = new Array<string>(rows).fill(`(${placeholders})`).join(', ');
+/**
+ * The batch statements. SQLite: one row of `?` per statement, prepared once and run per
+ * row. PostgreSQL: one statement per table whose parameters are column arrays (unnest),
+ * in the order of EVENT_COLUMNS / AGG_COLUMNS.
+ */
+function eventSql(dialect: 'sqlite' | 'postgres'): string {
+  const source =
+    dialect === 'sqlite'
+      ? `values (${EVENT_COLUMNS.map(() => '?').join(', ')})`
+      : 'select to_timestamp(u.at / 1000.0), u.o, u.k, u.r, u.e, u.m, u.n, u.s, u.d, u.t, u.c, u.src ' +
+        'from unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::smallint[], $8::smallint[], $9::float8[], $10::bigint[], $11::float8[], $12::text[]) ' +
+        'as u(at, o, k, r, e, m, n, s, d, t, c, src)';
+  return `insert into usage_events (${EVENT_COLUMNS.join(', ')}) ${source}`;
+}
+
+function upsertSql(dialect: 'sqlite' | 'postgres', table: 'usage_daily' | 'usage_monthly'): string {
+  const source =
+    dialect === 'sqlite'
+      ? `values (${AGG_COLUMNS.map(() => '?').join(', ')})`
+      : 'select u.o, u.k, u.p, u.e, u.m, u.n, u.e4, u.e5, u.t, u.c, u.dc, u.ds, u.b::jsonb ' +
+        'from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::float8[], $11::bigint[], $12::float8[], $13::text[]) ' +
+        'as u(o, k, p, e, m, n, e4, e5, t, c, dc, ds, b)';
   const sets = SUMMED.map((c) => `${c} = ${table}.${c} + excluded.${c}`);
   sets.push(`duration_buckets = ${bucketMerge(dialect, table)}`);
   return (
-    `insert into ${table} (${AGG_COLUMNS.join(', ')}) values ${values} ` +
+    `insert into ${table} (${AGG_COLUMNS.join(', ')}) ${source} ` +
     `on conflict (organization_id, key_id, period, endpoint, method) do update set ${sets.join(', ')}`
   );
 }
 
-function eventSql(rows: number): string {
-  const values = new Array<string>(rows).fill(`(${EVENT_COLUMNS.map(() => '?').join(', ')})`).join(', ');
-  return `insert into usage_events (${EVENT_COLUMNS.join(', ')}) values ${values}`;
+/** A row's values in EVENT_COLUMNS order. */
+function eventValues(r: EventRow): unknown[] {
+  return [r.at, r.organizationId, r.keyId, r.requestId, r.endpoint, r.method, r.requests, r.statusCode, r.durationMs, r.tokens, r.costUsd, r.source];
+}
+
+/** An aggregate's values in AGG_COLUMNS order. */
+function aggValues(a: Aggregate): unknown[] {
+  return [a.organizationId, a.keyId, a.period, a.endpoint, a.method, a.requests, a.errors4xx, a.errors5xx, a.tokens, a.costUsd, a.durationCount, a.durationSumMs, JSON.stringify(a.buckets)];
+}
+
+/** Rows of values → one array per column. */
+function columnsOf(rows: unknown[][], width: number): unknown[][] {
+  return Array.from({ length: width }, (_, i) => rows.map((r) => r[i]));
 }
 
 /** Sums of aggregate rows, turned into a UsageTotals message. */
@@ -295,61 +324,30 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
   const connectionOf = async (trx: Knex.Transaction): Promise<unknown> =>
     (trx as unknown as { client: { acquireConnection(): Promise<unknown> } }).client.acquireConnection();
 
-  interface SqliteDb {
-    prepare(sql: string): { run(...args: unknown[]): unknown };
-    transaction(fn: () => void): () => void;
-  }
-  const sqliteStatements = new WeakMap<object, { event: { run(...a: unknown[]): unknown }; daily: { run(...a: unknown[]): unknown }; monthly: { run(...a: unknown[]): unknown } }>();
-  const aggArgs = (a: Aggregate) => [a.organizationId, a.keyId, a.period, a.endpoint, a.method, a.requests, a.errors4xx, a.errors5xx, a.tokens, a.costUsd, a.durationCount, a.durationSumMs, JSON.stringify(a.buckets)];
+  type Statement = { run(...values: unknown[]): unknown };
+  const sqliteStatements = new WeakMap<object, { event: Statement; daily: Statement; monthly: Statement }>();
 
   async function writeSqlite(trx: Knex.Transaction, rows: EventRow[], daily: Aggregate[], monthly: Aggregate[]): Promise<void> {
-    const db = (await connectionOf(trx)) as SqliteDb;
+    const db = (await connectionOf(trx)) as { prepare(sql: string): Statement };
     let st = sqliteStatements.get(db);
     if (!st) {
-      st = { event: db.prepare(eventSql(1)), daily: db.prepare(upsertSql('sqlite', 'usage_daily', 1)), monthly: db.prepare(upsertSql('sqlite', 'usage_monthly', 1)) };
+      st = { event: db.prepare(eventSql('sqlite')), daily: db.prepare(upsertSql('sqlite', 'usage_daily')), monthly: db.prepare(upsertSql('sqlite', 'usage_monthly')) };
       sqliteStatements.set(db, st);
     }
-    for (const r of rows) st.event.run(r.at, r.organizationId, r.keyId, r.requestId, r.endpoint, r.method, r.requests, r.statusCode, r.durationMs, r.tokens, r.costUsd, r.source);
-    for (const a of daily) st.daily.run(...aggArgs(a));
-    for (const a of monthly) st.monthly.run(...aggArgs(a));
+    for (const r of rows) st.event.run(...eventValues(r));
+    for (const a of daily) st.daily.run(...aggValues(a));
+    for (const a of monthly) st.monthly.run(...aggValues(a));
   }
 
-  interface PgClient {
-    query(sql: string, values?: unknown[]): Promise<unknown>;
-  }
-  const columns = <T>(items: readonly T[], pick: ((t: T) => unknown)[]): unknown[][] => pick.map((f) => items.map(f));
-  const EVENTS_PG =
-    `insert into usage_events (${EVENT_COLUMNS.join(', ')}) ` +
-    `select to_timestamp(u.at / 1000.0), u.o, u.k, u.r, u.e, u.m, u.n, u.s, u.d, u.t, u.c, u.src ` +
-    `from unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::smallint[], $8::smallint[], $9::float8[], $10::bigint[], $11::float8[], $12::text[]) ` +
-    `as u(at, o, k, r, e, m, n, s, d, t, c, src)`;
-  const upsertPg = (table: 'usage_daily' | 'usage_monthly') => {
-    const sets = SUMMED.map((c) => `${c} = ${table}.${c} + excluded.${c}`);
-    sets.push(`duration_buckets = ${bucketMerge('postgres', table)}`);
-    return (
-      `insert into ${table} (${AGG_COLUMNS.join(', ')}) ` +
-      `select u.o, u.k, u.p, u.e, u.m, u.n, u.e4, u.e5, u.t, u.c, u.dc, u.ds, u.b::jsonb ` +
-      `from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::float8[], $11::bigint[], $12::float8[], $13::text[]) ` +
-      `as u(o, k, p, e, m, n, e4, e5, t, c, dc, ds, b) ` +
-      `on conflict (organization_id, key_id, period, endpoint, method) do update set ${sets.join(', ')}`
-    );
-  };
-  const DAILY_PG = upsertPg('usage_daily');
-  const MONTHLY_PG = upsertPg('usage_monthly');
-  const aggColumns = (list: Aggregate[]) =>
-    columns(list, [
-      (a) => a.organizationId, (a) => a.keyId, (a) => a.period, (a) => a.endpoint, (a) => a.method, (a) => a.requests, (a) => a.errors4xx, (a) => a.errors5xx,
-      (a) => a.tokens, (a) => a.costUsd, (a) => a.durationCount, (a) => a.durationSumMs, (a) => JSON.stringify(a.buckets),
-    ]);
+  const EVENTS_PG = eventSql('postgres');
+  const DAILY_PG = upsertSql('postgres', 'usage_daily');
+  const MONTHLY_PG = upsertSql('postgres', 'usage_monthly');
 
   async function writePostgres(trx: Knex.Transaction, rows: EventRow[], daily: Aggregate[], monthly: Aggregate[]): Promise<void> {
-    const conn = (await connectionOf(trx)) as PgClient;
-    await conn.query(EVENTS_PG, columns(rows, [
-      (r) => r.at, (r) => r.organizationId, (r) => r.keyId, (r) => r.requestId, (r) => r.endpoint, (r) => r.method, (r) => r.requests,
-      (r) => r.statusCode, (r) => r.durationMs, (r) => r.tokens, (r) => r.costUsd, (r) => r.source,
-    ]));
-    if (daily.length > 0) await conn.query(DAILY_PG, aggColumns(daily));
-    if (monthly.length > 0) await conn.query(MONTHLY_PG, aggColumns(monthly));
+    const conn = (await connectionOf(trx)) as { query(sql: string, values: unknown[]): Promise<unknown> };
+    await conn.query(EVENTS_PG, columnsOf(rows.map(eventValues), EVENT_COLUMNS.length));
+    if (daily.length > 0) await conn.query(DAILY_PG, columnsOf(daily.map(aggValues), AGG_COLUMNS.length));
+    if (monthly.length > 0) await conn.query(MONTHLY_PG, columnsOf(monthly.map(aggValues), AGG_COLUMNS.length));
   }
 
   return {
