@@ -18,8 +18,8 @@
  *     and a grpc-js Check of a sample of keys, which must all be allowed.
  *  3. Restarts keyward (an empty cache) and drives Checks in which every request carries
  *     a key never checked before, so each one is a cache miss and a database lookup,
- *     from a Node load generator (a child process running this file, grpc-js with
- *     identity serializers and pre-built request bytes, a fixed number in flight).
+ *     from a Node load generator (a child process running this file, gRPC framed by
+ *     hand over node:http2 with pre-built request bytes, a fixed number in flight).
  *     h2load is not used because it repeats one request body.
  *     Stops when every key was checked once or after BENCH_COLD_SECONDS.
  *  4. Database work per Check, read from PostgreSQL's statistics (not assumed): deltas
@@ -55,6 +55,7 @@
  *   is what is measured; with the default bound of 2,000/s the excess is a 503) unless given.
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import * as http2 from 'node:http2';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -78,6 +79,10 @@ const GENERATORS = Number(process.env.BENCH_COLD_GENERATORS ?? 1);
 /** Generators of the second, cached pass (0 skips it); it must cover every key within 2 minutes. */
 const PASS2_GENERATORS = Number(process.env.BENCH_COLD_PASS2_GENERATORS ?? 2);
 const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
+/** The in-process memory run (bench/memory-driver.cjs); BENCH_COLD_INPROC=0 skips it. */
+const INPROC = process.env.BENCH_COLD_INPROC !== '0';
+const INPROC_INFLIGHT = 64;
+const INPROC_CHUNK = 20_000;
 const CPU_PROF = process.env.BENCH_CPU_PROF_DIR ? resolve(process.env.BENCH_CPU_PROF_DIR) : undefined;
 const NODE_ARGS = (process.env.BENCH_COLD_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -122,21 +127,55 @@ function requestTemplate(keyLen: number): { bytes: Buffer; offset: number } {
   return { bytes, offset };
 }
 
-/** All requests in one buffer, `len` bytes each, for keys packed `keyLen` bytes each in `keys`. */
+/**
+ * All requests in one buffer, each a gRPC message frame (1 byte "not compressed", 4
+ * bytes length, the CheckRequest) of `len` bytes, for keys packed `keyLen` bytes each in `keys`.
+ */
 function buildRequests(keys: Uint8Array, keyLen: number): { blob: Buffer; len: number; count: number } {
   const { bytes, offset } = requestTemplate(keyLen);
   const src = Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength);
   const count = src.length / keyLen;
-  const len = bytes.length;
+  const frame = Buffer.alloc(5 + bytes.length);
+  frame.writeUInt32BE(bytes.length, 1);
+  bytes.copy(frame, 5);
+  const len = frame.length;
   const blob = Buffer.allocUnsafe(count * len);
   for (let i = 0; i < count; i++) {
-    bytes.copy(blob, i * len);
-    src.copy(blob, i * len + offset, i * keyLen, (i + 1) * keyLen);
+    frame.copy(blob, i * len);
+    src.copy(blob, i * len + 5 + offset, i * keyLen, (i + 1) * keyLen);
   }
   return { blob, len, count };
 }
 
 const identity = (b: Buffer): Buffer => b;
+
+/** Whether a CheckResponse (protobuf bytes) has ok_response (field 3), from its top-level tags only. */
+function hasOkResponse(b: Buffer, from: number): boolean {
+  let i = from;
+  const varint = (): number => {
+    let v = 0;
+    for (let shift = 0; i < b.length; shift += 7) {
+      const c = b[i++]!;
+      v += (c & 0x7f) * 2 ** shift;
+      if (c < 0x80) break;
+    }
+    return v;
+  };
+  while (i < b.length) {
+    const tag = varint();
+    const wire = tag & 7;
+    if (tag >>> 3 === 3) return true;
+    if (wire === 2) {
+      const n = varint();
+      i += n;
+    }
+    else if (wire === 0) varint();
+    else if (wire === 1) i += 8;
+    else if (wire === 5) i += 4;
+    else return false;
+  }
+  return false;
+}
 
 function describe(r: CheckResponse): string {
   if (r.okResponse) return `allow (status ${r.status?.code ?? 0})`;
@@ -181,7 +220,11 @@ function loadGenerator(): void {
       return;
     }
     const { blob, len, count } = reqs!;
-    const client = new Client(`127.0.0.1:${m.port}`, credentials.createInsecure());
+    // gRPC by hand over node:http2 (one connection): a fraction of a grpc-js client's CPU
+    // per call, so that the generators can outpace keyward.
+    const session = http2.connect(`http://127.0.0.1:${m.port}`);
+    session.on('error', () => undefined);
+    const requestHeaders = { ':method': 'POST', ':path': CHECK_PATH, 'content-type': 'application/grpc', te: 'trailers' };
     const latencies = new Float64Array(count);
     const denied: Record<string, number> = {};
     const errors: Record<string, number> = {};
@@ -196,7 +239,7 @@ function loadGenerator(): void {
     const finish = () => {
       clearInterval(progress);
       const cpu = process.cpuUsage(cpu0);
-      client.close();
+      session.close();
       const result: GenResult = { done, allowed, denied, errors, startMs, endMs: Date.now(), latencies: latencies.subarray(0, done), cpuMs: (cpu.user + cpu.system) / 1000 };
       process.send!({ type: 'result', result } satisfies FromGen, () => process.disconnect());
     };
@@ -205,24 +248,30 @@ function loadGenerator(): void {
       const i = next++;
       const t = performance.now();
       active++;
-      client.makeUnaryRequest(CHECK_PATH, identity, identity, blob.subarray(i * len, (i + 1) * len), { deadline: Date.now() + 30_000 }, (e: ServiceError | null, r?: Buffer) => {
+      const stream = session.request(requestHeaders);
+      const chunks: Buffer[] = [];
+      let grpcStatus: string | undefined;
+      stream.on('response', (h) => (grpcStatus = h['grpc-status'] as string | undefined ?? grpcStatus));
+      stream.on('trailers', (h) => (grpcStatus = h['grpc-status'] as string | undefined));
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('error', () => undefined);
+      stream.on('close', () => {
         const now = performance.now();
         latencies[done++] = now - t;
         active--;
-        if (e) {
-          const what = `gRPC ${e.code} ${e.details}`;
+        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        if (grpcStatus !== '0' || body.length < 5) {
+          const what = `gRPC ${grpcStatus ?? `stream closed (${stream.rstCode})`}`;
           errors[what] = (errors[what] ?? 0) + 1;
-        } else {
-          const res = CheckResponse.decode(r!);
-          if (res.okResponse) allowed++;
-          else {
-            const what = describe(res);
-            denied[what] = (denied[what] ?? 0) + 1;
-          }
+        } else if (hasOkResponse(body, 5)) allowed++;
+        else {
+          const what = describe(CheckResponse.decode(body.subarray(5)));
+          denied[what] = (denied[what] ?? 0) + 1;
         }
         if (next < count && now < stopAt) fire();
         else if (active === 0) finish();
       });
+      stream.end(blob.subarray(i * len, (i + 1) * len));
     };
     for (let k = 0; k < Math.min(m.inflight, count); k++) fire();
     if (count === 0) finish();
@@ -235,7 +284,9 @@ function loadGenerator(): void {
  */
 function limiterHeap(): void {
   const n = 1_000_000;
-  const ids = Array.from({ length: n }, () => newId('key', Date.now()));
+  // Flat strings, as the database driver returns them (newId's own result is a rope,
+  // which the Map would flatten, freeing more than it takes).
+  const ids = Array.from({ length: n }, () => Buffer.from(newId('key', Date.now()), 'latin1').toString('latin1'));
   const gc = (globalThis as { gc?: () => void }).gc!;
   gc();
   const used = () => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers; };
@@ -245,7 +296,7 @@ function limiterHeap(): void {
   for (const id of ids) limiter.consume(id, RATE_LIMIT, now);
   gc();
   const after = used();
-  if (limiter.stats().trackedKeys !== n) throw new Error('limiter did not keep every window');
+  if (limiter.stats().trackedKeys !== n || ids.length !== n) throw new Error('limiter did not keep every window');
   process.stdout.write(JSON.stringify({ bytesPerWindow: (after - before) / n }) + '\n');
 }
 
@@ -511,6 +562,92 @@ async function startGenerator(keys: Buffer, keyLen: number): Promise<{ proc: Chi
   return { proc, count, onMessage: (f) => listeners.push(f) };
 }
 
+interface InProcessResult {
+  pass1: { seconds: number; allowed: number; other: string };
+  pass2: { seconds: number; allowed: number; other: string };
+  rssMb: number;
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
+  cacheSize: number;
+  trackedWindows: number;
+}
+
+/**
+ * Starts keyward in bench/memory-driver.cjs (the real app from dist/, an empty cache)
+ * and checks every key twice inside it: first from the store, then cached, the second
+ * pass fast enough (all keys within seconds) that every rate-limit window is live.
+ * Then reads its RSS.
+ */
+async function inProcessMemory(hashSecretHex: string, keys: Buffer, keyLen: number): Promise<InProcessResult> {
+  const driver = track(
+    fork(join(__dirname, 'memory-driver.cjs'), [], {
+      cwd: ROOT,
+      execArgv: [],
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      env: {
+        PATH: process.env.PATH ?? '',
+        KEYWARD_ADMIN_LISTEN: '127.0.0.1:0',
+        KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0',
+        ...KEYWARD_SETTINGS,
+        KEYWARD_DATABASE_URL: dbUrl(DB_NAME),
+        KEYWARD_HASH_SECRET: hashSecretHex,
+        KEYWARD_ADMIN_TOKEN: ADMIN_TOKEN,
+      },
+    }),
+  );
+  type FromDriver =
+    | { type: 'ready'; pid: number }
+    | { type: 'chunk-done'; allowed: number; denied: Record<string, number>; errors: number }
+    | ({ type: 'measured'; rssKb: number; heapUsed: number; heapTotal: number; external: number; cacheSize: number; trackedWindows: number });
+  let waiter: ((m: FromDriver) => void) | undefined;
+  driver.on('message', (m: FromDriver) => waiter?.(m));
+  const exited = new Promise<never>((_, reject) => driver.on('exit', (code) => reject(new Error(`memory driver exited (${code})`))));
+  const next = <T extends FromDriver['type']>(type: T) =>
+    Promise.race([exited, new Promise<Extract<FromDriver, { type: T }>>((resolve) => (waiter = (m) => m.type === type && resolve(m as Extract<FromDriver, { type: T }>)))]);
+  const ready = await next('ready');
+  const { bytes: template, offset } = requestTemplate(keyLen);
+  const count = keys.length / keyLen;
+  const pass = async (name: string, inflight: number) => {
+    const t = Date.now();
+    let allowed = 0;
+    const other: Record<string, number> = {};
+    for (let from = 0; from < count; from += INPROC_CHUNK) {
+      const chunk = keys.subarray(from * keyLen, Math.min(count, from + INPROC_CHUNK) * keyLen);
+      driver.send({ type: 'chunk', keys: new Uint8Array(chunk), keyLen, template: new Uint8Array(template), offset, inflight });
+      const r = await next('chunk-done');
+      allowed += r.allowed;
+      for (const [k, v] of Object.entries(r.denied)) other[k] = (other[k] ?? 0) + v;
+      if (r.errors > 0) other.errors = (other.errors ?? 0) + r.errors;
+      if (from % 100_000 === 0) process.stdout.write('.');
+    }
+    const seconds = (Date.now() - t) / 1000;
+    console.log(` ${name}: ${fmt(count)} Checks in ${seconds.toFixed(1)}s (${fmt(count / seconds)}/s), ${fmt(allowed)} allowed`);
+    return { seconds, allowed, other: Object.entries(other).map(([k, v]) => `${k}: ${fmt(v)}`).join(', ') || 'none' };
+  };
+  process.stdout.write(`in-process memory run: keyward pid ${ready.pid}, every key from the store`);
+  const pass1 = await pass('first pass (cache misses)', INPROC_INFLIGHT);
+  process.stdout.write('in-process memory run: every key again, cached');
+  const pass2 = await pass('second pass (cached)', 1);
+  driver.send({ type: 'measure', settleMs: 5000 });
+  const m = await next('measured');
+  driver.send({ type: 'stop' });
+  await exited.catch(() => undefined);
+  const r: InProcessResult = {
+    pass1,
+    pass2,
+    rssMb: m.rssKb / 1024,
+    heapUsedMb: m.heapUsed / 1048576,
+    heapTotalMb: m.heapTotal / 1048576,
+    externalMb: m.external / 1048576,
+    cacheSize: m.cacheSize,
+    trackedWindows: m.trackedWindows,
+  };
+  console.log(`in-process memory run: ${fmt(r.cacheSize)} keys cached, ${fmt(r.trackedWindows)} windows tracked, RSS ${r.rssMb.toFixed(0)} MB (heap used ${r.heapUsedMb.toFixed(0)} MB of ${r.heapTotalMb.toFixed(0)} MB)`);
+  return r;
+}
+
 function limiterBytesPerWindow(): number | undefined {
   const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename], { cwd: ROOT, env: { ...process.env, BENCH_COLD_ROLE: 'limiter-heap' }, encoding: 'utf8', timeout: 120_000 });
   try {
@@ -540,7 +677,7 @@ async function main(): Promise<void> {
   console.log(`keys ${fmt(KEYS)}, time limit ${SECONDS > 0 ? `${SECONDS}s` : 'none'}, ${INFLIGHT} in flight over ${GENERATORS} generator(s); keyward, PostgreSQL and the generators share the CPUs`);
   const settings = Object.entries(KEYWARD_SETTINGS).map(([k, v]) => `${k}=${/URL|TOKEN|SECRET|PASSWORD/.test(k) ? '<set>' : v}`).join(' ');
   console.log(`keyward settings: ${settings}${NODE_ARGS.length ? `; node ${NODE_ARGS.join(' ')}` : ''}`);
-  console.log('load: a Node load generator (grpc-js, identity serializers, pre-built request bytes), since h2load repeats one request body and each Check here needs a new key');
+  console.log('load: a Node load generator (gRPC framed by hand over node:http2, pre-built request bytes), since h2load repeats one request body and each Check here needs a new key');
   console.log('');
 
   // 1. A fresh database, keyward on it (migrations), the organizations.
@@ -808,6 +945,10 @@ async function main(): Promise<void> {
   await monitorPg.end();
   await keyward.stop('SIGTERM');
   for (const g of gens) if (g.proc.connected) g.proc.disconnect();
+
+  // 7. Memory with every key cached and every window live, in-process (see memory-driver.cjs).
+  let inproc: InProcessResult | undefined;
+  if (INPROC) inproc = await inProcessMemory(secret.toString('hex'), keys, keyLen);
   if (!KEEP_DB) {
     await pgAdmin.query(`drop database if exists ${DB_NAME} with (force)`);
     dbCreated = false;
@@ -859,6 +1000,14 @@ async function main(): Promise<void> {
           : []),
         ...(projectedRssMb !== undefined && missingWindows > 0
           ? [[`projection, not measured: + ${fmt(missingWindows)} windows to reach ${fmt(KEYS)}`, `${projectedRssMb.toFixed(0)} MB`]]
+          : []),
+        ...(inproc
+          ? [
+              ['in-process run: first pass from the store / second pass cached', `${inproc.pass1.seconds.toFixed(0)} s / ${inproc.pass2.seconds.toFixed(1)} s (not allowed: ${inproc.pass1.other} / ${inproc.pass2.other})`],
+              ['in-process run: keys cached / windows tracked', `${fmt(inproc.cacheSize)} / ${fmt(inproc.trackedWindows)}`],
+              [`in-process run: VmRSS with ${fmt(inproc.cacheSize)} keys cached and ${fmt(inproc.trackedWindows)} windows`, `${inproc.rssMb.toFixed(0)} MB`],
+              ['in-process run: V8 heap used / heap total / external', `${inproc.heapUsedMb.toFixed(0)} / ${inproc.heapTotalMb.toFixed(0)} / ${inproc.externalMb.toFixed(0)} MB`],
+            ]
           : []),
       ],
     ),
@@ -924,6 +1073,9 @@ async function main(): Promise<void> {
     hwmMb: Math.round(mb(mem.hwmKb)),
     limiterBytesPerWindow: bytesPerWindow === undefined ? null : Math.round(bytesPerWindow),
     projectedRssMbAllWindows: projectedRssMb === undefined ? null : Math.round(projectedRssMb),
+    inProcess: inproc
+      ? { pass1Seconds: +inproc.pass1.seconds.toFixed(1), pass2Seconds: +inproc.pass2.seconds.toFixed(1), cachedKeys: inproc.cacheSize, trackedWindows: inproc.trackedWindows, rssMb: Math.round(inproc.rssMb), heapUsedMb: Math.round(inproc.heapUsedMb) }
+      : null,
     secondPass: pass2 ? { seconds: +pass2.seconds.toFixed(1), reqPerSec: Math.round(pass2.reqPerSec), allowed: pass2.allowed, trackedWindows: pass2.tracked, rssMb: Math.round(pass2.rssMb) } : null,
     node: process.version,
     postgres: pgVersion,

@@ -2,11 +2,12 @@
  * keyward hot-path benchmark (first version). Run through `npm run bench`
  * (bench/bench.sh installs h2load if needed and builds dist/ first).
  *
- * Starts a real `keyward serve` (dist/, temp SQLite) and the no-op ext_authz server
- * (bench/noop-server.ts), both on 127.0.0.1, creates an unlimited organization and
- * BENCH_KEYS keys through KeyAdmin, warms the key cache, checks that the request
- * bytes get the expected answers, then drives both servers with h2load using the
- * same data file and prints req/s and mean latency side by side.
+ * Starts a real `keyward serve` (dist/, temp SQLite), the no-op ext_authz server
+ * (bench/noop-server.ts) and the floor server (bench/floor-server.ts: grpc-js plus the
+ * work no implementation of keyward's contract can skip), all on 127.0.0.1, creates an
+ * unlimited organization and BENCH_KEYS keys through KeyAdmin, warms the key cache,
+ * checks that the request bytes get the expected answers, then drives the servers
+ * with h2load using the same data file and prints req/s and mean latency side by side.
  *
  * Knobs (environment): BENCH_KEYS (1000), BENCH_DURATION seconds (8),
  * BENCH_WARMUP seconds (2), BENCH_CPU_PROF_DIR (run keyward under `node --cpu-prof`
@@ -55,17 +56,18 @@ function sh(cmd: string, args: string[]): string {
   return (r.stdout ?? '').trim();
 }
 
-async function startNoop(): Promise<{ port: number; proc: ChildProcess }> {
-  const proc = track(spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'noop-server.ts')], { stdio: ['ignore', 'pipe', 'pipe'] }));
+/** Starts bench/<name>-server.ts (the no-op or the floor), which prints `<name> listening on 127.0.0.1:<port>`. */
+async function startBaseline(name: 'noop' | 'floor', env: Record<string, string> = {}): Promise<{ port: number; proc: ChildProcess }> {
+  const proc = track(spawn(process.execPath, ['--import', 'tsx', join(__dirname, `${name}-server.ts`)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d) => (out += String(d)));
   proc.stderr!.on('data', (d) => (err += String(d)));
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const m = /noop listening on 127\.0\.0\.1:(\d+)/.exec(out);
+    const m = new RegExp(`${name} listening on 127\\.0\\.0\\.1:(\\d+)`).exec(out);
     if (m) return { port: Number(m[1]), proc };
-    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`noop server did not start:\n${out}\n${err}`);
+    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`${name} server did not start:\n${out}\n${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -101,13 +103,18 @@ function grpcFrame(payload: Buffer): Buffer {
 
 const identity = (b: Buffer): Buffer => b;
 const payloadLen = (key: string): number => checkRequestBytes(key).length + 5;
-/** Sends exactly `payload` as the Check request and decodes the CheckResponse. */
-function rawCheck(client: Client, payload: Buffer): Promise<CheckResponse> {
+/** Sends exactly `payload` as the Check request; the CheckResponse's bytes. */
+function rawCheckBytes(client: Client, payload: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) =>
     client.makeUnaryRequest(CHECK_PATH, identity, identity, payload, { deadline: Date.now() + 10_000 }, (e: ServiceError | null, r?: Buffer) =>
-      e ? reject(e) : resolve(CheckResponse.decode(r!)),
+      e ? reject(e) : resolve(r!),
     ),
   );
+}
+
+/** Sends exactly `payload` as the Check request and decodes the CheckResponse. */
+async function rawCheck(client: Client, payload: Buffer): Promise<CheckResponse> {
+  return CheckResponse.decode(await rawCheckBytes(client, payload));
 }
 
 async function pool<T>(items: T[], width: number, fn: (t: T, i: number) => Promise<void>): Promise<void> {
@@ -191,7 +198,7 @@ async function main(): Promise<void> {
       ...(process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : []),
     ],
   );
-  const noop = await startNoop();
+  const noop = await startBaseline('noop');
   console.log(`keyward: authz 127.0.0.1:${keyward.authzPort}, admin 127.0.0.1:${keyward.adminPort} (SQLite in ${tmp}); noop: 127.0.0.1:${noop.port}`);
 
   // Organization and keys through KeyAdmin.
@@ -237,6 +244,16 @@ async function main(): Promise<void> {
     console.log(`  ${c.name.padEnd(36)} ${payload.length + 5} B  keyward: ${describe(kw)}, grpc-status ${nghttpStatus(keyward.authzPort, file)}${ok ? '' : '  <-- UNEXPECTED'}`);
     if (!ok) throw new Error(`${c.name}: expected ${c.expect}`);
   }
+  // The floor server (bench/floor-server.ts): the same keys, keyward's own allow response.
+  const floorFile = join(tmp, 'floor.json');
+  const allowBytes = await rawCheckBytes(kwClient, checkRequestBytes(secrets[0]!));
+  writeFileSync(floorFile, JSON.stringify({ keys: secrets, allowBase64: allowBytes.toString('base64') }));
+  const floor = await startBaseline('floor', { FLOOR_FILE: floorFile });
+  const floorClient = new Client(`127.0.0.1:${floor.port}`, credentials.createInsecure());
+  const fr = await rawCheckBytes(floorClient, checkRequestBytes(secrets[0]!));
+  console.log(`  ${'floor (same allow bytes)'.padEnd(36)} ${String(payloadLen(secrets[0]!)).padStart(3)} B  floor: ${describe(CheckResponse.decode(fr))}, ${fr.equals(allowBytes) ? "keyward's allow response" : 'a DIFFERENT response'}`);
+  if (!fr.equals(allowBytes)) throw new Error('floor did not answer with keyward\'s allow response');
+  floorClient.close();
   const nr = await rawCheck(noopClient, checkRequestBytes(secrets[0]!));
   console.log(`  ${'noop (same allow bytes)'.padEnd(36)} ${String(payloadLen(secrets[0]!)).padStart(3)} B  noop: ${describe(nr)}, grpc-status ${nghttpStatus(noop.port, files.get(cases[0]!.name)!)}`);
   if (!nr.okResponse) throw new Error('noop did not answer OK');
@@ -255,13 +272,27 @@ async function main(): Promise<void> {
     const level = `-c${c} -m${m}`;
     process.stdout.write(`running ${level} ...`);
     const k = await h2load(keyward.authzPort, files.get(cases[0]!.name)!, c, m);
+    const f = await h2load(floor.port, files.get(cases[0]!.name)!, c, m);
     const n = await h2load(noop.port, files.get(cases[0]!.name)!, c, m);
-    console.log(` keyward ${fmtRps(k.reqPerSec)} req/s, noop ${fmtRps(n.reqPerSec)} req/s`);
+    console.log(` keyward ${fmtRps(k.reqPerSec)} req/s, floor ${fmtRps(f.reqPerSec)} req/s, noop ${fmtRps(n.reqPerSec)} req/s`);
     check(`keyward ${level}`, k);
+    check(`floor ${level}`, f);
     check(`noop ${level}`, n);
     noopAt[level] = n;
-    result[`allow ${level}`] = { keywardRps: k.reqPerSec, noopRps: n.reqPerSec, keywardMeanMs: k.meanMs, noopMeanMs: n.meanMs };
-    rowsAllow.push([level, fmtRps(k.reqPerSec), fmtRps(n.reqPerSec), (k.reqPerSec / n.reqPerSec).toFixed(2), fmtMs(k.meanMs), fmtMs(n.meanMs), (k.meanMs / n.meanMs).toFixed(2)]);
+    result[`allow ${level}`] = { keywardRps: k.reqPerSec, floorRps: f.reqPerSec, noopRps: n.reqPerSec, keywardMeanMs: k.meanMs, floorMeanMs: f.meanMs, noopMeanMs: n.meanMs };
+    rowsAllow.push([
+      level,
+      fmtRps(k.reqPerSec),
+      fmtRps(f.reqPerSec),
+      fmtRps(n.reqPerSec),
+      (k.reqPerSec / n.reqPerSec).toFixed(2),
+      (f.reqPerSec / n.reqPerSec).toFixed(2),
+      fmtMs(k.meanMs),
+      fmtMs(f.meanMs),
+      fmtMs(n.meanMs),
+      (k.meanMs / n.meanMs).toFixed(2),
+      (f.meanMs / n.meanMs).toFixed(2),
+    ]);
   }
   const rowsDeny: string[][] = [];
   const base = noopAt['-c16 -m16']!;
@@ -277,13 +308,19 @@ async function main(): Promise<void> {
   const head = ['level', 'keyward req/s', 'noop req/s', 'ratio', 'keyward mean', 'noop mean', 'ratio'];
   console.log('');
   console.log(`## Allow path (one cached key per run; h2load repeats the same request bytes, ${KEYS} keys in the cache)`);
-  console.log(table(head, rowsAllow));
+  console.log('floor: bench/floor-server.ts, grpc-js plus only the work no implementation can skip (decode, HMAC, Map lookup, keyward\'s allow response)');
+  console.log(
+    table(
+      ['level', 'keyward req/s', 'floor req/s', 'noop req/s', 'keyward/noop', 'floor/noop', 'keyward mean', 'floor mean', 'noop mean', 'keyward/noop', 'floor/noop'],
+      rowsAllow,
+    ),
+  );
   console.log('');
   console.log('## Deny paths at -c16 -m16 (noop column: its -c16 -m16 allow run above, same request size class)');
   console.log(table(['case', ...head.slice(1)], rowsDeny));
   console.log('');
   const k16 = rowsAllow[0]!;
-  console.log(`summary: at -c16 -m16 keyward serves ${k16[3]}x the noop's req/s (mean latency ${k16[6]}x).`);
+  console.log(`summary: at -c16 -m16 keyward serves ${k16[4]}x the noop's req/s (mean latency ${k16[9]}x); the floor ${k16[5]}x (latency ${k16[10]}x).`);
   console.log(`BENCH_RESULT ${JSON.stringify({ hot: result })}`);
   console.log('notes: req/s and mean "time for request" from h2load; h2load counts HTTP status only (none failed, none non-2xx unless a WARNING is shown), the gRPC answer was checked once per request body above;');
   console.log('       the noop answers a fixed OK CheckResponse without decoding (grpc-js baseline); keyward logs at info (its ports are read from the log).');
@@ -294,6 +331,7 @@ async function main(): Promise<void> {
 
   await keyward.stop('SIGTERM');
   noop.proc.kill('SIGTERM');
+  floor.proc.kill('SIGTERM');
 }
 
 main().then(

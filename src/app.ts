@@ -152,11 +152,26 @@ export async function startApp(opts: AppOptions): Promise<App> {
     if (config.database.kind === 'postgres') {
       // Until the listener hears, and whenever it cannot, cached keys live briefly.
       cache.setTtl(a.cacheTtlUnnotifiedSeconds * 1000);
+      // Notifications name keys by id only; the cache is keyed by hash: one primary-key
+      // query finds the hashes. Should it fail, or a key be gone, one pass over the cache.
+      const invalidateKeysById = async (ids: string[]) => {
+        let hashes = new Map<string, string>();
+        try {
+          hashes = await dataPlane.hashesOf(ids);
+        } catch (e) {
+          logger.warn({ err: describeError(e) }, 'change notification: key hashes could not be read; dropping the keys by id');
+        }
+        for (const [id, hash] of hashes) cache.invalidateKey(id, hash);
+        const rest = ids.filter((id) => !hashes.has(id));
+        if (rest.length > 0) cache.invalidateKeys(rest);
+      };
       const listener = new ChangeListener({
         url: config.database.url,
         channel: CHANGES_CHANNEL,
         onChanges: (list) => {
-          for (const c of list) (c.type === 'key' ? cache.invalidateKey(c.id) : cache.invalidateOrg(c.id));
+          for (const c of list) if (c.type === 'org') cache.invalidateOrg(c.id);
+          const ids = list.filter((c) => c.type === 'key').map((c) => c.id);
+          if (ids.length > 0) void invalidateKeysById(ids);
         },
         onState: (connected) => {
           if (connected) {

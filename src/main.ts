@@ -27,7 +27,7 @@ function configOrExit(): Config {
  * has. A database that cannot be reached at start stops the process with one line.
  */
 /** The used heap above which KEYWARD_HEAP_GROWING_PERCENT applies. */
-const HEAP_CAP_ABOVE_BYTES = 128 * 1024 * 1024;
+export const HEAP_CAP_ABOVE_BYTES = 128 * 1024 * 1024;
 
 export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
   const config = configOrExit();

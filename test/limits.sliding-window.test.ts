@@ -63,17 +63,39 @@ describe('MemoryRateLimiter bookkeeping', () => {
     expect(l.consume('a', 1, T0 + 2 * W)).toEqual({ allowed: true, limit: 1, remaining: 0, resetSeconds: 120 });
   });
 
-  it('keeps at most maxKeys, evicting the least recently used', () => {
+  it('keeps at most maxKeys, evicting the key whose last active window is oldest', () => {
     const l = new MemoryRateLimiter({ maxKeys: 3 });
     for (const k of ['a', 'b', 'c']) expect(l.consume(k, 1, T0).allowed).toBe(true);
-    expect(l.consume('a', 1, T0 + 1).allowed).toBe(false); // a is now the most recent
-    expect(l.consume('d', 1, T0 + 2).allowed).toBe(true); // evicts b
+    // Within one window the order is first-tracked: a stays at the front.
+    expect(l.consume('a', 1, T0 + 1).allowed).toBe(false);
+    expect(l.consume('d', 1, T0 + 2).allowed).toBe(true); // evicts a
     expect(l.stats().trackedKeys).toBe(3);
-    expect(l.consume('a', 1, T0 + 3).allowed).toBe(false);
-    expect(l.consume('c', 1, T0 + 4).allowed).toBe(false);
-    expect(l.consume('b', 1, T0 + 5).allowed).toBe(true); // forgotten; evicts d
-    expect(l.consume('d', 1, T0 + 6).allowed).toBe(true);
+    expect(l.consume('b', 1, T0 + 3).allowed).toBe(false);
+    expect(l.consume('a', 1, T0 + 4).allowed).toBe(true); // forgotten; evicts b
     expect(l.stats().trackedKeys).toBe(3);
+    // A key active in a newer window goes to the back: c (front) is active again, so d goes.
+    expect(l.consume('c', 2, T0 + W).allowed).toBe(true);
+    expect(l.consume('e', 1, T0 + W + 1).allowed).toBe(true); // evicts d
+    expect(l.consume('c', 2, T0 + W + 2).allowed).toBe(false); // c kept its counts (1 + prev 1)
+    expect(l.consume('d', 1, T0 + W + 3).allowed).toBe(true); // d forgotten; evicts a
+    expect(l.stats().trackedKeys).toBe(3);
+  });
+
+  it('keeps sweeping and evicting correctly through many deletions at the front', () => {
+    const l = new MemoryRateLimiter({ maxKeys: 50_000 });
+    for (let i = 0; i < 50_000; i++) l.consume(`k${i}`, 1, T0);
+    // Two windows on, every consume sweeps 2 idle keys from the front.
+    for (let i = 0; i < 20_000; i++) l.consume(`n${i}`, 1, T0 + 2 * W);
+    expect(l.stats().trackedKeys).toBe(50_000 - 40_000 + 20_000);
+    // k40000..k49999 are left, idle: this consume sweeps 2 of them and moves k49999 to the back.
+    expect(l.consume('k49999', 1, T0 + 2 * W).allowed).toBe(true);
+    expect(l.stats().trackedKeys).toBe(29_998);
+    // 5,000 consumes could sweep 10,000, but only 9,997 idle keys are left.
+    for (let i = 0; i < 5_000; i++) l.consume(`m${i}`, 1, T0 + 2 * W);
+    expect(l.stats().trackedKeys).toBe(29_998 - 9_997 + 5_000);
+    expect(l.consume('k49999', 1, T0 + 2 * W).allowed).toBe(false);
+    // Only keys of the current window are left, so nothing more is swept.
+    expect(l.consume('n0', 1, T0 + 2 * W).allowed).toBe(false);
   });
 
   it('judges a key at elapsed 0 of its own window when the clock steps back', () => {

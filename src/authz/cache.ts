@@ -4,7 +4,9 @@
  *
  * Contract:
  *  - Positive entries (key + organization) live at most `ttlMs`; then the next Check
- *    reloads them. At most `maxEntries`, least recently used evicted first.
+ *    reloads them. At most `maxEntries`; eviction approximates least recently used
+ *    (CLOCK, second chance: a hit only marks the entry, the eviction scan passes over
+ *    marked entries once, unmarking them), so a hit changes no Map.
  *  - Negative entries (hashes the store does not know) live `negativeTtlMs`, at most
  *    `negativeMaxEntries`, oldest evicted first; a flood of random well-formed keys
  *    therefore reaches the store at most once per distinct key per negativeTtlMs.
@@ -14,16 +16,21 @@
  *  - When the store fails, an expired positive entry younger than `maxStaleMs` is
  *    still used; otherwise the lookup is `unavailable` (never an allow).
  *  - invalidateKey / invalidateOrg drop entries at once (KeyAdmin changes, in this
- *    process or, through the change listener, in another).
+ *    process or, through the change listener, in another). A key is found by its hash
+ *    (KeyAdmin has it; the listener reads it by id from the store). By id alone
+ *    (invalidateKeys: the listener's fallback when the store cannot say) it takes one
+ *    pass over the entries, instead of an id index costing memory for every key.
  *  - setTtl shortens or restores the positive lifetime (a shorter one while change
  *    notifications cannot be received).
  *  - Entries are keyed by the keyed hash's 32 bytes as a latin1 string (CredentialHasher
  *    .digest; half the memory of hex); the store is asked by the hex hash.
  *  - Memory: entries share one OrgView per organization (while its fields are
- *    unchanged) and one scopes array per distinct scope list, so a cached key costs
- *    little more than its own id, hash and window (README, "Measured figures").
+ *    unchanged) and one scopes array per distinct scope list, and keep their load time
+ *    as a small integer (ms since the cache's first load), so a cached key costs little
+ *    more than its own id, hash and window (README, "Measured figures").
  *    Cached views are never mutated.
  */
+import { MapCursor } from '../util/map-cursor';
 import type { KeyLookup, KeyView, OrgView } from './decision';
 
 /** The cache key of a stored (hex) key hash: the 32 hash bytes as a latin1 string. */
@@ -51,12 +58,23 @@ export interface KeyCacheOptions {
   missQueriesPerSecond?: number;
 }
 
+/**
+ * n as a small integer when it is one (a double result, even a whole one, would be
+ * stored in its own 16-byte box); else n itself (after about 12 days of uptime).
+ */
+function smallInt(n: number): number {
+  return n >= -0x40000000 && n < 0x40000000 && n === Math.floor(n) ? n | 0 : n;
+}
+
 /** Bound of the shared organization views and scope lists (cleared when exceeded). */
 const SHARED_MAX = 100_000;
 const NO_SCOPES: readonly string[] = Object.freeze([]);
 
-/** A cached key: the key's view itself, with its organization and load time (one object per key). */
-type Entry = KeyView & { readonly org: OrgView | null; readonly loadedAt: number };
+/**
+ * A cached key: the key's view itself, with its organization, its load time (ms after
+ * `base`) and the CLOCK mark (one object per key; only `used` ever changes).
+ */
+type Entry = KeyView & { readonly org: OrgView | null; readonly loadedAt: number; used: boolean };
 
 export interface CacheStats {
   hits: number;
@@ -71,8 +89,12 @@ export interface CacheStats {
 
 export class KeyCache {
   private readonly entries = new Map<string, Entry>();
-  private readonly byKeyId = new Map<string, string>();
+  /** Entries' load times are kept relative to this (the first load's time). */
+  private base: number | undefined;
   private readonly negative = new Map<string, number>();
+  /** The CLOCK hand over `entries`, and the oldest negative entry (see MapCursor). */
+  private readonly hand = new MapCursor(this.entries);
+  private readonly oldestNegative = new MapCursor(this.negative);
   private readonly inflight = new Map<string, Promise<KeyLookup>>();
   /** Bumped by every invalidation; a load that started before one is not cached. */
   private epoch = 0;
@@ -119,11 +141,9 @@ export class KeyCache {
   /** The cached answer if fresh, else undefined (the caller then calls lookup). */
   peek(digest: string, nowMs: number): KeyLookup | undefined {
     const e = this.entries.get(digest);
-    if (e && nowMs - e.loadedAt < this.ttlMs) {
+    if (e && this.age(e, nowMs) < this.ttlMs) {
       this.stats.hits++;
-      // LRU: move to the back.
-      this.entries.delete(digest);
-      this.entries.set(digest, e);
+      e.used = true;
       return { kind: 'found', key: e, org: e.org };
     }
     const neg = this.negative.get(digest);
@@ -164,14 +184,16 @@ export class KeyCache {
     }
     if (!found) {
       this.forget(digest);
+      this.forgetNegative(digest);
       if (this.negative.size >= this.opts.negativeMaxEntries) {
-        const oldest = this.negative.keys().next().value;
-        if (oldest !== undefined) this.negative.delete(oldest);
+        const oldest = this.oldestNegative.current();
+        if (oldest !== undefined) this.forgetNegative(oldest[0]);
       }
       this.negative.set(digest, nowMs + this.opts.negativeTtlMs);
+      this.oldestNegative.mutated(digest);
       return { kind: 'unknown' };
     }
-    this.negative.delete(digest);
+    this.forgetNegative(digest);
     const org = found.org && this.sharedOrg(found.org);
     const entry = this.entry(found.key, org, nowMs);
     this.put(digest, entry);
@@ -181,11 +203,15 @@ export class KeyCache {
   /** An expired entry still within maxStaleMs, else unavailable. */
   private staleOr(digest: string, nowMs: number): KeyLookup {
     const stale = this.entries.get(digest);
-    if (stale && nowMs - stale.loadedAt < this.ttlMs + this.opts.maxStaleMs) {
+    if (stale && this.age(stale, nowMs) < this.ttlMs + this.opts.maxStaleMs) {
       this.stats.staleServed++;
       return { kind: 'found', key: stale, org: stale.org };
     }
     return { kind: 'unavailable' };
+  }
+
+  private age(e: Entry, nowMs: number): number {
+    return nowMs - this.base! - e.loadedAt;
   }
 
   private sharedOrg(o: OrgView): OrgView {
@@ -227,38 +253,67 @@ export class KeyCache {
       revokedAt: k.revokedAt,
       rateLimitPerMinute: k.rateLimitPerMinute,
       org,
-      loadedAt,
+      loadedAt: smallInt(loadedAt - (this.base ??= loadedAt)),
+      used: false,
     };
   }
 
   private put(digest: string, e: Entry): void {
-    this.entries.delete(digest);
+    this.forget(digest);
     this.entries.set(digest, e);
-    this.byKeyId.set(e.id, digest);
-    while (this.entries.size > this.opts.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest === undefined) break;
-      this.forget(oldest);
-      this.stats.evictions++;
+    this.hand.mutated(digest);
+    if (this.entries.size > this.opts.maxEntries) this.evict();
+  }
+
+  /** CLOCK: the hand passes over marked entries, unmarking them, and evicts the first unmarked one. */
+  private evict(): void {
+    // After one full turn every entry is unmarked, so this ends.
+    for (let n = this.entries.size; n >= 0; n--) {
+      const c = this.hand.current();
+      if (c === undefined) return;
+      const e = c[1];
+      if (!e.used || n === 0) {
+        this.forget(c[0]);
+        this.stats.evictions++;
+        return;
+      }
+      e.used = false;
+      this.hand.advance();
     }
   }
 
   private forget(digest: string): void {
-    const e = this.entries.get(digest);
-    if (!e) return;
+    this.hand.mutated(digest);
     this.entries.delete(digest);
-    if (this.byKeyId.get(e.id) === digest) this.byKeyId.delete(e.id);
   }
 
-  /** Drops a key, by id or hash (both when known), and any negative entry of the hash. */
+  private forgetNegative(digest: string): void {
+    this.oldestNegative.mutated(digest);
+    this.negative.delete(digest);
+  }
+
+  /**
+   * Drops a key and any negative entry of its hash: by hash when given (as KeyAdmin in
+   * this process does), else by id, with one pass over the entries.
+   */
   invalidateKey(keyId: string, keyHash?: string): void {
+    if (keyHash === undefined) return this.invalidateKeys([keyId]);
     this.epoch++;
-    const h = keyHash !== undefined ? cacheKeyOfHash(keyHash) : this.byKeyId.get(keyId);
-    if (h !== undefined) {
-      this.forget(h);
-      this.negative.delete(h);
-      this.inflight.delete(h);
-    }
+    const h = cacheKeyOfHash(keyHash);
+    this.forget(h);
+    this.forgetNegative(h);
+    this.inflight.delete(h);
+  }
+
+  /** Drops keys by id (change notifications carry no hash): one pass over the entries for all of them. */
+  invalidateKeys(keyIds: Iterable<string>): void {
+    const ids = new Set(keyIds);
+    if (ids.size === 0) return;
+    this.epoch++;
+    // A load in flight cannot be told apart by id: none of them is cached (epoch), and
+    // later Checks query again.
+    this.inflight.clear();
+    for (const [h, e] of this.entries) if (ids.has(e.id)) this.forget(h);
   }
 
   /** Drops every key of an organization. */
@@ -272,7 +327,8 @@ export class KeyCache {
     this.epoch++;
     this.inflight.clear();
     this.entries.clear();
-    this.byKeyId.clear();
     this.negative.clear();
+    this.hand.reset();
+    this.oldestNegative.reset();
   }
 }

@@ -19,16 +19,20 @@
  *
  * MemoryRateLimiter: one process's limits; O(1) per call, no timers.
  *  - Per active key a slot {windowStart, prev, curr} in typed arrays, found through
- *    a Map kept in recency order (consume moves the key to the back).
- *  - Idle keys go lazily: each consume and peek looks at up to 2 of the least recently
- *    used keys and drops those idle for 2 windows or more (both counts are then 0, so
- *    dropping changes no decision). A key therefore outlives its use only while
- *    traffic is too low to sweep it, and at most `maxKeys` (default 1,000,000) are
- *    kept: a new key beyond that evicts the least recently used one (which forgets
- *    its counts: under that pressure a key may get up to one more window's worth).
+ *    a Map ordered by window start: a consume that moves a key into a newer window
+ *    moves it to the back (at most once a window per key; a consume within the same
+ *    window leaves the Map alone, which keeps it free of deleted-entry holes).
+ *  - Idle keys go lazily: each consume and peek looks at up to 2 keys at the front
+ *    (the oldest windows) and drops those idle for 2 windows or more (both counts are
+ *    then 0, so dropping changes no decision). A key therefore outlives its use only
+ *    while traffic is too low to sweep it, and at most `maxKeys` (default 1,000,000)
+ *    are kept: a new key beyond that evicts the one at the front, whose last active
+ *    window is the oldest (it forgets its counts: under that pressure a key may get up
+ *    to one more window's worth).
  *  - If `nowMs` goes back into an earlier window than a key's (clock step), that key
  *    is judged in its own window at elapsed 0 (the previous count weighs fully).
  */
+import { MapCursor } from '../util/map-cursor';
 import type { RateDecision, RateLimiter, RateLimiterStats } from './types';
 
 export const WINDOW_MS = 60_000;
@@ -117,14 +121,15 @@ class Slots {
     this.free.length = 0;
   }
 
-  /** Moves slot i's counts into the window containing `now` (never back into an earlier one). */
-  roll(i: number, now: number): void {
+  /** Moves slot i's counts into the window containing `now` (never back into an earlier one); true if it moved. */
+  roll(i: number, now: number): boolean {
     const ws = windowStartOf(now);
     const start = this.start[i]!;
-    if (ws <= start) return;
+    if (ws <= start) return false;
     this.prev[i] = ws - start === WINDOW_MS ? this.curr[i]! : 0;
     this.curr[i] = 0;
     this.start[i] = ws;
+    return true;
   }
 
   private grow(): void {
@@ -143,8 +148,10 @@ class Slots {
 
 export class MemoryRateLimiter implements RateLimiter {
   readonly backend = 'memory' as const;
-  /** Key → slot, in recency order (least recently used first). */
+  /** Key → slot, ordered by the slot's window start (oldest first). */
   private readonly windows = new Map<string, number>();
+  /** The front of `windows`, kept across deletions (see MapCursor). */
+  private readonly front = new MapCursor(this.windows);
   private readonly slots = new Slots();
   private readonly maxKeys: number;
   private allowed = 0;
@@ -161,14 +168,17 @@ export class MemoryRateLimiter implements RateLimiter {
     this.sweep(now);
     const slots = this.slots;
     let i = this.windows.get(keyId);
-    if (i !== undefined) {
-      this.windows.delete(keyId);
-      slots.roll(i, now);
-    } else {
+    if (i === undefined) {
       if (this.windows.size >= this.maxKeys) this.evictOldest();
       i = slots.alloc(windowStartOf(now));
+      this.windows.set(keyId, i);
+      this.front.mutated(keyId);
+    } else if (slots.roll(i, now)) {
+      // Into a newer window: to the back, so the Map stays ordered by window start.
+      this.front.mutated(keyId);
+      this.windows.delete(keyId);
+      this.windows.set(keyId, i);
     }
-    this.windows.set(keyId, i);
     const prev = slots.prev[i]!;
     let curr = slots.curr[i]!;
     const elapsed = Math.max(0, now - slots.start[i]!);
@@ -204,18 +214,18 @@ export class MemoryRateLimiter implements RateLimiter {
   async reset(keyId: string): Promise<void> {
     const i = this.windows.get(keyId);
     if (i === undefined) return;
+    this.front.mutated(keyId);
     this.windows.delete(keyId);
     this.slots.release(i);
   }
 
-  /** Drops up to `max` of the least recently used keys if idle for 2 windows or more. */
+  /** Drops up to `max` of the keys at the front (oldest windows) if idle for 2 windows or more. */
   sweep(nowMs: number, max = SWEEP_PER_CALL): void {
     const nowWindow = windowStartOf(nowMs);
-    let n = 0;
-    for (const [key, i] of this.windows) {
-      if (n++ >= max || nowWindow - this.slots.start[i]! < IDLE_MS) return;
-      this.windows.delete(key);
-      this.slots.release(i);
+    for (let n = 0; n < max; n++) {
+      const c = this.front.current();
+      if (c === undefined || nowWindow - this.slots.start[c[1]]! < IDLE_MS) return;
+      this.drop(c[0], c[1]);
     }
   }
 
@@ -232,14 +242,20 @@ export class MemoryRateLimiter implements RateLimiter {
 
   async close(): Promise<void> {
     this.windows.clear();
+    this.front.reset();
     this.slots.clear();
   }
 
   private evictOldest(): void {
-    const oldest = this.windows.entries().next();
-    if (oldest.done) return;
-    this.windows.delete(oldest.value[0]);
-    this.slots.release(oldest.value[1]);
+    const c = this.front.current();
+    if (c !== undefined) this.drop(c[0], c[1]);
+  }
+
+  /** Drops the key under the cursor. */
+  private drop(key: string, slot: number): void {
+    this.front.mutated(key);
+    this.windows.delete(key);
+    this.slots.release(slot);
   }
 }
 

@@ -36,6 +36,13 @@ function ms(v: number | string | Date | null): number | null {
 
 export interface DataPlaneStore extends KeySource {
   touchLastUsed(batch: ReadonlyMap<string, number>): Promise<void>;
+  /**
+   * The keyed hashes (hex) of these key ids, by id, in one primary-key query (ids the
+   * store does not have are absent). A key's hash never changes, so a change
+   * notification, which names keys by id only, can drop cache entries by hash.
+   * Throws if the store fails.
+   */
+  hashesOf(ids: readonly string[]): Promise<Map<string, string>>;
 }
 
 /** The lookup: one indexed query by hash, with the organization (built once, not per Check). */
@@ -88,6 +95,18 @@ export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): 
               billingAnchorDay: Number(r.billing_anchor_day ?? 1),
             };
       return { key, org };
+    },
+
+    async hashesOf(ids) {
+      const out = new Map<string, string>();
+      if (ids.length === 0) return out;
+      try {
+        const rows = (await knex('api_keys').select('id', 'key_hash').whereIn('id', [...ids])) as { id: string; key_hash: string }[];
+        for (const r of rows) out.set(r.id, r.key_hash);
+      } catch (e) {
+        rethrowStoreError(e);
+      }
+      return out;
     },
 
     async touchLastUsed(batch) {

@@ -1,0 +1,89 @@
+/**
+ * The in-process half of bench/cold.ts's memory figure: keyward as `keyward serve`
+ * runs it (startApp from dist/, the same configuration from KEYWARD_*, the same heap
+ * cap, its gRPC ports open), driven by Checks issued inside the process instead of
+ * over gRPC, so that every key can be checked within the limiter's 2-minute idle time
+ * (the wire load on this machine cannot). Each Check goes through the real path from
+ * request bytes on: decodeCheckAttributes (the server's decoder), then
+ * Authorizer.checkAttributes (hash, cache, store lookup on a miss, limiter, quota,
+ * usage, last-used). The driver keeps no keys: the parent sends them in chunks.
+ *
+ * Plain CommonJS on purpose: no TypeScript loader (with its own thread and heap) in
+ * the process whose RSS is read. Protocol (IPC, advanced serialization):
+ *   parent → { type: 'chunk', keys: Uint8Array, keyLen, template: Uint8Array, offset, inflight }
+ *   driver → { type: 'chunk-done', allowed, denied: {reason: n}, errors: n }
+ *   parent → { type: 'measure', settleMs }
+ *   driver → { type: 'measured', rssKb, heapUsed, heapTotal, external, arrayBuffers, cacheSize, trackedWindows }
+ */
+'use strict';
+const { readFileSync } = require('node:fs');
+const { loadConfig } = require('../dist/config');
+const { capHeapGrowth } = require('../dist/util/heap');
+const { HEAP_CAP_ABOVE_BYTES } = require('../dist/main');
+const { startApp } = require('../dist/app');
+const { createLogger } = require('../dist/util/logger');
+const { decodeCheckAttributes } = require('../dist/authz/wire');
+
+function rssKb() {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+function outcome(res, tally) {
+  if (res.okResponse) tally.allowed++;
+  else {
+    const what = `HTTP ${res.deniedResponse?.status?.code ?? '?'} (status ${res.status?.code})`;
+    tally.denied[what] = (tally.denied[what] ?? 0) + 1;
+  }
+}
+
+async function runChunk(app, m) {
+  const tally = { allowed: 0, denied: {}, errors: 0 };
+  const keys = Buffer.from(m.keys.buffer, m.keys.byteOffset, m.keys.byteLength);
+  const template = Buffer.from(m.template);
+  const count = keys.length / m.keyLen;
+  let next = 0;
+  const one = async () => {
+    while (next < count) {
+      const i = next++;
+      const bytes = Buffer.from(template);
+      keys.copy(bytes, m.offset, i * m.keyLen, (i + 1) * m.keyLen);
+      try {
+        const r = app.authorizer.checkAttributes(decodeCheckAttributes(bytes));
+        outcome(r instanceof Promise ? await r : r, tally);
+      } catch {
+        tally.errors++;
+      }
+      // Cached keys are decided synchronously: let timers and I/O (flushes) run.
+      if ((i & 1023) === 0) await new Promise((r) => setImmediate(r));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(m.inflight, count) }, one));
+  return tally;
+}
+
+async function main() {
+  const config = loadConfig();
+  capHeapGrowth({ percent: config.heapGrowingPercent, aboveBytes: HEAP_CAP_ABOVE_BYTES });
+  const app = await startApp({ config, logger: createLogger(config.logLevel), migrate: false });
+  process.on('message', async (m) => {
+    if (m.type === 'chunk') {
+      const t = await runChunk(app, m);
+      process.send({ type: 'chunk-done', ...t });
+    } else if (m.type === 'measure') {
+      await new Promise((r) => setTimeout(r, m.settleMs));
+      const u = process.memoryUsage();
+      const lim = await app.limiter.stats();
+      process.send({ type: 'measured', rssKb: rssKb(), heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers, cacheSize: app.cache.size, trackedWindows: lim.trackedKeys });
+    } else if (m.type === 'stop') {
+      await app.close(5000);
+      process.exit(0);
+    }
+  });
+  process.send({ type: 'ready', authzPort: app.authzPort, pid: process.pid });
+}
+
+main().catch((e) => {
+  process.stderr.write(`memory driver: ${e && e.stack}\n`);
+  process.exit(1);
+});
