@@ -83,6 +83,8 @@ const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
 const INPROC = process.env.BENCH_COLD_INPROC !== '0';
 const INPROC_INFLIGHT = 64;
 const INPROC_CHUNK = 20_000;
+/** How long the in-process run's RSS is followed at rest after the load. */
+const INPROC_REST_MS = 30_000;
 const CPU_PROF = process.env.BENCH_CPU_PROF_DIR ? resolve(process.env.BENCH_CPU_PROF_DIR) : undefined;
 const NODE_ARGS = (process.env.BENCH_COLD_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -565,6 +567,9 @@ async function startGenerator(keys: Buffer, keyLen: number): Promise<{ proc: Chi
 interface InProcessResult {
   pass1: { seconds: number; allowed: number; other: string };
   pass2: { seconds: number; allowed: number; other: string };
+  /** RSS once the buffered writes were done (the end of the load). */
+  rssLoadEndMb: number;
+  /** RSS after INPROC_REST_MS at rest. */
   rssMb: number;
   heapUsedMb: number;
   heapTotalMb: number;
@@ -588,8 +593,10 @@ async function inProcessMemory(hashSecretHex: string, keys: Buffer, keyLen: numb
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       env: {
         PATH: process.env.PATH ?? '',
+        ...(process.env.BENCH_HEAP_SNAPSHOT && { BENCH_HEAP_SNAPSHOT: process.env.BENCH_HEAP_SNAPSHOT }),
         KEYWARD_ADMIN_LISTEN: '127.0.0.1:0',
         KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0',
+        KEYWARD_HTTP_LISTEN: '127.0.0.1:0',
         ...KEYWARD_SETTINGS,
         KEYWARD_DATABASE_URL: dbUrl(DB_NAME),
         KEYWARD_HASH_SECRET: hashSecretHex,
@@ -600,7 +607,7 @@ async function inProcessMemory(hashSecretHex: string, keys: Buffer, keyLen: numb
   type FromDriver =
     | { type: 'ready'; pid: number }
     | { type: 'chunk-done'; allowed: number; denied: Record<string, number>; errors: number }
-    | ({ type: 'measured'; rssKb: number; heapUsed: number; heapTotal: number; external: number; cacheSize: number; trackedWindows: number });
+    | { type: 'measured'; series: { atMs: number; rssKb: number; heapUsed: number; heapTotal: number }[]; rssKb: number; heapUsed: number; heapTotal: number; external: number; cacheSize: number; trackedWindows: number };
   let waiter: ((m: FromDriver) => void) | undefined;
   driver.on('message', (m: FromDriver) => waiter?.(m));
   const exited = new Promise<never>((_, reject) => driver.on('exit', (code) => reject(new Error(`memory driver exited (${code})`))));
@@ -630,13 +637,14 @@ async function inProcessMemory(hashSecretHex: string, keys: Buffer, keyLen: numb
   const pass1 = await pass('first pass (cache misses)', INPROC_INFLIGHT);
   process.stdout.write('in-process memory run: every key again, cached');
   const pass2 = await pass('second pass (cached)', 1);
-  driver.send({ type: 'measure', settleMs: 5000 });
+  driver.send({ type: 'measure', settleMs: INPROC_REST_MS });
   const m = await next('measured');
   driver.send({ type: 'stop' });
   await exited.catch(() => undefined);
   const r: InProcessResult = {
     pass1,
     pass2,
+    rssLoadEndMb: m.series[0]!.rssKb / 1024,
     rssMb: m.rssKb / 1024,
     heapUsedMb: m.heapUsed / 1048576,
     heapTotalMb: m.heapTotal / 1048576,
@@ -644,7 +652,7 @@ async function inProcessMemory(hashSecretHex: string, keys: Buffer, keyLen: numb
     cacheSize: m.cacheSize,
     trackedWindows: m.trackedWindows,
   };
-  console.log(`in-process memory run: ${fmt(r.cacheSize)} keys cached, ${fmt(r.trackedWindows)} windows tracked, RSS ${r.rssMb.toFixed(0)} MB (heap used ${r.heapUsedMb.toFixed(0)} MB of ${r.heapTotalMb.toFixed(0)} MB)`);
+  console.log(`in-process memory run: ${fmt(r.cacheSize)} keys cached, ${fmt(r.trackedWindows)} windows tracked; RSS at rest, every 5 s: ${m.series.map((x) => `${(x.rssKb / 1024).toFixed(0)} MB (heap ${(x.heapUsed / 1048576).toFixed(0)}/${(x.heapTotal / 1048576).toFixed(0)})`).join(', ')}`);
   return r;
 }
 
@@ -1005,7 +1013,8 @@ async function main(): Promise<void> {
           ? [
               ['in-process run: first pass from the store / second pass cached', `${inproc.pass1.seconds.toFixed(0)} s / ${inproc.pass2.seconds.toFixed(1)} s (not allowed: ${inproc.pass1.other} / ${inproc.pass2.other})`],
               ['in-process run: keys cached / windows tracked', `${fmt(inproc.cacheSize)} / ${fmt(inproc.trackedWindows)}`],
-              [`in-process run: VmRSS with ${fmt(inproc.cacheSize)} keys cached and ${fmt(inproc.trackedWindows)} windows`, `${inproc.rssMb.toFixed(0)} MB`],
+              [`in-process run: VmRSS with ${fmt(inproc.cacheSize)} keys cached and ${fmt(inproc.trackedWindows)} windows, at the end of the load`, `${inproc.rssLoadEndMb.toFixed(0)} MB`],
+              [`in-process run: the same after ${INPROC_REST_MS / 1000} s at rest`, `${inproc.rssMb.toFixed(0)} MB`],
               ['in-process run: V8 heap used / heap total / external', `${inproc.heapUsedMb.toFixed(0)} / ${inproc.heapTotalMb.toFixed(0)} / ${inproc.externalMb.toFixed(0)} MB`],
             ]
           : []),
@@ -1074,7 +1083,7 @@ async function main(): Promise<void> {
     limiterBytesPerWindow: bytesPerWindow === undefined ? null : Math.round(bytesPerWindow),
     projectedRssMbAllWindows: projectedRssMb === undefined ? null : Math.round(projectedRssMb),
     inProcess: inproc
-      ? { pass1Seconds: +inproc.pass1.seconds.toFixed(1), pass2Seconds: +inproc.pass2.seconds.toFixed(1), cachedKeys: inproc.cacheSize, trackedWindows: inproc.trackedWindows, rssMb: Math.round(inproc.rssMb), heapUsedMb: Math.round(inproc.heapUsedMb) }
+      ? { pass1Seconds: +inproc.pass1.seconds.toFixed(1), pass2Seconds: +inproc.pass2.seconds.toFixed(1), cachedKeys: inproc.cacheSize, trackedWindows: inproc.trackedWindows, rssLoadEndMb: Math.round(inproc.rssLoadEndMb), rssRestMb: Math.round(inproc.rssMb), heapUsedMb: Math.round(inproc.heapUsedMb) }
       : null,
     secondPass: pass2 ? { seconds: +pass2.seconds.toFixed(1), reqPerSec: Math.round(pass2.reqPerSec), allowed: pass2.allowed, trackedWindows: pass2.tracked, rssMb: Math.round(pass2.rssMb) } : null,
     node: process.version,

@@ -12,8 +12,9 @@
  * the process whose RSS is read. Protocol (IPC, advanced serialization):
  *   parent → { type: 'chunk', keys: Uint8Array, keyLen, template: Uint8Array, offset, inflight }
  *   driver → { type: 'chunk-done', allowed, denied: {reason: n}, errors: n }
- *   parent → { type: 'measure', settleMs }
- *   driver → { type: 'measured', rssKb, heapUsed, heapTotal, external, arrayBuffers, cacheSize, trackedWindows }
+ *   parent → { type: 'measure', settleMs }   (waits for buffered usage and last-use times to be written first)
+ *   driver → { type: 'measured', series: [{ atMs, rssKb, heapUsed, heapTotal }], rssKb, heapUsed, heapTotal, external, arrayBuffers, cacheSize, trackedWindows }
+ * BENCH_HEAP_SNAPSHOT=<file> writes a heap snapshot after the measurement.
  */
 'use strict';
 const { readFileSync } = require('node:fs');
@@ -71,10 +72,25 @@ async function main() {
       const t = await runChunk(app, m);
       process.send({ type: 'chunk-done', ...t });
     } else if (m.type === 'measure') {
-      await new Promise((r) => setTimeout(r, m.settleMs));
+      // The steady state: buffered usage and last-use times written (at most 2 minutes), then a pause.
+      const until = Date.now() + 120_000;
+      while (Date.now() < until) {
+        const u = app.usage.stats();
+        if (u.buffered + u.inFlight === 0 && app.lastUsed.size === 0) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      // RSS right after the writes, then every 5 s at rest for settleMs (V8 shrinks an idle heap).
+      const series = [];
+      for (let t = 0; ; t += 5000) {
+        series.push({ atMs: t, rssKb: rssKb(), heapUsed: process.memoryUsage().heapUsed, heapTotal: process.memoryUsage().heapTotal });
+        if (t >= m.settleMs) break;
+        await new Promise((r) => setTimeout(r, 5000));
+      }
       const u = process.memoryUsage();
       const lim = await app.limiter.stats();
-      process.send({ type: 'measured', rssKb: rssKb(), heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers, cacheSize: app.cache.size, trackedWindows: lim.trackedKeys });
+      process.send({ type: 'measured', series, rssKb: rssKb(), heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers, cacheSize: app.cache.size, trackedWindows: lim.trackedKeys });
+      // BENCH_HEAP_SNAPSHOT=<file>: a heap snapshot after the figures were read.
+      if (process.env.BENCH_HEAP_SNAPSHOT) require('node:v8').writeHeapSnapshot(process.env.BENCH_HEAP_SNAPSHOT);
     } else if (m.type === 'stop') {
       await app.close(5000);
       process.exit(0);

@@ -13,7 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { CheckRequest } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { startServerProcess } from '../test/support/server-process';
@@ -75,32 +75,51 @@ async function main(): Promise<void> {
     const file = join(tmp, 'request.bin');
     writeFileSync(file, frame(key.secret));
     const kwRequests = h2load(kw.authzPort, file);
+    // keyward's allow response, for the floor server.
+    const raw = new Client(`127.0.0.1:${kw.authzPort}`, credentials.createInsecure());
+    const id = (b: Buffer) => b;
+    const allow = await new Promise<Buffer>((res, rej) =>
+      raw.makeUnaryRequest('/envoy.service.auth.v3.Authorization/Check', id, id, frame(key.secret).subarray(5), { deadline: Date.now() + 10_000 }, (e, r) => (e ? rej(e) : res(r!))),
+    );
+    raw.close();
     await kw.stop('SIGTERM');
+    const floorFile = join(tmp, 'floor.json');
+    writeFileSync(floorFile, JSON.stringify({ keys: [key.secret], allowBase64: allow.toString('base64') }));
 
-    const noopDir = join(tmp, 'noop');
-    const noop = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${noopDir}`, '--import', 'tsx', join(__dirname, 'noop-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const port = await new Promise<number>((resolve) => noop.stdout!.on('data', (d) => { const m = /127\.0\.0\.1:(\d+)/.exec(String(d)); if (m) resolve(Number(m[1])); }));
-    const noopRequests = h2load(port, file);
-    noop.kill('SIGTERM');
-    await new Promise((r) => noop.on('exit', r));
+    const baseline = async (name: 'noop' | 'floor') => {
+      const dir = join(tmp, name);
+      const proc = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--import', 'tsx', join(__dirname, `${name}-server.ts`)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FLOOR_FILE: floorFile } });
+      const port = await new Promise<number>((resolve) => proc.stdout!.on('data', (d) => { const m = /127\.0\.0\.1:(\d+)/.exec(String(d)); if (m) resolve(Number(m[1])); }));
+      const requests = h2load(port, file);
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.on('exit', r));
+      return { requests, dir };
+    };
+    const { requests: noopRequests, dir: noopDir } = await baseline('noop');
+    const { requests: floorRequests, dir: floorDir } = await baseline('floor');
 
     const k = busyByOwner(loadProfile(mainProfile(kwDir)));
     const n = busyByOwner(loadProfile(mainProfile(noopDir)));
+    const f = busyByOwner(loadProfile(mainProfile(floorDir)));
     const owners = [...new Set([...k.byOwner.keys(), ...n.byOwner.keys()])].sort((a, b) => (k.byOwner.get(b) ?? 0) / kwRequests - (k.byOwner.get(a) ?? 0) / kwRequests);
     const per = (m: Map<string, number>, o: string, reqs: number) => (m.get(o) ?? 0) / reqs;
-    console.log(`# busy CPU per request at -c16 -m16, ${DURATION} s: keyward ${kwRequests.toLocaleString('en-US')} requests, no-op ${noopRequests.toLocaleString('en-US')}`);
-    console.log('| owner | keyward µs/request | no-op µs/request | difference |');
-    console.log('|:--|--:|--:|--:|');
+    console.log(`# busy CPU per request at -c16 -m16, ${DURATION} s: keyward ${kwRequests.toLocaleString('en-US')} requests, floor ${floorRequests.toLocaleString('en-US')}, no-op ${noopRequests.toLocaleString('en-US')}`);
+    console.log('(floor: bench/floor-server.ts, grpc-js plus decode, HMAC, Map lookup and keyward\'s allow response)');
+    console.log('| owner | keyward µs/request | floor µs/request | no-op µs/request | keyward − no-op |');
+    console.log('|:--|--:|--:|--:|--:|');
     for (const o of owners) {
       const a = per(k.byOwner, o, kwRequests);
+      const c = per(f.byOwner, o, floorRequests);
       const b = per(n.byOwner, o, noopRequests);
-      if (a < 0.05 && b < 0.05) continue;
-      console.log(`| ${o} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${(a - b >= 0 ? '+' : '')}${(a - b).toFixed(1)} |`);
+      if (a < 0.05 && b < 0.05 && c < 0.05) continue;
+      console.log(`| ${o} | ${a.toFixed(1)} | ${c.toFixed(1)} | ${b.toFixed(1)} | ${(a - b >= 0 ? '+' : '')}${(a - b).toFixed(1)} |`);
     }
     const ta = k.busy / kwRequests;
+    const tc = f.busy / floorRequests;
     const tb = n.busy / noopRequests;
-    console.log(`| **total** | **${ta.toFixed(1)}** | **${tb.toFixed(1)}** | **+${(ta - tb).toFixed(1)}** |`);
-    console.log(`BENCH_RESULT ${JSON.stringify({ cpuPerRequestUs: { keyward: Number(ta.toFixed(2)), noop: Number(tb.toFixed(2)) } })}`);
+    console.log(`| **total** | **${ta.toFixed(1)}** | **${tc.toFixed(1)}** | **${tb.toFixed(1)}** | **+${(ta - tb).toFixed(1)}** |`);
+    console.log(`CPU-bound ceilings (no-op's CPU per request / theirs): keyward ${(tb / ta).toFixed(2)}, floor ${(tb / tc).toFixed(2)}`);
+    console.log(`BENCH_RESULT ${JSON.stringify({ cpuPerRequestUs: { keyward: Number(ta.toFixed(2)), floor: Number(tc.toFixed(2)), noop: Number(tb.toFixed(2)) } })}`);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -9,9 +9,13 @@ import type { Config } from './config';
 import { createHasher } from './keys/hash';
 import { generateAdminToken } from './keys/format';
 import { AdminService } from './admin/service';
+import { AuthThrottle } from './admin/auth-throttle';
 import { keyAdminImplementation, SafeKeyAdminService } from './grpc/admin-server';
 import { addHealth, addReflection } from './grpc/discovery';
-import { openOrm, migrate, type Orm } from './store/orm';
+import { openOrm, migrate, pendingMigrations, type Orm } from './store/orm';
+import { Metrics } from './observability/metrics';
+import { Readiness } from './observability/readiness';
+import { startOpsHttp, type OpsHttpServer } from './observability/http-server';
 import { CHANGES_CHANNEL, createStore, type Store } from './store/store';
 import { ChangeListener } from './store/change-listener';
 import { createDataPlaneStore } from './store/key-lookup';
@@ -58,6 +62,10 @@ export interface App {
   accessLogStats: AccessLogStats;
   /** PostgreSQL only: the listener for other processes' KeyAdmin changes. */
   changes?: ChangeListener;
+  metrics: Metrics;
+  readiness: Readiness;
+  /** The operations HTTP port (/metrics, /healthz, /readyz), unless KEYWARD_HTTP_LISTEN is off. */
+  httpPort?: number;
   /** Stops accepting, lets in-flight calls finish (up to graceMs), closes the store. */
   close(graceMs?: number): Promise<void>;
 }
@@ -194,13 +202,19 @@ export async function startApp(opts: AppOptions): Promise<App> {
       clock,
       logger,
       rotationGraceSeconds: config.rotationGraceSeconds,
+      ...((config.adminAuthMaxFailures ?? 0) > 0 && {
+        authThrottle: new AuthThrottle({ maxFailures: config.adminAuthMaxFailures!, windowMs: 60_000, blockMs: (config.adminAuthBlockSeconds ?? 60) * 1000 }),
+      }),
       onChange: (c) => (c.type === 'key' ? cache.invalidateKey(c.id, c.keyHash) : cache.invalidateOrg(c.id)),
       limiter,
       quota,
       usage,
       usageStore,
     });
+    const metrics = new Metrics();
     const authorizer = new Authorizer({
+      observe: (code, seconds) => metrics.checkDecided(code, seconds),
+      decisionLog: { mode: a.checkLog, sample: a.checkLogSample },
       cache,
       hasher,
       clock,
@@ -218,7 +232,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
 
     const limits = { 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.max_send_message_length': 16 * 1024 * 1024 };
     const adminServer = new Server(limits);
-    adminServer.addService(SafeKeyAdminService, keyAdminImplementation(admin, logger));
+    adminServer.addService(SafeKeyAdminService, keyAdminImplementation(admin, logger, (method, code) => metrics.adminCall(method, code)));
     const adminHealth = addHealth(adminServer, ['keyward.admin.v1.KeyAdmin']);
     addReflection(adminServer, ['keyward/admin/v1/key_admin.proto']);
     servers.push(adminServer);
@@ -233,12 +247,45 @@ export async function startApp(opts: AppOptions): Promise<App> {
     addReflection(authzServer, ['envoy/service/auth/v3/external_auth.proto', 'envoy/service/accesslog/v3/als.proto']);
     servers.push(authzServer);
 
+    metrics.watch({
+      cache: () => ({ ...cache.stats, size: cache.size }),
+      limiter: () => limiter.stats(),
+      usage: () => usage.stats(),
+      lastUsed: () => ({ pending: lastUsed.size, flushErrors: lastUsed.flushErrors }),
+      accessLog: () => accessLogStats,
+      ...(changes && { changes: () => ({ connected: changes!.connected, reconnects: changes!.reconnects }) }),
+    });
+    // gRPC health on both ports follows readiness (the store answers, migrations applied).
+    const setServing = (ready: boolean) => {
+      const status = ready ? 'SERVING' : 'NOT_SERVING';
+      adminHealth.setStatus('', status);
+      adminHealth.setStatus('keyward.admin.v1.KeyAdmin', status);
+      authzHealth.setStatus('', status);
+      authzHealth.setStatus('envoy.service.auth.v3.Authorization', status);
+    };
+    const readyOrm = orm;
+    const readiness = new Readiness(
+      {
+        ping: () => readyOrm.em.getConnection().execute('select 1').then(() => undefined),
+        pendingMigrations: () => pendingMigrations(readyOrm),
+      },
+      {
+        onChange: (ready) => {
+          setServing(ready);
+          if (!ready) logger.warn('not ready: the store does not answer or migrations are pending (see /readyz)');
+        },
+      },
+    );
     const adminPort = await bind(adminServer, config.adminListen);
     const authzPort = await bind(authzServer, config.authzListen);
-    adminHealth.setStatus('', 'SERVING');
-    adminHealth.setStatus('keyward.admin.v1.KeyAdmin', 'SERVING');
-    authzHealth.setStatus('', 'SERVING');
-    authzHealth.setStatus('envoy.service.auth.v3.Authorization', 'SERVING');
+    await readiness.check();
+    const readinessTimer = setInterval(() => void readiness.check(), 5000);
+    readinessTimer.unref();
+    let ops: OpsHttpServer | undefined;
+    if (config.httpListen !== undefined) {
+      ops = await startOpsHttp(config.httpListen, { metrics, readiness });
+      closers.push(() => ops!.close());
+    }
     lastUsed.start(a.lastUsedFlushSeconds * 1000);
     usage.start(a.usageFlushSeconds * 1000);
     quota.start();
@@ -259,7 +306,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
     dropTimer.unref();
     purgeTimer.unref();
     logger.info(
-      { admin: config.adminListen.replace(/:\d+$/, `:${adminPort}`), authz: config.authzListen.replace(/:\d+$/, `:${authzPort}`), database: config.database.kind },
+      {
+        admin: config.adminListen.replace(/:\d+$/, `:${adminPort}`),
+        authz: config.authzListen.replace(/:\d+$/, `:${authzPort}`),
+        http: ops && config.httpListen!.replace(/:\d+$/, `:${ops.port}`),
+        database: config.database.kind,
+      },
       'keyward serving',
     );
 
@@ -279,9 +331,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
       usageStore,
       accessLogStats,
       changes,
+      metrics,
+      readiness,
+      httpPort: ops?.port,
       async close(graceMs = 5000) {
-        adminHealth.setStatus('', 'NOT_SERVING');
-        authzHealth.setStatus('', 'NOT_SERVING');
+        clearInterval(readinessTimer);
+        setServing(false);
         // In-flight Checks finish first; then everything they buffered is written.
         await Promise.all(servers.map((s) => shutdown(s, graceMs)));
         clearInterval(purgeTimer);

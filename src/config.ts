@@ -29,6 +29,11 @@ export interface Config {
   /** KEYWARD_ADMIN_LISTEN: host:port of the KeyAdmin gRPC server. */
   adminListen: string;
   /**
+   * KEYWARD_HTTP_LISTEN: host:port of the operations HTTP server (/metrics, /healthz,
+   * /readyz), default 127.0.0.1:9193; `off` (undefined here) serves none.
+   */
+  httpListen?: string;
+  /**
    * The keyed-hash secret (KEYWARD_HASH_SECRET or KEYWARD_HASH_SECRET_FILE), >= 32 bytes.
    * Unset with SQLite: created once beside the database file. Unset with PostgreSQL: an error.
    */
@@ -43,6 +48,13 @@ export interface Config {
   autoMigrate: boolean;
   /** KEYWARD_ROTATION_GRACE_SECONDS: RotateKey's default grace period (default 86400). */
   rotationGraceSeconds: number;
+  /**
+   * KEYWARD_ADMIN_AUTH_MAX_FAILURES (default 10; 0 = no throttling): failed KeyAdmin
+   * authentications from one address within a minute before it is refused for
+   * KEYWARD_ADMIN_AUTH_BLOCK_SECONDS (default 60).
+   */
+  adminAuthMaxFailures?: number;
+  adminAuthBlockSeconds?: number;
   /**
    * KEYWARD_HEAP_GROWING_PERCENT (default 20; 0 = V8's own heuristics): once the used
    * heap passes 128 MB, how far V8 may grow it past its live size before the next full
@@ -63,6 +75,10 @@ export interface AuthzConfig {
   routesFile?: string;
   /** KEYWARD_ON_STORE_ERROR: an uncached key while the store fails: `deny` (503) or `error` (gRPC UNAVAILABLE). */
   onStoreError: 'deny' | 'error';
+  /** KEYWARD_CHECK_LOG: which Check decisions are logged at info: off (default), denied, all. */
+  checkLog: 'off' | 'denied' | 'all';
+  /** KEYWARD_CHECK_LOG_SAMPLE: the fraction of those that is logged, 0–1 (default 1). */
+  checkLogSample: number;
   /** KEYWARD_CACHE_TTL_SECONDS (default 30): how long a cached key is used before it is reloaded. */
   cacheTtlSeconds: number;
   /** KEYWARD_CACHE_MAX_ENTRIES (default 100000): cached keys, least recently used evicted. */
@@ -226,9 +242,12 @@ export function loadConfig(env: Env = process.env): Config {
   const database = parseDatabaseUrl(env.KEYWARD_DATABASE_URL);
   const authzListen = listen(env, 'KEYWARD_AUTHZ_LISTEN', '127.0.0.1:9191');
   const adminListen = listen(env, 'KEYWARD_ADMIN_LISTEN', '127.0.0.1:9192');
+  const httpListen = env.KEYWARD_HTTP_LISTEN === 'off' ? undefined : listen(env, 'KEYWARD_HTTP_LISTEN', '127.0.0.1:9193');
   const level = zparse(logLevel, env, 'KEYWARD_LOG_LEVEL', 'info');
   const autoMigrate = zparse(bool, env, 'KEYWARD_AUTO_MIGRATE', 'true');
   const rotationGraceSeconds = zparse(grace, env, 'KEYWARD_ROTATION_GRACE_SECONDS', '86400');
+  const adminAuthMaxFailures = zparse(intIn(0, 1_000_000), env, 'KEYWARD_ADMIN_AUTH_MAX_FAILURES', '10');
+  const adminAuthBlockSeconds = zparse(intIn(1, 86_400), env, 'KEYWARD_ADMIN_AUTH_BLOCK_SECONDS', '60');
   const heapGrowingPercent = zparse(intIn(0, 400), env, 'KEYWARD_HEAP_GROWING_PERCENT', '20');
 
   const token = fromEnvOrFile(env, 'KEYWARD_ADMIN_TOKEN');
@@ -269,6 +288,8 @@ export function loadConfig(env: Env = process.env): Config {
     stripCredential: zparse(bool, env, 'KEYWARD_STRIP_CREDENTIAL', 'true'),
     routesFile,
     onStoreError: zparse(z.enum(['deny', 'error']), env, 'KEYWARD_ON_STORE_ERROR', 'deny'),
+    checkLog: zparse(z.enum(['off', 'denied', 'all']), env, 'KEYWARD_CHECK_LOG', 'off'),
+    checkLogSample: zparse(z.coerce.number().min(0).max(1), env, 'KEYWARD_CHECK_LOG_SAMPLE', '1'),
     cacheTtlSeconds: zparse(intIn(0, 86_400), env, 'KEYWARD_CACHE_TTL_SECONDS', '30'),
     cacheMaxEntries: zparse(intIn(1, 50_000_000), env, 'KEYWARD_CACHE_MAX_ENTRIES', '100000'),
     cacheMaxStaleSeconds: zparse(intIn(0, 86_400), env, 'KEYWARD_CACHE_MAX_STALE_SECONDS', '300'),
@@ -292,6 +313,9 @@ export function loadConfig(env: Env = process.env): Config {
     database,
     authzListen,
     adminListen,
+    httpListen,
+    adminAuthMaxFailures,
+    adminAuthBlockSeconds,
     hashSecret,
     hashSecretSource,
     adminToken: token?.value,
@@ -310,6 +334,8 @@ export function defaultAuthzConfig(): AuthzConfig {
     stripCredential: true,
     routesFile: undefined,
     onStoreError: 'deny',
+    checkLog: 'off',
+    checkLogSample: 1,
     cacheTtlSeconds: 30,
     cacheMaxEntries: 100_000,
     cacheMaxStaleSeconds: 300,

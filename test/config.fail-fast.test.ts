@@ -118,7 +118,7 @@ describe('configuration', () => {
     const rules = join(dir, 'routes.yaml');
     writeFileSync(rules, 'rules:\n  - name: health\n    path_prefix: /healthz\n    public: true\n  - name: agents\n    path_prefix: /v1/agents/\n    methods: GET\n');
     const r = spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'cli', 'main.js'), 'serve'], {
-      env: { PATH: process.env.PATH, KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, KEYWARD_ROUTES_FILE: rules, KEYWARD_ADMIN_LISTEN: '127.0.0.1:0', KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0' },
+      env: { PATH: process.env.PATH, KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, KEYWARD_ROUTES_FILE: rules, KEYWARD_ADMIN_LISTEN: '127.0.0.1:0', KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0', KEYWARD_HTTP_LISTEN: '127.0.0.1:0' },
       encoding: 'utf8',
       timeout: 20000,
     });

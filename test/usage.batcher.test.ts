@@ -95,15 +95,26 @@ describe('UsageBatcher on sqlite', () => {
     env.sink.writes.length = 0;
   });
 
+  it('writes at most maxBatch events per write, oldest first, and one flush() writes everything recorded before it', async () => {
+    const ids = newOrg();
+    const b = new UsageBatcher(env.sink, { maxBuffered: 10_000, flushAt: 10_000, maxBatch: 100 });
+    for (let i = 0; i < 250; i++) b.record(event(ids, `e${i}`, (i % 3 === 0 ? 1 : 0) as 0 | 1));
+    await b.flush();
+    expect(env.sink.writes).toEqual([100, 100, 50]);
+    expect(b.stats()).toEqual({ buffered: 0, inFlight: 0, flushed: 250, flushErrors: 0, dropped: 0, flushes: 3 });
+    expect(await storedTags(env.knex, ids.org)).toEqual(Array.from({ length: 250 }, (_, i) => `e${i}`));
+    expect(await monthlyRequests(env.knex, ids.org)).toBe(84);
+  });
+
   it('N records make no write until flushed, then exactly one write of all of them', async () => {
     const ids = newOrg();
     const b = new UsageBatcher(env.sink, { maxBuffered: 10_000, flushAt: 10_000 });
     for (let i = 0; i < 250; i++) b.record(event(ids, `e${i}`, (i % 2) as 0 | 1));
     expect(env.sink.writes).toEqual([]);
-    expect(b.stats()).toEqual({ buffered: 250, inFlight: 0, flushed: 0, flushErrors: 0, dropped: 0 });
+    expect(b.stats()).toEqual({ buffered: 250, inFlight: 0, flushed: 0, flushErrors: 0, dropped: 0, flushes: 0 });
     await b.flush();
     expect(env.sink.writes).toEqual([250]);
-    expect(b.stats()).toEqual({ buffered: 0, inFlight: 0, flushed: 250, flushErrors: 0, dropped: 0 });
+    expect(b.stats()).toEqual({ buffered: 0, inFlight: 0, flushed: 250, flushErrors: 0, dropped: 0, flushes: 1 });
     expect(await storedTags(env.knex, ids.org)).toEqual(Array.from({ length: 250 }, (_, i) => `e${i}`));
     expect(await monthlyRequests(env.knex, ids.org)).toBe(125);
     // Nothing buffered: no write.
@@ -165,7 +176,7 @@ describe('UsageBatcher on sqlite', () => {
     expect(b.stats()).toMatchObject({ buffered: 5, dropped: 5 });
     await b.flush();
     expect(await storedTags(env.knex, ids.org)).toEqual(['c2', 'c3', 'c4', 'c5', 'c6']);
-    expect(b.stats()).toEqual({ buffered: 0, inFlight: 0, flushed: 5, flushErrors: 0, dropped: 5 });
+    expect(b.stats()).toEqual({ buffered: 0, inFlight: 0, flushed: 5, flushErrors: 0, dropped: 5, flushes: 1 });
   });
 
   it('record() stays O(1) under sustained overflow', () => {
@@ -260,7 +271,7 @@ describe('UsageBatcher across a real PostgreSQL outage', () => {
       // Recorded while the doomed write is in flight.
       for (const tag of ['n0', 'n1', 'n2']) b.record(event(ids, tag, 1));
       await b.flush();
-      expect(b.stats()).toEqual({ buffered: 10, inFlight: 0, flushed: 1, flushErrors: 1, dropped: 3 });
+      expect(b.stats()).toEqual({ buffered: 10, inFlight: 0, flushed: 1, flushErrors: 1, dropped: 3, flushes: 1 });
       expect(errors).toHaveLength(1);
       expect(errors[0]).toBeInstanceOf(StoreUnavailableError);
       // After a failure, reaching flushAt no longer starts writes from record().
@@ -277,7 +288,7 @@ describe('UsageBatcher across a real PostgreSQL outage', () => {
     expect(await storedTags(env.knex, ids.org)).toEqual(['warm']);
 
     await b.flush();
-    expect(b.stats()).toEqual({ buffered: 0, inFlight: 0, flushed: 11, flushErrors: 2, dropped: 4 });
+    expect(b.stats()).toEqual({ buffered: 0, inFlight: 0, flushed: 11, flushErrors: 2, dropped: 4, flushes: 2 });
     // In recording order, each once; the oldest detail events were the ones dropped.
     expect(await storedTags(env.knex, ids.org)).toEqual(['warm', 'c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'n0', 'n1', 'n2', 'n3']);
     expect(await monthlyRequests(env.knex, ids.org)).toBe(11);

@@ -11,7 +11,8 @@ import type { Clock } from '../util/clock';
 import { newId } from '../util/ids';
 import type { CredentialHasher } from '../keys/hash';
 import { displayParts, generateKey, parseKey, type Environment as KeyEnv } from '../keys/format';
-import { DomainError, InvalidArgumentError, PermissionDeniedError, UnauthenticatedError } from '../errors/domain';
+import { DomainError, InvalidArgumentError, PermissionDeniedError, TooManyAuthFailuresError, UnauthenticatedError } from '../errors/domain';
+import { peerHost, type AuthThrottle } from './auth-throttle';
 import type { ErrorCode } from '../errors/codes';
 import { AdminTokenRecord, ApiKeyRecord, AuditEventRecord, OrganizationRecord } from '../store/entities';
 import type { NewAuditEvent, Repos, Store } from '../store/store';
@@ -63,6 +64,8 @@ export interface AdminServiceDeps {
   logger: Logger;
   /** RotateKey's default grace period. */
   rotationGraceSeconds: number;
+  /** Brute-force throttling of failed authentications per peer host (none if absent). */
+  authThrottle?: AuthThrottle;
   /** Told after each committed change, so caches can drop what changed at once. */
   onChange?: (change: AdminChange) => void;
   /** The data plane's limiter and quota counter (rate-limit and quota RPCs). */
@@ -126,6 +129,24 @@ export class AdminService {
    * the `admin` scope. Failures are audited and thrown as UnauthenticatedError.
    */
   async authenticate(credential: string | undefined, peer: string): Promise<Principal> {
+    const throttle = this.d.authThrottle;
+    if (!throttle) return this.authenticateCredential(credential, peer);
+    const host = peerHost(peer);
+    const now = this.now().getTime();
+    const waitMs = throttle.blockedForMs(host, now);
+    // A blocked peer's credential is not even looked at (nor audited again).
+    if (waitMs > 0) throw new TooManyAuthFailuresError(Math.ceil(waitMs / 1000));
+    try {
+      const principal = await this.authenticateCredential(credential, peer);
+      throttle.success(host);
+      return principal;
+    } catch (e) {
+      if (e instanceof UnauthenticatedError && throttle.failure(host, now)) await this.auditAuthThrottled(peer);
+      throw e;
+    }
+  }
+
+  private async authenticateCredential(credential: string | undefined, peer: string): Promise<Principal> {
     if (credential === undefined || credential === '') {
       await this.auditAuthFailure(peer, 'missing_credentials', {});
       throw new UnauthenticatedError('missing_credentials');
@@ -161,6 +182,22 @@ export class AdminService {
     let match = false;
     for (const h of this.adminTokenHashes) match = this.d.hasher.matches(credential, h) || match;
     return match;
+  }
+
+  private async auditAuthThrottled(peer: string): Promise<void> {
+    this.d.logger.warn({ peer }, 'admin authentication throttled: too many failures from this address');
+    await this.d.store.transaction(async (r) => {
+      r.audit.append({
+        at: this.now(),
+        actor: 'anonymous',
+        action: 'admin.auth_throttled',
+        organizationId: null,
+        keyId: null,
+        outcome: 'denied',
+        reason: 'too_many_auth_failures',
+        peer,
+      });
+    });
   }
 
   private async auditAuthFailure(peer: string, why: string, target: { organizationId?: string; keyId?: string }): Promise<void> {

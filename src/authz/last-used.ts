@@ -12,6 +12,8 @@ export class LastUsedRecorder {
   private pending = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  /** Writes that failed (their times were kept for the next one). */
+  flushErrors = 0;
 
   constructor(
     private readonly sink: LastUsedSink,
@@ -36,6 +38,7 @@ export class LastUsedRecorder {
     this.flushing = this.sink
       .touchLastUsed(batch)
       .catch((e: unknown) => {
+        this.flushErrors++;
         for (const [id, at] of batch) this.record(id, at);
         this.onError(e);
       })

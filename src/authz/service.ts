@@ -34,6 +34,14 @@ export interface AuthorizerDeps {
   quota: QuotaCounter;
   /** Receives one `requests: 1` event per allowed Check that had a key. */
   usage: { record(e: UsageEvent): void };
+  /**
+   * Called once per answered Check with its outcome code (`ok` or the denial's error
+   * code) and its duration in seconds, from the decoded request to the response
+   * (metrics). Must not throw.
+   */
+  observe?: (code: string, seconds: number) => void;
+  /** Which decisions are logged at info (KEYWARD_CHECK_LOG, KEYWARD_CHECK_LOG_SAMPLE); default none. */
+  decisionLog?: { mode: 'off' | 'denied' | 'all'; sample: number; random?: () => number };
 }
 
 export class Authorizer {
@@ -54,21 +62,27 @@ export class Authorizer {
    * Throws (or rejects) only for infrastructure failures in `error` mode.
    */
   checkAttributes(attributes: RequestAttributes): CheckResponse | Promise<CheckResponse> {
+    const started = performance.now();
     const input = readAttributes(attributes, this.d.reader);
     const keyText = keyToLookUp(input);
-    if (keyText === undefined) return this.decideAndRespond(input, undefined);
+    if (keyText === undefined) return this.decideAndRespond(input, undefined, started);
     const found = this.d.cache.lookup(this.d.hasher.digest(keyText), this.d.clock.now().getTime());
-    return found instanceof Promise ? found.then((l) => this.decideAndRespond(input, l)) : this.decideAndRespond(input, found);
+    return found instanceof Promise ? found.then((l) => this.decideAndRespond(input, l, started)) : this.decideAndRespond(input, found, started);
   }
 
-  private decideAndRespond(input: CheckRequestInput, lookup: KeyLookup | undefined): CheckResponse | Promise<CheckResponse> {
-    if (lookup?.kind === 'unavailable' && this.d.onStoreError === 'error') throw new StoreUnavailableError();
+  private decideAndRespond(input: CheckRequestInput, lookup: KeyLookup | undefined, started: number): CheckResponse | Promise<CheckResponse> {
+    if (lookup?.kind === 'unavailable' && this.d.onStoreError === 'error') {
+      this.d.observe?.('store_unavailable', (performance.now() - started) / 1000);
+      throw new StoreUnavailableError();
+    }
     const now = this.d.clock.now().getTime();
     const decision: Decision = decide(input, lookup, now);
-    if (!decision.allow || !decision.key) return this.respond(input, decision);
+    if (!decision.allow || !decision.key) return this.respond(input, decision, started);
     // Step 8: spend only now that every other check has passed.
     const spent = this.spend(decision.key, decision.org, now);
-    return spent instanceof Promise ? spent.then((d) => this.respond(input, this.recorded(input, d, now))) : this.respond(input, this.recorded(input, spent, now));
+    return spent instanceof Promise
+      ? spent.then((d) => this.respond(input, this.recorded(input, d, now), started))
+      : this.respond(input, this.recorded(input, spent, now), started);
   }
 
   /** Records last use and usage of an allowed Check. */
@@ -89,18 +103,23 @@ export class Authorizer {
     return decision;
   }
 
-  private respond(input: CheckRequestInput, decision: Decision): CheckResponse {
-    if (this.d.logger.isLevelEnabled('debug')) {
-      this.d.logger.debug(
-        {
-          requestId: input.requestId,
-          outcome: decision.allow ? 'allow' : decision.code,
-          keyId: decision.key?.id,
-          orgId: decision.key?.organizationId,
-          route: input.route,
-        },
-        'check',
-      );
+  private respond(input: CheckRequestInput, decision: Decision, started: number): CheckResponse {
+    const code = decision.allow ? 'ok' : decision.code;
+    const seconds = (performance.now() - started) / 1000;
+    this.d.observe?.(code, seconds);
+    const log = this.d.decisionLog;
+    const logged = log !== undefined && (log.mode === 'all' || (log.mode === 'denied' && !decision.allow)) && (log.sample >= 1 || (log.random ?? Math.random)() < log.sample);
+    if (logged || this.d.logger.isLevelEnabled('debug')) {
+      const fields = {
+        requestId: input.requestId,
+        code,
+        keyId: decision.key?.id,
+        orgId: decision.key?.organizationId,
+        route: input.route,
+        ms: Math.round(seconds * 1e6) / 1000,
+      };
+      if (logged) this.d.logger.info(fields, 'check');
+      else this.d.logger.debug(fields, 'check');
     }
     const credentialHeaders = input.credential.kind === 'missing' ? NO_HEADERS : input.credential.headers;
     return toCheckResponse(decision, { credentialHeaders, spoofed: input.spoofed }, this.d.response);

@@ -52,6 +52,7 @@ export const ERROR_TABLE = {
   missing_credentials: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'authorization metadata with a bearer credential is required' },
   invalid_credentials: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the credential is not valid for this service' },
   permission_denied: { grpc: GrpcCode.PERMISSION_DENIED, http: 403, message: 'the caller may not perform this action' },
+  too_many_auth_failures: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429, message: 'too many failed authentications from this address; retry later' },
   // request validation
   invalid_argument: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400, message: 'the request is invalid' },
   // domain

@@ -41,6 +41,13 @@ export class UnauthenticatedError extends DomainError {
   }
 }
 
+/** KeyAdmin refuses a peer that failed to authenticate too often (brute force); metadata.retry_after_seconds. */
+export class TooManyAuthFailuresError extends DomainError {
+  constructor(retryAfterSeconds: number) {
+    super('too_many_auth_failures', undefined, { retry_after_seconds: String(retryAfterSeconds) });
+  }
+}
+
 /** The store (database) failed or is unreachable. Infrastructure, not a denial. */
 export class StoreUnavailableError extends DomainError {
   constructor(cause?: unknown) {

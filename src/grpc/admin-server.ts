@@ -21,7 +21,8 @@ export function bearer(call: ServerUnaryCall<unknown, unknown>): string | undefi
   return BEARER.exec(values[0])?.[1];
 }
 
-export function keyAdminImplementation(service: AdminService, logger: Logger): KeyAdminServer {
+/** `onCall(method, code)` is told each call's outcome (metrics); code is `ok` or the wire error code. */
+export function keyAdminImplementation(service: AdminService, logger: Logger, onCall?: (method: string, code: string) => void): KeyAdminServer {
   function unary<Req, Res>(method: string, handler: (ctx: CallContext, req: Req) => Promise<Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
       const started = process.hrtime.bigint();
@@ -33,6 +34,7 @@ export function keyAdminImplementation(service: AdminService, logger: Logger): K
       run().then(
         (res) => {
           logger.info({ method, code: 'ok', ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'admin call');
+          onCall?.(method, 'ok');
           callback(null, res);
         },
         (err: unknown) => {
@@ -40,6 +42,7 @@ export function keyAdminImplementation(service: AdminService, logger: Logger): K
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
           if (code === 'internal') logger.error({ method, code, ms, err: describeError(err) }, 'admin call failed');
           else logger.info({ method, code, ms }, 'admin call');
+          onCall?.(method, code);
           callback(toServiceError(err));
         },
       );

@@ -4,12 +4,15 @@
  *
  *  - record(event) is O(1) and never waits: it appends to the buffer, and when the
  *    buffer reaches `flushAt` events it starts a flush without awaiting it.
- *  - flush() writes the whole buffer as one sink.write(). A flush called while one is
- *    running shares it: it waits for the running write and, if that succeeded, for at
- *    most one shared follow-up write of what was recorded meanwhile (so `await flush()`
- *    at shutdown covers everything recorded before the call). If the running write
- *    failed, the waiting callers share its failure (no immediate retry). flush() never
- *    rejects; failures go to `onError` and stats().flushErrors.
+ *  - flush() writes the buffer in sink.write() batches of at most `maxBatch` events
+ *    (oldest first; bounded statements and bounded memory per write), one after the
+ *    other until everything recorded before the call is written (then on only while
+ *    `flushAt` events are waiting) or a write fails. A flush called while one is
+ *    running shares it: it waits for the running writes and, if they succeeded, for at
+ *    most one shared follow-up of what was recorded meanwhile (so `await flush()` at
+ *    shutdown covers everything recorded before the call). If a write failed, the
+ *    waiting callers share its failure (no immediate retry). flush() never rejects;
+ *    failures go to `onError` and stats().flushErrors.
  *  - A failed write puts its events back at the front of the buffer, in their
  *    original order, for the next flush (the interval's, or an explicit one). After a
  *    failure, reaching `flushAt` no longer starts flushes until a write succeeds, so
@@ -34,6 +37,8 @@ export interface UsageBatcherOptions {
   maxBuffered: number;
   /** Start a flush once this many events are buffered (default: min(5000, maxBuffered)). */
   flushAt?: number;
+  /** Most events in one sink.write() (default 10,000). */
+  maxBatch?: number;
   /** Called with each failed write's error. */
   onError?: (e: unknown) => void;
 }
@@ -49,6 +54,8 @@ export interface UsageBatcherStats {
   flushErrors: number;
   /** Events dropped because the buffer was full. */
   dropped: number;
+  /** Writes that succeeded. */
+  flushes: number;
 }
 
 interface Slot {
@@ -78,12 +85,9 @@ class Fifo {
     }
     return s;
   }
-  /** Removes and returns everything, oldest first. */
-  drain(): Slot[] {
-    const out = this.items.slice(this.head) as Slot[];
-    this.items = [];
-    this.head = 0;
-    return out;
+  /** The oldest slot's recording order, if any. */
+  firstSeq(): number | undefined {
+    return this.items[this.head]?.seq;
   }
   /** Puts `older` (oldest first) in front of what is queued. */
   prepend(older: Slot[]): void {
@@ -119,7 +123,8 @@ export class UsageBatcher {
   private followUp: Promise<void> | undefined;
   private inFlight = 0;
   private lastWriteFailed = false;
-  private readonly counters = { flushed: 0, flushErrors: 0, dropped: 0 };
+  private readonly counters = { flushed: 0, flushErrors: 0, dropped: 0, flushes: 0 };
+  private readonly maxBatch: number;
   private drainWaiters: (() => void)[] = [];
 
   constructor(
@@ -131,6 +136,8 @@ export class UsageBatcher {
     const flushAt = options.flushAt ?? Math.min(5000, options.maxBuffered);
     if (!Number.isSafeInteger(flushAt) || flushAt < 1) throw new RangeError('flushAt must be a positive integer');
     this.flushAt = flushAt;
+    this.maxBatch = options.maxBatch ?? 10_000;
+    if (!Number.isSafeInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError('maxBatch must be a positive integer');
     this.onError = options.onError ?? (() => undefined);
   }
 
@@ -186,35 +193,60 @@ export class UsageBatcher {
       return this.followUp;
     }
     if (this.counted.size + this.details.size === 0) return Promise.resolve();
-    const counted = this.counted.drain();
-    const details = this.details.drain();
-    const batch = merge(counted, details);
-    this.inFlight = batch.length;
-    const run = async () => {
-      try {
-        await this.sink.write(batch);
-        this.counters.flushed += batch.length;
-        this.lastWriteFailed = false;
-      } catch (e) {
-        this.counters.flushErrors++;
-        this.lastWriteFailed = true;
-        this.counted.prepend(counted);
-        this.details.prepend(details);
-        this.trim();
-        try {
-          this.onError(e);
-        } catch {
-          // a failing error handler must not break flushing
-        }
-      } finally {
-        this.inFlight = 0;
-        this.flushing = undefined;
-        this.wakeDrainWaiters();
-      }
-      if (!this.lastWriteFailed && !this.followUp && this.counted.size + this.details.size >= this.flushAt) void this.flush();
+    // Everything recorded before this call, then more only while a full flushAt is waiting.
+    const upTo = this.seq;
+    const more = () => {
+      const a = this.counted.firstSeq() ?? Infinity;
+      const b = this.details.firstSeq() ?? Infinity;
+      return Math.min(a, b) < upTo || this.counted.size + this.details.size >= this.flushAt;
     };
-    this.flushing = run();
+    const run = async () => {
+      while (more()) {
+        const { counted, details } = this.takeBatch();
+        const batch = merge(counted, details);
+        this.inFlight = batch.length;
+        try {
+          await this.sink.write(batch);
+          this.counters.flushed += batch.length;
+          this.counters.flushes++;
+          this.lastWriteFailed = false;
+        } catch (e) {
+          this.counters.flushErrors++;
+          this.lastWriteFailed = true;
+          this.counted.prepend(counted);
+          this.details.prepend(details);
+          this.trim();
+          try {
+            this.onError(e);
+          } catch {
+            // a failing error handler must not break flushing
+          }
+          return;
+        } finally {
+          this.inFlight = 0;
+          this.wakeDrainWaiters();
+        }
+      }
+    };
+    this.flushing = run().finally(() => {
+      this.flushing = undefined;
+      this.wakeDrainWaiters();
+    });
     return this.flushing;
+  }
+
+  /** Up to maxBatch of the oldest slots of both queues, in recording order. */
+  private takeBatch(): { counted: Slot[]; details: Slot[] } {
+    const counted: Slot[] = [];
+    const details: Slot[] = [];
+    for (let n = 0; n < this.maxBatch; n++) {
+      const a = this.counted.firstSeq();
+      const b = this.details.firstSeq();
+      if (a === undefined && b === undefined) break;
+      if (b === undefined || (a !== undefined && a < b)) counted.push(this.counted.shift()!);
+      else details.push(this.details.shift()!);
+    }
+    return { counted, details };
   }
 
   /** Flushes every `intervalMs` (the timer does not keep the process alive). */

@@ -22,7 +22,7 @@ export interface ServerProcess {
 export async function startServerProcess(env: Record<string, string>, cwd?: string, nodeArgs: string[] = []): Promise<ServerProcess> {
   const proc = spawn(process.execPath, [...nodeArgs, BIN, 'serve'], {
     cwd,
-    env: { PATH: process.env.PATH ?? '', KEYWARD_ADMIN_LISTEN: '127.0.0.1:0', KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0', ...env },
+    env: { PATH: process.env.PATH ?? '', KEYWARD_ADMIN_LISTEN: '127.0.0.1:0', KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0', KEYWARD_HTTP_LISTEN: '127.0.0.1:0', ...env },
   });
   let out = '';
   let err = '';
