@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import { startApp, type App } from '../../src/app';
 import { defaultAuthzConfig, type AuthzConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/util/logger';
+import { ADMIN_TOKEN_SCANNER_REGEX, KEY_SCANNER_REGEX } from '../../src/keys/format';
 import type { RouteTable } from '../../src/authz/routes';
 import { ManualClock } from '../../src/util/clock';
 import * as pb from '../../src/gen/keyward/admin/v1/key_admin';
@@ -104,8 +105,26 @@ export async function startHarness(dialect: Dialect, options: HarnessOverrides =
       for (const c of clients) c.close();
       await app.close(1000);
       await db.dispose();
+      // Every harness test logs at debug: none of its lines may hold a secret.
+      const leaks = secretsIn(logs.join(''), config);
+      if (leaks.length > 0) throw new Error(`the log holds secrets: ${leaks.join(', ')}`);
     },
   };
+}
+
+/**
+ * What in a log text looks like a secret: a full API key or admin token (by format,
+ * whichever test made it), the test's admin token, the hash secret (hex or base64), or
+ * anything shaped like a keyed hash (64 hex digits). Names the kind, never the value.
+ */
+export function secretsIn(text: string, config: Pick<Config, 'hashSecret' | 'adminToken'>): string[] {
+  const found: string[] = [];
+  if (text.match(KEY_SCANNER_REGEX)) found.push('an API key');
+  if (text.match(ADMIN_TOKEN_SCANNER_REGEX)) found.push('an admin token');
+  if (config.adminToken && text.includes(config.adminToken)) found.push('the configured admin token');
+  if (text.includes(config.hashSecret.toString('hex')) || text.includes(config.hashSecret.toString('base64'))) found.push('the hash secret');
+  if (/(^|[^0-9a-f])[0-9a-f]{64}([^0-9a-f]|$)/.test(text)) found.push('a 64-hex-digit hash');
+  return found;
 }
 
 /** The keyward error of a failed call, read from both trailers. */
