@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { cacheKeyOfHash, KeyCache, type KeyCacheOptions, type KeySource } from '../src/authz/cache';
 import type { KeyLookup, KeyView, OrgView } from '../src/authz/decision';
 import { MapCursor } from '../src/util/map-cursor';
+import { KeyTable } from '../src/authz/key-table';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 const ORG: OrgView = { id: 'org_1', active: true, rateLimitPerMinute: 100, monthlyQuota: 1000, billingAnchorDay: 1 };
@@ -223,5 +224,60 @@ describe('MapCursor', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('KeyTable', () => {
+  const digestOf = (n: number) => {
+    // Seven table homes just below the first table size (2048): probe chains collide and
+    // wrap around the end of the index.
+    const b = Buffer.alloc(32, n & 0xff);
+    b.writeUInt32LE(2042 + (n % 7), 0);
+    b.writeUInt32BE(n, 28);
+    return b.toString('latin1');
+  };
+  const key = (n: number): KeyView => ({ id: `key_${n}`, organizationId: 'org_1', environment: n % 2 ? 'test' : 'live', scopes: [], expiresAt: n % 3 ? null : n, revokedAt: null, rateLimitPerMinute: n % 5 ? null : n });
+
+  it('agrees with a Map under random puts, removes and evictions (model)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.constantFrom('put', 'remove', 'evict'), fc.integer({ min: 0, max: 60 })), { maxLength: 400 }), (ops) => {
+        const t = new KeyTable();
+        const model = new Map<number, KeyView>();
+        for (const [op, n] of ops) {
+          if (op === 'put') {
+            t.put(digestOf(n), key(n), ORG, [], n);
+            model.set(n, key(n));
+          } else if (op === 'remove') {
+            const s = t.find(digestOf(n));
+            expect(s >= 0).toBe(model.has(n));
+            if (s >= 0) t.remove(s);
+            model.delete(n);
+          } else if (t.evictOne()) {
+            const gone = [...model.keys()].filter((m) => t.find(digestOf(m)) < 0);
+            expect(gone).toHaveLength(1);
+            model.delete(gone[0]!);
+          }
+          expect(t.size).toBe(model.size);
+        }
+        for (let n = 0; n <= 60; n++) {
+          const s = t.find(digestOf(n));
+          expect(s >= 0).toBe(model.has(n));
+          if (s >= 0) {
+            expect(t.view(s)).toEqual(model.get(n));
+            expect(t.loadedAt(s)).toBe(n);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('grows past its first capacity and finds every key afterwards', () => {
+    const t = new KeyTable();
+    for (let n = 0; n < 5000; n++) t.put(digestOf(n), key(n), ORG, [], n);
+    for (let n = 0; n < 5000; n += 2) t.remove(t.find(digestOf(n)));
+    for (let n = 5000; n < 7000; n++) t.put(digestOf(n), key(n), ORG, [], n);
+    expect(t.size).toBe(4500);
+    for (let n = 0; n < 7000; n++) expect(t.find(digestOf(n)) >= 0).toBe(n >= 5000 || n % 2 === 1);
   });
 });

@@ -34,6 +34,8 @@ describe.each(DIALECTS)('an end-to-end session at debug on %s', (dialect) => {
       const b = await h.root.createKey({ organizationId: org.id, name: 'b' });
       for (let i = 0; i < 3; i++) await envoy.check({ headers: { 'x-api-key': a.secret, 'x-request-id': `r${i}` } });
       await envoy.check({ headers: { authorization: `Bearer ${b.secret}` } });
+      // A key in x-request-id (a client's mistake) is neither logged nor stored as the request id.
+      await envoy.check({ headers: { 'x-api-key': a.secret, 'x-request-id': b.secret } });
       await envoy.check({ headers: { 'x-api-key': generateKey('live') } });
       await envoy.check({ headers: { 'x-api-key': `${b.secret}x` } });
       await h.root.revokeKey({ id: b.key!.id, reason: 'test' });
@@ -48,6 +50,7 @@ describe.each(DIALECTS)('an end-to-end session at debug on %s', (dialect) => {
       expect(text).toContain('"code":"revoked_api_key"');
       expect(text).toContain('admin authentication failed');
       expect(secretsIn(text, h.config)).toEqual([]);
+      expect(text).toContain('"requestId":"r0"');
       for (const s of [a.secret, b.secret]) expect(text).not.toContain(s.slice(8, 40));
     } finally {
       envoy.close();

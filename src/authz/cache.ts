@@ -22,15 +22,16 @@
  *    pass over the entries, instead of an id index costing memory for every key.
  *  - setTtl shortens or restores the positive lifetime (a shorter one while change
  *    notifications cannot be received).
- *  - Entries are keyed by the keyed hash's 32 bytes as a latin1 string (CredentialHasher
- *    .digest; half the memory of hex); the store is asked by the hex hash.
- *  - Memory: entries share one OrgView per organization (while its fields are
- *    unchanged) and one scopes array per distinct scope list, and keep their load time
- *    as a small integer (ms since the cache's first load), so a cached key costs little
- *    more than its own id, hash and window (README, "Measured figures").
- *    Cached views are never mutated.
+ *  - Entries are keyed by the keyed hash's 32 bytes, given as a latin1 string
+ *    (CredentialHasher.digest); the store is asked by the hex hash.
+ *  - Memory: positive entries live in typed arrays (key-table.ts: the hash bytes, the
+ *    fields, references to one OrgView per organization while its fields are unchanged
+ *    and to one scopes array per distinct scope list), about 110 bytes a key plus its
+ *    id string (README, "Measured figures"). A hit returns a new KeyView; returned
+ *    views are never mutated.
  */
 import { MapCursor } from '../util/map-cursor';
+import { KeyTable } from './key-table';
 import type { KeyLookup, KeyView, OrgView } from './decision';
 
 /** The cache key of a stored (hex) key hash: the 32 hash bytes as a latin1 string. */
@@ -58,23 +59,9 @@ export interface KeyCacheOptions {
   missQueriesPerSecond?: number;
 }
 
-/**
- * n as a small integer when it is one (a double result, even a whole one, would be
- * stored in its own 16-byte box); else n itself (after about 12 days of uptime).
- */
-function smallInt(n: number): number {
-  return n >= -0x40000000 && n < 0x40000000 && n === Math.floor(n) ? n | 0 : n;
-}
-
 /** Bound of the shared organization views and scope lists (cleared when exceeded). */
 const SHARED_MAX = 100_000;
 const NO_SCOPES: readonly string[] = Object.freeze([]);
-
-/**
- * A cached key: the key's view itself, with its organization, its load time (ms after
- * `base`) and the CLOCK mark (one object per key; only `used` ever changes).
- */
-type Entry = KeyView & { readonly org: OrgView | null; readonly loadedAt: number; used: boolean };
 
 export interface CacheStats {
   hits: number;
@@ -88,12 +75,10 @@ export interface CacheStats {
 }
 
 export class KeyCache {
-  private readonly entries = new Map<string, Entry>();
-  /** Entries' load times are kept relative to this (the first load's time). */
-  private base: number | undefined;
+  /** The cached keys (typed arrays; see key-table.ts). */
+  private readonly table = new KeyTable();
   private readonly negative = new Map<string, number>();
-  /** The CLOCK hand over `entries`, and the oldest negative entry (see MapCursor). */
-  private readonly hand = new MapCursor(this.entries);
+  /** The oldest negative entry (see MapCursor). */
   private readonly oldestNegative = new MapCursor(this.negative);
   private readonly inflight = new Map<string, Promise<KeyLookup>>();
   /** Bumped by every invalidation; a load that started before one is not cached. */
@@ -135,16 +120,16 @@ export class KeyCache {
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.table.size;
   }
 
   /** The cached answer if fresh, else undefined (the caller then calls lookup). */
   peek(digest: string, nowMs: number): KeyLookup | undefined {
-    const e = this.entries.get(digest);
-    if (e && this.age(e, nowMs) < this.ttlMs) {
+    const slot = this.table.find(digest);
+    if (slot >= 0 && nowMs - this.table.loadedAt(slot) < this.ttlMs) {
       this.stats.hits++;
-      e.used = true;
-      return { kind: 'found', key: e, org: e.org };
+      this.table.mark(slot);
+      return { kind: 'found', key: this.table.view(slot), org: this.table.org(slot) };
     }
     const neg = this.negative.get(digest);
     if (neg !== undefined && neg > nowMs) {
@@ -195,23 +180,19 @@ export class KeyCache {
     }
     this.forgetNegative(digest);
     const org = found.org && this.sharedOrg(found.org);
-    const entry = this.entry(found.key, org, nowMs);
-    this.put(digest, entry);
-    return { kind: 'found', key: entry, org };
+    this.table.put(digest, found.key, org, this.sharedScopes(found.key.scopes), nowMs);
+    while (this.table.size > this.opts.maxEntries && this.table.evictOne()) this.stats.evictions++;
+    return { kind: 'found', key: found.key, org };
   }
 
   /** An expired entry still within maxStaleMs, else unavailable. */
   private staleOr(digest: string, nowMs: number): KeyLookup {
-    const stale = this.entries.get(digest);
-    if (stale && this.age(stale, nowMs) < this.ttlMs + this.opts.maxStaleMs) {
+    const slot = this.table.find(digest);
+    if (slot >= 0 && nowMs - this.table.loadedAt(slot) < this.ttlMs + this.opts.maxStaleMs) {
       this.stats.staleServed++;
-      return { kind: 'found', key: stale, org: stale.org };
+      return { kind: 'found', key: this.table.view(slot), org: this.table.org(slot) };
     }
     return { kind: 'unavailable' };
-  }
-
-  private age(e: Entry, nowMs: number): number {
-    return nowMs - this.base! - e.loadedAt;
   }
 
   private sharedOrg(o: OrgView): OrgView {
@@ -230,61 +211,20 @@ export class KeyCache {
     return o;
   }
 
-  private entry(k: KeyView, org: OrgView | null, loadedAt: number): Entry {
-    let scopes = k.scopes;
-    if (scopes.length === 0) scopes = NO_SCOPES;
-    else {
-      const id = scopes.join('\u0000');
-      const prev = this.scopeLists.get(id);
-      if (prev) scopes = prev;
-      else {
-        if (this.scopeLists.size >= SHARED_MAX) this.scopeLists.clear();
-        this.scopeLists.set(id, scopes);
-      }
-    }
-    // The organization's id string is shared too (the row's copy is dropped).
-    const organizationId = org && org.id === k.organizationId ? org.id : k.organizationId;
-    return {
-      id: k.id,
-      organizationId,
-      environment: k.environment,
-      scopes,
-      expiresAt: k.expiresAt,
-      revokedAt: k.revokedAt,
-      rateLimitPerMinute: k.rateLimitPerMinute,
-      org,
-      loadedAt: smallInt(loadedAt - (this.base ??= loadedAt)),
-      used: false,
-    };
-  }
-
-  private put(digest: string, e: Entry): void {
-    this.forget(digest);
-    this.entries.set(digest, e);
-    this.hand.mutated(digest);
-    if (this.entries.size > this.opts.maxEntries) this.evict();
-  }
-
-  /** CLOCK: the hand passes over marked entries, unmarking them, and evicts the first unmarked one. */
-  private evict(): void {
-    // After one full turn every entry is unmarked, so this ends.
-    for (let n = this.entries.size; n >= 0; n--) {
-      const c = this.hand.current();
-      if (c === undefined) return;
-      const e = c[1];
-      if (!e.used || n === 0) {
-        this.forget(c[0]);
-        this.stats.evictions++;
-        return;
-      }
-      e.used = false;
-      this.hand.advance();
-    }
+  /** One array per distinct scope list. */
+  private sharedScopes(scopes: readonly string[]): readonly string[] {
+    if (scopes.length === 0) return NO_SCOPES;
+    const id = scopes.join('\u0000');
+    const prev = this.scopeLists.get(id);
+    if (prev) return prev;
+    if (this.scopeLists.size >= SHARED_MAX) this.scopeLists.clear();
+    this.scopeLists.set(id, scopes);
+    return scopes;
   }
 
   private forget(digest: string): void {
-    this.hand.mutated(digest);
-    this.entries.delete(digest);
+    const slot = this.table.find(digest);
+    if (slot >= 0) this.table.remove(slot);
   }
 
   private forgetNegative(digest: string): void {
@@ -313,22 +253,21 @@ export class KeyCache {
     // A load in flight cannot be told apart by id: none of them is cached (epoch), and
     // later Checks query again.
     this.inflight.clear();
-    for (const [h, e] of this.entries) if (ids.has(e.id)) this.forget(h);
+    this.table.forEach((slot) => ids.has(this.table.id(slot)) && this.table.remove(slot));
   }
 
   /** Drops every key of an organization. */
   invalidateOrg(orgId: string): void {
     this.epoch++;
     this.inflight.clear();
-    for (const [h, e] of this.entries) if (e.organizationId === orgId) this.forget(h);
+    this.table.forEach((slot) => this.table.organizationId(slot) === orgId && this.table.remove(slot));
   }
 
   clear(): void {
     this.epoch++;
     this.inflight.clear();
-    this.entries.clear();
+    this.table.clear();
     this.negative.clear();
-    this.hand.reset();
     this.oldestNegative.reset();
   }
 }

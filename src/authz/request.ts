@@ -63,6 +63,19 @@ export function readCheckRequest(req: CheckRequest, opts: RequestReaderOptions):
 
 const NO_SCOPES: ScopeRequirement = { all: [], any: [] };
 
+/**
+ * x-request-id as logged and stored with usage: at most 128 characters of
+ * [A-Za-z0-9._:-] (Envoy's UUIDs and common trace ids), and never anything shaped like
+ * an API key or admin token (a client could put its key there); otherwise dropped.
+ */
+export function safeRequestId(v: string): string | undefined {
+  if (v.length === 0 || v.length > 128 || !REQUEST_ID.test(v)) return undefined;
+  return SECRET_PREFIX.test(v) ? undefined : v;
+}
+const REQUEST_ID = /^[A-Za-z0-9._:-]+$/;
+/** The prefixes of keys (kw_live_, kw_test_) and admin tokens (kwadm_). */
+const SECRET_PREFIX = /kw_(live|test)_|kwadm_/;
+
 export function readAttributes(a: RequestAttributes, opts: RequestReaderOptions): CheckRequestInput {
   const headers = a.headers;
   const ext = a.contextExtensions;
@@ -79,7 +92,7 @@ export function readAttributes(a: RequestAttributes, opts: RequestReaderOptions)
   for (const [k, v] of headers) {
     if (k.charCodeAt(0) !== 120) continue; // 'x'
     if (k.startsWith(IDENTITY_PREFIX) && !spoofed.includes(k)) spoofed.push(k);
-    else if (requestId === undefined && k === 'x-request-id') requestId = v;
+    else if (requestId === undefined && k === 'x-request-id') requestId = safeRequestId(v);
   }
   const requirements: ScopeRequirement[] = [];
   if (envoyAsks) requirements.push(fromEnvoy);

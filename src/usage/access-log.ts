@@ -8,6 +8,7 @@
  * An entry never counts a request (`requests: 0`): it adds the response code,
  * duration, tokens and cost to the request its allowed Check already counted.
  */
+import { safeRequestId } from '../authz/request';
 import type { HTTPAccessLogEntry } from '../gen/envoy/data/accesslog/v3/accesslog';
 import { RequestMethod } from '../gen/envoy/config/core/v3/base';
 import type { Duration } from '../gen/google/protobuf/duration';
@@ -139,7 +140,8 @@ export function entryToUsage(entry: HTTPAccessLogEntry, opts: AccessLogUsageOpti
     source: 'accesslog',
   };
   const requestId = req?.requestId;
-  if (requestId) event.requestId = requestId.slice(0, MAX_REQUEST_ID);
+  const safeId = requestId ? safeRequestId(requestId.slice(0, MAX_REQUEST_ID)) : undefined;
+  if (safeId) event.requestId = safeId;
   const code = res?.responseCode;
   if (typeof code === 'number' && code > 0) event.statusCode = code;
   const d = durationMs(common?.duration) ?? durationMs(common?.timeToLastDownstreamTxByte);

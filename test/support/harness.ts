@@ -107,7 +107,10 @@ export async function startHarness(dialect: Dialect, options: HarnessOverrides =
       await db.dispose();
       // Every harness test logs at debug: none of its lines may hold a secret.
       const leaks = secretsIn(logs.join(''), config);
-      if (leaks.length > 0) throw new Error(`the log holds secrets: ${leaks.join(', ')}`);
+      if (leaks.length > 0) {
+        const fields = [...new Set(logs.filter((l) => secretsIn(l, config).length > 0).flatMap((l) => Object.keys(JSON.parse(l) as object)))];
+        throw new Error(`the log holds secrets: ${leaks.join(', ')} (in lines with the fields ${fields.join(', ')})`);
+      }
     },
   };
 }
