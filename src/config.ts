@@ -56,6 +56,12 @@ export interface Config {
   adminAuthMaxFailures?: number;
   adminAuthBlockSeconds?: number;
   /**
+   * KEYWARD_SHUTDOWN_DEADLINE_SECONDS (default 10): on SIGTERM/SIGINT, how long
+   * in-flight RPCs may take before they are cancelled; buffered usage and last-use
+   * times are then written and the store closed.
+   */
+  shutdownDeadlineSeconds?: number;
+  /**
    * KEYWARD_HEAP_GROWING_PERCENT (default 20; 0 = V8's own heuristics): once the used
    * heap passes 128 MB, how far V8 may grow it past its live size before the next full
    * collection (src/util/heap.ts). V8 alone lets a busy process grow to several times
@@ -248,6 +254,7 @@ export function loadConfig(env: Env = process.env): Config {
   const rotationGraceSeconds = zparse(grace, env, 'KEYWARD_ROTATION_GRACE_SECONDS', '86400');
   const adminAuthMaxFailures = zparse(intIn(0, 1_000_000), env, 'KEYWARD_ADMIN_AUTH_MAX_FAILURES', '10');
   const adminAuthBlockSeconds = zparse(intIn(1, 86_400), env, 'KEYWARD_ADMIN_AUTH_BLOCK_SECONDS', '60');
+  const shutdownDeadlineSeconds = zparse(intIn(0, 3600), env, 'KEYWARD_SHUTDOWN_DEADLINE_SECONDS', '10');
   const heapGrowingPercent = zparse(intIn(0, 400), env, 'KEYWARD_HEAP_GROWING_PERCENT', '20');
 
   const token = fromEnvOrFile(env, 'KEYWARD_ADMIN_TOKEN');
@@ -316,6 +323,7 @@ export function loadConfig(env: Env = process.env): Config {
     httpListen,
     adminAuthMaxFailures,
     adminAuthBlockSeconds,
+    shutdownDeadlineSeconds,
     hashSecret,
     hashSecretSource,
     adminToken: token?.value,

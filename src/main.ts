@@ -70,7 +70,7 @@ export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
       }
       stopping = true;
       logger.info({ signal }, 'shutting down');
-      running.close(10_000).then(resolve, (e: unknown) => {
+      running.close((config.shutdownDeadlineSeconds ?? 10) * 1000).then(resolve, (e: unknown) => {
         logger.error({ err: describeError(e) }, 'shutdown failed');
         resolve();
       });
