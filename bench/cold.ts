@@ -64,13 +64,14 @@ import { performance } from 'node:perf_hooks';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { Client as PgClient } from 'pg';
 import { LIMITS } from '../src/admin/validate';
-import { CheckRequest, CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
+import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { displayParts, generateKey } from '../src/keys/format';
 import { createHasher } from '../src/keys/hash';
 import { MemoryRateLimiter } from '../src/limits/sliding-window';
 import { newId } from '../src/util/ids';
 import { startServerProcess, type ServerProcess } from '../test/support/server-process';
+import { checkRequestBytes } from './support/check-request';
 
 const KEYS = Number(process.env.BENCH_COLD_KEYS ?? 1_000_000);
 const SECONDS = Number(process.env.BENCH_COLD_SECONDS ?? 60);
@@ -99,20 +100,6 @@ const ROOT = join(__dirname, '..');
 
 // ---------- shared: request bytes ----------
 
-/** The protobuf bytes of a CheckRequest shaped like Envoy's, carrying `apiKey` in x-api-key (as bench/run.ts). */
-function checkRequestBytes(apiKey: string): Buffer {
-  const headers = { ':method': 'GET', ':path': '/v1/x', ':authority': 'api.example.com', 'x-api-key': apiKey };
-  return Buffer.from(
-    CheckRequest.encode(
-      CheckRequest.fromPartial({
-        attributes: {
-          source: { address: { socketAddress: { address: '10.0.0.1', portValue: 44321 } } },
-          request: { http: { id: '1', method: 'GET', path: '/v1/x', host: 'api.example.com', scheme: 'https', protocol: 'HTTP/1.1', headers } },
-        },
-      }),
-    ).finish(),
-  );
-}
 
 /**
  * Every key has the same length, so every request has the same bytes but for the key:

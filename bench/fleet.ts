@@ -62,13 +62,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { Client as PgClient } from 'pg';
-import { CheckRequest, CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
+import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { StreamAccessLogsMessage } from '../src/gen/envoy/service/accesslog/v3/als';
 import { HTTPAccessLogEntry, HTTPAccessLogEntry_HTTPVersion } from '../src/gen/envoy/data/accesslog/v3/accesslog';
 import { RequestMethod } from '../src/gen/envoy/config/core/v3/base';
 import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { EXT_AUTHZ_METADATA_NAMESPACE, entryToUsage } from '../src/usage/access-log';
 import { BIN, startServerProcess, type ServerProcess } from '../test/support/server-process';
+import { checkRequestBytes } from './support/check-request';
 
 const REVOKES = Number(process.env.BENCH_REVOKES ?? 100);
 const REVOKE_DEADLINE_MS = Number(process.env.BENCH_REVOKE_DEADLINE_MS ?? 5000);
@@ -145,20 +146,6 @@ function unary<Req, Res>(fn: (req: Req, md: Metadata, opts: { deadline: number }
   return new Promise((resolve, reject) => fn(req, md, { deadline: Date.now() + timeoutMs }, (e, r) => (e ? reject(e) : resolve(r))));
 }
 
-/** The protobuf bytes of a CheckRequest shaped like Envoy's, carrying `apiKey` in x-api-key. */
-function checkRequestBytes(apiKey: string): Buffer {
-  const headers = { ':method': 'GET', ':path': '/v1/x', ':authority': 'api.example.com', 'x-api-key': apiKey };
-  return Buffer.from(
-    CheckRequest.encode(
-      CheckRequest.fromPartial({
-        attributes: {
-          source: { address: { socketAddress: { address: '10.0.0.1', portValue: 44321 } } },
-          request: { http: { id: '1', method: 'GET', path: '/v1/x', host: 'api.example.com', scheme: 'https', protocol: 'HTTP/1.1', headers } },
-        },
-      }),
-    ).finish(),
-  );
-}
 
 const identity = (b: Buffer): Buffer => b;
 /** Sends exactly `payload` as the Check request and decodes the CheckResponse. */

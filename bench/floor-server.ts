@@ -17,7 +17,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Server, ServerCredentials, type ServiceDefinition, type handleUnaryCall } from '@grpc/grpc-js';
+import type { handleUnaryCall } from '@grpc/grpc-js';
+import { serveCheck } from './support/check-server';
 import { decodeCheckAttributes } from '../src/authz/wire';
 import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { createHasher } from '../src/keys/hash';
@@ -28,33 +29,10 @@ const allow = Buffer.from(spec.allowBase64, 'base64');
 const known = new Map<string, Buffer>(spec.keys.map((k) => [hasher.digest(k), allow]));
 const DENY = Buffer.from(CheckResponse.encode({ status: { code: 16, message: '', details: [] }, deniedResponse: undefined, okResponse: undefined, dynamicMetadata: undefined }).finish());
 
-const identity = (b: Buffer): Buffer => b;
-const definition: ServiceDefinition = {
-  Check: {
-    path: '/envoy.service.auth.v3.Authorization/Check',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-};
 const check: handleUnaryCall<Buffer, Buffer> = (call, callback) => {
   let key: string | undefined;
   for (const [name, value] of decodeCheckAttributes(call.request).headers) if (name === 'x-api-key') key = value;
   callback(null, (key !== undefined && known.get(hasher.digest(key))) || DENY);
 };
 
-const server = new Server();
-server.addService(definition, { Check: check });
-server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, port) => {
-  if (err) {
-    console.error(`floor: ${err.message}`);
-    process.exit(1);
-  }
-  console.log(`floor listening on 127.0.0.1:${port}`);
-});
-const stop = () => server.tryShutdown(() => process.exit(0));
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveCheck('floor', check);

@@ -19,29 +19,16 @@ import { performance } from 'node:perf_hooks';
 import { startApp } from '../src/app';
 import { defaultAuthzConfig, parseDatabaseUrl, type Config } from '../src/config';
 import { ROOT } from '../src/admin/principal';
-import { CheckRequest } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { Environment } from '../src/gen/keyward/admin/v1/key_admin';
 import { SafeAuthorizationService } from '../src/grpc/authz-server';
 import { decoded } from '../src/grpc/decode';
 import { createLogger } from '../src/util/logger';
+import { checkRequestBytes } from './support/check-request';
 
 const OPS = Number(process.env.BENCH_OPS ?? 200_000);
 const KEYS = Number(process.env.BENCH_KEYS ?? 1000);
 const RATE = Number(process.env.BENCH_RATE_LIMIT ?? 0);
 
-function requestBytes(apiKey: string): Buffer {
-  const headers = { ':method': 'GET', ':path': '/v1/x', ':authority': 'api.example.com', 'x-api-key': apiKey };
-  return Buffer.from(
-    CheckRequest.encode(
-      CheckRequest.fromPartial({
-        attributes: {
-          source: { address: { socketAddress: { address: '10.0.0.1', portValue: 44321 } } },
-          request: { http: { id: '1', method: 'GET', path: '/v1/x', host: 'api.example.com', scheme: 'https', protocol: 'HTTP/1.1', headers } },
-        },
-      }),
-    ).finish(),
-  );
-}
 
 async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'keyward-prof-'));
@@ -65,7 +52,7 @@ async function main(): Promise<void> {
   const bodies: Buffer[] = [];
   for (let i = 0; i < KEYS; i++) {
     const k = await app.admin.createKey(ctx, { organizationId: org.id, name: `k${i}`, environment: Environment.ENVIRONMENT_LIVE, scopes: [], metadata: {} } as never);
-    bodies.push(requestBytes(k.secret));
+    bodies.push(checkRequestBytes(k.secret));
   }
   const m = SafeAuthorizationService.check;
   // Warm the cache and the JIT.

@@ -14,30 +14,14 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, credentials, Metadata } from '@grpc/grpc-js';
-import { CheckRequest } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { startServerProcess } from '../test/support/server-process';
 import { busyByOwner, loadProfile } from './cpuprofile';
+import { checkRequestBytes, grpcFrame } from './support/check-request';
 
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 
-function frame(key: string): Buffer {
-  const headers = { ':method': 'GET', ':path': '/v1/x', ':authority': 'api.example.com', 'x-api-key': key };
-  const p = Buffer.from(
-    CheckRequest.encode(
-      CheckRequest.fromPartial({
-        attributes: {
-          source: { address: { socketAddress: { address: '10.0.0.1', portValue: 44321 } } },
-          request: { http: { id: '1', method: 'GET', path: '/v1/x', host: 'api.example.com', scheme: 'https', protocol: 'HTTP/1.1', headers } },
-        },
-      }),
-    ).finish(),
-  );
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(p.length, 1);
-  return Buffer.concat([head, p]);
-}
 
 function h2load(port: number, file: string): number {
   const r = spawnSync('h2load', ['-D', String(DURATION), '-t', '1', '-c', '16', '-m', '16', '-d', file, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `http://127.0.0.1:${port}/envoy.service.auth.v3.Authorization/Check`], { encoding: 'utf8' });
@@ -73,13 +57,13 @@ async function main(): Promise<void> {
     const key = await call<{ secret: string }>(admin.createKey, { organizationId: org.id, name: 'k', environment: Environment.ENVIRONMENT_LIVE, scopes: [], metadata: {} });
     admin.close();
     const file = join(tmp, 'request.bin');
-    writeFileSync(file, frame(key.secret));
+    writeFileSync(file, grpcFrame(checkRequestBytes(key.secret)));
     const kwRequests = h2load(kw.authzPort, file);
     // keyward's allow response, for the floor server.
     const raw = new Client(`127.0.0.1:${kw.authzPort}`, credentials.createInsecure());
     const id = (b: Buffer) => b;
     const allow = await new Promise<Buffer>((res, rej) =>
-      raw.makeUnaryRequest('/envoy.service.auth.v3.Authorization/Check', id, id, frame(key.secret).subarray(5), { deadline: Date.now() + 10_000 }, (e, r) => (e ? rej(e) : res(r!))),
+      raw.makeUnaryRequest('/envoy.service.auth.v3.Authorization/Check', id, id, checkRequestBytes(key.secret), { deadline: Date.now() + 10_000 }, (e, r) => (e ? rej(e) : res(r!))),
     );
     raw.close();
     await kw.stop('SIGTERM');

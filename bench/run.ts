@@ -19,10 +19,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { CheckRequest, CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
+import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { generateKey } from '../src/keys/format';
 import { startServerProcess, type ServerProcess } from '../test/support/server-process';
+import { checkRequestBytes, grpcFrame } from './support/check-request';
 
 const KEYS = Number(process.env.BENCH_KEYS ?? 1000);
 const DURATION = Number(process.env.BENCH_DURATION ?? 8);
@@ -78,28 +79,7 @@ function unary<Req, Res>(fn: (req: Req, md: Metadata, opts: { deadline: number }
   return new Promise((resolve, reject) => fn(req, md, { deadline: Date.now() + 30_000 }, (e, r) => (e ? reject(e) : resolve(r))));
 }
 
-/** The protobuf bytes of a CheckRequest shaped like Envoy's, carrying `apiKey` in x-api-key. */
-function checkRequestBytes(apiKey: string): Buffer {
-  const headers = { ':method': 'GET', ':path': '/v1/x', ':authority': 'api.example.com', 'x-api-key': apiKey };
-  return Buffer.from(
-    CheckRequest.encode(
-      CheckRequest.fromPartial({
-        attributes: {
-          source: { address: { socketAddress: { address: '10.0.0.1', portValue: 44321 } } },
-          request: { http: { id: '1', method: 'GET', path: '/v1/x', host: 'api.example.com', scheme: 'https', protocol: 'HTTP/1.1', headers } },
-        },
-      }),
-    ).finish(),
-  );
-}
 
-/** A gRPC length-prefixed message: flag 0, 4-byte big-endian length, payload. */
-function grpcFrame(payload: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head.writeUInt8(0, 0);
-  head.writeUInt32BE(payload.length, 1);
-  return Buffer.concat([head, payload]);
-}
 
 const identity = (b: Buffer): Buffer => b;
 const payloadLen = (key: string): number => checkRequestBytes(key).length + 5;
