@@ -21,8 +21,10 @@
  *   never resends a command cut off by a lost connection (ioredis'
  *   autoResendUnfulfilledCommands is off: the request was already decided as failed).
  *   Like the rate limiter, an own client fails fast (no offline queue, a command
- *   timeout), calls wait for its first connection attempt to settle rather than fall
- *   back at startup, and onError hears of Redis failures once per outage.
+ *   timeout), drops a connection that answers nothing for socketTimeoutMs while
+ *   commands wait and reconnects in the background (so it returns to Redis by itself),
+ *   calls wait for its first connection attempt to settle rather than fall back at
+ *   startup, and onError hears of Redis failures once per outage.
  *
  * Persistence (flush(), every sync interval and at close): the Redis counts of the
  * periods consumed here since the last flush are read (MGET) and written into
@@ -110,6 +112,8 @@ export interface RedisQuotaOptions {
   commandTimeoutMs?: number;
   /** For an own client. Default 1000 ms. */
   connectTimeoutMs?: number;
+  /** For an own client: no byte from Redis for this long while commands wait drops and reopens the connection. Default 1000 ms. */
+  socketTimeoutMs?: number;
   /** A period not consumed for this many flushes is forgotten here. Default 12. */
   idleFlushes?: number;
   /** Failed background flushes and database reads; Redis errors once per outage. */
@@ -169,6 +173,8 @@ export class RedisQuotaCounter implements QuotaCounter {
         maxRetriesPerRequest: 1,
         commandTimeout: opts.commandTimeoutMs ?? 100,
         connectTimeout,
+        // A partition leaves the socket open but dead; timed-out commands alone never close it.
+        socketTimeout: opts.socketTimeoutMs ?? 1000,
         retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times - 1, 5), 2000),
         connectionName: 'keyward-quota',
         // A command cut off by a lost connection has already been decided here (as failed):

@@ -13,7 +13,11 @@
  *    resetSeconds are then computed here with the same functions as the memory limiter.
  *  - refund is one script: DECR the current window's counter if it is > 0.
  *  - Failures: the client fails fast (no offline queue, `commandTimeoutMs`, default
- *    100 ms) and reconnects in the background. A failed consume or peek counts in
+ *    100 ms) and reconnects in the background (backoff 100 ms doubling to at most 2 s),
+ *    so it returns to Redis by itself once Redis answers again. A connection that
+ *    answers nothing for `socketTimeoutMs` (default 1000) while commands wait on it is
+ *    dropped and reopened: a partition leaves the socket open but dead, and a timed-out
+ *    command alone does not close it. A failed consume or peek counts in
  *    `redisErrors`; then `onFailure: 'local'` decides with an in-process
  *    MemoryRateLimiter (each replica then limits on its own: up to replicas x limit;
  *    consumes so decided count in `fallbackDecisions`), `'deny'` throws
@@ -44,6 +48,8 @@ export interface RedisRateLimiterOptions {
   commandTimeoutMs?: number;
   /** Default 1000. */
   connectTimeoutMs?: number;
+  /** No byte from Redis for this long while commands wait: the connection is dropped and reopened. Default 1000. */
+  socketTimeoutMs?: number;
   /** Of the local fallback; default 1,000,000. */
   maxKeys?: number;
   onError?: (e: unknown) => void;
@@ -114,6 +120,7 @@ export class RedisRateLimiter implements RateLimiter {
     this.client = new Redis(opts.url, {
       commandTimeout: opts.commandTimeoutMs ?? 100,
       connectTimeout,
+      socketTimeout: opts.socketTimeoutMs ?? 1000,
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
       // A command cut off by a lost connection has already been answered (timeout):
