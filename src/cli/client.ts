@@ -1,10 +1,11 @@
 /**
- * The CLI's connection to KeyAdmin: an insecure channel to KEYWARD_ADMIN_URL, the
- * bearer credential on every call, a deadline on every call, and the extraction of
- * keyward's error code from a failed call.
+ * The CLI's connection to KeyAdmin: a channel to KEYWARD_ADMIN_URL (plaintext, or TLS
+ * with the KEYWARD_ADMIN_TLS* settings), the bearer credential on every call, a
+ * deadline on every call, and the extraction of keyward's error code from a failed call.
  */
-import { credentials, Metadata, status, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import { ConfigError, loadClientConfig } from '../config';
+import { credentials, Metadata, status, type CallOptions, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { ConfigError, loadClientConfig, type ClientConfig } from '../config';
+import { clientChannelCredentials, TlsFileError } from '../grpc/tls';
 import { KeyAdminClient, KeyAdminService } from '../gen/keyward/admin/v1/key_admin';
 import { Status } from '../gen/google/rpc/status';
 import { ErrorInfo } from '../gen/google/rpc/error_details';
@@ -32,8 +33,18 @@ export class AdminConnection {
     address: string,
     private readonly token: string,
     private readonly deadlineMs: number = DEFAULT_DEADLINE_MS,
+    tls?: ClientConfig['adminTls'],
   ) {
-    this.client = new KeyAdminClient(address, credentials.createInsecure());
+    let creds: ChannelCredentials = credentials.createInsecure();
+    const options: ChannelOptions = {};
+    if (tls) {
+      creds = clientChannelCredentials(tls);
+      if (tls.serverName !== undefined) {
+        options['grpc.ssl_target_name_override'] = tls.serverName;
+        options['grpc.default_authority'] = tls.serverName;
+      }
+    }
+    this.client = new KeyAdminClient(address, creds, options);
   }
 
   /** One unary call with the credential and a deadline; rejects with the grpc ServiceError. */
@@ -58,7 +69,7 @@ export class AdminConnection {
  * Loads the client configuration. A bad or missing setting is a CliError with exit
  * code 2; its message names the variable and never contains the token.
  */
-export function clientSettings(env: Env): { adminUrl: string; token: string } {
+export function clientSettings(env: Env): { adminUrl: string; token: string; tls?: ClientConfig['adminTls'] } {
   let config;
   try {
     config = loadClientConfig(env);
@@ -74,13 +85,23 @@ export function clientSettings(env: Env): { adminUrl: string; token: string } {
     const variable = env.KEYWARD_ADMIN_TOKEN ? 'KEYWARD_ADMIN_TOKEN' : 'KEYWARD_ADMIN_TOKEN_FILE';
     throw new CliError('invalid_config', `${variable}: the token must be printable ASCII without spaces`, 2);
   }
-  return { adminUrl: config.adminUrl, token };
+  return { adminUrl: config.adminUrl, token, ...(config.adminTls && { tls: config.adminTls }) };
 }
 
 /** Opens a connection, runs `fn`, and closes it; a failed call becomes a CliError (exit 1). */
 export async function withAdmin<T>(env: Env, fn: (admin: AdminConnection) => Promise<T>): Promise<T> {
-  const { adminUrl, token } = clientSettings(env);
-  const admin = new AdminConnection(adminUrl, token);
+  const { adminUrl, token, tls } = clientSettings(env);
+  // Over TLS to an IP address, grpc-js passes the address as the TLS server name and
+  // Node prints a deprecation warning (DEP0123) that would break the one-line output.
+  if (tls) process.noDeprecation = true;
+  let admin: AdminConnection;
+  try {
+    admin = new AdminConnection(adminUrl, token, DEFAULT_DEADLINE_MS, tls);
+  } catch (e) {
+    // The TLS files were checked with the settings; this is one that changed since.
+    if (e instanceof TlsFileError) throw new CliError('invalid_config', e.message, 2);
+    throw e;
+  }
   try {
     return await fn(admin);
   } catch (e) {

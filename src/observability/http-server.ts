@@ -5,20 +5,22 @@
  *   GET /readyz   readiness: 200 when the store answers and every migration is
  *                 applied, else 503; the body is JSON naming each check
  * Anything else is 404; methods other than GET and HEAD are 405. Responses carry no
- * secrets and no request data. Optional TLS: `tls` holds a live SecureContext source
- * (see tls.ts) so certificates can be replaced without a restart.
+ * secrets and no request data. Optional TLS: `tls` is the port's certificate set
+ * (src/grpc/tls.ts); new connections get its current certificates, so they can be
+ * replaced without a restart.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Metrics } from './metrics';
 import type { Readiness } from './readiness';
+import type { ServerTls } from '../grpc/tls';
 
 export interface OpsHttpOptions {
   metrics: Metrics;
   readiness: Readiness;
-  /** HTTPS options (from tls.ts), or undefined for plain HTTP. */
-  https?: HttpsOptions;
+  /** Serve HTTPS with this certificate set (following its reloads); undefined: plain HTTP. */
+  tls?: ServerTls;
 }
 
 export interface OpsHttpServer {
@@ -54,7 +56,16 @@ export async function startOpsHttp(listen: string, o: OpsHttpOptions): Promise<O
         return send(res, 404, 'text/plain; charset=utf-8', 'not found\n', head);
     }
   };
-  const server = o.https ? createHttpsServer(o.https, handler) : createHttpServer(handler);
+  let server: HttpServer;
+  if (o.tls) {
+    const https = createHttpsServer(o.tls.httpsOptions(), handler);
+    o.tls.attach(https);
+    // A failed handshake (e.g. no client certificate under mTLS) only ends that connection.
+    https.on('tlsClientError', () => undefined);
+    server = https;
+  } else {
+    server = createHttpServer(handler);
+  }
   server.keepAliveTimeout = 5000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 10_000;

@@ -3,7 +3,7 @@
  * independent of the generated code, as Envoy would be: it sends CheckRequests as
  * plain objects and reads CheckResponses field by field.
  */
-import { credentials, loadPackageDefinition, type Client, type GrpcObject, type ServiceError } from '@grpc/grpc-js';
+import { credentials, loadPackageDefinition, type ChannelCredentials, type Client, type GrpcObject, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { join } from 'node:path';
 
@@ -52,8 +52,9 @@ export interface CheckOptions {
 
 export class EnvoyClient {
   private readonly client: Client;
-  constructor(port: number) {
-    this.client = new AuthorizationCtor(`127.0.0.1:${port}`, credentials.createInsecure());
+  /** `creds`: the channel's credentials, plaintext by default (TLS tests pass their own). */
+  constructor(port: number, creds: ChannelCredentials = credentials.createInsecure()) {
+    this.client = new AuthorizationCtor(`127.0.0.1:${port}`, creds);
   }
 
   /** Sends a CheckRequest shaped as Envoy sends it. */
