@@ -406,7 +406,11 @@ describe('entryToUsage', () => {
       expect(e).not.toHaveProperty('costUsd');
     }
     expect(usage({ responseHeaders: {} })).not.toHaveProperty('tokens');
-    expect(parseTokens('9007199254740991')).toBe(Number.MAX_SAFE_INTEGER);
+    expect(parseTokens('1000000000')).toBe(1_000_000_000);
+    expect(parseTokens('1000000001')).toBeUndefined();
+    expect(parseTokens('9007199254740991')).toBeUndefined();
+    expect(parseCost('1000000')).toBe(1_000_000);
+    expect(parseCost('1000000.01')).toBeUndefined();
     expect(parseCost('.25')).toBe(0.25);
     expect(parseCost('+3')).toBe(3);
   });

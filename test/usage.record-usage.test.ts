@@ -120,7 +120,7 @@ describe('validateRecordUsage', () => {
   it('names the first bad entry and field', () => {
     const e = rejection([good(), good({ costUsd: -1 }), good({ tokens: -1 })]);
     expect(e.field).toBe('records[1].cost_usd');
-    expect(e.message).toBe('records[1].cost_usd: must be a finite number >= 0');
+    expect(e.message).toBe('records[1].cost_usd: must be a number from 0 to 1000000');
     expect(e.metadata).toEqual({ field: 'records[1].cost_usd', violation: 'out_of_range' });
   });
 });

@@ -88,11 +88,17 @@ export function readAttributes(a: RequestAttributes, opts: RequestReaderOptions)
   const rule = opts.routes.size > 0 ? opts.routes.match(method, host, path) : undefined;
   const envoyAsks = hasScopes(fromEnvoy);
   const spoofed: string[] = [];
+  let seen: Set<string> | undefined; // linear in the header count, however many are sent
   let requestId: string | undefined;
   for (const [k, v] of headers) {
     if (k.charCodeAt(0) !== 120) continue; // 'x'
-    if (k.startsWith(IDENTITY_PREFIX) && !spoofed.includes(k)) spoofed.push(k);
-    else if (requestId === undefined && k === 'x-request-id') requestId = safeRequestId(v);
+    if (k.startsWith(IDENTITY_PREFIX)) {
+      seen ??= new Set();
+      if (!seen.has(k)) {
+        seen.add(k);
+        spoofed.push(k);
+      }
+    } else if (requestId === undefined && k === 'x-request-id') requestId = safeRequestId(v);
   }
   const requirements: ScopeRequirement[] = [];
   if (envoyAsks) requirements.push(fromEnvoy);

@@ -52,7 +52,7 @@ export interface ResponseOptions {
 export interface ResponseContext {
   /** Headers that carried the credential. */
   credentialHeaders: readonly string[];
-  /** x-keyward-* headers the client sent. */
+  /** x-keyward-* headers the client sent, each once. */
   spoofed: readonly string[];
   /** Extra headers for the client's response (rate-limit headers). */
   responseHeaders?: HeaderValueOption[];
@@ -84,7 +84,8 @@ export function toCheckResponse(d: Decision, ctx: ResponseContext, opts: Respons
       metadata = { key_id: d.key.id, org_id: d.key.organizationId, environment: d.key.environment };
     }
     // Identity headers keyward sets overwrite the client's; the rest are removed.
-    for (const h of ctx.spoofed) if (!(d.key && IDENTITY_NAMES.includes(h)) && !remove.includes(h)) remove.push(h);
+    // (spoofed is unique: only the few credential headers can already be listed)
+    for (const h of ctx.spoofed) if (!(d.key && IDENTITY_NAMES.includes(h)) && !(opts.stripCredential && ctx.credentialHeaders.includes(h))) remove.push(h);
     const toClient = ctx.responseHeaders ? [...ctx.responseHeaders] : [];
     if (d.key && d.rate) for (const [k, v] of rateLimitHeaders(d.rate)) toClient.push(setHeader(k, v));
     return {

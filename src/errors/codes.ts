@@ -55,6 +55,8 @@ export const ERROR_TABLE = {
   too_many_auth_failures: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429, message: 'too many failed authentications from this address; retry later' },
   // request validation
   invalid_argument: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400, message: 'the request is invalid' },
+  /** Any keyward RPC whose gRPC metadata exceeds MAX_METADATA_BYTES (src/grpc/metadata-limit.ts). */
+  metadata_too_large: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 431, message: 'the call metadata is larger than this server accepts' },
   // domain
   organization_not_found: { grpc: GrpcCode.NOT_FOUND, http: 404, message: 'organization not found' },
   key_not_found: { grpc: GrpcCode.NOT_FOUND, http: 404, message: 'key not found' },

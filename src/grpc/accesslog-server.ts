@@ -3,7 +3,8 @@
  * streams HTTP access-log entries; each entry of a request keyward authorized becomes
  * a detail-only usage event (requests 0) in the usage batcher.
  *
- * Envoy never reads the reply, so the handler never fails a stream: undecodable
+ * Envoy never reads the reply, so the handler never fails a stream once it has
+ * started (only metadata beyond the limit refuses it, metadata_too_large): undecodable
  * messages, TCP entries and entries without keyward metadata are counted and
  * skipped; the (empty) response is sent when the client ends its stream; a
  * cancelled stream is simply dropped.
@@ -26,6 +27,8 @@ import { entryToUsage, type AccessLogUsageOptions } from '../usage/access-log';
 import type { UsageEvent } from '../usage/types';
 import type { Clock } from '../util/clock';
 import { safeDefinition, UndecodableRequest } from './decode';
+import { checkMetadataSize } from './metadata-limit';
+import { toServiceError } from './errors';
 
 export interface AccessLogStats {
   /** Streams opened. */
@@ -74,6 +77,12 @@ export function accessLogImplementation(
       callback: sendUnaryData<StreamAccessLogsResponse>,
     ): void {
       stats.streams++;
+      try {
+        checkMetadataSize(call.metadata);
+      } catch (e) {
+        callback(toServiceError(e));
+        return;
+      }
       let answered = false;
       let paused = false;
       let logName: string | undefined;

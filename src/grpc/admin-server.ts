@@ -11,6 +11,7 @@ import type { CallContext } from '../admin/principal';
 import { KeyAdminService, type KeyAdminServer } from '../gen/keyward/admin/v1/key_admin';
 import { toServiceError, toWireError } from './errors';
 import { decoded, safeDefinition } from './decode';
+import { checkMetadataSize } from './metadata-limit';
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
@@ -28,6 +29,7 @@ export function keyAdminImplementation(service: AdminService, logger: Logger, on
       const started = process.hrtime.bigint();
       const peer = call.getPeer();
       const run = async (): Promise<Res> => {
+        checkMetadataSize(call.metadata);
         const principal = await service.authenticate(bearer(call as ServerUnaryCall<unknown, unknown>), peer);
         return handler({ principal, peer }, decoded(call.request));
       };

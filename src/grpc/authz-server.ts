@@ -7,7 +7,8 @@
  * The Check method is served with the hand-coded codec of src/authz/wire.ts: the
  * request bytes are read straight into the decision's attributes and the response
  * is written without the generic writer. Bytes that are not a CheckRequest become
- * INVALID_ARGUMENT (invalid_argument, field `request`), as with every other method.
+ * INVALID_ARGUMENT (invalid_argument, field `request`), as with every other method;
+ * metadata beyond the limit becomes RESOURCE_EXHAUSTED (metadata_too_large).
  */
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -17,6 +18,7 @@ import { decodeCheckAttributes, encodeCheckResponse, WireError, type RequestAttr
 import { describeError } from '../util/logger';
 import { toServiceError, toWireError } from './errors';
 import { decoded, UndecodableRequest } from './decode';
+import { checkMetadataSize } from './metadata-limit';
 
 export function authorizationImplementation(authorizer: Authorizer, logger: Logger): UntypedServiceImplementation {
   const fail = (callback: sendUnaryData<CheckResponse>, err: unknown) => {
@@ -27,6 +29,7 @@ export function authorizationImplementation(authorizer: Authorizer, logger: Logg
     check(call: ServerUnaryCall<RequestAttributes | UndecodableRequest, CheckResponse>, callback: sendUnaryData<CheckResponse>): void {
       let attributes: RequestAttributes;
       try {
+        checkMetadataSize(call.metadata);
         attributes = decoded(call.request);
       } catch (e) {
         fail(callback, e);

@@ -14,6 +14,7 @@ import { RequestMethod } from '../gen/envoy/config/core/v3/base';
 import type { Duration } from '../gen/google/protobuf/duration';
 import { ID_PATTERN } from '../util/ids';
 import type { UsageEvent } from './types';
+import { USAGE_VALUE_MAX } from './record-usage';
 
 export const EXT_AUTHZ_METADATA_NAMESPACE = 'envoy.filters.http.ext_authz';
 
@@ -57,29 +58,29 @@ function header(map: Record<string, string> | undefined, name: string): string |
   return undefined;
 }
 
-/** A non-negative safe integer header value, or undefined. */
+/** An integer header value from 0 to USAGE_VALUE_MAX.tokens, or undefined. */
 export function parseTokens(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const s = v.trim();
   if (!INTEGER.test(s)) return undefined;
   const n = Number(s);
-  return Number.isSafeInteger(n) ? n : undefined;
+  return Number.isSafeInteger(n) && n <= USAGE_VALUE_MAX.tokens ? n : undefined;
 }
 
-/** A finite non-negative decimal header value, or undefined. */
+/** A decimal header value from 0 to USAGE_VALUE_MAX.costUsd, or undefined. */
 export function parseCost(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const s = v.trim();
   if (!DECIMAL.test(s)) return undefined;
   const n = Number(s);
-  return Number.isFinite(n) && n >= 0 ? n : undefined;
+  return Number.isFinite(n) && n >= 0 && n <= USAGE_VALUE_MAX.costUsd ? n : undefined;
 }
 
-/** Duration → ms, or undefined when absent or negative. */
+/** Duration → ms, or undefined when absent, negative or beyond USAGE_VALUE_MAX.durationMs. */
 function durationMs(d: Duration | undefined): number | undefined {
   if (!d) return undefined;
   const ms = Number(d.seconds) * 1000 + Number(d.nanos) / 1e6;
-  return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+  return Number.isFinite(ms) && ms >= 0 && ms <= USAGE_VALUE_MAX.durationMs ? ms : undefined;
 }
 
 /** The path without query or fragment, at most 512 characters; `/` when there is none. */
@@ -112,9 +113,9 @@ function methodOf(entry: HTTPAccessLogEntry): string {
  *  - statusCode: response.response_code (absent or 0: unknown);
  *  - durationMs: common_properties.duration, else time_to_last_downstream_tx_byte;
  *  - at: common_properties.start_time, else `nowMs`;
- *  - tokens / costUsd: the configured response headers; a value that is not a
- *    non-negative safe integer (tokens) or a finite non-negative number (cost) is
- *    ignored.
+ *  - tokens / costUsd: the configured response headers; a value that is not an
+ *    integer (tokens) or a number (cost) from 0 to USAGE_VALUE_MAX is ignored, and so
+ *    is a duration beyond it.
  */
 export function entryToUsage(entry: HTTPAccessLogEntry, opts: AccessLogUsageOptions, nowMs: number): UsageEvent | undefined {
   const common = entry.commonProperties;

@@ -25,6 +25,23 @@ export const RECORD_USAGE_LIMITS = {
   futureSkewMs: 60_000,
 } as const;
 
+/**
+ * The most one request can report, from RecordUsage and from the access log alike:
+ * far above any real request, and low enough that the sums kept per organization,
+ * key, endpoint and month stay storable. Unbounded, a few thousand records summed
+ * past PostgreSQL's bigint (or a finite double), the batch failed at every flush, and
+ * all later usage waited behind it. Now a 64-bit token sum needs 9.2 billion maximal
+ * events in one month, key and endpoint to overflow; cost and duration sums, never.
+ */
+export const USAGE_VALUE_MAX = {
+  /** 10^9 tokens. */
+  tokens: 1_000_000_000,
+  /** USD 1,000,000. */
+  costUsd: 1_000_000,
+  /** 30 days. */
+  durationMs: 30 * 86_400_000,
+} as const;
+
 export const DEFAULT_RECORD_METHOD = 'POST';
 
 /** A validated RecordUsage record, defaults applied; zero values mean "not reported". */
@@ -99,15 +116,17 @@ export function validateRecordUsage(req: RecordUsageRequest, nowMs: number): Val
     if (status !== 0) out.statusCode = status;
 
     const duration = r.durationMs ?? 0;
-    if (typeof duration !== 'number' || !Number.isFinite(duration) || duration < 0) fail(f('duration_ms'), 'must be a finite number >= 0', 'out_of_range');
+    if (typeof duration !== 'number' || !Number.isFinite(duration) || duration < 0 || duration > USAGE_VALUE_MAX.durationMs) {
+      fail(f('duration_ms'), `must be a number from 0 to ${USAGE_VALUE_MAX.durationMs} (30 days)`, 'out_of_range');
+    }
     if (duration > 0) out.durationMs = duration;
 
     const tokens = r.tokens ?? 0;
-    if (!Number.isSafeInteger(tokens) || tokens < 0) fail(f('tokens'), 'must be an integer >= 0', 'out_of_range');
+    if (!Number.isSafeInteger(tokens) || tokens < 0 || tokens > USAGE_VALUE_MAX.tokens) fail(f('tokens'), `must be an integer from 0 to ${USAGE_VALUE_MAX.tokens}`, 'out_of_range');
     if (tokens > 0) out.tokens = tokens;
 
     const cost = r.costUsd ?? 0;
-    if (typeof cost !== 'number' || !Number.isFinite(cost) || cost < 0) fail(f('cost_usd'), 'must be a finite number >= 0', 'out_of_range');
+    if (typeof cost !== 'number' || !Number.isFinite(cost) || cost < 0 || cost > USAGE_VALUE_MAX.costUsd) fail(f('cost_usd'), `must be a number from 0 to ${USAGE_VALUE_MAX.costUsd}`, 'out_of_range');
     if (cost > 0) out.costUsd = cost;
 
     if (r.time !== undefined && r.time !== null) {

@@ -519,11 +519,11 @@ export interface UsageRecord {
   method: string;
   /** 0 (unknown) or 100..599. */
   statusCode: number;
-  /** Finite and >= 0; 0 means unknown. */
+  /** 0..2592000000 (30 days); 0 means unknown. */
   durationMs: number;
-  /** >= 0. */
+  /** 0..1000000000. */
   tokens: number;
-  /** Finite and >= 0. */
+  /** 0..1000000. */
   costUsd: number;
   /** When it happened; default now. At most 35 days old and not in the future. */
   time: Date | undefined;
