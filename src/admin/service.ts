@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../util/clock';
 import { newId } from '../util/ids';
+import { describeError } from '../util/logger';
 import type { CredentialHasher } from '../keys/hash';
 import { displayParts, generateKey, parseKey, type Environment as KeyEnv } from '../keys/format';
 import { DomainError, InvalidArgumentError, PermissionDeniedError, TooManyAuthFailuresError, UnauthenticatedError } from '../errors/domain';
@@ -59,7 +60,16 @@ export const ADMIN_SCOPE = 'admin';
 
 export interface AdminServiceDeps {
   store: Store;
+  /** Hashes every new key and token, and is tried first when authenticating. */
   hasher: CredentialHasher;
+  /**
+   * While the hash secret is rotated (KEYWARD_HASH_SECRET_PREVIOUS): a credential not
+   * found under `hasher` is tried under this one. A key found that way is reported to
+   * onKeyFoundByPrevious (which rewrites its stored hash, batched); an admin token found
+   * that way is rewritten here at once.
+   */
+  previousHasher?: CredentialHasher;
+  onKeyFoundByPrevious?: (keyId: string, primaryHash: string, previousHash: string) => void;
   clock: Clock;
   logger: Logger;
   /** RotateKey's default grace period. */
@@ -81,6 +91,8 @@ export type AdminChange = { type: 'key'; id: string; keyHash: string } | { type:
 
 export class AdminService {
   private adminTokenHashes: string[] = [];
+  /** An admin token's hash being rewritten with the primary secret (rotation). */
+  private rehashing: Promise<void> | undefined;
 
   constructor(private readonly d: AdminServiceDeps) {}
 
@@ -102,15 +114,29 @@ export class AdminService {
       const now = this.now();
       if (configured !== undefined) {
         const hash = this.d.hasher.hash(configured);
-        if (tokens.some((t) => t.label === 'bootstrap' && t.tokenHash === hash)) return {};
+        const secretId = this.d.hasher.id;
+        const current = tokens.find((t) => t.label === 'bootstrap' && t.tokenHash === hash);
+        if (current) {
+          if (current.hashSecretId !== secretId) current.hashSecretId = secretId;
+          return {};
+        }
+        // The same token under the previous secret: rewrite its hash, keep the token.
+        const oldHash = this.d.previousHasher?.hash(configured);
+        const old = oldHash === undefined ? undefined : tokens.find((t) => t.label === 'bootstrap' && t.tokenHash === oldHash);
+        if (old) {
+          Object.assign(old, { tokenHash: hash, hashSecretId: secretId });
+          return {};
+        }
         for (const t of tokens.filter((t) => t.label === 'bootstrap')) r.adminTokens.remove(t);
-        r.adminTokens.add(Object.assign(new AdminTokenRecord(), { id: newId('adm', now.getTime()), tokenHash: hash, label: 'bootstrap', createdAt: now }));
+        r.adminTokens.add(Object.assign(new AdminTokenRecord(), { id: newId('adm', now.getTime()), tokenHash: hash, hashSecretId: secretId, label: 'bootstrap', createdAt: now }));
         r.audit.append(this.event(ROOT, 'system', 'admin_token.set', {}, 'success', 'from configuration'));
         return {};
       }
       if (tokens.length > 0) return {};
       const token = generate();
-      r.adminTokens.add(Object.assign(new AdminTokenRecord(), { id: newId('adm', now.getTime()), tokenHash: this.d.hasher.hash(token), label: 'bootstrap', createdAt: now }));
+      r.adminTokens.add(
+        Object.assign(new AdminTokenRecord(), { id: newId('adm', now.getTime()), tokenHash: this.d.hasher.hash(token), hashSecretId: this.d.hasher.id, label: 'bootstrap', createdAt: now }),
+      );
       r.audit.append(this.event(ROOT, 'system', 'admin_token.generate', {}, 'success', null));
       return { generated: token };
     });
@@ -154,7 +180,7 @@ export class AdminService {
     const parsed = parseKey(credential);
     if (parsed.ok) {
       const now = this.now();
-      const key = await this.d.store.read((r) => r.keys.findByHash(this.d.hasher.hash(credential)));
+      const key = await this.findKey(credential);
       let why: string | undefined;
       if (!key) why = 'key_not_found';
       else if (key.revokedAt) why = 'key_revoked';
@@ -178,10 +204,43 @@ export class AdminService {
     throw new UnauthenticatedError('invalid_credentials');
   }
 
+  /** An API key by its hash under the primary secret, else under the previous one (then reported for rehashing). */
+  private async findKey(credential: string): Promise<ApiKeyRecord | null> {
+    const hash = this.d.hasher.hash(credential);
+    const key = await this.d.store.read((r) => r.keys.findByHash(hash));
+    const previous = this.d.previousHasher;
+    if (key || !previous) return key;
+    const old = await this.d.store.read((r) => r.keys.findByHash(previous.hash(credential)));
+    if (old) this.d.onKeyFoundByPrevious?.(old.id, hash, old.keyHash);
+    return old;
+  }
+
   private matchesAdminToken(credential: string): boolean {
     let match = false;
     for (const h of this.adminTokenHashes) match = this.d.hasher.matches(credential, h) || match;
+    const previous = this.d.previousHasher;
+    if (match || !previous) return match;
+    for (const h of this.adminTokenHashes) match = previous.matches(credential, h) || match;
+    if (match) void this.rehashAdminToken(previous.hash(credential), this.d.hasher.hash(credential));
     return match;
+  }
+
+  /** Rewrites an admin token's hash made with the previous secret; on failure the next authentication tries again. */
+  private rehashAdminToken(from: string, to: string): Promise<void> {
+    if (this.rehashing) return this.rehashing;
+    this.rehashing = this.d.store
+      .transaction((r) => r.adminTokens.rehash(from, to, this.d.hasher.id))
+      .then(
+        (n) => {
+          this.adminTokenHashes = this.adminTokenHashes.map((h) => (h === from ? to : h));
+          if (n > 0) this.d.logger.info({ hashSecretId: this.d.hasher.id }, 'hash secret rotation: admin token rehashed with the primary secret');
+        },
+        (e: unknown) => this.d.logger.warn({ err: describeError(e) }, 'hash secret rotation: rewriting the admin token hash failed; will retry'),
+      )
+      .finally(() => {
+        this.rehashing = undefined;
+      });
+    return this.rehashing;
   }
 
   private async auditAuthThrottled(peer: string): Promise<void> {
@@ -425,6 +484,7 @@ export class AdminService {
       prefix,
       hint,
       keyHash: this.d.hasher.hash(secret),
+      hashSecretId: this.d.hasher.id,
       createdAt: now,
       updatedAt: now,
       lastUsedAt: null,

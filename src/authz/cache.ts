@@ -24,6 +24,15 @@
  *    notifications cannot be received).
  *  - Entries are keyed by the keyed hash's 32 bytes, given as a latin1 string
  *    (CredentialHasher.digest); the store is asked by the hex hash.
+ *  - Rotation of the hash secret (options.previous set): a credential whose primary digest
+ *    the store does not know is looked up once more under the previous secret's digest
+ *    (a second store lookup, also taken from the budget) before it counts as unknown,
+ *    so one negative entry, under the primary digest, covers both misses. A key found
+ *    that way is cached under its primary digest (later Checks hash once and hit) and
+ *    reported to onFoundByPrevious, which rewrites its stored hash. Until the cache
+ *    reloads it by the primary hash, invalidateKey also drops it when given the old
+ *    stored hash (an id → digest map, only for keys found this way). Callers pass the
+ *    credential to lookup() for this; the cached path never uses it.
  *  - Memory: positive entries live in typed arrays (key-table.ts: the hash bytes, the
  *    fields, references to one OrgView per organization while its fields are unchanged
  *    and to one scopes array per distinct scope list), about 110 bytes a key plus its
@@ -44,6 +53,17 @@ export interface KeySource {
   load(keyHash: string): Promise<{ key: KeyView; org: OrgView | null } | null>;
 }
 
+/** The cache's part in a rotation of the hash secret (see the contract above). */
+export interface PreviousSecretLookup {
+  /** The credential's digest (latin1, as CredentialHasher.digest) under the previous secret. */
+  digest(credential: string): string;
+  /**
+   * A key was found under the previous secret: its stored hash (hex) `previousHash`
+   * should become `primaryHash`. Called on the miss path; must not throw.
+   */
+  onFoundByPrevious(keyId: string, primaryHash: string, previousHash: string): void;
+}
+
 export interface KeyCacheOptions {
   ttlMs: number;
   maxEntries: number;
@@ -57,6 +77,8 @@ export interface KeyCacheOptions {
    * well-formed keys cannot push more than this many queries per second at the store.
    */
   missQueriesPerSecond?: number;
+  /** Set while the hash secret is rotated (KEYWARD_HASH_SECRET_PREVIOUS). */
+  previous?: PreviousSecretLookup;
 }
 
 /** Bound of the shared organization views and scope lists (cleared when exceeded). */
@@ -70,8 +92,15 @@ export interface CacheStats {
   evictions: number;
   storeErrors: number;
   staleServed: number;
-  /** Misses answered without a query because the lookup budget was spent. */
+  /**
+   * Misses answered without a query because the lookup budget was spent (including,
+   * during a rotation, a primary miss whose second lookup found the budget spent).
+   */
   missesThrottled: number;
+  /** Lookups under the previous hash secret (store queries besides misses). */
+  previousLookups: number;
+  /** Keys those lookups found (their stored hashes are then rewritten). */
+  previousHits: number;
 }
 
 export class KeyCache {
@@ -83,7 +112,14 @@ export class KeyCache {
   private readonly inflight = new Map<string, Promise<KeyLookup>>();
   /** Bumped by every invalidation; a load that started before one is not cached. */
   private epoch = 0;
-  readonly stats: CacheStats = { hits: 0, misses: 0, negativeHits: 0, evictions: 0, storeErrors: 0, staleServed: 0, missesThrottled: 0 };
+  readonly stats: CacheStats = { hits: 0, misses: 0, negativeHits: 0, evictions: 0, storeErrors: 0, staleServed: 0, missesThrottled: 0, previousLookups: 0, previousHits: 0 };
+  /**
+   * Keys found under the previous hash secret and cached under their primary digest,
+   * by id, until reloaded by the primary hash: their stored hash may still be the old
+   * one, and invalidateKey(id, oldHash) must find them. At most maxEntries (oldest
+   * dropped first).
+   */
+  private readonly rehashed = new Map<string, string>();
   private tokens: number;
   private tokensAt = Number.NEGATIVE_INFINITY;
 
@@ -139,7 +175,11 @@ export class KeyCache {
     return undefined;
   }
 
-  lookup(digest: string, nowMs: number): Promise<KeyLookup> | KeyLookup {
+  /**
+   * The key of `digest` (its primary digest). `credential` is needed only while the
+   * hash secret is rotated, to look it up under the previous secret on a miss.
+   */
+  lookup(digest: string, nowMs: number, credential?: string): Promise<KeyLookup> | KeyLookup {
     const cached = this.peek(digest, nowMs);
     if (cached) return cached;
     const pending = this.inflight.get(digest);
@@ -149,16 +189,32 @@ export class KeyCache {
       this.stats.missesThrottled++;
       return this.staleOr(digest, nowMs);
     }
-    const p = this.load(digest, nowMs).finally(() => this.inflight.delete(digest));
+    const p = this.load(digest, nowMs, credential).finally(() => this.inflight.delete(digest));
     this.inflight.set(digest, p);
     return p;
   }
 
-  private async load(digest: string, nowMs: number): Promise<KeyLookup> {
+  private async load(digest: string, nowMs: number, credential: string | undefined): Promise<KeyLookup> {
     const epoch = this.epoch;
     let found;
+    let byPrevious = false;
     try {
       found = await this.source.load(Buffer.from(digest, 'latin1').toString('hex'));
+      const previous = this.opts.previous;
+      if (!found && previous && credential !== undefined) {
+        if (!this.takeLookup(nowMs)) {
+          this.stats.missesThrottled++;
+          return this.staleOr(digest, nowMs);
+        }
+        this.stats.previousLookups++;
+        const previousHash = Buffer.from(previous.digest(credential), 'latin1').toString('hex');
+        found = await this.source.load(previousHash);
+        if (found) {
+          byPrevious = true;
+          this.stats.previousHits++;
+          previous.onFoundByPrevious(found.key.id, Buffer.from(digest, 'latin1').toString('hex'), previousHash);
+        }
+      }
     } catch {
       this.stats.storeErrors++;
       return this.staleOr(digest, nowMs);
@@ -179,10 +235,21 @@ export class KeyCache {
       return { kind: 'unknown' };
     }
     this.forgetNegative(digest);
+    if (byPrevious) this.noteRehashed(found.key.id, digest);
+    else if (this.rehashed.size > 0) this.rehashed.delete(found.key.id); // the store has the primary hash now
     const org = found.org && this.sharedOrg(found.org);
     this.table.put(digest, found.key, org, this.sharedScopes(found.key.scopes), nowMs);
     while (this.table.size > this.opts.maxEntries && this.table.evictOne()) this.stats.evictions++;
     return { kind: 'found', key: found.key, org };
+  }
+
+  private noteRehashed(keyId: string, digest: string): void {
+    this.rehashed.delete(keyId);
+    if (this.rehashed.size >= this.opts.maxEntries) {
+      const oldest = this.rehashed.keys().next();
+      if (!oldest.done) this.rehashed.delete(oldest.value);
+    }
+    this.rehashed.set(keyId, digest);
   }
 
   /** An expired entry still within maxStaleMs, else unavailable. */
@@ -243,6 +310,14 @@ export class KeyCache {
     this.forget(h);
     this.forgetNegative(h);
     this.inflight.delete(h);
+    // Found under the previous secret: cached under its primary digest, whichever hash
+    // the store held when the caller read it.
+    const moved = this.rehashed.size > 0 ? this.rehashed.get(keyId) : undefined;
+    if (moved !== undefined && moved !== h) {
+      this.forget(moved);
+      this.forgetNegative(moved);
+      this.inflight.delete(moved);
+    }
   }
 
   /** Drops keys by id (change notifications carry no hash): one pass over the entries for all of them. */
@@ -267,6 +342,7 @@ export class KeyCache {
     this.epoch++;
     this.inflight.clear();
     this.table.clear();
+    this.rehashed.clear();
     this.negative.clear();
     this.oldestNegative.reset();
   }

@@ -66,7 +66,8 @@ export class Authorizer {
     const input = readAttributes(attributes, this.d.reader);
     const keyText = keyToLookUp(input);
     if (keyText === undefined) return this.decideAndRespond(input, undefined, started);
-    const found = this.d.cache.lookup(this.d.hasher.digest(keyText), this.d.clock.now().getTime());
+    // keyText is only used on a miss while the hash secret is rotated (cache.ts).
+    const found = this.d.cache.lookup(this.d.hasher.digest(keyText), this.d.clock.now().getTime(), keyText);
     return found instanceof Promise ? found.then((l) => this.decideAndRespond(input, l, started)) : this.decideAndRespond(input, found, started);
   }
 

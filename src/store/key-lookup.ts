@@ -3,13 +3,16 @@
  *  - load(hash): one indexed query (api_keys.key_hash, unique) joined with the key's
  *    organization;
  *  - touchLastUsed(batch): one UPDATE for the whole batch that only moves
- *    last_used_at forward.
+ *    last_used_at forward;
+ *  - rehashKeys(batch): during a rotation of the hash secret, one UPDATE for the
+ *    whole batch that rewrites stored hashes made with the previous secret.
  */
 import type { EntityManager } from '@mikro-orm/knex';
 import type { KeyView, OrgView } from '../authz/decision';
 import type { KeySource } from '../authz/cache';
 import type { Orm } from './orm';
 import { rethrowStoreError } from './store';
+import { AdminTokenRecord, ApiKeyRecord } from './entities';
 
 interface Row {
   id: string;
@@ -34,15 +37,34 @@ function ms(v: number | string | Date | null): number | null {
   return Number.isFinite(n) ? n : Date.parse(v);
 }
 
+/** A stored hash to rewrite: `from` (made with the previous secret) becomes `to`. */
+export interface Rehash {
+  from: string;
+  to: string;
+}
+
 export interface DataPlaneStore extends KeySource {
   touchLastUsed(batch: ReadonlyMap<string, number>): Promise<void>;
   /**
    * The keyed hashes (hex) of these key ids, by id, in one primary-key query (ids the
-   * store does not have are absent). A key's hash never changes, so a change
-   * notification, which names keys by id only, can drop cache entries by hash.
+   * store does not have are absent), so a change notification, which names keys by id
+   * only, can drop cache entries by hash. A key's hash changes only when a rotation of
+   * the hash secret rewrites it (the cache also finds such keys by the old hash).
    * Throws if the store fails.
    */
   hashesOf(ids: readonly string[]): Promise<Map<string, string>>;
+  /**
+   * Rewrites stored key hashes, by key id, in one statement: each key whose hash is
+   * still `from` gets `to` and hash_secret_id `secretId` (a key already rewritten, by
+   * this process or another, is left alone). Throws if the store fails.
+   */
+  rehashKeys(batch: ReadonlyMap<string, Rehash>, secretId: string): Promise<void>;
+  /**
+   * Usable keys (not revoked, not expired at `nowMs`) and admin tokens whose hash was
+   * made with the secret `secretId`, or whose secret was never recorded (stored before
+   * hash_secret_id existed: made with the secret in use before the rotation).
+   */
+  countOnSecret(secretId: string, nowMs: number): Promise<{ keys: number; adminTokens: number }>;
 }
 
 /** The lookup: one indexed query by hash, with the organization (built once, not per Check). */
@@ -60,6 +82,16 @@ const TOUCH_SQLITE =
   'update api_keys set last_used_at = v.at ' +
   "from (select json_extract(value, '$[0]') as id, json_extract(value, '$[1]') as at from json_each(?)) as v " +
   'where api_keys.id = v.id and (api_keys.last_used_at is null or api_keys.last_used_at < v.at)';
+
+/** Stored hashes of many keys from one JSON array of [id, from, to]; only rows still holding `from` change. */
+const REHASH_PG =
+  'update api_keys as k set key_hash = v.to_hash, hash_secret_id = ? ' +
+  'from (select value->>0 as id, value->>1 as from_hash, value->>2 as to_hash from json_array_elements(?::json)) as v ' +
+  'where k.id = v.id and k.key_hash = v.from_hash';
+const REHASH_SQLITE =
+  'update api_keys set key_hash = v.to_hash, hash_secret_id = ? ' +
+  "from (select json_extract(value, '$[0]') as id, json_extract(value, '$[1]') as from_hash, json_extract(value, '$[2]') as to_hash from json_each(?)) as v " +
+  'where api_keys.id = v.id and api_keys.key_hash = v.from_hash';
 
 export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): DataPlaneStore {
   const em = orm.em as unknown as EntityManager;
@@ -107,6 +139,28 @@ export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): 
         rethrowStoreError(e);
       }
       return out;
+    },
+
+    async rehashKeys(batch, secretId) {
+      if (batch.size === 0) return;
+      const rows = [...batch].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)).map(([id, r]) => [id, r.from, r.to]);
+      try {
+        await knex.raw(dialect === 'postgres' ? REHASH_PG : REHASH_SQLITE, [secretId, JSON.stringify(rows)]);
+      } catch (e) {
+        rethrowStoreError(e);
+      }
+    },
+
+    async countOnSecret(secretId, nowMs) {
+      const fork = em.fork();
+      const onSecret = { $or: [{ hashSecretId: secretId }, { hashSecretId: null }] };
+      try {
+        const keys = await fork.count(ApiKeyRecord, { $and: [onSecret, { revokedAt: null }, { $or: [{ expiresAt: null }, { expiresAt: { $gt: new Date(nowMs) } }] }] });
+        const adminTokens = await fork.count(AdminTokenRecord, onSecret);
+        return { keys, adminTokens };
+      } catch (e) {
+        rethrowStoreError(e);
+      }
     },
 
     async touchLastUsed(batch) {

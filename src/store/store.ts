@@ -125,6 +125,10 @@ export class AdminTokenRepo {
   remove(token: AdminTokenRecord): void {
     this.em.remove(token);
   }
+  /** Rewrites a token's hash made with a previous secret; the number of rows changed (0 if already done). */
+  rehash(fromHash: string, toHash: string, hashSecretId: string): Promise<number> {
+    return this.em.nativeUpdate(AdminTokenRecord, { tokenHash: fromHash }, { tokenHash: toHash, hashSecretId });
+  }
 }
 
 export interface Repos {

@@ -59,11 +59,16 @@ export type HarnessOverrides = Omit<Partial<Config>, 'authz'> & {
   authz?: Partial<AuthzConfig>;
   /** Route rules passed to startApp (default: none, or config.authz.routesFile). */
   routes?: RouteTable;
+  /**
+   * An existing database to start on (e.g. a restart with another configuration);
+   * stop() then leaves it to its owner to dispose. Default: a fresh one, disposed by stop().
+   */
+  reuseDatabase?: TestDatabase;
 };
 
 export async function startHarness(dialect: Dialect, options: HarnessOverrides = {}): Promise<Harness> {
-  const { routes, ...overrides } = options;
-  const db = await createTestDatabase(dialect);
+  const { routes, reuseDatabase, ...overrides } = options;
+  const db = reuseDatabase ?? (await createTestDatabase(dialect));
   const clock = new ManualClock();
   const logs: string[] = [];
   const sink = new Writable({
@@ -104,7 +109,7 @@ export async function startHarness(dialect: Dialect, options: HarnessOverrides =
     async stop() {
       for (const c of clients) c.close();
       await app.close(1000);
-      await db.dispose();
+      if (!reuseDatabase) await db.dispose();
       // Every harness test logs at debug: none of its lines may hold a secret.
       const leaks = secretsIn(logs.join(''), config);
       if (leaks.length > 0) {
@@ -120,12 +125,14 @@ export async function startHarness(dialect: Dialect, options: HarnessOverrides =
  * whichever test made it), the test's admin token, the hash secret (hex or base64), or
  * anything shaped like a keyed hash (64 hex digits). Names the kind, never the value.
  */
-export function secretsIn(text: string, config: Pick<Config, 'hashSecret' | 'adminToken'>): string[] {
+export function secretsIn(text: string, config: Pick<Config, 'hashSecret' | 'adminToken'> & Partial<Pick<Config, 'hashSecretPrevious'>>): string[] {
   const found: string[] = [];
   if (text.match(KEY_SCANNER_REGEX)) found.push('an API key');
   if (text.match(ADMIN_TOKEN_SCANNER_REGEX)) found.push('an admin token');
   if (config.adminToken && text.includes(config.adminToken)) found.push('the configured admin token');
-  if (text.includes(config.hashSecret.toString('hex')) || text.includes(config.hashSecret.toString('base64'))) found.push('the hash secret');
+  for (const secret of [config.hashSecret, config.hashSecretPrevious]) {
+    if (secret && (text.includes(secret.toString('hex')) || text.includes(secret.toString('base64')))) found.push('the hash secret');
+  }
   if (/(^|[^0-9a-f])[0-9a-f]{64}([^0-9a-f]|$)/.test(text)) found.push('a 64-hex-digit hash');
   return found;
 }
