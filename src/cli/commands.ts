@@ -13,6 +13,7 @@ import {
   type UpdateKeyRequest,
 } from '../gen/keyward/admin/v1/key_admin';
 import { withAdmin } from './client';
+import { healthCommand } from './health';
 import { meteringCommands } from './metering';
 import {
   auditEventJson,
@@ -417,6 +418,7 @@ function serverCommands(program: Command): void {
 /** Adds every command to `program`; configure `program` (output, exitOverride) first, as subcommands copy its settings. */
 export function registerCommands(program: Command, ctx: CliContext): void {
   serverCommands(program);
+  healthCommand(program, ctx);
   orgCommands(program, ctx);
   const key = keyCommands(program, ctx);
   meteringCommands(program, key, ctx);
