@@ -61,7 +61,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials } from '@grpc/grpc-js';
 import { Client as PgClient } from 'pg';
 import { LIMITS } from '../src/admin/validate';
 import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
@@ -72,6 +72,7 @@ import { MemoryRateLimiter } from '../src/limits/sliding-window';
 import { newId } from '../src/util/ids';
 import { startServerProcess, type ServerProcess } from '../test/support/server-process';
 import { checkRequestBytes } from './support/check-request';
+import { CHECK_PATH, adminUnary, identity, memoryOf, rawCheck, withDatabase } from './support/keyward';
 
 const KEYS = Number(process.env.BENCH_COLD_KEYS ?? 1_000_000);
 const SECONDS = Number(process.env.BENCH_COLD_SECONDS ?? 60);
@@ -91,7 +92,6 @@ const NODE_ARGS = (process.env.BENCH_COLD_NODE_ARGS ?? '').split(' ').filter((a)
 const PG_ADMIN_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const DB_NAME = 'keyward_bench_cold';
 const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
-const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
 const RATE_LIMIT = 1000;
 const INSERT_BATCH = 10_000;
 const SAMPLE = 20;
@@ -135,8 +135,6 @@ function buildRequests(keys: Uint8Array, keyLen: number): { blob: Buffer; len: n
   }
   return { blob, len, count };
 }
-
-const identity = (b: Buffer): Buffer => b;
 
 /** Whether a CheckResponse (protobuf bytes) has ok_response (field 3), from its top-level tags only. */
 function hasOkResponse(b: Buffer, from: number): boolean {
@@ -315,25 +313,9 @@ function track(c: ChildProcess): ChildProcess {
   return c;
 }
 
-function dbUrl(name: string): string {
-  const u = new URL(PG_ADMIN_URL);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
+const dbUrl = (name: string): string => withDatabase(PG_ADMIN_URL, name);
 
-function unary<Req, Res>(fn: (req: Req, md: Metadata, opts: { deadline: number }, cb: (e: ServiceError | null, r: Res) => void) => unknown, req: Req): Promise<Res> {
-  const md = new Metadata();
-  md.set('authorization', `Bearer ${ADMIN_TOKEN}`);
-  return new Promise((resolve, reject) => fn(req, md, { deadline: Date.now() + 30_000 }, (e, r) => (e ? reject(e) : resolve(r))));
-}
-
-function rawCheck(client: Client, payload: Buffer): Promise<CheckResponse> {
-  return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(CHECK_PATH, identity, identity, payload, { deadline: Date.now() + 10_000 }, (e: ServiceError | null, r?: Buffer) =>
-      e ? reject(e) : resolve(CheckResponse.decode(r!)),
-    ),
-  );
-}
+const unary = adminUnary(ADMIN_TOKEN);
 
 async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -343,13 +325,6 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>): 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const mb = (kb: number) => kb / 1024;
-
-/** VmRSS and VmHWM of a process, in kB. */
-function memoryOf(pid: number): { rssKb: number; hwmKb: number } {
-  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (f: string) => Number(new RegExp(`^${f}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
-  return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
-}
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
 /** utime and stime of a process, ms (fields 14 and 15 of /proc/<pid>/stat). */

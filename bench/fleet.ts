@@ -54,22 +54,23 @@
  * 200000) passed as KEYWARD_USAGE_BUFFER_MAX, BENCH_PG_URL
  * (postgres://postgres@127.0.0.1:5432/postgres), BENCH_DB (keyward_bench_fleet).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { Client as PgClient } from 'pg';
 import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { StreamAccessLogsMessage } from '../src/gen/envoy/service/accesslog/v3/als';
-import { HTTPAccessLogEntry, HTTPAccessLogEntry_HTTPVersion } from '../src/gen/envoy/data/accesslog/v3/accesslog';
 import { RequestMethod } from '../src/gen/envoy/config/core/v3/base';
 import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
-import { EXT_AUTHZ_METADATA_NAMESPACE, entryToUsage } from '../src/usage/access-log';
+import { entryToUsage } from '../src/usage/access-log';
 import { BIN, startServerProcess, type ServerProcess } from '../test/support/server-process';
+import { accessLogEntry } from './support/access-log';
 import { checkRequestBytes } from './support/check-request';
+import { ALS_PATH, adminUnary, denyCode, identity, rawCheck, redact as redactSecrets } from './support/keyward';
 
 const REVOKES = Number(process.env.BENCH_REVOKES ?? 100);
 const REVOKE_DEADLINE_MS = Number(process.env.BENCH_REVOKE_DEADLINE_MS ?? 5000);
@@ -87,8 +88,6 @@ const POOL = 8;
 const ENTRY_START = new Date();
 const ADMIN_TOKEN = `bench-admin-${randomBytes(16).toString('hex')}`;
 const HASH_SECRET = randomBytes(32).toString('hex');
-const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
-const ALS_PATH = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
 
 if (!/^[a-z_][a-z0-9_]*$/.test(DB_NAME)) throw new Error(`BENCH_DB must be a plain lower-case identifier, got ${JSON.stringify(DB_NAME)}`);
 for (const [name, v] of [['BENCH_REVOKES', REVOKES], ['BENCH_ALS_ENTRIES', ALS_ENTRIES], ['BENCH_ALS_BATCH', ALS_BATCH]] as const) {
@@ -131,44 +130,9 @@ for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 // ---------- helpers ----------
 /** Hides anything secret-shaped (keys, admin tokens, the bench's secret values) in text we print. */
-function redact(s: string): string {
-  return s
-    .split(ADMIN_TOKEN).join('<admin-token>')
-    .split(HASH_SECRET).join('<hash-secret>')
-    .replace(/\bkw_(?:live|test)_[0-9A-Za-z]{49}\b/g, 'kw_<key>')
-    .replace(/\bkwadm_[0-9A-Za-z]{49}\b/g, 'kwadm_<token>')
-    .replace(/\b[0-9a-f]{64}\b/g, '<hash>');
-}
+const redact = (s: string): string => redactSecrets(s, [ADMIN_TOKEN, HASH_SECRET]);
 
-function unary<Req, Res>(fn: (req: Req, md: Metadata, opts: { deadline: number }, cb: (e: ServiceError | null, r: Res) => void) => unknown, req: Req, timeoutMs = 30_000): Promise<Res> {
-  const md = new Metadata();
-  md.set('authorization', `Bearer ${ADMIN_TOKEN}`);
-  return new Promise((resolve, reject) => fn(req, md, { deadline: Date.now() + timeoutMs }, (e, r) => (e ? reject(e) : resolve(r))));
-}
-
-
-const identity = (b: Buffer): Buffer => b;
-/** Sends exactly `payload` as the Check request and decodes the CheckResponse. */
-function rawCheck(client: Client, payload: Buffer, timeoutMs = 10_000): Promise<CheckResponse> {
-  return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(CHECK_PATH, identity, identity, payload, { deadline: Date.now() + timeoutMs }, (e: ServiceError | null, r?: Buffer) =>
-      e ? reject(e) : resolve(CheckResponse.decode(r!)),
-    ),
-  );
-}
-
-/** The deny code of a Check answer: the JSON body's error.code and the metadata's error_code, which must agree. */
-function denyCode(r: CheckResponse): string | undefined {
-  if (!r.deniedResponse) return undefined;
-  let body: string | undefined;
-  try {
-    body = (JSON.parse(r.deniedResponse.body) as { error?: { code?: string } }).error?.code;
-  } catch {
-    body = undefined;
-  }
-  const md = (r.dynamicMetadata as Record<string, unknown> | undefined)?.error_code;
-  return body === md ? body : `body=${String(body)} metadata=${String(md)}`;
-}
+const unary = adminUnary(ADMIN_TOKEN);
 
 /** Nearest-rank percentile of sorted values. */
 function pct(sorted: number[], p: number): number {
@@ -406,32 +370,7 @@ function buildPool(keyId: string, orgId: string, batch: number): { first: PoolSl
       tokens += tok;
       costUsd += cost;
       const [method, path] = PATHS[n % PATHS.length]!;
-      const ms = 5 + ((n * 37) % 1500);
-      return HTTPAccessLogEntry.fromPartial({
-        commonProperties: {
-          startTime: ENTRY_START,
-          duration: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 },
-          timeToLastDownstreamTxByte: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 },
-          upstreamCluster: 'upstream_api',
-          routeName: 'v1',
-          metadata: { filterMetadata: { [EXT_AUTHZ_METADATA_NAMESPACE]: { key_id: keyId, org_id: orgId, environment: 'live' } } },
-        },
-        protocolVersion: HTTPAccessLogEntry_HTTPVersion.HTTP11,
-        request: {
-          requestMethod: method,
-          scheme: 'https',
-          authority: 'api.example.com',
-          path,
-          userAgent: 'bench/1.0',
-          requestId: randomUUID(),
-          requestHeaders: {},
-        },
-        response: {
-          responseCode: code,
-          responseCodeDetails: code === 200 ? 'via_upstream' : 'upstream_reset',
-          responseHeaders: code === 200 ? { 'x-usage-tokens': String(tok), 'x-usage-cost-usd': cost.toFixed(6) } : {},
-        },
-      });
+      return accessLogEntry({ keyId, orgId, start: ENTRY_START, method, path, code, ms: 5 + ((n * 37) % 1500), tokens: tok, costUsd: cost });
     });
     const msg = StreamAccessLogsMessage.fromPartial({
       ...(withIdentifier && { identifier: { node: { id: 'bench-envoy', cluster: 'bench' }, logName: 'keyward' } }),

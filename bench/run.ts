@@ -18,18 +18,18 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
 import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { generateKey } from '../src/keys/format';
 import { startServerProcess, type ServerProcess } from '../test/support/server-process';
 import { checkRequestBytes, grpcFrame } from './support/check-request';
+import { CHECK_PATH, adminUnary, identity } from './support/keyward';
 
 const KEYS = Number(process.env.BENCH_KEYS ?? 1000);
 const DURATION = Number(process.env.BENCH_DURATION ?? 8);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
-const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
 const LEVELS: [number, number][] = [[16, 16], [4, 8], [1, 1]];
 
 // ---------- process bookkeeping: everything spawned is killed on exit ----------
@@ -73,15 +73,8 @@ async function startBaseline(name: 'noop' | 'floor', env: Record<string, string>
   }
 }
 
-function unary<Req, Res>(fn: (req: Req, md: Metadata, opts: { deadline: number }, cb: (e: ServiceError | null, r: Res) => void) => unknown, req: Req): Promise<Res> {
-  const md = new Metadata();
-  md.set('authorization', `Bearer ${ADMIN_TOKEN}`);
-  return new Promise((resolve, reject) => fn(req, md, { deadline: Date.now() + 30_000 }, (e, r) => (e ? reject(e) : resolve(r))));
-}
+const unary = adminUnary(ADMIN_TOKEN);
 
-
-
-const identity = (b: Buffer): Buffer => b;
 const payloadLen = (key: string): number => checkRequestBytes(key).length + 5;
 /** Sends exactly `payload` as the Check request; the CheckResponse's bytes. */
 function rawCheckBytes(client: Client, payload: Buffer): Promise<Buffer> {
