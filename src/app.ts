@@ -5,8 +5,8 @@
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Config } from './config';
-import { createHasher } from './keys/hash';
+import { ConfigError, type Config } from './config';
+import { HashRotation } from './authz/hash-rotation';
 import { generateAdminToken } from './keys/format';
 import { AdminService } from './admin/service';
 import { AuthThrottle } from './admin/auth-throttle';
@@ -31,7 +31,10 @@ import { createQuotaCounter } from './limits/quota';
 import type { QuotaCounter, RateLimiter } from './limits/types';
 import { createUsageStore, retentionCutoff, type UsageStore } from './usage/store';
 import { UsageBatcher } from './usage/batcher';
+import { JournalLockedError, UsageJournal } from './usage/journal';
 import { accessLogImplementation, newAccessLogStats, SafeAccessLogService, type AccessLogStats } from './grpc/accesslog-server';
+import { ServerTls, TlsFileError, type TlsPort } from './grpc/tls';
+import { routeGrpcLibraryLog } from './grpc/library-log';
 
 export interface AppOptions {
   config: Config;
@@ -55,6 +58,8 @@ export interface App {
   authorizer: Authorizer;
   cache: KeyCache;
   lastUsed: LastUsedRecorder;
+  /** The hash secrets, and the rotation to the primary while a previous one is set. */
+  hashRotation: HashRotation;
   limiter: RateLimiter;
   quota: QuotaCounter;
   usage: UsageBatcher;
@@ -88,9 +93,10 @@ export function printGeneratedAdminToken(token: string): void {
   );
 }
 
-async function bind(server: Server, address: string): Promise<number> {
+async function bind(server: Server, address: string, tls?: ServerTls): Promise<number> {
+  const creds = tls ? tls.grpcCredentials() : ServerCredentials.createInsecure();
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port)));
   });
 }
 
@@ -121,8 +127,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
     }
     const routes = opts.routes ?? (config.authz.routesFile ? loadRouteRules(config.authz.routesFile) : RouteTable.empty());
     const store = createStore(orm, config.database.kind);
-    const hasher = createHasher(config.hashSecret);
     const dataPlane = createDataPlaneStore(orm, config.database.kind);
+    const hashRotation = new HashRotation({ primary: config.hashSecret, previous: config.hashSecretPrevious }, dataPlane, { clock, logger });
+    const hasher = hashRotation.primary;
     const a = config.authz;
     const cache = new KeyCache(dataPlane, {
       ttlMs: a.cacheTtlSeconds * 1000,
@@ -131,6 +138,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       negativeMaxEntries: a.negativeCacheMaxEntries,
       maxStaleMs: a.cacheMaxStaleSeconds * 1000,
       missQueriesPerSecond: a.cacheMissQueriesPerSecond,
+      previous: hashRotation.cacheLookup(),
     });
     const lastUsed = new LastUsedRecorder(dataPlane, (e) => logger.warn({ err: describeError(e) }, 'last-used flush failed; will retry'));
     const limiter = createRateLimiter({
@@ -151,9 +159,24 @@ export async function startApp(opts: AppOptions): Promise<App> {
     });
     closers.push(() => quota.close());
     const usageStore = createUsageStore(orm, config.database.kind);
+    let journal: UsageJournal | undefined;
+    if (a.usageJournalDir !== undefined) {
+      try {
+        journal = UsageJournal.openDir({ dir: a.usageJournalDir, maxBytes: a.usageJournalMaxMb * 1024 * 1024 });
+      } catch (e) {
+        throw new ConfigError('KEYWARD_USAGE_JOURNAL_DIR', e instanceof JournalLockedError ? e.message : `${a.usageJournalDir}: ${describeError(e).code ?? (e as Error).message}`);
+      }
+      const j = journal;
+      closers.push(async () => j.close());
+      const pending = j.stats();
+      if (pending.pendingBatches > 0) logger.info({ batches: pending.pendingBatches, events: pending.pendingEvents }, 'usage journal holds batches from before; replaying');
+    }
     const usage = new UsageBatcher(usageStore, {
       maxBuffered: a.usageBufferMax,
-      onError: (e) => logger.warn({ err: describeError(e) }, 'usage flush failed; kept in the buffer'),
+      journal,
+      onError: (e) =>
+        logger.warn({ err: describeError(e) }, journal ? 'usage flush failed; the batch goes to the usage journal' : 'usage flush failed; kept in the buffer'),
+      onJournalError: (e) => logger.error({ err: describeError(e) }, 'usage journal append failed; usage kept in memory'),
     });
     const accessLogStats = newAccessLogStats();
     let changes: ChangeListener | undefined;
@@ -199,6 +222,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     const admin = new AdminService({
       store,
       hasher,
+      ...(hashRotation.previous && {
+        previousHasher: hashRotation.previous,
+        onKeyFoundByPrevious: (id: string, to: string, from: string) => hashRotation.keyFoundByPrevious(id, to, from),
+      }),
       clock,
       logger,
       rotationGraceSeconds: config.rotationGraceSeconds,
@@ -230,7 +257,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     const { generated } = await admin.bootstrapAdminToken(config.adminToken, generateAdminToken);
     if (generated) (opts.onGeneratedAdminToken ?? printGeneratedAdminToken)(generated);
 
+    // Metadata is limited by each keyward RPC itself (src/grpc/metadata-limit.ts): grpc-js has no such option.
     const limits = { 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.max_send_message_length': 16 * 1024 * 1024 };
+    // grpc-js's own log lines can quote request metadata: they go through keyward's logger.
+    routeGrpcLibraryLog(logger);
     const adminServer = new Server(limits);
     adminServer.addService(SafeKeyAdminService, keyAdminImplementation(admin, logger, (method, code) => metrics.adminCall(method, code)));
     const adminHealth = addHealth(adminServer, ['keyward.admin.v1.KeyAdmin']);
@@ -247,11 +277,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
     addReflection(authzServer, ['envoy/service/auth/v3/external_auth.proto', 'envoy/service/accesslog/v3/als.proto']);
     servers.push(authzServer);
 
+    let tlsStats: () => Partial<Record<string, ReturnType<ServerTls['stats']>>> = () => ({});
     metrics.watch({
+      tls: () => tlsStats(),
       cache: () => ({ ...cache.stats, size: cache.size }),
       limiter: () => limiter.stats(),
       usage: () => usage.stats(),
       lastUsed: () => ({ pending: lastUsed.size, flushErrors: lastUsed.flushErrors }),
+      hashRotation: () => hashRotation.stats,
       accessLog: () => accessLogStats,
       ...(changes && { changes: () => ({ connected: changes!.connected, reconnects: changes!.reconnects }) }),
     });
@@ -276,17 +309,32 @@ export async function startApp(opts: AppOptions): Promise<App> {
         },
       },
     );
-    const adminPort = await bind(adminServer, config.adminListen);
-    const authzPort = await bind(authzServer, config.authzListen);
+    // Optional TLS per port, following its certificate files (src/grpc/tls.ts).
+    const tls: Partial<Record<TlsPort, ServerTls>> = {};
+    for (const port of ['authz', 'admin', 'http'] as const) {
+      const files = config.tls?.[port];
+      if (!files || (port === 'http' && config.httpListen === undefined)) continue;
+      try {
+        tls[port] = ServerTls.open(port, files, { logger, reloadIntervalMs: (config.tls?.reloadSeconds ?? 10) * 1000 });
+      } catch (e) {
+        throw e instanceof TlsFileError ? new ConfigError(e.variable, e.problem) : e;
+      }
+      const t = tls[port]!;
+      closers.push(async () => t.close());
+    }
+    tlsStats = () => Object.fromEntries(Object.entries(tls).map(([port, t]) => [port, t!.stats()]));
+    const adminPort = await bind(adminServer, config.adminListen, tls.admin);
+    const authzPort = await bind(authzServer, config.authzListen, tls.authz);
     await readiness.check();
     const readinessTimer = setInterval(() => void readiness.check(), 5000);
     readinessTimer.unref();
     let ops: OpsHttpServer | undefined;
     if (config.httpListen !== undefined) {
-      ops = await startOpsHttp(config.httpListen, { metrics, readiness });
+      ops = await startOpsHttp(config.httpListen, { metrics, readiness, tls: tls.http });
       closers.push(() => ops!.close());
     }
     lastUsed.start(a.lastUsedFlushSeconds * 1000);
+    hashRotation.start(a.lastUsedFlushSeconds * 1000, 60_000);
     usage.start(a.usageFlushSeconds * 1000);
     quota.start();
     const purge = () =>
@@ -311,6 +359,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         authz: config.authzListen.replace(/:\d+$/, `:${authzPort}`),
         http: ops && config.httpListen!.replace(/:\d+$/, `:${ops.port}`),
         database: config.database.kind,
+        ...(Object.keys(tls).length > 0 && { tls: Object.keys(tls) }),
       },
       'keyward serving',
     );
@@ -325,6 +374,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       authorizer,
       cache,
       lastUsed,
+      hashRotation,
       limiter,
       quota,
       usage,
@@ -342,9 +392,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
         clearInterval(purgeTimer);
         clearInterval(dropTimer);
         lastUsed.stop();
+        hashRotation.stop();
         usage.stop();
         quota.stop();
-        await Promise.allSettled([lastUsed.flush(), usage.flush(), quota.flush()]);
+        await Promise.allSettled([lastUsed.flush(), hashRotation.flush(), usage.flush(), quota.flush()]);
         for (const close of closers.reverse()) await close().catch(() => undefined);
         await openOrmRef.close(true);
       },

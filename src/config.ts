@@ -4,10 +4,11 @@
  *
  * The README's configuration table lists the same variables; keep them in step.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { readClientTls, readServerTls, TlsFileError, type ClientTlsFiles, type TlsFiles, type TlsPort } from './grpc/tls';
 
 /** A configuration error: its message is the one line printed before exiting. */
 export class ConfigError extends Error {
@@ -22,7 +23,10 @@ export type DatabaseConfig =
   | { kind: 'postgres'; url: string };
 
 export interface Config {
-  /** KEYWARD_DATABASE_URL: `sqlite:<path>` (default `sqlite:./data/keyward.db`) or `postgres(ql)://…`. */
+  /**
+   * KEYWARD_DATABASE_URL (or KEYWARD_DATABASE_URL_FILE, a file holding it):
+   * `sqlite:<path>` (default `sqlite:./data/keyward.db`) or `postgres(ql)://…`.
+   */
   database: DatabaseConfig;
   /** KEYWARD_AUTHZ_LISTEN: host:port of the ext_authz gRPC server. */
   authzListen: string;
@@ -40,6 +44,13 @@ export interface Config {
   hashSecret: Buffer;
   /** Where the secret came from, for the start-up log (never the secret itself). */
   hashSecretSource: 'env' | 'file' | 'generated' | 'stored';
+  /**
+   * KEYWARD_HASH_SECRET_PREVIOUS or KEYWARD_HASH_SECRET_PREVIOUS_FILE: the secret being
+   * rotated away from (same encodings, >= 32 bytes, never equal to hashSecret). New keys
+   * and tokens are always hashed with hashSecret; a credential not found under it is
+   * looked up under this one too, and its stored hash is then rewritten with hashSecret.
+   */
+  hashSecretPrevious?: Buffer;
   /** KEYWARD_ADMIN_TOKEN or KEYWARD_ADMIN_TOKEN_FILE: the bootstrap administrator token. */
   adminToken?: string;
   /** KEYWARD_LOG_LEVEL: pino level. */
@@ -68,8 +79,29 @@ export interface Config {
    * its live data (1M cached keys: ~400 MB live, over 1.3 GB resident).
    */
   heapGrowingPercent: number;
+  /**
+   * Transport security per port (src/grpc/tls.ts). For each of authz, admin and http:
+   * KEYWARD_<PORT>_TLS_CERT and KEYWARD_<PORT>_TLS_KEY (PEM files, set together) turn on
+   * TLS; KEYWARD_<PORT>_TLS_CLIENT_CA (a PEM CA bundle, needs the other two) also
+   * requires client certificates that chain to it (mTLS). A port without them is
+   * plaintext. The files are checked at start (unreadable, unparsable or a key that is
+   * not the certificate's: a ConfigError naming the variable) and reloaded when they
+   * change. Undefined (as in tests that build a Config): every port plaintext.
+   */
+  tls?: TlsConfig;
   /** The data plane (ext_authz Check). */
   authz: AuthzConfig;
+}
+
+export interface TlsConfig {
+  authz?: TlsFiles;
+  admin?: TlsFiles;
+  http?: TlsFiles;
+  /**
+   * KEYWARD_TLS_RELOAD_SECONDS (default 10, 1–3600): how often the files are read again
+   * even when no file-change event came (changes are otherwise picked up at once).
+   */
+  reloadSeconds: number;
 }
 
 export interface AuthzConfig {
@@ -110,7 +142,10 @@ export interface AuthzConfig {
   cacheMissQueriesPerSecond: number;
   /** KEYWARD_LAST_USED_FLUSH_SECONDS (default 10): how often last_used_at is written. */
   lastUsedFlushSeconds: number;
-  /** KEYWARD_REDIS_URL: redis://… shares rate limits and quotas across replicas; unset: in memory. */
+  /**
+   * KEYWARD_REDIS_URL (or KEYWARD_REDIS_URL_FILE, a file holding it): redis://… shares
+   * rate limits and quotas across replicas; unset: in memory.
+   */
   redisUrl?: string;
   /** KEYWARD_REDIS_FAILURE_MODE (default local): when Redis fails, limit locally (`local`) or deny with 503 (`deny`). */
   redisFailureMode: 'local' | 'deny';
@@ -122,6 +157,15 @@ export interface AuthzConfig {
   usageFlushSeconds: number;
   /** KEYWARD_USAGE_BUFFER_MAX (default 200000): buffered usage events at most while the store is unreachable. */
   usageBufferMax: number;
+  /**
+   * KEYWARD_USAGE_JOURNAL_DIR (default ./data/usage-journal; `off` = none): the local
+   * directory of the usage journal, where usage batches the store cannot take are
+   * appended and from where they are replayed once it answers (src/usage/journal.ts).
+   * One process per directory. Undefined: no journal (usage waits in memory only).
+   */
+  usageJournalDir?: string;
+  /** KEYWARD_USAGE_JOURNAL_MAX_MB (default 1024): the most the journal holds on disk. */
+  usageJournalMaxMb: number;
   /** KEYWARD_USAGE_RETENTION_DAYS (default 35): how long raw usage events are kept; aggregates are kept. */
   usageRetentionDays: number;
   /** KEYWARD_USAGE_TOKENS_HEADER (default x-usage-tokens): the upstream response header with tokens used. */
@@ -136,6 +180,15 @@ export interface ClientConfig {
   adminUrl: string;
   /** KEYWARD_ADMIN_TOKEN or KEYWARD_ADMIN_TOKEN_FILE; an admin-scoped API key also works. */
   adminToken?: string;
+  /**
+   * TLS to KeyAdmin, undefined for plaintext. On when KEYWARD_ADMIN_TLS=true or any of
+   * KEYWARD_ADMIN_TLS_CA, KEYWARD_ADMIN_TLS_CLIENT_CERT, KEYWARD_ADMIN_TLS_CLIENT_KEY is
+   * set (KEYWARD_ADMIN_TLS=false with one of them is an error). Files are checked here.
+   */
+  adminTls?: ClientTlsFiles & {
+    /** KEYWARD_ADMIN_TLS_SERVER_NAME: the name the server certificate must carry, when not the host of KEYWARD_ADMIN_URL. */
+    serverName?: string;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -149,19 +202,28 @@ function listen(env: Env, name: string, dflt: string): string {
   return v;
 }
 
-function fromEnvOrFile(env: Env, name: string): { value: string; source: 'env' | 'file' } | undefined {
+/**
+ * A value given either directly (NAME) or as a file (NAME_FILE, e.g. a mounted
+ * Kubernetes Secret; surrounding whitespace and the trailing newline are dropped).
+ * Both set, an unreadable file or an empty file is an error naming the variable.
+ * `variable` is the name to use in errors about the value itself.
+ */
+function fromEnvOrFile(env: Env, name: string): { value: string; source: 'env' | 'file'; variable: string } | undefined {
   const direct = env[name];
   const file = env[`${name}_FILE`];
   if (direct !== undefined && direct !== '' && file !== undefined && file !== '') {
     throw new ConfigError(name, `set either ${name} or ${name}_FILE, not both`);
   }
-  if (direct !== undefined && direct !== '') return { value: direct.trim(), source: 'env' };
+  if (direct !== undefined && direct !== '') return { value: direct.trim(), source: 'env', variable: name };
   if (file !== undefined && file !== '') {
+    let value: string;
     try {
-      return { value: readFileSync(file, 'utf8').trim(), source: 'file' };
+      value = readFileSync(file, 'utf8').trim();
     } catch (e) {
       throw new ConfigError(`${name}_FILE`, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
     }
+    if (value === '') throw new ConfigError(`${name}_FILE`, `${file} is empty`);
+    return { value, source: 'file', variable: `${name}_FILE` };
   }
   return undefined;
 }
@@ -183,11 +245,12 @@ function hashSecretFrom(text: string, variable: string): Buffer {
   return b;
 }
 
-export function parseDatabaseUrl(raw: string | undefined): DatabaseConfig {
+/** `variable` names the setting in errors (KEYWARD_DATABASE_URL or KEYWARD_DATABASE_URL_FILE). */
+export function parseDatabaseUrl(raw: string | undefined, variable = 'KEYWARD_DATABASE_URL'): DatabaseConfig {
   const v = raw === undefined || raw === '' ? 'sqlite:./data/keyward.db' : raw;
   if (v.startsWith('sqlite:')) {
     const p = v.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (p === '') throw new ConfigError('KEYWARD_DATABASE_URL', 'sqlite: needs a file path, e.g. sqlite:./data/keyward.db');
+    if (p === '') throw new ConfigError(variable, 'sqlite: needs a file path, e.g. sqlite:./data/keyward.db');
     if (p === ':memory:') return { kind: 'sqlite', path: p, url: v };
     return { kind: 'sqlite', path: resolve(p), url: v };
   }
@@ -196,11 +259,11 @@ export function parseDatabaseUrl(raw: string | undefined): DatabaseConfig {
       const u = new URL(v);
       if (!u.hostname && !u.searchParams.get('host')) throw new Error('no host');
     } catch {
-      throw new ConfigError('KEYWARD_DATABASE_URL', 'is not a valid postgres:// URL');
+      throw new ConfigError(variable, 'is not a valid postgres:// URL');
     }
     return { kind: 'postgres', url: v };
   }
-  throw new ConfigError('KEYWARD_DATABASE_URL', 'must start with sqlite: or postgres:// or postgresql://');
+  throw new ConfigError(variable, 'must start with sqlite: or postgres:// or postgresql://');
 }
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -212,14 +275,16 @@ const headerName = z
   .string()
   .transform((s) => s.trim().toLowerCase())
   .refine((h) => HEADER_NAME.test(h), 'must be a header name');
+/** KEYWARD_REDIS_URL or KEYWARD_REDIS_URL_FILE; errors never echo the URL (it may hold a password). */
 function redisUrl(env: Env): string | undefined {
-  const v = env.KEYWARD_REDIS_URL;
-  if (v === undefined || v === '') return undefined;
-  if (!/^rediss?:\/\/[^\s]+$/.test(v)) throw new ConfigError('KEYWARD_REDIS_URL', 'must be a redis:// or rediss:// URL');
+  const given = fromEnvOrFile(env, 'KEYWARD_REDIS_URL');
+  if (!given) return undefined;
+  const v = given.value;
+  if (!/^rediss?:\/\/[^\s]+$/.test(v)) throw new ConfigError(given.variable, 'must be a redis:// or rediss:// URL');
   try {
     new URL(v);
   } catch {
-    throw new ConfigError('KEYWARD_REDIS_URL', 'must be a redis:// or rediss:// URL');
+    throw new ConfigError(given.variable, 'must be a redis:// or rediss:// URL');
   }
   return v;
 }
@@ -244,8 +309,17 @@ export function secretFileFor(dbPath: string): string {
  * Reads the server's configuration. With SQLite it creates the database folder and,
  * when no secret is configured, the secret file beside the database (mode 0600).
  */
+function journalDir(env: Env): string | undefined {
+  const v = env.KEYWARD_USAGE_JOURNAL_DIR;
+  if (v === 'off') return undefined;
+  const dir = v === undefined || v === '' ? './data/usage-journal' : v;
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new ConfigError('KEYWARD_USAGE_JOURNAL_DIR', `${dir} exists and is not a directory`);
+  return dir;
+}
+
 export function loadConfig(env: Env = process.env): Config {
-  const database = parseDatabaseUrl(env.KEYWARD_DATABASE_URL);
+  const databaseUrl = fromEnvOrFile(env, 'KEYWARD_DATABASE_URL');
+  const database = parseDatabaseUrl(databaseUrl?.value, databaseUrl?.variable);
   const authzListen = listen(env, 'KEYWARD_AUTHZ_LISTEN', '127.0.0.1:9191');
   const adminListen = listen(env, 'KEYWARD_ADMIN_LISTEN', '127.0.0.1:9192');
   const httpListen = env.KEYWARD_HTTP_LISTEN === 'off' ? undefined : listen(env, 'KEYWARD_HTTP_LISTEN', '127.0.0.1:9193');
@@ -262,6 +336,9 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(token.source === 'env' ? 'KEYWARD_ADMIN_TOKEN' : 'KEYWARD_ADMIN_TOKEN_FILE', 'must be at least 16 characters');
   }
 
+  // Checked before a secret may be generated, so a bad one leaves no file behind.
+  const previous = fromEnvOrFile(env, 'KEYWARD_HASH_SECRET_PREVIOUS');
+  const hashSecretPrevious = previous && hashSecretFrom(previous.value, previous.variable);
   let hashSecret: Buffer;
   let hashSecretSource: Config['hashSecretSource'];
   const given = fromEnvOrFile(env, 'KEYWARD_HASH_SECRET');
@@ -285,6 +362,9 @@ export function loadConfig(env: Env = process.env): Config {
       chmodSync(file, 0o600);
       hashSecretSource = 'generated';
     }
+  }
+  if (hashSecretPrevious && hashSecretPrevious.equals(hashSecret)) {
+    throw new ConfigError(previous!.variable, 'must differ from the hash secret (KEYWARD_HASH_SECRET); unset it once the rotation is over');
   }
   if (database.kind === 'sqlite' && database.path !== ':memory:') mkdirSync(dirname(database.path), { recursive: true });
 
@@ -311,6 +391,8 @@ export function loadConfig(env: Env = process.env): Config {
     quotaSyncSeconds: zparse(intIn(1, 3600), env, 'KEYWARD_QUOTA_SYNC_SECONDS', '5'),
     usageFlushSeconds: zparse(intIn(1, 3600), env, 'KEYWARD_USAGE_FLUSH_SECONDS', '5'),
     usageBufferMax: zparse(intIn(1000, 50_000_000), env, 'KEYWARD_USAGE_BUFFER_MAX', '200000'),
+    usageJournalDir: journalDir(env),
+    usageJournalMaxMb: zparse(intIn(1, 1_048_576), env, 'KEYWARD_USAGE_JOURNAL_MAX_MB', '1024'),
     usageRetentionDays: zparse(intIn(1, 3650), env, 'KEYWARD_USAGE_RETENTION_DAYS', '35'),
     usageTokensHeader: zparse(headerName, env, 'KEYWARD_USAGE_TOKENS_HEADER', 'x-usage-tokens'),
     usageCostHeader: zparse(headerName, env, 'KEYWARD_USAGE_COST_HEADER', 'x-usage-cost-usd'),
@@ -326,13 +408,79 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownDeadlineSeconds,
     hashSecret,
     hashSecretSource,
+    ...(hashSecretPrevious && { hashSecretPrevious }),
     adminToken: token?.value,
     logLevel: level,
     autoMigrate,
     rotationGraceSeconds,
     heapGrowingPercent,
+    tls: tlsConfig(env),
     authz,
   };
+}
+
+function setting(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+/** A TlsFileError as the ConfigError that stops the process. */
+function tlsChecked<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof TlsFileError) throw new ConfigError(e.variable, e.problem);
+    throw e;
+  }
+}
+
+function serverTls(env: Env, port: TlsPort): TlsFiles | undefined {
+  const p = `KEYWARD_${port.toUpperCase()}_TLS`;
+  const cert = setting(env, `${p}_CERT`);
+  const key = setting(env, `${p}_KEY`);
+  const clientCa = setting(env, `${p}_CLIENT_CA`);
+  if (cert === undefined && key === undefined) {
+    if (clientCa !== undefined) throw new ConfigError(`${p}_CLIENT_CA`, `needs ${p}_CERT and ${p}_KEY (client certificates are checked over TLS only)`);
+    return undefined;
+  }
+  if (cert === undefined) throw new ConfigError(`${p}_CERT`, `must be set together with ${p}_KEY`);
+  if (key === undefined) throw new ConfigError(`${p}_KEY`, `must be set together with ${p}_CERT`);
+  const files: TlsFiles = { cert, key, ...(clientCa !== undefined && { clientCa }) };
+  tlsChecked(() => readServerTls(port, files));
+  return files;
+}
+
+function tlsConfig(env: Env): TlsConfig {
+  const out: TlsConfig = { reloadSeconds: zparse(intIn(1, 3600), env, 'KEYWARD_TLS_RELOAD_SECONDS', '10') };
+  for (const port of ['authz', 'admin', 'http'] as const) {
+    const files = serverTls(env, port);
+    if (files) out[port] = files;
+  }
+  return out;
+}
+
+const SERVER_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+function clientTls(env: Env): ClientConfig['adminTls'] {
+  const files: ClientTlsFiles = {};
+  const ca = setting(env, 'KEYWARD_ADMIN_TLS_CA');
+  const clientCert = setting(env, 'KEYWARD_ADMIN_TLS_CLIENT_CERT');
+  const clientKey = setting(env, 'KEYWARD_ADMIN_TLS_CLIENT_KEY');
+  if (ca !== undefined) files.ca = ca;
+  if (clientCert !== undefined) files.clientCert = clientCert;
+  if (clientKey !== undefined) files.clientKey = clientKey;
+  const serverName = setting(env, 'KEYWARD_ADMIN_TLS_SERVER_NAME');
+  const anyFile = Object.keys(files).length > 0;
+  const on = setting(env, 'KEYWARD_ADMIN_TLS') === undefined ? anyFile || serverName !== undefined : zparse(bool, env, 'KEYWARD_ADMIN_TLS', 'false');
+  if (!on) {
+    if (anyFile || serverName !== undefined) {
+      throw new ConfigError('KEYWARD_ADMIN_TLS', 'is false, but KEYWARD_ADMIN_TLS_CA, _CLIENT_CERT, _CLIENT_KEY or _SERVER_NAME is set');
+    }
+    return undefined;
+  }
+  if (serverName !== undefined && !SERVER_NAME.test(serverName)) throw new ConfigError('KEYWARD_ADMIN_TLS_SERVER_NAME', `must be a host name (got ${JSON.stringify(serverName)})`);
+  tlsChecked(() => readClientTls(files));
+  return { ...files, ...(serverName !== undefined && { serverName }) };
 }
 
 /** The data-plane defaults (what loadConfig gives with no variables set). */
@@ -358,6 +506,7 @@ export function defaultAuthzConfig(): AuthzConfig {
     quotaSyncSeconds: 5,
     usageFlushSeconds: 5,
     usageBufferMax: 200_000,
+    usageJournalMaxMb: 1024,
     usageRetentionDays: 35,
     usageTokensHeader: 'x-usage-tokens',
     usageCostHeader: 'x-usage-cost-usd',
@@ -367,5 +516,6 @@ export function defaultAuthzConfig(): AuthzConfig {
 export function loadClientConfig(env: Env = process.env): ClientConfig {
   const adminUrl = listen(env, 'KEYWARD_ADMIN_URL', '127.0.0.1:9192');
   const token = fromEnvOrFile(env, 'KEYWARD_ADMIN_TOKEN');
-  return { adminUrl, adminToken: token?.value };
+  const adminTls = clientTls(env);
+  return { adminUrl, adminToken: token?.value, ...(adminTls && { adminTls }) };
 }

@@ -54,8 +54,12 @@ export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
   try {
     app = await startApp({ config, logger, routes, migrate: opts.migrate && config.autoMigrate });
   } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`keyward: configuration error: ${e.message}\n`);
+      process.exit(2);
+    }
     if (isUnavailable(e)) {
-      process.stderr.write(`keyward: cannot reach the ${config.database.kind} database (${describeError(e).code ?? describeError(e).type}); check KEYWARD_DATABASE_URL\n`);
+      process.stderr.write(`keyward: cannot reach the ${config.database.kind} database (${describeError(e).code ?? describeError(e).type}); check KEYWARD_DATABASE_URL (or KEYWARD_DATABASE_URL_FILE)\n`);
       process.exit(1);
     }
     throw e;
@@ -65,8 +69,10 @@ export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
-        logger.warn({ signal }, 'second signal; exiting now');
-        process.exit(1);
+        // At once, but buffered usage goes to the journal first (synchronously).
+        const spilled = running.usage.spillSync();
+        logger.warn({ signal, usageEventsJournaled: spilled }, 'second signal; exiting now');
+        process.exit(signal === 'SIGINT' ? 130 : 143);
       }
       stopping = true;
       logger.info({ signal }, 'shutting down');

@@ -29,7 +29,8 @@ describe('configuration', () => {
     expect(c.logLevel).toBe('info');
     expect(c.autoMigrate).toBe(true);
     expect(c.rotationGraceSeconds).toBe(86400);
-    expect(c.authz).toEqual(defaultAuthzConfig());
+    // The journal is on by default for `serve`; defaultAuthzConfig() (embedded and test use) has none.
+    expect(c.authz).toEqual({ ...defaultAuthzConfig(), usageJournalDir: './data/usage-journal' });
     expect(c.hashSecret.equals(Buffer.from(HEX32, 'hex'))).toBe(true);
     expect(existsSync(join(dir, 'sub'))).toBe(true);
     expect(loadClientConfig({}).adminUrl).toBe('127.0.0.1:9192');
@@ -99,12 +100,20 @@ describe('configuration', () => {
     [{ KEYWARD_CACHE_MISS_QUERIES_PER_SECOND: '-1' }, 'KEYWARD_CACHE_MISS_QUERIES_PER_SECOND'],
     [{ KEYWARD_HEAP_GROWING_PERCENT: '500' }, 'KEYWARD_HEAP_GROWING_PERCENT'],
     [{ KEYWARD_CACHE_MISS_QUERIES_PER_SECOND: '1.5' }, 'KEYWARD_CACHE_MISS_QUERIES_PER_SECOND'],
+    [{ KEYWARD_USAGE_JOURNAL_DIR: __filename }, 'KEYWARD_USAGE_JOURNAL_DIR'],
+    [{ KEYWARD_USAGE_JOURNAL_MAX_MB: '0' }, 'KEYWARD_USAGE_JOURNAL_MAX_MB'],
   ])('rejects %j naming %s', (env, variable) => {
     const dir = tmp();
     const e = errorOf({ KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, ...env });
     expect(e.variable.startsWith(variable)).toBe(true);
     expect(e.message.startsWith(variable)).toBe(true);
     expect(e.message).not.toContain('\n');
+  });
+
+  it('turns the usage journal off with KEYWARD_USAGE_JOURNAL_DIR=off', () => {
+    const dir = tmp();
+    expect(loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, KEYWARD_USAGE_JOURNAL_DIR: 'off' }).authz.usageJournalDir).toBeUndefined();
+    expect(loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, KEYWARD_USAGE_JOURNAL_DIR: join(dir, 'j') }).authz.usageJournalDir).toBe(join(dir, 'j'));
   });
 
   it('never echoes a bad secret in the error', () => {

@@ -37,6 +37,7 @@ import Redis from 'ioredis';
 import type { Knex } from '@mikro-orm/knex';
 import type { Orm } from '../store/orm';
 import { billingPeriod } from './billing';
+import { withDeadline } from './deadline';
 import { DbSyncedQuotaCounter, QuotaTable, type QuotaDialect, type QuotaRow } from './quota-memory';
 import { LimiterUnavailableError, type BillingPeriod, type QuotaCounter, type QuotaDecision, type QuotaOrg } from './types';
 
@@ -144,6 +145,7 @@ export class RedisQuotaCounter implements QuotaCounter {
   private readonly onError: (e: unknown) => void;
   private readonly seen = new Map<string, Seen>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly commandTimeoutMs: number;
   private flushing: Promise<void> | undefined;
   /** Pending while an own client's first connection attempt is under way. */
   private startup: Promise<void> | null = null;
@@ -154,6 +156,7 @@ export class RedisQuotaCounter implements QuotaCounter {
   private counts = { allowed: 0, denied: 0, redisErrors: 0, fallbackDecisions: 0, persistErrors: 0 };
 
   constructor(opts: RedisQuotaOptions) {
+    this.commandTimeoutMs = opts.commandTimeoutMs ?? 100;
     this.onFailure = opts.onFailure;
     this.syncIntervalMs = opts.syncIntervalMs;
     this.idleFlushes = opts.idleFlushes ?? 12;
@@ -171,7 +174,8 @@ export class RedisQuotaCounter implements QuotaCounter {
       this.redis = new Redis(opts.redis, {
         enableOfflineQueue: false,
         maxRetriesPerRequest: 1,
-        commandTimeout: opts.commandTimeoutMs ?? 100,
+        // Calls carry their own stall-tolerant deadline (./deadline); ioredis's is a backstop.
+        commandTimeout: Math.max(1000, 10 * this.commandTimeoutMs),
         connectTimeout,
         // A partition leaves the socket open but dead; timed-out commands alone never close it.
         socketTimeout: opts.socketTimeoutMs ?? 1000,
@@ -256,7 +260,7 @@ export class RedisQuotaCounter implements QuotaCounter {
     let res: [number, number];
     try {
       if (this.startup) await this.startup;
-      res = await this.scripts.keywardQuotaConsume(s.key, limit, s.endMs + QUOTA_KEY_GRACE_MS, add);
+      res = await withDeadline(this.scripts.keywardQuotaConsume(s.key, limit, s.endMs + QUOTA_KEY_GRACE_MS, add), this.commandTimeoutMs);
     } catch (e) {
       s.sending -= add;
       s.outage += add;
@@ -311,7 +315,7 @@ export class RedisQuotaCounter implements QuotaCounter {
     let redisCount: number;
     try {
       if (this.startup) await this.startup;
-      const v = await this.redis.get(key);
+      const v = await withDeadline(this.redis.get(key), this.commandTimeoutMs);
       redisCount = v === null ? 0 : Number(v);
       this.failing = false;
     } catch (e) {
@@ -364,7 +368,7 @@ export class RedisQuotaCounter implements QuotaCounter {
       s.outage -= add;
       s.sending += add;
       try {
-        s.redisCount = Number(await this.scripts.keywardQuotaAdd(s.key, add, s.endMs + QUOTA_KEY_GRACE_MS));
+        s.redisCount = Number(await withDeadline(this.scripts.keywardQuotaAdd(s.key, add, s.endMs + QUOTA_KEY_GRACE_MS), this.commandTimeoutMs));
         s.sending -= add;
         s.touched = true;
       } catch (e) {
@@ -382,7 +386,7 @@ export class RedisQuotaCounter implements QuotaCounter {
       for (const s of touched) s.touched = false;
       if (touched.length) {
         try {
-          const values = await this.redis.mget(touched.map((s) => s.key));
+          const values = await withDeadline(this.redis.mget(touched.map((s) => s.key)), this.commandTimeoutMs);
           const rows: QuotaRow[] = [];
           touched.forEach((s, i) => {
             const v = values[i];

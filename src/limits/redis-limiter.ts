@@ -13,7 +13,8 @@
  *    resetSeconds are then computed here with the same functions as the memory limiter.
  *  - refund is one script: DECR the current window's counter if it is > 0.
  *  - Failures: the client fails fast (no offline queue, `commandTimeoutMs`, default
- *    100 ms) and reconnects in the background (backoff 100 ms doubling to at most 2 s),
+ *    100 ms, measured so that an event-loop stall cannot time out a command whose reply
+ *    has arrived: ./deadline) and reconnects in the background (backoff 100 ms doubling to at most 2 s),
  *    so it returns to Redis by itself once Redis answers again. A connection that
  *    answers nothing for `socketTimeoutMs` (default 1000) while commands wait on it is
  *    dropped and reopened: a partition leaves the socket open but dead, and a timed-out
@@ -38,6 +39,7 @@ import Redis from 'ioredis';
 import type { Clock } from '../util/clock';
 import { systemClock } from '../util/clock';
 import { LimiterUnavailableError, type RateDecision, type RateLimiter, type RateLimiterStats } from './types';
+import { withDeadline } from './deadline';
 import { checkLimit, decision, MemoryRateLimiter, WINDOW_MS, windowStartOf } from './sliding-window';
 
 export interface RedisRateLimiterOptions {
@@ -102,6 +104,7 @@ export class RedisRateLimiter implements RateLimiter {
   private readonly onFailure: 'local' | 'deny';
   private readonly onError: (e: unknown) => void;
   private readonly clock: Clock;
+  private readonly commandTimeoutMs: number;
   /** Pending while the first connection attempt is under way. */
   private startup: Promise<void> | null;
   private failing = false;
@@ -112,13 +115,15 @@ export class RedisRateLimiter implements RateLimiter {
   private fallbackDecisions = 0;
 
   constructor(opts: RedisRateLimiterOptions) {
+    this.commandTimeoutMs = opts.commandTimeoutMs ?? 100;
     this.onFailure = opts.onFailure;
     this.onError = opts.onError ?? (() => undefined);
     this.clock = opts.clock ?? systemClock;
     this.fallback = new MemoryRateLimiter({ maxKeys: opts.maxKeys });
     const connectTimeout = opts.connectTimeoutMs ?? 1000;
     this.client = new Redis(opts.url, {
-      commandTimeout: opts.commandTimeoutMs ?? 100,
+      // Calls carry their own stall-tolerant deadline (./deadline); ioredis's is a backstop.
+      commandTimeout: Math.max(1000, 10 * this.commandTimeoutMs),
       connectTimeout,
       socketTimeout: opts.socketTimeoutMs ?? 1000,
       maxRetriesPerRequest: 1,
@@ -186,7 +191,7 @@ export class RedisRateLimiter implements RateLimiter {
     const now = Math.floor(nowMs);
     try {
       if (this.startup) await this.startup;
-      await this.redis.kwRateRefund(windowKey(keyId, windowStartOf(now)));
+      await withDeadline(this.redis.kwRateRefund(windowKey(keyId, windowStartOf(now))), this.commandTimeoutMs);
       this.failing = false;
     } catch (e) {
       this.redisErrors++;
@@ -200,7 +205,7 @@ export class RedisRateLimiter implements RateLimiter {
     await this.fallback.reset(keyId);
     try {
       if (this.startup) await this.startup;
-      await this.client.del(windowKey(keyId, ws), windowKey(keyId, ws - WINDOW_MS));
+      await withDeadline(this.client.del(windowKey(keyId, ws), windowKey(keyId, ws - WINDOW_MS)), this.commandTimeoutMs);
       this.failing = false;
     } catch (e) {
       this.redisErrors++;
@@ -239,7 +244,10 @@ export class RedisRateLimiter implements RateLimiter {
     if (this.startup) await this.startup;
     const ws = windowStartOf(now);
     const elapsed = now - ws;
-    const [ok, prev, curr] = await this.redis.kwRateConsume(windowKey(keyId, ws), windowKey(keyId, ws - WINDOW_MS), limit, elapsed, WINDOW_MS, spend);
+    const [ok, prev, curr] = await withDeadline(
+      this.redis.kwRateConsume(windowKey(keyId, ws), windowKey(keyId, ws - WINDOW_MS), limit, elapsed, WINDOW_MS, spend),
+      this.commandTimeoutMs,
+    );
     this.failing = false;
     return decision(ok === 1, limit, Number(prev), Number(curr), elapsed);
   }

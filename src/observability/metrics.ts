@@ -14,18 +14,33 @@
  *    method names and their codes. Nothing from a request (paths, ids) becomes a label.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { UsageBatcherStats } from '../usage/batcher';
 
 /** Check latency buckets, seconds: 50 µs to 2.5 s. */
 const CHECK_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /** What metrics read at scrape time; each is optional (absent components are not exported). */
 export interface MetricSources {
-  cache?: () => { hits: number; misses: number; negativeHits: number; evictions: number; storeErrors: number; staleServed: number; missesThrottled: number; size: number };
+  cache?: () => {
+    hits: number;
+    misses: number;
+    negativeHits: number;
+    evictions: number;
+    storeErrors: number;
+    staleServed: number;
+    missesThrottled: number;
+    previousLookups?: number;
+    size: number;
+  };
   limiter?: () => { backend: string; trackedKeys: number; allowed: number; limited: number; redisErrors: number; fallbackDecisions: number };
-  usage?: () => { buffered: number; inFlight: number; flushed: number; flushErrors: number; dropped: number; flushes: number };
+  usage?: () => UsageBatcherStats;
   lastUsed?: () => { pending: number; flushErrors: number };
+  /** Rotation of the hash secret (all 0 without a previous secret). */
+  hashRotation?: () => { keysOnPrevious: number; adminTokensOnPrevious: number; rehashed: number; flushErrors: number };
   accessLog?: () => { streams: number; entriesSeen: number; entriesRecorded: number; entriesIgnored: number; undecodable: number; pauses: number };
   changes?: () => { connected: boolean; reconnects: number };
+  /** Each TLS port's certificate state (ports without TLS are absent). */
+  tls?: () => Partial<Record<string, { notAfterSeconds: number; reloads: number; rejected: number; filesValid: boolean }>>;
   store?: () => { errors: number };
   quota?: () => { errors: number };
 }
@@ -86,6 +101,24 @@ export class Metrics {
     const counter = (name: string, help: string, read: () => number) => followed(r, name, help, read);
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
+    if (s.tls) {
+      const t = s.tls;
+      const perPort = (name: string, help: string, type: 'gauge' | 'counter', read: (v: { notAfterSeconds: number; reloads: number; rejected: number; filesValid: boolean }) => number) =>
+        new (type === 'gauge' ? Gauge : Counter)({
+          name,
+          help,
+          labelNames: ['port'],
+          registers: [r],
+          collect(this: Gauge<'port'> | Counter<'port'>) {
+            this.reset();
+            for (const [port, v] of Object.entries(t())) if (v) (this as Gauge<'port'>).inc({ port }, read(v));
+          },
+        });
+      perPort('keyward_tls_certificate_not_after_seconds', 'Expiry (Unix time) of the certificate each TLS port serves.', 'gauge', (v) => v.notAfterSeconds);
+      perPort('keyward_tls_files_valid', '1 while the certificate files on disk are a valid set, 0 while a rewrite is rejected (the last good set keeps serving).', 'gauge', (v) => (v.filesValid ? 1 : 0));
+      perPort('keyward_tls_reloads_total', 'Certificate sets reloaded from changed files.', 'counter', (v) => v.reloads);
+      perPort('keyward_tls_reloads_rejected_total', 'Changed certificate files rejected as not a valid set.', 'counter', (v) => v.rejected);
+    }
     if (s.cache) {
       const c = s.cache;
       counter('keyward_cache_hits_total', 'Checks answered from the key cache.', () => c().hits);
@@ -95,6 +128,7 @@ export class Metrics {
       counter('keyward_cache_stale_served_total', 'Checks answered from an expired entry while the store failed or the lookup budget was spent.', () => c().staleServed);
       counter('keyward_cache_misses_throttled_total', 'Misses answered without a lookup because KEYWARD_CACHE_MISS_QUERIES_PER_SECOND was spent.', () => c().missesThrottled);
       gauge('keyward_cache_entries', 'Keys in the cache.', () => c().size);
+      counter('keyward_cache_previous_secret_lookups_total', 'Key lookups under the previous hash secret (a miss under the primary while it is rotated).', () => c().previousLookups ?? 0);
     }
     const storeErrors = () => (s.cache?.().storeErrors ?? 0) + (s.store?.().errors ?? 0);
     counter('keyward_store_errors_total', 'Failed store operations on the data plane (key lookups and other reads).', storeErrors);
@@ -113,11 +147,24 @@ export class Metrics {
       counter('keyward_usage_flush_errors_total', 'Usage batch writes that failed (their events were kept).', () => u().flushErrors);
       counter('keyward_usage_events_written_total', 'Usage events written to the store.', () => u().flushed);
       counter('keyward_usage_events_dropped_total', 'Usage events dropped because the buffer was full.', () => u().dropped);
+      gauge('keyward_usage_journal_pending_events', 'Usage events in the journal waiting to be replayed into the store.', () => u().journal?.pendingEvents ?? 0);
+      gauge('keyward_usage_journal_bytes', 'Bytes the usage journal holds on disk.', () => u().journal?.bytes ?? 0);
+      counter('keyward_usage_journal_spilled_events_total', 'Usage events appended to the journal because the store could not take them.', () => u().journal?.spilled ?? 0);
+      counter('keyward_usage_journal_replayed_events_total', 'Usage events replayed from the journal into the store.', () => u().journal?.replayed ?? 0);
+      counter('keyward_usage_journal_duplicate_batches_total', 'Replayed batches the store already had (written before a crash); skipped.', () => u().journal?.duplicates ?? 0);
+      counter('keyward_usage_journal_errors_total', 'Usage journal appends that failed (the events stayed in memory).', () => u().journal?.errors ?? 0);
     }
     if (s.lastUsed) {
       const lu = s.lastUsed;
       gauge('keyward_last_used_pending', 'Keys whose last-use time waits to be written.', () => lu().pending);
       counter('keyward_last_used_flush_errors_total', 'last_used_at batch writes that failed.', () => lu().flushErrors);
+    }
+    if (s.hashRotation) {
+      const h = s.hashRotation;
+      gauge('keyward_keys_on_previous_hash_secret', 'Usable keys still stored under KEYWARD_HASH_SECRET_PREVIOUS (counted every minute; 0 without one).', () => h().keysOnPrevious);
+      gauge('keyward_admin_tokens_on_previous_hash_secret', 'Admin tokens still stored under KEYWARD_HASH_SECRET_PREVIOUS (counted every minute; 0 without one).', () => h().adminTokensOnPrevious);
+      counter('keyward_keys_rehashed_total', 'Key hashes rewritten from the previous hash secret to the primary.', () => h().rehashed);
+      counter('keyward_rehash_flush_errors_total', 'Batch writes of rewritten key hashes that failed (their keys were kept).', () => h().flushErrors);
     }
     if (s.accessLog) {
       const a = s.accessLog;

@@ -35,6 +35,11 @@ export class ApiKeyRecord {
   hint!: string;
   /** HMAC-SHA256 of the full key with the hash secret, hex. Unique; the lookup index. */
   keyHash!: string;
+  /**
+   * The id (keys/hash.ts secretId) of the secret keyHash was made with; null for keys
+   * stored before it was recorded. Shows how far a rotation of the secret has come.
+   */
+  hashSecretId?: string | null;
   createdAt!: Date;
   updatedAt!: Date;
   expiresAt?: Date | null;
@@ -66,6 +71,8 @@ export class AuditEventRecord {
 export class AdminTokenRecord {
   id!: string;
   tokenHash!: string;
+  /** The id of the secret tokenHash was made with (as ApiKeyRecord.hashSecretId). */
+  hashSecretId?: string | null;
   /** `bootstrap` for the one from KEYWARD_ADMIN_TOKEN or generated at first start. */
   label!: string;
   createdAt!: Date;
@@ -90,7 +97,7 @@ export const OrganizationSchema = new EntitySchema<OrganizationRecord>({
 export const ApiKeySchema = new EntitySchema<ApiKeyRecord>({
   class: ApiKeyRecord,
   tableName: 'api_keys',
-  indexes: [{ properties: ['organizationId', 'id'] }],
+  indexes: [{ properties: ['organizationId', 'id'] }, { properties: ['hashSecretId'] }],
   properties: {
     id: { type: 'string', primary: true, length: 32 },
     organizationId: { type: 'string', length: 32 },
@@ -100,6 +107,7 @@ export const ApiKeySchema = new EntitySchema<ApiKeyRecord>({
     prefix: { type: 'string', length: 16 },
     hint: { type: 'string', length: 8 },
     keyHash: { type: 'string', length: 64, unique: true },
+    hashSecretId: { type: 'string', length: 16, nullable: true },
     createdAt: { type: 'datetime' },
     updatedAt: { type: 'datetime' },
     expiresAt: { type: 'datetime', nullable: true },
@@ -137,6 +145,7 @@ export const AdminTokenSchema = new EntitySchema<AdminTokenRecord>({
   properties: {
     id: { type: 'string', primary: true, length: 32 },
     tokenHash: { type: 'string', length: 64, unique: true },
+    hashSecretId: { type: 'string', length: 16, nullable: true },
     label: { type: 'string', length: 64 },
     createdAt: { type: 'datetime' },
   },
@@ -189,6 +198,17 @@ export class UsageAggregateRecord {
 }
 export class UsageDailyRecord extends UsageAggregateRecord {}
 export class UsageMonthlyRecord extends UsageAggregateRecord {}
+
+/**
+ * One usage batch that reached the store, by the id the batcher gave it. A batch is
+ * written together with its row, in one transaction, and a batch whose id is already
+ * here is skipped: a batch retried after an ambiguous failure, or replayed from the
+ * usage journal after a crash, is never counted twice. Purged with the raw events.
+ */
+export class UsageBatchRecord {
+  id!: string;
+  writtenAt!: Date;
+}
 
 /** Requests counted against an organization's quota in one billing period. */
 export class QuotaCounterRecord {
@@ -245,6 +265,16 @@ function aggregateSchema<T extends UsageAggregateRecord>(cls: new () => T, table
 export const UsageDailySchema = aggregateSchema(UsageDailyRecord, 'usage_daily', 10);
 export const UsageMonthlySchema = aggregateSchema(UsageMonthlyRecord, 'usage_monthly', 7);
 
+export const UsageBatchSchema = new EntitySchema<UsageBatchRecord>({
+  class: UsageBatchRecord,
+  tableName: 'usage_batches',
+  indexes: [{ properties: ['writtenAt'] }],
+  properties: {
+    id: { type: 'string', length: 32, primary: true },
+    writtenAt: { type: 'datetime' },
+  },
+});
+
 export const QuotaCounterSchema = new EntitySchema<QuotaCounterRecord>({
   class: QuotaCounterRecord,
   tableName: 'quota_counters',
@@ -263,5 +293,6 @@ export const ALL_SCHEMAS = [
   UsageEventSchema,
   UsageDailySchema,
   UsageMonthlySchema,
+  UsageBatchSchema,
   QuotaCounterSchema,
 ];

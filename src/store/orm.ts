@@ -6,6 +6,7 @@ import type { Options } from '@mikro-orm/core';
 import { MikroORM as SqliteORM } from '@mikro-orm/better-sqlite';
 import { MikroORM as PostgresORM } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
+import { Client } from 'pg';
 import type { MikroORM as KnexORM } from '@mikro-orm/knex';
 import type { DatabaseConfig } from '../config';
 import { ALL_SCHEMAS } from './entities';
@@ -73,10 +74,27 @@ export async function openOrm(db: DatabaseConfig, migrationsPath?: string, conne
   return (await PostgresORM.init(opts as Parameters<typeof PostgresORM.init>[0])) as unknown as Orm;
 }
 
-/** Applies pending migrations; returns the names applied. */
+/** The PostgreSQL advisory lock key `migrate` holds ("keyward-migrate" as an int). */
+export const MIGRATION_LOCK_KEY = 0x6b77_6d67;
+
+/**
+ * Applies pending migrations; returns the names applied. On PostgreSQL, replicas that
+ * start together take turns: each holds a session advisory lock (MIGRATION_LOCK_KEY)
+ * on its own connection while it migrates, so the second finds nothing left to do.
+ */
 export async function migrate(orm: Orm): Promise<string[]> {
-  const done = await orm.getMigrator().up();
-  return done.map((m) => m.name);
+  const url = orm.config.get('clientUrl');
+  // SQLite: one file, whose writers SQLite itself serializes.
+  if (typeof url !== 'string' || !/^postgres(ql)?:/.test(url)) return (await orm.getMigrator().up()).map((m) => m.name);
+  const lock = new Client({ connectionString: url });
+  await lock.connect();
+  try {
+    await lock.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    return (await orm.getMigrator().up()).map((m) => m.name);
+  } finally {
+    await lock.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await lock.end().catch(() => undefined);
+  }
 }
 
 /** Names of migrations not yet applied (readiness uses this). */

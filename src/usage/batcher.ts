@@ -24,13 +24,26 @@
  *    the oldest one goes. An incoming detail-only event is itself dropped when the
  *    buffer holds only request events. Every dropped event is counted in
  *    stats().dropped.
+ *  - With a journal (KEYWARD_USAGE_JOURNAL_DIR, ./journal.ts): a failed write does
+ *    not put its batch back; the batch goes to the journal on local disk under the id
+ *    it was written with, and so does everything that reaches `flushAt` while the
+ *    store is down (spilling; no store attempt from the hot path). The interval's
+ *    flush first replays the journal, oldest first: that is the probe; once it
+ *    succeeds, buffered events are written again. Every write carries a batch id and
+ *    the store skips ids it has seen, so a replay never counts a batch twice. If the
+ *    journal fails too (full, disk error), the batch goes back to the buffer as
+ *    without a journal, and spilling waits for the next interval.
+ *  - spillSync() writes the buffer and the batch in flight to the journal
+ *    synchronously: the last act of a process told to exit at once.
  *  - Back-pressure for sources that can wait (the access-log stream): congested() is
  *    true while the buffer plus the write in flight hold half of `maxBuffered` or
  *    more; drained() starts a write if none is running (and the last did not fail)
  *    and resolves once writes have brought them under a quarter. A source that
  *    pauses while congested never pushes the buffer into dropping.
  */
+import { randomBytes } from 'node:crypto';
 import type { UsageEvent, UsageSink } from './types';
+import type { UsageJournal, UsageJournalStats } from './journal';
 
 export interface UsageBatcherOptions {
   /** Most events held in the buffer (KEYWARD_USAGE_BUFFER_MAX). */
@@ -41,6 +54,10 @@ export interface UsageBatcherOptions {
   maxBatch?: number;
   /** Called with each failed write's error. */
   onError?: (e: unknown) => void;
+  /** Where batches go while the store cannot take them (see the file comment). */
+  journal?: UsageJournal;
+  /** Called with each failed journal append's or replay read's error. */
+  onJournalError?: (e: unknown) => void;
 }
 
 export interface UsageBatcherStats {
@@ -56,6 +73,13 @@ export interface UsageBatcherStats {
   dropped: number;
   /** Writes that succeeded. */
   flushes: number;
+  /** The journal's numbers, when there is one. */
+  journal?: UsageJournalStats & { errors: number };
+}
+
+/** A fresh batch id (16 characters, [A-Za-z0-9_-]). */
+export function newBatchId(): string {
+  return randomBytes(12).toString('base64url');
 }
 
 interface Slot {
@@ -126,6 +150,13 @@ export class UsageBatcher {
   private readonly counters = { flushed: 0, flushErrors: 0, dropped: 0, flushes: 0 };
   private readonly maxBatch: number;
   private drainWaiters: (() => void)[] = [];
+  private readonly journal: UsageJournal | undefined;
+  private readonly onJournalError: (e: unknown) => void;
+  /** A journal append failed: no spilling from the hot path until the next interval. */
+  private journalFailed = false;
+  private journalErrors = 0;
+  /** The batch being written or spilled, with its id (for spillSync). */
+  private inFlightBatch: { id: string; events: UsageEvent[] } | undefined;
 
   constructor(
     private readonly sink: UsageSink,
@@ -139,6 +170,15 @@ export class UsageBatcher {
     this.maxBatch = options.maxBatch ?? 10_000;
     if (!Number.isSafeInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError('maxBatch must be a positive integer');
     this.onError = options.onError ?? (() => undefined);
+    this.journal = options.journal;
+    this.onJournalError = options.onJournalError ?? (() => undefined);
+  }
+
+  /** Starts writing (or, while the store is down, spilling) unless a flush runs. */
+  private kick(): void {
+    if (this.flushing) return;
+    if (!this.lastWriteFailed) void this.flush();
+    else if (this.journal && !this.journalFailed) void this.run(true);
   }
 
   /** Buffers one event. O(1); never waits and never throws. */
@@ -154,7 +194,7 @@ export class UsageBatcher {
       this.counters.dropped++;
     }
     (event.requests === 1 ? this.counted : this.details).push(slot);
-    if (!this.flushing && !this.lastWriteFailed && this.counted.size + this.details.size >= this.flushAt) void this.flush();
+    if (this.counted.size + this.details.size >= this.flushAt) this.kick();
   }
 
   /** Half of maxBuffered or more is buffered or being written: sources that can wait should. */
@@ -167,8 +207,8 @@ export class UsageBatcher {
     if (this.counted.size + this.details.size + this.inFlight < this.maxBuffered / 4) return Promise.resolve();
     const p = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
     // Start writing now rather than at the next interval (unless the store is failing:
-    // then the interval retries, as for every failure).
-    if (!this.flushing && !this.lastWriteFailed) void this.flush();
+    // then the interval retries, as for every failure; a journal takes the events).
+    this.kick();
     return p;
   }
 
@@ -186,13 +226,21 @@ export class UsageBatcher {
         const followUp = this.flushing.then(() => {
           this.followUp = undefined;
           // After a failed write, the waiting callers share its failure: no immediate retry.
-          return !this.lastWriteFailed && this.counted.size + this.details.size > 0 ? this.flush() : undefined;
+          if (this.counted.size + this.details.size === 0) return undefined;
+          if (!this.lastWriteFailed) return this.flush();
+          // The store is down: what was recorded meanwhile goes to the journal, if any.
+          return this.journal && !this.journalFailed ? this.run(true) : undefined;
         });
         this.followUp = followUp;
       }
       return this.followUp;
     }
-    if (this.counted.size + this.details.size === 0) return Promise.resolve();
+    if (this.counted.size + this.details.size === 0 && !(this.journal && this.journal.pendingBatches > 0)) return Promise.resolve();
+    return this.run(false);
+  }
+
+  /** One flush: replay the journal (unless spilling), then the buffer. */
+  private run(spillOnly: boolean): Promise<void> {
     // Everything recorded before this call, then more only while a full flushAt is waiting.
     const upTo = this.seq;
     const more = () => {
@@ -200,39 +248,115 @@ export class UsageBatcher {
       const b = this.details.firstSeq() ?? Infinity;
       return Math.min(a, b) < upTo || this.counted.size + this.details.size >= this.flushAt;
     };
-    const run = async () => {
+    const failed = (e: unknown, journal: boolean) => {
+      if (journal) {
+        this.journalErrors++;
+        this.journalFailed = true;
+      } else {
+        this.counters.flushErrors++;
+        this.lastWriteFailed = true;
+      }
+      try {
+        (journal ? this.onJournalError : this.onError)(e);
+      } catch {
+        // a failing error handler must not break flushing
+      }
+    };
+    const go = async () => {
+      const journal = this.journal;
+      if (!spillOnly) this.journalFailed = false;
+      if (journal && !spillOnly && journal.pendingBatches > 0) {
+        try {
+          await journal.replay((b) => this.sink.write(b.events, b.id));
+          this.lastWriteFailed = false;
+        } catch (e) {
+          failed(e, false);
+          spillOnly = true;
+        }
+      }
       while (more()) {
         const { counted, details } = this.takeBatch();
         const batch = merge(counted, details);
+        const id = newBatchId();
         this.inFlight = batch.length;
+        this.inFlightBatch = { id, events: batch };
         try {
-          await this.sink.write(batch);
-          this.counters.flushed += batch.length;
-          this.counters.flushes++;
-          this.lastWriteFailed = false;
-        } catch (e) {
-          this.counters.flushErrors++;
-          this.lastWriteFailed = true;
-          this.counted.prepend(counted);
-          this.details.prepend(details);
-          this.trim();
-          try {
-            this.onError(e);
-          } catch {
-            // a failing error handler must not break flushing
+          let stored = false;
+          if (!spillOnly) {
+            try {
+              await this.sink.write(batch, id);
+              stored = true;
+              this.counters.flushed += batch.length;
+              this.counters.flushes++;
+              this.lastWriteFailed = false;
+            } catch (e) {
+              failed(e, false);
+              if (!journal) {
+                this.putBack(counted, details);
+                return;
+              }
+              spillOnly = true;
+            }
           }
-          return;
+          if (!stored) {
+            try {
+              await journal!.append(id, batch);
+            } catch (e) {
+              failed(e, true);
+              this.putBack(counted, details);
+              return;
+            }
+          }
         } finally {
           this.inFlight = 0;
+          this.inFlightBatch = undefined;
           this.wakeDrainWaiters();
         }
       }
     };
-    this.flushing = run().finally(() => {
+    this.flushing = go().finally(() => {
       this.flushing = undefined;
       this.wakeDrainWaiters();
     });
     return this.flushing;
+  }
+
+  private putBack(counted: Slot[], details: Slot[]): void {
+    this.counted.prepend(counted);
+    this.details.prepend(details);
+    this.trim();
+  }
+
+  /**
+   * Writes the buffer and the batch in flight to the journal synchronously (for a
+   * process about to exit). Returns the events written; 0 without a journal.
+   */
+  spillSync(): number {
+    const journal = this.journal;
+    if (!journal) return 0;
+    let n = 0;
+    try {
+      // The batch in flight keeps its id: if its write lands after all, the replay skips it.
+      if (this.inFlightBatch) {
+        journal.appendSync(this.inFlightBatch.id, this.inFlightBatch.events);
+        n += this.inFlightBatch.events.length;
+      }
+      while (this.counted.size + this.details.size > 0) {
+        const { counted, details } = this.takeBatch();
+        const batch = merge(counted, details);
+        try {
+          journal.appendSync(newBatchId(), batch);
+        } catch (e) {
+          this.putBack(counted, details);
+          throw e;
+        }
+        n += batch.length;
+      }
+    } catch (e) {
+      this.journalErrors++;
+      this.onJournalError(e);
+    }
+    return n;
   }
 
   /** Up to maxBatch of the oldest slots of both queues, in recording order. */
@@ -255,6 +379,8 @@ export class UsageBatcher {
     this.timer = setInterval(() => {
       if (!this.flushing) void this.flush();
     }, intervalMs);
+    // Batches a previous process left in the journal go in at once.
+    if (this.journal && this.journal.pendingBatches > 0) void this.flush();
     this.timer.unref();
   }
 
@@ -264,7 +390,9 @@ export class UsageBatcher {
   }
 
   stats(): UsageBatcherStats {
-    return { buffered: this.counted.size + this.details.size, inFlight: this.inFlight, ...this.counters };
+    const stats: UsageBatcherStats = { buffered: this.counted.size + this.details.size, inFlight: this.inFlight, ...this.counters };
+    if (this.journal) stats.journal = { ...this.journal.stats(), errors: this.journalErrors };
+    return stats;
   }
 
   /** Applies the drop policy until the buffer fits (after a failed write put its batch back). */

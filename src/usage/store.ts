@@ -21,6 +21,11 @@
  * An event that cannot be stored at all (no finite time, no ids) is skipped rather
  * than failing the batch forever; over-long strings are cut to the column sizes.
  * A database that cannot be reached surfaces as StoreUnavailableError.
+ *
+ * Idempotent batches: write(events, batchId) first inserts the id into usage_batches
+ * (ON CONFLICT DO NOTHING) in the same transaction; when the id is already there the
+ * batch was written before, and nothing else is done. The purge removes batch ids
+ * with the raw events of the same age.
  */
 import type { EntityManager } from '@mikro-orm/knex';
 import type { Knex } from '@mikro-orm/knex';
@@ -189,6 +194,13 @@ function aggregate(rows: readonly EventRow[]): { daily: Aggregate[]; monthly: Ag
   return { daily: ordered(daily), monthly: ordered(monthly) };
 }
 
+/** Records a batch id; no row is inserted (0 changes) when the batch was written before. */
+const BATCH_SQL = {
+  sqlite: 'insert into usage_batches (id, written_at) values (?, ?) on conflict (id) do nothing',
+  postgres: 'insert into usage_batches (id, written_at) values ($1, $2) on conflict (id) do nothing',
+} as const;
+const BATCH_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
 const EVENT_COLUMNS = ['at', 'organization_id', 'key_id', 'request_id', 'endpoint', 'method', 'requests', 'status_code', 'duration_ms', 'tokens', 'cost_usd', 'source'];
 const AGG_COLUMNS = ['organization_id', 'key_id', 'period', 'endpoint', 'method', 'requests', 'errors4xx', 'errors5xx', 'tokens', 'cost_usd', 'duration_count', 'duration_sum_ms', 'duration_buckets'];
 const SUMMED = ['requests', 'errors4xx', 'errors5xx', 'tokens', 'cost_usd', 'duration_count', 'duration_sum_ms'];
@@ -279,11 +291,14 @@ class Totals {
   }
 
   message(): UsageTotals {
+    // int64 on the wire, but clients in JavaScript read them as numbers: a sum past
+    // 2^53 - 1 (only reachable by months of maximal RecordUsage reports) is capped there.
+    const safe = (n: number) => Math.min(n, Number.MAX_SAFE_INTEGER);
     const t: UsageTotals = {
-      requests: this.requests,
-      errors4xx: this.errors4xx,
-      errors5xx: this.errors5xx,
-      tokens: this.tokens,
+      requests: safe(this.requests),
+      errors4xx: safe(this.errors4xx),
+      errors5xx: safe(this.errors5xx),
+      tokens: safe(this.tokens),
       // Float sums carry noise like 0.30000000000000004; nano-dollars are plenty.
       costUsd: Number(this.costUsd.toFixed(9)),
     };
@@ -325,29 +340,38 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
     (trx as unknown as { client: { acquireConnection(): Promise<unknown> } }).client.acquireConnection();
 
   type Statement = { run(...values: unknown[]): unknown };
-  const sqliteStatements = new WeakMap<object, { event: Statement; daily: Statement; monthly: Statement }>();
+  const sqliteStatements = new WeakMap<object, { batch: Statement; event: Statement; daily: Statement; monthly: Statement }>();
 
-  async function writeSqlite(trx: Knex.Transaction, rows: EventRow[], daily: Aggregate[], monthly: Aggregate[]): Promise<void> {
+  async function writeSqlite(trx: Knex.Transaction, rows: EventRow[], daily: Aggregate[], monthly: Aggregate[], batchId: string | undefined, now: number): Promise<boolean> {
     const db = (await connectionOf(trx)) as { prepare(sql: string): Statement };
     let st = sqliteStatements.get(db);
     if (!st) {
-      st = { event: db.prepare(eventSql('sqlite')), daily: db.prepare(upsertSql('sqlite', 'usage_daily')), monthly: db.prepare(upsertSql('sqlite', 'usage_monthly')) };
+      st = {
+        batch: db.prepare(BATCH_SQL.sqlite),
+        event: db.prepare(eventSql('sqlite')),
+        daily: db.prepare(upsertSql('sqlite', 'usage_daily')),
+        monthly: db.prepare(upsertSql('sqlite', 'usage_monthly')),
+      };
       sqliteStatements.set(db, st);
     }
+    if (batchId !== undefined && (st.batch.run(batchId, now) as { changes: number }).changes === 0) return false;
     for (const r of rows) st.event.run(...eventValues(r));
     for (const a of daily) st.daily.run(...aggValues(a));
     for (const a of monthly) st.monthly.run(...aggValues(a));
+    return true;
   }
 
   const EVENTS_PG = eventSql('postgres');
   const DAILY_PG = upsertSql('postgres', 'usage_daily');
   const MONTHLY_PG = upsertSql('postgres', 'usage_monthly');
 
-  async function writePostgres(trx: Knex.Transaction, rows: EventRow[], daily: Aggregate[], monthly: Aggregate[]): Promise<void> {
-    const conn = (await connectionOf(trx)) as { query(sql: string, values: unknown[]): Promise<unknown> };
+  async function writePostgres(trx: Knex.Transaction, rows: EventRow[], daily: Aggregate[], monthly: Aggregate[], batchId: string | undefined, now: number): Promise<boolean> {
+    const conn = (await connectionOf(trx)) as { query(sql: string, values: unknown[]): Promise<{ rowCount?: number | null }> };
+    if (batchId !== undefined && (await conn.query(BATCH_SQL.postgres, [batchId, new Date(now)])).rowCount === 0) return false;
     await conn.query(EVENTS_PG, columnsOf(rows.map(eventValues), EVENT_COLUMNS.length));
     if (daily.length > 0) await conn.query(DAILY_PG, columnsOf(daily.map(aggValues), AGG_COLUMNS.length));
     if (monthly.length > 0) await conn.query(MONTHLY_PG, columnsOf(monthly.map(aggValues), AGG_COLUMNS.length));
+    return true;
   }
 
   return {
@@ -355,20 +379,31 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
       return skipped;
     },
 
-    async write(events) {
+    async write(events, batchId) {
+      if (batchId !== undefined && !BATCH_ID.test(batchId)) throw new RangeError('batchId must be 1-32 characters [A-Za-z0-9_-]');
       const rows: EventRow[] = [];
+      let bad = 0;
       for (const e of events) {
         const r = normalize(e);
         if (r) rows.push(r);
-        else skipped++;
+        else bad++;
       }
-      if (rows.length === 0) return;
+      if (rows.length === 0) {
+        skipped += bad;
+        return true;
+      }
       const { daily, monthly } = aggregate(rows);
+      const now = Date.now();
+      let written = false;
       try {
-        await knex.transaction((trx) => (dialect === 'sqlite' ? writeSqlite(trx, rows, daily, monthly) : writePostgres(trx, rows, daily, monthly)));
+        written = await knex.transaction((trx) =>
+          dialect === 'sqlite' ? writeSqlite(trx, rows, daily, monthly, batchId, now) : writePostgres(trx, rows, daily, monthly, batchId, now),
+        );
       } catch (e) {
         rethrowStoreError(e);
       }
+      if (written) skipped += bad;
+      return written;
     },
 
     async stats(organizationId, month, keyId) {
@@ -432,8 +467,11 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
             })
             .del();
           total += Number(n);
-          if (Number(n) < PURGE_CHUNK) return total;
+          if (Number(n) < PURGE_CHUNK) break;
         }
+        // Batch ids only guard retries and replays, which happen within hours.
+        await knex('usage_batches').where('written_at', '<', cutoff).del();
+        return total;
       } catch (e) {
         return rethrowStoreError(e);
       }

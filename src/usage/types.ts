@@ -26,6 +26,11 @@ export interface UsageEvent {
 
 /** Where usage goes; the batcher calls write() with whole batches. */
 export interface UsageSink {
-  /** Inserts the raw events and upserts the daily and monthly aggregates, in one transaction. */
-  write(events: readonly UsageEvent[]): Promise<void>;
+  /**
+   * Inserts the raw events and upserts the daily and monthly aggregates, in one
+   * transaction. With a `batchId` (1–32 characters [A-Za-z0-9_-]) the write is
+   * idempotent: the id is recorded in the same transaction, and a batch whose id was
+   * already recorded writes nothing and resolves `false`. Resolves `true` otherwise.
+   */
+  write(events: readonly UsageEvent[], batchId?: string): Promise<boolean>;
 }

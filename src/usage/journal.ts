@@ -1,0 +1,302 @@
+/**
+ * The usage journal: an append-only file store on local disk for usage batches the
+ * database could not take (KEYWARD_USAGE_JOURNAL_DIR). The batcher spills a batch here
+ * when its write fails, and while the store is down; it replays the journal, oldest
+ * first, once the store answers again.
+ *
+ * Contract:
+ *  - append(id, events) / appendSync(id, events) resolve (return) only once the batch
+ *    is on disk (written and fdatasync'ed). A batch keeps the id it was first written
+ *    with, and the store skips an id it has seen (usage_batches), so a batch that did
+ *    reach the store before a crash is not counted again when replayed.
+ *  - Files: `segment-<ms>-<n>.jsonl`, one JSON line per batch ({"id", "events"}).
+ *    A segment is sealed when it reaches `segmentBytes` or when replay reaches it;
+ *    appends then go to a new one. A replayed segment is deleted as a whole once every
+ *    batch in it reached the store. A torn last line (a crash in the middle of an
+ *    append) is skipped and counted in stats().corrupt.
+ *  - The journal holds at most `maxBytes` on disk; an append beyond that throws
+ *    JournalFullError (the batcher then keeps the batch in memory, where the buffer's
+ *    drop policy applies).
+ *  - One process per directory: a `LOCK` file holds the owner's pid. Opening a
+ *    directory locked by a live process throws JournalLockedError; a stale lock (its
+ *    process is gone) is taken over, and that process's segments are replayed.
+ *  - Memory: the pending batches are counted, not held; replay reads one segment at a
+ *    time.
+ */
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, write, writeSync } from 'node:fs';
+import { readFile, unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import type { UsageEvent } from './types';
+
+export class JournalLockedError extends Error {
+  constructor(
+    readonly dir: string,
+    readonly pid: number,
+  ) {
+    super(`${dir} is in use by process ${pid}; each keyward process needs its own journal directory`);
+  }
+}
+
+export class JournalFullError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`the usage journal holds its maximum of ${maxBytes} bytes`);
+  }
+}
+
+export interface JournalBatch {
+  id: string;
+  events: UsageEvent[];
+}
+
+export interface UsageJournalStats {
+  /** Batches and events on disk waiting for replay. */
+  pendingBatches: number;
+  pendingEvents: number;
+  /** Bytes on disk. */
+  bytes: number;
+  /** Events appended since start. */
+  spilled: number;
+  /** Events replayed into the store since start (not counting batches it already had). */
+  replayed: number;
+  /** Replayed batches the store already had (written before a crash). */
+  duplicates: number;
+  /** Unreadable lines skipped (a torn append). */
+  corrupt: number;
+}
+
+export interface UsageJournalOptions {
+  dir: string;
+  /** Most bytes on disk (KEYWARD_USAGE_JOURNAL_MAX_MB). */
+  maxBytes: number;
+  /** A segment is sealed at this size (default 16 MiB). */
+  segmentBytes?: number;
+}
+
+interface Segment {
+  name: string;
+  bytes: number;
+  /** Batches and events not yet replayed. */
+  batches: number;
+  events: number;
+  /** Lines a replay already handled (an interrupted replay resumes after them). */
+  doneLines: number;
+}
+
+const writeAsync = promisify(write);
+const datasyncAsync = promisify(fdatasync);
+
+const SEGMENT = /^segment-(\d{13})-(\d{6})\.jsonl$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function parseLine(line: string): JournalBatch | undefined {
+  try {
+    const v = JSON.parse(line) as Partial<JournalBatch>;
+    if (typeof v.id === 'string' && Array.isArray(v.events)) return { id: v.id, events: v.events };
+  } catch {
+    // a torn append
+  }
+  return undefined;
+}
+
+export class UsageJournal {
+  private readonly dir: string;
+  private readonly maxBytes: number;
+  private readonly segmentBytes: number;
+  /** Sealed segments, oldest first, then the open one (if any) last. */
+  private readonly segments: Segment[] = [];
+  private open: { seg: Segment; fd: number } | undefined;
+  private counter = 0;
+  private readonly counters = { spilled: 0, replayed: 0, duplicates: 0, corrupt: 0 };
+  /** Appends run one at a time, in order. */
+  private tail: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(o: UsageJournalOptions) {
+    this.dir = o.dir;
+    this.maxBytes = o.maxBytes;
+    this.segmentBytes = o.segmentBytes ?? 16 * 1024 * 1024;
+  }
+
+  /** Creates the directory if needed, takes its lock and counts what is pending. */
+  static openDir(o: UsageJournalOptions): UsageJournal {
+    const j = new UsageJournal(o);
+    mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    j.lock();
+    for (const name of readdirSync(o.dir).filter((n) => SEGMENT.test(n)).sort()) {
+      const text = readFileSync(join(o.dir, name), 'utf8');
+      const seg: Segment = { name, bytes: Buffer.byteLength(text), batches: 0, events: 0, doneLines: 0 };
+      for (const line of text.split('\n')) {
+        if (line === '') continue;
+        const b = parseLine(line);
+        if (b) {
+          seg.batches++;
+          seg.events += b.events.length;
+        }
+      }
+      j.segments.push(seg);
+    }
+    return j;
+  }
+
+  private lock(): void {
+    const path = join(this.dir, 'LOCK');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(path, 'wx', 0o600);
+        writeSync(fd, `${process.pid}\n`);
+        closeSync(fd);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
+        if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw new JournalLockedError(this.dir, pid);
+        unlinkSync(path); // stale
+      }
+    }
+    throw new JournalLockedError(this.dir, -1);
+  }
+
+  stats(): UsageJournalStats {
+    let batches = 0;
+    let events = 0;
+    let bytes = 0;
+    for (const s of this.segments) {
+      batches += s.batches;
+      events += s.events;
+      bytes += s.bytes;
+    }
+    return { pendingBatches: batches, pendingEvents: events, bytes, ...this.counters };
+  }
+
+  get pendingBatches(): number {
+    let n = 0;
+    for (const s of this.segments) n += s.batches;
+    return n;
+  }
+
+  private line(id: string, events: readonly UsageEvent[]): Buffer {
+    const buf = Buffer.from(JSON.stringify({ id, events }) + '\n');
+    let bytes = 0;
+    for (const s of this.segments) bytes += s.bytes;
+    if (bytes + buf.length > this.maxBytes) throw new JournalFullError(this.maxBytes);
+    return buf;
+  }
+
+  private target(size: number): { seg: Segment; fd: number } {
+    if (this.open && this.open.seg.bytes > 0 && this.open.seg.bytes + size > this.segmentBytes) this.seal();
+    if (!this.open) {
+      const name = `segment-${String(Date.now()).padStart(13, '0')}-${String(this.counter++ % 1_000_000).padStart(6, '0')}.jsonl`;
+      const fd = openSync(join(this.dir, name), 'a', 0o600);
+      const seg: Segment = { name, bytes: 0, batches: 0, events: 0, doneLines: 0 };
+      this.segments.push(seg);
+      this.open = { seg, fd };
+    }
+    return this.open;
+  }
+
+  private wrote(seg: Segment, bytes: number, events: number): void {
+    seg.bytes += bytes;
+    seg.batches++;
+    seg.events += events;
+    this.counters.spilled += events;
+  }
+
+  /** Appends one batch, durably; see the file comment. */
+  append(id: string, events: readonly UsageEvent[]): Promise<void> {
+    const run = this.tail.then(async () => {
+      if (this.closed) throw new Error('the usage journal is closed');
+      const buf = this.line(id, events);
+      const { seg, fd } = this.target(buf.length);
+      await writeAsync(fd, buf);
+      await datasyncAsync(fd);
+      this.wrote(seg, buf.length, events.length);
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** append(), synchronously: for the last moments of a process. */
+  appendSync(id: string, events: readonly UsageEvent[]): void {
+    if (this.closed) throw new Error('the usage journal is closed');
+    const buf = this.line(id, events);
+    const { seg, fd } = this.target(buf.length);
+    writeSync(fd, buf);
+    fdatasyncSync(fd);
+    this.wrote(seg, buf.length, events.length);
+  }
+
+  private seal(): void {
+    if (!this.open) return;
+    closeSync(this.open.fd);
+    if (this.open.seg.batches === 0) {
+      unlinkSync(join(this.dir, this.open.seg.name));
+      this.segments.splice(this.segments.indexOf(this.open.seg), 1);
+    }
+    this.open = undefined;
+  }
+
+  /**
+   * Replays the journal, oldest batch first, through `write` (the store's idempotent
+   * write: resolves false for a batch it already had). Stops at the first write that
+   * throws and rethrows it; what was replayed stays replayed. Resolves with the
+   * number of events replayed.
+   */
+  async replay(write: (batch: JournalBatch) => Promise<boolean>): Promise<number> {
+    // Appends wait: replay works on sealed segments only, and one at a time.
+    let events = 0;
+    for (;;) {
+      await this.tail;
+      const seg = this.segments[0];
+      if (!seg) return events;
+      if (this.open?.seg === seg) this.seal();
+      if (this.segments[0] !== seg) continue; // it was empty and is gone
+      const path = join(this.dir, seg.name);
+      const text = await readFile(path, 'utf8');
+      const lines = text.split('\n');
+      // Batches replayed in an earlier process that crashed are skipped by the store
+      // (their ids are recorded); those of an interrupted pass in this one, here.
+      for (let i = seg.doneLines; i < lines.length; i++) {
+        const line = lines[i]!;
+        if (line === '') continue;
+        const batch = parseLine(line);
+        if (!batch) {
+          this.counters.corrupt++;
+          seg.doneLines = i + 1;
+          continue;
+        }
+        const fresh = await write(batch);
+        if (fresh) {
+          this.counters.replayed += batch.events.length;
+          events += batch.events.length;
+        } else this.counters.duplicates++;
+        seg.batches--;
+        seg.events -= batch.events.length;
+        seg.doneLines = i + 1;
+      }
+      await unlink(path);
+      this.segments.shift();
+    }
+  }
+
+  /** Closes the open segment and releases the lock. Pending segments stay on disk. */
+  close(): void {
+    if (this.closed) return;
+    this.seal();
+    this.closed = true;
+    try {
+      const path = join(this.dir, 'LOCK');
+      if (Number.parseInt(readFileSync(path, 'utf8'), 10) === process.pid) unlinkSync(path);
+    } catch {
+      // already gone
+    }
+  }
+}

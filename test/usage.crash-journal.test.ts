@@ -1,0 +1,199 @@
+/**
+ * Usage across a crash and an impatient shutdown, on real `keyward serve` processes:
+ *  - SIGKILL during a store outage (an owned PostgreSQL, stopped): the usage already
+ *    spilled to the journal survives; a new process on the same journal directory
+ *    replays it once the store is back, and the stored count equals the allowed Checks;
+ *  - SIGKILL with the store up: what was written before is kept and nothing is
+ *    counted twice; the loss is at most what was recorded since the last flush
+ *    (printed, for the README);
+ *  - a second signal during a graceful shutdown exits at once (130), after writing
+ *    the buffer to the journal; the next process replays it.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials, loadPackageDefinition, type Client, type ClientWritableStream, type GrpcObject, type ServiceError } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import pg from 'pg';
+import { startServerProcess, type ServerProcess } from './support/server-process';
+import { adminClient, type AdminClient } from './support/harness';
+import { EnvoyClient } from './support/envoy-client';
+import { OwnPostgres } from './support/own-postgres';
+
+const TOKEN = `crash-admin-token-${randomBytes(8).toString('hex')}`;
+const HASH_SECRET = randomBytes(32).toString('hex');
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function metric(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.split(' ').pop()) : NaN;
+}
+
+async function requestsStored(root: AdminClient, organizationId: string): Promise<number> {
+  const month = new Date().toISOString().slice(0, 7);
+  return (await root.getUsageStats({ organizationId, month })).totals?.requests ?? 0;
+}
+
+/** Checks `key` with `n` calls, 8 at a time; returns how many were allowed. */
+async function checks(port: number, key: string, n: number): Promise<number> {
+  const envoy = new EnvoyClient(port);
+  let allowed = 0;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next++ < n) if ((await envoy.check({ headers: { 'x-api-key': key }, path: '/v1/x', method: 'GET' })).http_response === 'ok_response') allowed++;
+    }),
+  );
+  envoy.close();
+  return allowed;
+}
+
+describe('usage across crashes', () => {
+  let dir: string;
+  const servers: ServerProcess[] = [];
+  const clients: AdminClient[] = [];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'keyward-crash-'));
+  });
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+    for (const s of servers.splice(0)) if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const serve = async (env: Record<string, string>) => {
+    const s = await startServerProcess({
+      KEYWARD_HASH_SECRET: HASH_SECRET,
+      KEYWARD_ADMIN_TOKEN: TOKEN,
+      KEYWARD_USAGE_JOURNAL_DIR: join(dir, 'journal'),
+      KEYWARD_USAGE_FLUSH_SECONDS: '1',
+      ...env,
+    });
+    servers.push(s);
+    return s;
+  };
+  const admin = (s: ServerProcess) => {
+    const c = adminClient(s.adminPort, TOKEN);
+    clients.push(c);
+    return c;
+  };
+
+  describe('on an owned PostgreSQL', () => {
+    let own: OwnPostgres;
+    beforeAll(async () => {
+      own = await OwnPostgres.create();
+      const c = new pg.Client({ connectionString: own.url() });
+      await c.connect();
+      await c.query('create database keyward');
+      await c.end();
+    }, 120_000);
+    afterAll(async () => {
+      await own?.destroy();
+    });
+
+    it('keeps journaled usage through SIGKILL during an outage and replays it in the next process', async () => {
+      await own.start();
+      const env = { KEYWARD_DATABASE_URL: own.url('keyward') };
+      const a = await serve(env);
+      const root = admin(a);
+      const org = await root.createOrganization({ name: 'crash', rateLimitPerMinute: 1_000_000, monthlyQuota: 0 });
+      const { secret } = await root.createKey({ organizationId: org.id, name: 'k' });
+      let allowed = await checks(a.authzPort, secret, 200);
+
+      await own.stop('fast');
+      allowed += await checks(a.authzPort, secret, 300); // cached key: still allowed
+      expect(allowed).toBe(500);
+      await until('the buffer spilled to the journal', async () => (await metric(a.httpPort!, 'keyward_usage_buffer_depth')) === 0 && (await metric(a.httpPort!, 'keyward_usage_journal_pending_events')) > 0);
+      a.proc.kill('SIGKILL');
+      await a.exited;
+      expect(readdirSync(join(dir, 'journal')).some((n) => n.endsWith('.jsonl'))).toBe(true);
+
+      await own.start();
+      const b = await serve(env); // takes over the dead process's journal directory
+      const rootB = admin(b);
+      await until('the journal replayed', async () => (await metric(b.httpPort!, 'keyward_usage_journal_pending_events')) === 0);
+      expect(await metric(b.httpPort!, 'keyward_usage_journal_replayed_events_total')).toBeGreaterThan(0);
+      expect(await requestsStored(rootB, org.id)).toBe(allowed);
+    }, 180_000);
+
+    it('with the store up, SIGKILL keeps what was written and counts nothing twice', async () => {
+      await own.start();
+      const env = { KEYWARD_DATABASE_URL: own.url('keyward') };
+      const a = await serve(env);
+      const root = admin(a);
+      const org = await root.createOrganization({ name: 'kill', rateLimitPerMinute: 1_000_000, monthlyQuota: 0 });
+      const { secret } = await root.createKey({ organizationId: org.id, name: 'k' });
+      const flushed = await checks(a.authzPort, secret, 300);
+      await until('written', async () => (await metric(a.httpPort!, 'keyward_usage_buffer_depth')) === 0 && (await requestsStored(root, org.id)) === flushed);
+      const started = Date.now();
+      const last = await checks(a.authzPort, secret, 300); // recorded, then killed before or during the next flush
+      const loadSeconds = (Date.now() - started) / 1000;
+      a.proc.kill('SIGKILL');
+      await a.exited;
+
+      const b = await serve(env);
+      const stored = await requestsStored(admin(b), org.id);
+      expect(stored).toBeGreaterThanOrEqual(flushed);
+      expect(stored).toBeLessThanOrEqual(flushed + last);
+      // The measurement the README quotes: events lost to SIGKILL with a 1 s flush interval.
+      process.stdout.write(`SIGKILL loss: ${flushed + last - stored} of ${last} events recorded in the last ${loadSeconds.toFixed(2)} s (flush interval 1 s)\n`);
+    }, 180_000);
+  });
+
+  it('a second process on the same journal directory stops at start, naming the variable', async () => {
+    const env = { KEYWARD_DATABASE_URL: `sqlite:${join(dir, 'kw.db')}` };
+    await serve(env);
+    const err = await serve(env).then(
+      () => '',
+      (e: Error) => e.message,
+    );
+    expect(err).toMatch(/keyward: configuration error: KEYWARD_USAGE_JOURNAL_DIR: .* is in use by process \d+/);
+    expect(err.match(/configuration error/g)).toHaveLength(1);
+  }, 60_000);
+
+  it('a second signal during shutdown exits at once after writing the buffer to the journal', async () => {
+    const env = { KEYWARD_DATABASE_URL: `sqlite:${join(dir, 'kw.db')}`, KEYWARD_USAGE_FLUSH_SECONDS: '3600', KEYWARD_SHUTDOWN_DEADLINE_SECONDS: '120' };
+    const a = await serve(env);
+    const root = admin(a);
+    const org = await root.createOrganization({ name: 'twice', rateLimitPerMinute: 1_000_000, monthlyQuota: 0 });
+    const { secret } = await root.createKey({ organizationId: org.id, name: 'k' });
+    const allowed = await checks(a.authzPort, secret, 100);
+    expect(await metric(a.httpPort!, 'keyward_usage_buffer_depth')).toBe(100);
+
+    // An open access-log stream keeps the graceful shutdown waiting (up to 120 s).
+    const stream = openStream(a.authzPort);
+    await new Promise((r) => setTimeout(r, 200));
+    a.proc.kill('SIGTERM');
+    await until('shutting down', () => a.stdout().includes('shutting down'));
+    a.proc.kill('SIGINT');
+    expect(await a.exited).toBe(130);
+    stream.client.close();
+    expect(a.stdout()).toContain('second signal');
+    expect(readdirSync(join(dir, 'journal')).some((n) => n.endsWith('.jsonl'))).toBe(true);
+
+    const b = await serve(env);
+    const rootB = admin(b);
+    await until('the journal replayed', async () => (await metric(b.httpPort!, 'keyward_usage_journal_pending_events')) === 0);
+    expect(await requestsStored(rootB, org.id)).toBe(allowed);
+  }, 120_000);
+});
+
+const definition = loadSync('envoy/service/accesslog/v3/als.proto', { includeDirs: [join(__dirname, '..', 'proto')], keepCase: true, defaults: false, oneofs: true });
+const pkg = loadPackageDefinition(definition) as unknown as { envoy: { service: { accesslog: { v3: GrpcObject } } } };
+const AccessLogService = pkg.envoy.service.accesslog.v3.AccessLogService as unknown as new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
+
+function openStream(port: number): { call: ClientWritableStream<unknown>; client: Client } {
+  const client = new AccessLogService(`127.0.0.1:${port}`, credentials.createInsecure());
+  const call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(client, { deadline: Date.now() + 60_000 }, (_e: ServiceError | null) => undefined) as ClientWritableStream<unknown>;
+  call.write({ identifier: { log_name: 'crash-test' }, http_logs: { log_entry: [] } });
+  return { call, client };
+}
