@@ -375,6 +375,9 @@ describe.each(DIALECTS)('KeyAdmin fuzzing: every RPC, without, with a wrong and 
         let text = JSON.stringify(rest, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
         // What the fuzzer itself stored (names, metadata) may come back; nothing else.
         for (const s of pool.secrets) text = text.split(s).join('');
+        // So may a hash-shaped run of hex digits the request itself sent (a name of 64 'a's).
+        const sent = `${body.toString('utf8')}\u0000${body.toString('latin1')}`;
+        text = text.replace(/[0-9a-f]{64,}/gi, (run) => (sent.includes(run) ? '' : run));
         expect(secretsIn(text, h.config)).toEqual([]);
       }),
       { numRuns: dialect === 'sqlite' ? 300 : 150 },
