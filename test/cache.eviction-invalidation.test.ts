@@ -83,6 +83,17 @@ describe('KeyCache eviction', () => {
     await get('x'); // evicted: asked again
     expect(source.loadsOf('x')).toBe(2);
   });
+
+  it('drops expired negative entries as new ones arrive, so a steady flood holds about rate x TTL', async () => {
+    const { cache, get } = cacheWith([], { negativeTtlMs: 30_000, negativeMaxEntries: 1000 });
+    // 10 distinct unknown keys a second for 300 s: 3000 keys, about 300 of them within the TTL.
+    for (let i = 0; i < 3000; i++) expect((await get(`unknown-${i}`, T0 + i * 100)).kind).toBe('unknown');
+    expect(cache.negativeSize).toBeLessThanOrEqual(301);
+    expect(cache.negativeSize).toBeGreaterThanOrEqual(299);
+    // Still remembered within the TTL: no second load.
+    expect((await get('unknown-2999', T0 + 2999 * 100 + 29_000)).kind).toBe('unknown');
+    expect(cache.stats.negativeHits).toBe(1);
+  });
 });
 
 describe('KeyCache lifetimes', () => {

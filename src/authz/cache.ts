@@ -8,7 +8,8 @@
  *    (CLOCK, second chance: a hit only marks the entry, the eviction scan passes over
  *    marked entries once, unmarking them), so a hit changes no Map.
  *  - Negative entries (hashes the store does not know) live `negativeTtlMs`, at most
- *    `negativeMaxEntries`, oldest evicted first; a flood of random well-formed keys
+ *    `negativeMaxEntries`, oldest evicted first; expired ones are dropped as new ones
+ *    arrive, so an idle flood's entries do not stay until the maximum is reached; a flood of random well-formed keys
  *    therefore reaches the store at most once per distinct key per negativeTtlMs.
  *  - Concurrent misses for one hash share one store query.
  *  - Store lookups are budgeted (missQueriesPerSecond): over the budget a miss is
@@ -155,6 +156,11 @@ export class KeyCache {
     this.ttlMs = ms === undefined ? this.opts.ttlMs : Math.min(ms, this.opts.ttlMs);
   }
 
+  /** Negative entries held (expired ones included until they are dropped). */
+  get negativeSize(): number {
+    return this.negative.size;
+  }
+
   get size(): number {
     return this.table.size;
   }
@@ -226,6 +232,13 @@ export class KeyCache {
     if (!found) {
       this.forget(digest);
       this.forgetNegative(digest);
+      // Entries are in expiry order (one TTL for all): expired ones leave from the
+      // front, a few per insert, so the map holds about rate x TTL, not its maximum.
+      for (let n = 0; n < 32; n++) {
+        const oldest = this.oldestNegative.current();
+        if (oldest === undefined || oldest[1] > nowMs) break;
+        this.forgetNegative(oldest[0]);
+      }
       if (this.negative.size >= this.opts.negativeMaxEntries) {
         const oldest = this.oldestNegative.current();
         if (oldest !== undefined) this.forgetNegative(oldest[0]);
