@@ -607,14 +607,16 @@ export class AdminService {
     let organizationId = req.organizationId === '' ? undefined : v.id(req.organizationId, 'org', 'organization_id');
     const keyId = req.keyId === '' ? undefined : v.id(req.keyId, 'key', 'key_id');
     const action = v.filterText(req.action, 'action');
-    if (req.startTime && req.endTime && req.startTime.getTime() >= req.endTime.getTime()) {
+    const startTime = v.filterTime(req.startTime, 'start_time');
+    const endTime = v.filterTime(req.endTime, 'end_time');
+    if (startTime && endTime && startTime.getTime() >= endTime.getTime()) {
       throw new InvalidArgumentError('end_time', 'must be after start_time', 'invalid_range');
     }
     if (ctx.principal.kind === 'org') {
       if (organizationId !== undefined) await this.requireOrg(ctx, 'audit.list', organizationId);
       organizationId = ctx.principal.organizationId;
     }
-    const filter = { organizationId, keyId, action, from: req.startTime, to: req.endTime };
+    const filter = { organizationId, keyId, action, from: startTime, to: endTime };
     const { rows, nextPageToken } = await paged(req, 'number', (e: AuditEventRecord) => Number(e.id), (after, limit) =>
       this.d.store.read((r) => r.audit.list(filter, { after, limit })),
     );

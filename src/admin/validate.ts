@@ -89,6 +89,14 @@ export function futureTime(value: Date, now: Date, field: string): Date {
   return value;
 }
 
+/** An optional time filter: a real time between 1970 and 9999 (what the stores can compare). */
+export function filterTime(value: Date | undefined, field: string): Date | undefined {
+  if (value === undefined) return undefined;
+  const t = value.getTime();
+  if (!(t >= 0 && t <= Date.UTC(9999, 11, 31, 23, 59, 59, 999))) throw new InvalidArgumentError(field, 'must be a time between 1970 and 9999', 'invalid_time');
+  return value;
+}
+
 export function filterText(value: string, field: string): string | undefined {
   if (value === '') return undefined;
   if (value.length > LIMITS.filterMax || CONTROL.test(value)) throw new InvalidArgumentError(field, 'is not a valid filter', 'invalid_filter');
