@@ -72,7 +72,7 @@ import { MemoryRateLimiter } from '../src/limits/sliding-window';
 import { newId } from '../src/util/ids';
 import { startServerProcess, type ServerProcess } from '../test/support/server-process';
 import { checkRequestBytes } from './support/check-request';
-import { CHECK_PATH, adminUnary, identity, memoryOf, rawCheck, withDatabase } from './support/keyward';
+import { CHECK_PATH, adminUnary, memoryOf, rawCheck, withDatabase } from './support/keyward';
 
 const KEYS = Number(process.env.BENCH_COLD_KEYS ?? 1_000_000);
 const SECONDS = Number(process.env.BENCH_COLD_SECONDS ?? 60);

@@ -2,22 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, defaultAuthzConfig, loadClientConfig, loadConfig } from '../src/config';
+import { defaultAuthzConfig, loadClientConfig, loadConfig } from '../src/config';
+import { configErrorOf as errorOf } from './support/config';
 
 const HEX32 = 'ab'.repeat(32);
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'keyward-config-'));
-}
-
-function errorOf(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a configuration error');
 }
 
 describe('configuration', () => {

@@ -7,21 +7,12 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfig, secretFileFor } from '../src/config';
+import { loadConfig, secretFileFor } from '../src/config';
+import { configErrorOf as errorOf } from './support/config';
 
 const PG = 'postgres://keyward@127.0.0.1:5432/keyward';
 const A = randomBytes(32);
 const B = randomBytes(32);
-
-function errorOf(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a configuration error');
-}
 
 describe('KEYWARD_HASH_SECRET_PREVIOUS', () => {
   it('is optional, and read as hex, base64 or from a file', () => {

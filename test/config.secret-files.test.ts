@@ -11,12 +11,13 @@ import { join } from 'node:path';
 import Redis from 'ioredis';
 import { Client } from 'pg';
 import { runCli } from '../src/cli/main';
-import { ConfigError, loadConfig } from '../src/config';
+import { loadConfig } from '../src/config';
 import { createTestDatabase, type TestDatabase } from './support/databases';
 import { EnvoyClient } from './support/envoy-client';
 import { adminClient } from './support/harness';
 import { describeRedis, testRedisUrl } from './support/redis';
 import { startServerProcess, type ServerProcess } from './support/server-process';
+import { configErrorOf as errorOf } from './support/config';
 
 const HEX32 = 'cd'.repeat(32);
 const PASSWORD = `pw-${randomBytes(9).toString('hex')}`;
@@ -30,16 +31,6 @@ function secretFile(dir: string, name: string, content: string): string {
   const file = join(dir, name);
   writeFileSync(file, content, { mode: 0o400 });
   return file;
-}
-
-function errorOf(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a configuration error');
 }
 
 describe('URLs from files', () => {

@@ -13,7 +13,6 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import pg from 'pg';
 import { startApp, type App } from '../src/app';
 import { defaultAuthzConfig, type Config } from '../src/config';
 import { createLogger } from '../src/util/logger';
@@ -45,10 +44,7 @@ describe('store outage on an owned PostgreSQL', () => {
 
   beforeAll(async () => {
     own = await OwnPostgres.create();
-    const c = new pg.Client({ connectionString: own.url() });
-    await c.connect();
-    await c.query('create database keyward');
-    await c.end();
+    await own.createDatabase('keyward');
     dir = mkdtempSync(join(tmpdir(), 'keyward-outage-'));
   }, 120_000);
 

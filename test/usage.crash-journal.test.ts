@@ -15,7 +15,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, loadPackageDefinition, type Client, type ClientWritableStream, type GrpcObject, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import pg from 'pg';
 import { startServerProcess, type ServerProcess } from './support/server-process';
 import { adminClient, type AdminClient } from './support/harness';
 import { EnvoyClient } from './support/envoy-client';
@@ -91,10 +90,7 @@ describe('usage across crashes', () => {
     let own: OwnPostgres;
     beforeAll(async () => {
       own = await OwnPostgres.create();
-      const c = new pg.Client({ connectionString: own.url() });
-      await c.connect();
-      await c.query('create database keyward');
-      await c.end();
+      await own.createDatabase('keyward');
     }, 120_000);
     afterAll(async () => {
       await own?.destroy();

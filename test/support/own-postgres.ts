@@ -82,6 +82,18 @@ export class OwnPostgres {
     return own;
   }
 
+  /** Creates a database on the server; returns its URL. */
+  async createDatabase(name: string): Promise<string> {
+    const c = new pg.Client({ connectionString: this.url() });
+    await c.connect();
+    try {
+      await c.query(`create database ${name}`);
+    } finally {
+      await c.end();
+    }
+    return this.url(name);
+  }
+
   url(database = 'postgres'): string {
     return `postgres://postgres@127.0.0.1:${this.port}/${database}`;
   }
