@@ -32,8 +32,12 @@ describe('concurrent migrations on postgres', () => {
       const rows = await c.query('select name, count(*)::int as n from keyward_migrations group by name');
       expect(rows.rows.every((r: { n: number }) => r.n === 1)).toBe(true);
       expect(rows.rows).toHaveLength(postgresMigrations.length);
-      // The lock is released: nobody holds it any more.
-      const held = await c.query(`select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = $1`, [0x6b776d67]);
+      // The lock is released: nobody holds it on this database any more (other test
+      // files migrate their own databases meanwhile; advisory locks are per database).
+      const held = await c.query(
+        `select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = $1 and database = (select oid from pg_database where datname = current_database())`,
+        [0x6b776d67],
+      );
       expect(held.rows[0].n).toBe(0);
     } finally {
       await c.end();
