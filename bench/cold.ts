@@ -100,7 +100,6 @@ const ROOT = join(__dirname, '..');
 
 // ---------- shared: request bytes ----------
 
-
 /**
  * Every key has the same length, so every request has the same bytes but for the key:
  * encode once with a placeholder key and copy each key over it (encoding 1,000,000
@@ -155,8 +154,7 @@ function hasOkResponse(b: Buffer, from: number): boolean {
     if (wire === 2) {
       const n = varint();
       i += n;
-    }
-    else if (wire === 0) varint();
+    } else if (wire === 0) varint();
     else if (wire === 1) i += 8;
     else if (wire === 5) i += 4;
     else return false;
@@ -166,21 +164,17 @@ function hasOkResponse(b: Buffer, from: number): boolean {
 
 function describe(r: CheckResponse): string {
   if (r.okResponse) return `allow (status ${r.status?.code ?? 0})`;
-  if (r.deniedResponse) return `deny HTTP ${r.deniedResponse.status?.code} (status ${r.status?.code}${r.status?.message ? `: ${r.status.message}` : ''})`;
+  if (r.deniedResponse)
+    return `deny HTTP ${r.deniedResponse.status?.code} (status ${r.status?.code}${r.status?.message ? `: ${r.status.message}` : ''})`;
   return `status ${r.status?.code}`;
 }
 
 // ---------- the load generator (a child process running this file) ----------
 
 /** Parent → generator. */
-type ToGen =
-  | { type: 'keys'; keys: Uint8Array; keyLen: number }
-  | { type: 'start'; port: number; inflight: number; seconds: number };
+type ToGen = { type: 'keys'; keys: Uint8Array; keyLen: number } | { type: 'start'; port: number; inflight: number; seconds: number };
 /** Generator → parent. */
-type FromGen =
-  | { type: 'ready'; count: number }
-  | { type: 'progress'; done: number }
-  | { type: 'result'; result: GenResult };
+type FromGen = { type: 'ready'; count: number } | { type: 'progress'; done: number } | { type: 'result'; result: GenResult };
 
 interface GenResult {
   /** Requests answered (allowed + denied + errors); keys [0, done) of the slice were sent. */
@@ -227,7 +221,16 @@ function loadGenerator(): void {
       clearInterval(progress);
       const cpu = process.cpuUsage(cpu0);
       session.close();
-      const result: GenResult = { done, allowed, denied, errors, startMs, endMs: Date.now(), latencies: latencies.subarray(0, done), cpuMs: (cpu.user + cpu.system) / 1000 };
+      const result: GenResult = {
+        done,
+        allowed,
+        denied,
+        errors,
+        startMs,
+        endMs: Date.now(),
+        latencies: latencies.subarray(0, done),
+        cpuMs: (cpu.user + cpu.system) / 1000,
+      };
       process.send!({ type: 'result', result } satisfies FromGen, () => process.disconnect());
     };
     // Closed loop: each answer sends the next key's request, so `inflight` stay in flight.
@@ -238,7 +241,7 @@ function loadGenerator(): void {
       const stream = session.request(requestHeaders);
       const chunks: Buffer[] = [];
       let grpcStatus: string | undefined;
-      stream.on('response', (h) => (grpcStatus = h['grpc-status'] as string | undefined ?? grpcStatus));
+      stream.on('response', (h) => (grpcStatus = (h['grpc-status'] as string | undefined) ?? grpcStatus));
       stream.on('trailers', (h) => (grpcStatus = h['grpc-status'] as string | undefined));
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('error', () => undefined);
@@ -276,7 +279,10 @@ function limiterHeap(): void {
   const ids = Array.from({ length: n }, () => Buffer.from(newId('key', Date.now()), 'latin1').toString('latin1'));
   const gc = (globalThis as { gc?: () => void }).gc!;
   gc();
-  const used = () => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers; };
+  const used = () => {
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
   const before = used();
   const limiter = new MemoryRateLimiter({ maxKeys: n + 1 });
   const now = Date.now();
@@ -319,7 +325,11 @@ const unary = adminUnary(ADMIN_TOKEN);
 
 async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => { while (next < items.length) await fn(items[next++]!); }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -366,7 +376,9 @@ function postgresCpuDelta(before: Map<number, number>, after: Map<number, number
 
 /** The backends connected to the benchmark database, but for the monitor's own. */
 async function keywardBackends(pg: PgClient): Promise<number[]> {
-  const r = await pg.query<{ pid: number }>('select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
+  const r = await pg.query<{ pid: number }>(
+    'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+  );
   return r.rows.map((x) => x.pid);
 }
 
@@ -480,7 +492,10 @@ function delta(a: PgStats, b: PgStats) {
  */
 const PASSED_ENV = Object.fromEntries(
   Object.entries(process.env).filter(
-    (e): e is [string, string] => e[0].startsWith('KEYWARD_') && e[1] !== undefined && !/^KEYWARD_(DATABASE_URL|HASH_SECRET|ADMIN_TOKEN|ADMIN_LISTEN|AUTHZ_LISTEN)(_FILE)?$/.test(e[0]),
+    (e): e is [string, string] =>
+      e[0].startsWith('KEYWARD_') &&
+      e[1] !== undefined &&
+      !/^KEYWARD_(DATABASE_URL|HASH_SECRET|ADMIN_TOKEN|ADMIN_LISTEN|AUTHZ_LISTEN)(_FILE)?$/.test(e[0]),
   ),
 );
 
@@ -513,10 +528,22 @@ async function startKeyward(hashSecretHex: string, cpuProf?: string): Promise<Se
 }
 
 /** Forks a load generator and hands it its keys; resolves once its requests are built. */
-async function startGenerator(keys: Buffer, keyLen: number): Promise<{ proc: ChildProcess; count: number; onMessage: (f: (m: FromGen) => void) => void }> {
-  const proc = track(fork(__filename, [], { execArgv: ['--import', 'tsx'], env: { ...process.env, BENCH_COLD_ROLE: 'loadgen' }, serialization: 'advanced', cwd: ROOT }));
+async function startGenerator(
+  keys: Buffer,
+  keyLen: number,
+): Promise<{ proc: ChildProcess; count: number; onMessage: (f: (m: FromGen) => void) => void }> {
+  const proc = track(
+    fork(__filename, [], {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, BENCH_COLD_ROLE: 'loadgen' },
+      serialization: 'advanced',
+      cwd: ROOT,
+    }),
+  );
   const listeners: ((m: FromGen) => void)[] = [];
-  proc.on('message', (m: FromGen) => { for (const l of listeners) l(m); });
+  proc.on('message', (m: FromGen) => {
+    for (const l of listeners) l(m);
+  });
   const ready = new Promise<number>((resolve, reject) => {
     listeners.push((m) => m.type === 'ready' && resolve(m.count));
     proc.on('exit', (code) => reject(new Error(`load generator exited (${code})`)));
@@ -569,12 +596,26 @@ async function inProcessMemory(hashSecretHex: string, keys: Buffer, keyLen: numb
   type FromDriver =
     | { type: 'ready'; pid: number }
     | { type: 'chunk-done'; allowed: number; denied: Record<string, number>; errors: number }
-    | { type: 'measured'; series: { atMs: number; rssKb: number; heapUsed: number; heapTotal: number }[]; rssKb: number; heapUsed: number; heapTotal: number; external: number; cacheSize: number; trackedWindows: number };
+    | {
+        type: 'measured';
+        series: { atMs: number; rssKb: number; heapUsed: number; heapTotal: number }[];
+        rssKb: number;
+        heapUsed: number;
+        heapTotal: number;
+        external: number;
+        cacheSize: number;
+        trackedWindows: number;
+      };
   let waiter: ((m: FromDriver) => void) | undefined;
   driver.on('message', (m: FromDriver) => waiter?.(m));
   const exited = new Promise<never>((_, reject) => driver.on('exit', (code) => reject(new Error(`memory driver exited (${code})`))));
   const next = <T extends FromDriver['type']>(type: T) =>
-    Promise.race([exited, new Promise<Extract<FromDriver, { type: T }>>((resolve) => (waiter = (m) => m.type === type && resolve(m as Extract<FromDriver, { type: T }>)))]);
+    Promise.race([
+      exited,
+      new Promise<Extract<FromDriver, { type: T }>>(
+        (resolve) => (waiter = (m) => m.type === type && resolve(m as Extract<FromDriver, { type: T }>)),
+      ),
+    ]);
   const ready = await next('ready');
   const { bytes: template, offset } = requestTemplate(keyLen);
   const count = keys.length / keyLen;
@@ -593,7 +634,14 @@ async function inProcessMemory(hashSecretHex: string, keys: Buffer, keyLen: numb
     }
     const seconds = (Date.now() - t) / 1000;
     console.log(` ${name}: ${fmt(count)} Checks in ${seconds.toFixed(1)}s (${fmt(count / seconds)}/s), ${fmt(allowed)} allowed`);
-    return { seconds, allowed, other: Object.entries(other).map(([k, v]) => `${k}: ${fmt(v)}`).join(', ') || 'none' };
+    return {
+      seconds,
+      allowed,
+      other:
+        Object.entries(other)
+          .map(([k, v]) => `${k}: ${fmt(v)}`)
+          .join(', ') || 'none',
+    };
   };
   process.stdout.write(`in-process memory run: keyward pid ${ready.pid}, every key from the store`);
   const pass1 = await pass('first pass (cache misses)', INPROC_INFLIGHT);
@@ -620,12 +668,19 @@ async function inProcessMemory(hashSecretHex: string, keys: Buffer, keyLen: numb
     cacheSize: m.cacheSize,
     trackedWindows: m.trackedWindows,
   };
-  console.log(`in-process memory run: ${fmt(r.cacheSize)} keys cached, ${fmt(r.trackedWindows)} windows tracked; RSS at rest, every 5 s: ${m.series.map((x) => `${(x.rssKb / 1024).toFixed(0)} MB (heap ${(x.heapUsed / 1048576).toFixed(0)}/${(x.heapTotal / 1048576).toFixed(0)})`).join(', ')}`);
+  console.log(
+    `in-process memory run: ${fmt(r.cacheSize)} keys cached, ${fmt(r.trackedWindows)} windows tracked; RSS at rest, every 5 s: ${m.series.map((x) => `${(x.rssKb / 1024).toFixed(0)} MB (heap ${(x.heapUsed / 1048576).toFixed(0)}/${(x.heapTotal / 1048576).toFixed(0)})`).join(', ')}`,
+  );
   return r;
 }
 
 function limiterBytesPerWindow(): number | undefined {
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename], { cwd: ROOT, env: { ...process.env, BENCH_COLD_ROLE: 'limiter-heap' }, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', __filename], {
+    cwd: ROOT,
+    env: { ...process.env, BENCH_COLD_ROLE: 'limiter-heap' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   try {
     return (JSON.parse(r.stdout.trim()) as { bytesPerWindow: number }).bytesPerWindow;
   } catch {
@@ -637,7 +692,11 @@ function limiterBytesPerWindow(): number | undefined {
 function table(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' | ')} |`;
-  return [line(head), `|${w.map((x, i) => (i === 0 ? ':' : '-') + '-'.repeat(x) + (i === 0 ? '-' : ':')).join('|')}|`, ...rows.map(line)].join('\n');
+  return [
+    line(head),
+    `|${w.map((x, i) => (i === 0 ? ':' : '-') + '-'.repeat(x) + (i === 0 ? '-' : ':')).join('|')}|`,
+    ...rows.map(line),
+  ].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -648,12 +707,20 @@ async function main(): Promise<void> {
   const pgVersion = (await pgAdmin.query<{ v: string }>(`select current_setting('server_version') as v`)).rows[0]!.v;
   const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? '?';
   console.log('# keyward cold-path benchmark (PostgreSQL)');
-  console.log(`machine: ${cpus().length} CPUs, ${cpuModel}; node ${process.version}; PostgreSQL ${pgVersion}; date ${new Date().toISOString()}`);
+  console.log(
+    `machine: ${cpus().length} CPUs, ${cpuModel}; node ${process.version}; PostgreSQL ${pgVersion}; date ${new Date().toISOString()}`,
+  );
   console.log(`keyward under test: ${buildInfo()}`);
-  console.log(`keys ${fmt(KEYS)}, time limit ${SECONDS > 0 ? `${SECONDS}s` : 'none'}, ${INFLIGHT} in flight over ${GENERATORS} generator(s); keyward, PostgreSQL and the generators share the CPUs`);
-  const settings = Object.entries(KEYWARD_SETTINGS).map(([k, v]) => `${k}=${/URL|TOKEN|SECRET|PASSWORD/.test(k) ? '<set>' : v}`).join(' ');
+  console.log(
+    `keys ${fmt(KEYS)}, time limit ${SECONDS > 0 ? `${SECONDS}s` : 'none'}, ${INFLIGHT} in flight over ${GENERATORS} generator(s); keyward, PostgreSQL and the generators share the CPUs`,
+  );
+  const settings = Object.entries(KEYWARD_SETTINGS)
+    .map(([k, v]) => `${k}=${/URL|TOKEN|SECRET|PASSWORD/.test(k) ? '<set>' : v}`)
+    .join(' ');
   console.log(`keyward settings: ${settings}${NODE_ARGS.length ? `; node ${NODE_ARGS.join(' ')}` : ''}`);
-  console.log('load: a Node load generator (gRPC framed by hand over node:http2, pre-built request bytes), since h2load repeats one request body and each Check here needs a new key');
+  console.log(
+    'load: a Node load generator (gRPC framed by hand over node:http2, pre-built request bytes), since h2load repeats one request body and each Check here needs a new key',
+  );
   console.log('');
 
   // 1. A fresh database, keyward on it (migrations), the organizations.
@@ -669,10 +736,17 @@ async function main(): Promise<void> {
   const perOrg = Math.ceil(KEYS / orgCount);
   const orgIds: string[] = [];
   for (let o = 0; o < orgCount; o++) {
-    const org = await unary(admin.createOrganization.bind(admin), { name: `cold-${o}`, maxKeys: perOrg, rateLimitPerMinute: RATE_LIMIT, monthlyQuota: 0 });
+    const org = await unary(admin.createOrganization.bind(admin), {
+      name: `cold-${o}`,
+      maxKeys: perOrg,
+      rateLimitPerMinute: RATE_LIMIT,
+      monthlyQuota: 0,
+    });
     orgIds.push(org.id);
   }
-  console.log(`${orgCount} organization(s) through KeyAdmin: rate limit ${RATE_LIMIT}/min, monthly quota 0 (unlimited), max_keys ${fmt(perOrg)} (KeyAdmin allows at most ${fmt(LIMITS.maxKeys.max)})`);
+  console.log(
+    `${orgCount} organization(s) through KeyAdmin: rate limit ${RATE_LIMIT}/min, monthly quota 0 (unlimited), max_keys ${fmt(perOrg)} (KeyAdmin allows at most ${fmt(LIMITS.maxKeys.max)})`,
+  );
 
   // 2. The keys, straight into api_keys. Generating the next batch overlaps the insert of the last.
   const keyLen = generateKey('live').length;
@@ -718,7 +792,9 @@ async function main(): Promise<void> {
   const analyzeSeconds = (Date.now() - tA) / 1000;
   const tableMb = Number((await db.query<{ b: string }>(`select pg_total_relation_size('api_keys') as b`)).rows[0]!.b) / 1048576;
   await db.end();
-  console.log(`inserted ${fmt(KEYS)} keys with SQL in ${insertSeconds.toFixed(1)}s (${fmt(KEYS / insertSeconds)} rows/s; ${(genMs / 1000).toFixed(1)}s of it generating and hashing, overlapped with the inserts); VACUUM ANALYZE ${analyzeSeconds.toFixed(1)}s; api_keys with its indexes: ${tableMb.toFixed(0)} MB`);
+  console.log(
+    `inserted ${fmt(KEYS)} keys with SQL in ${insertSeconds.toFixed(1)}s (${fmt(KEYS / insertSeconds)} rows/s; ${(genMs / 1000).toFixed(1)}s of it generating and hashing, overlapped with the inserts); VACUUM ANALYZE ${analyzeSeconds.toFixed(1)}s; api_keys with its indexes: ${tableMb.toFixed(0)} MB`,
+  );
 
   // The load generators build their requests meanwhile.
   const slices = Array.from({ length: GENERATORS }, (_, g) => {
@@ -752,7 +828,9 @@ async function main(): Promise<void> {
   const pid = keyward.proc.pid!;
   const measuredBuild = distBuilt();
   const gens = await gensReady;
-  console.log(`keyward restarted (empty cache), pid ${pid}, authz 127.0.0.1:${keyward.authzPort}; ${GENERATORS} load generator(s) ready with ${fmt(gens.reduce((a, g) => a + g.count, 0))} requests`);
+  console.log(
+    `keyward restarted (empty cache), pid ${pid}, authz 127.0.0.1:${keyward.authzPort}; ${GENERATORS} load generator(s) ready with ${fmt(gens.reduce((a, g) => a + g.count, 0))} requests`,
+  );
 
   const monitorPg = new PgClient({ connectionString: dbUrl(DB_NAME) });
   await monitorPg.connect();
@@ -771,7 +849,11 @@ async function main(): Promise<void> {
   // The load.
   const perGen = Math.ceil(INFLIGHT / GENERATORS);
   const progress = gens.map(() => 0);
-  gens.forEach((g, k) => g.onMessage((m) => { if (m.type === 'progress') progress[k] = m.done; }));
+  gens.forEach((g, k) =>
+    g.onMessage((m) => {
+      if (m.type === 'progress') progress[k] = m.done;
+    }),
+  );
   const results = Promise.all(
     gens.map(
       (g) =>
@@ -828,7 +910,10 @@ async function main(): Promise<void> {
   const elapsed = (Math.max(...res.map((r) => r.endMs)) - Math.min(...res.map((r) => r.startMs))) / 1000;
   const lat = new Float64Array(checked);
   let off = 0;
-  for (const r of res) { lat.set(r.latencies, off); off += r.latencies.length; }
+  for (const r of res) {
+    lat.set(r.latencies, off);
+    off += r.latencies.length;
+  }
   lat.sort();
   const pct = (p: number) => (checked ? lat[Math.min(checked - 1, Math.floor(p * checked))]! : NaN);
   const meanMs = checked ? lat.reduce((a, b) => a + b, 0) / checked : NaN;
@@ -836,13 +921,15 @@ async function main(): Promise<void> {
   const reqPerSec = checked / elapsed;
   const allChecked = checked === KEYS;
   console.log('');
-  console.log(`load done: ${fmt(checked)} of ${fmt(KEYS)} keys checked once each (${allChecked ? 'all of them' : `time limit ${SECONDS}s reached`}) in ${elapsed.toFixed(1)}s: ${fmt(reqPerSec)} req/s, mean ${meanMs.toFixed(2)} ms, p50 ${pct(0.5).toFixed(2)} ms, p99 ${pct(0.99).toFixed(2)} ms`);
+  console.log(
+    `load done: ${fmt(checked)} of ${fmt(KEYS)} keys checked once each (${allChecked ? 'all of them' : `time limit ${SECONDS}s reached`}) in ${elapsed.toFixed(1)}s: ${fmt(reqPerSec)} req/s, mean ${meanMs.toFixed(2)} ms, p50 ${pct(0.5).toFixed(2)} ms, p99 ${pct(0.99).toFixed(2)} ms`,
+  );
   console.log(`answers: ${fmt(allowed)} allowed, ${fmt(deniedN)} denied, ${fmt(errorsN)} errors`);
   for (const [k, v] of Object.entries(denied)) console.log(`  denied ${fmt(v)}: ${k}`);
   for (const [k, v] of Object.entries(errors)) console.log(`  error ${fmt(v)}: ${k}`);
 
   // 4. Database work per Check.
-  process.stdout.write('waiting for keyward\'s batched writes and PostgreSQL statistics to settle ...');
+  process.stdout.write("waiting for keyward's batched writes and PostgreSQL statistics to settle ...");
   const statsAfter = await monitor.settle();
   console.log(' done');
   const d = delta(statsBefore, statsAfter);
@@ -858,7 +945,9 @@ async function main(): Promise<void> {
   // index scans show it) and none evicted (the cap is above BENCH_COLD_KEYS). A re-check of
   // a sample of them must make no lookup at all.
   const checkedIdx: number[] = [];
-  res.forEach((r, g) => { for (let i = 0; i < r.done; i++) checkedIdx.push(slices[g]!.from + i); });
+  res.forEach((r, g) => {
+    for (let i = 0; i < r.done; i++) checkedIdx.push(slices[g]!.from + i);
+  });
   const recheck = Array.from({ length: Math.min(RECHECK, checked) }, () => checkedIdx[randomInt(checkedIdx.length)]!);
   const rc = new Client(`127.0.0.1:${keyward.authzPort}`, credentials.createInsecure());
   const statsR0 = await monitor.read();
@@ -876,18 +965,24 @@ async function main(): Promise<void> {
   // Every allowed key was loaded into the cache (each Check a distinct key) and none can
   // have been evicted (the cap is above the key count): the re-check confirms they are there.
   const cachedKeys = recheckLookups === 0 ? allowed : NaN;
-  process.stdout.write('measuring the in-memory limiter\'s memory per window (src/limits/sliding-window.ts, 1,000,000 windows, separate process) ...');
+  process.stdout.write(
+    "measuring the in-memory limiter's memory per window (src/limits/sliding-window.ts, 1,000,000 windows, separate process) ...",
+  );
   const bytesPerWindow = limiterBytesPerWindow();
   console.log(bytesPerWindow === undefined ? ' failed' : ` ${bytesPerWindow.toFixed(0)} bytes`);
   const missingWindows = Math.max(0, KEYS - tracked);
-  const projectedRssMb = bytesPerWindow !== undefined && allChecked ? mb(mem.rssKb) + (missingWindows * bytesPerWindow) / 1048576 : undefined;
+  const projectedRssMb =
+    bytesPerWindow !== undefined && allChecked ? mb(mem.rssKb) + (missingWindows * bytesPerWindow) / 1048576 : undefined;
 
   // 6. A second pass, every key again (all cached now) as fast as the generators go, so
   // that every key's rate-limit window is live at once (windows idle for 2 minutes are
   // dropped): RSS with all keys cached and all windows tracked, measured, not projected.
   let pass2: { seconds: number; reqPerSec: number; allowed: number; tracked: number; rssMb: number } | undefined;
   if (allChecked && PASS2_GENERATORS > 0) {
-    const pslices = Array.from({ length: PASS2_GENERATORS }, (_, g) => ({ from: Math.floor((KEYS * g) / PASS2_GENERATORS), to: Math.floor((KEYS * (g + 1)) / PASS2_GENERATORS) }));
+    const pslices = Array.from({ length: PASS2_GENERATORS }, (_, g) => ({
+      from: Math.floor((KEYS * g) / PASS2_GENERATORS),
+      to: Math.floor((KEYS * (g + 1)) / PASS2_GENERATORS),
+    }));
     const pgens = await Promise.all(pslices.map((sl) => startGenerator(keys.subarray(sl.from * keyLen, sl.to * keyLen), keyLen)));
     process.stdout.write(`second pass: every key again (cached), ${PASS2_GENERATORS} generators x ${INFLIGHT} in flight ...`);
     const t2 = Date.now();
@@ -906,17 +1001,32 @@ async function main(): Promise<void> {
     const tracked2 = Number((await unary(admin3.getRateLimiterStats.bind(admin3), {})).trackedKeys);
     admin3.close();
     const done2 = r2.reduce((a, r) => a + r.done, 0);
-    pass2 = { seconds, reqPerSec: done2 / seconds, allowed: r2.reduce((a, r) => a + r.allowed, 0), tracked: tracked2, rssMb: mb(memoryOf(pid).rssKb) };
-    console.log(` ${fmt(done2)} Checks in ${seconds.toFixed(1)}s (${fmt(pass2.reqPerSec)} req/s), ${fmt(pass2.allowed)} allowed; windows tracked ${fmt(tracked2)}; RSS ${pass2.rssMb.toFixed(0)} MB`);
+    pass2 = {
+      seconds,
+      reqPerSec: done2 / seconds,
+      allowed: r2.reduce((a, r) => a + r.allowed, 0),
+      tracked: tracked2,
+      rssMb: mb(memoryOf(pid).rssKb),
+    };
+    console.log(
+      ` ${fmt(done2)} Checks in ${seconds.toFixed(1)}s (${fmt(pass2.reqPerSec)} req/s), ${fmt(pass2.allowed)} allowed; windows tracked ${fmt(tracked2)}; RSS ${pass2.rssMb.toFixed(0)} MB`,
+    );
   }
 
   // keyward's own complaints (failed background flushes would skew the figures above).
-  const logLines = keyward.stdout().split('\n').filter((l) => l.startsWith('{'));
+  const logLines = keyward
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'));
   const warnings = logLines.filter((l) => /"level":(40|50|60)/.test(l));
-  const warningSummary = [...new Set(warnings.map((l) => {
-    const j = JSON.parse(l) as { msg?: string; err?: unknown };
-    return `${j.msg ?? '?'}${j.err ? ` ${JSON.stringify(j.err).slice(0, 160)}` : ''}`;
-  }))];
+  const warningSummary = [
+    ...new Set(
+      warnings.map((l) => {
+        const j = JSON.parse(l) as { msg?: string; err?: unknown };
+        return `${j.msg ?? '?'}${j.err ? ` ${JSON.stringify(j.err).slice(0, 160)}` : ''}`;
+      }),
+    ),
+  ];
 
   await monitorPg.end();
   await keyward.stop('SIGTERM');
@@ -939,18 +1049,30 @@ async function main(): Promise<void> {
     table(
       ['figure', 'value'],
       [
-        ['keys inserted with SQL (10k-row unnest batches)', `${fmt(KEYS)} in ${insertSeconds.toFixed(1)} s (${fmt(KEYS / insertSeconds)} rows/s)`],
+        [
+          'keys inserted with SQL (10k-row unnest batches)',
+          `${fmt(KEYS)} in ${insertSeconds.toFixed(1)} s (${fmt(KEYS / insertSeconds)} rows/s)`,
+        ],
         ['keys checked (each once)', `${fmt(checked)}${allChecked ? ' (all)' : ` (time limit ${SECONDS} s)`}`],
         ['throughput', `${fmt(reqPerSec)} req/s (${INFLIGHT} in flight, ${elapsed.toFixed(1)} s)`],
         ['latency mean / p50 / p99', `${meanMs.toFixed(2)} / ${pct(0.5).toFixed(2)} / ${pct(0.99).toFixed(2)} ms`],
         ['answers', `${fmt(allowed)} allow, ${fmt(deniedN)} deny, ${fmt(errorsN)} error`],
         ['key lookups per Check (api_keys key_hash index scans)', `${f2(per(d.keyHashScans))} (${fmt(d.keyHashScans)})`],
         ['organizations seq scans per Check (the join in the lookup)', `${f2(per(d.organizations.seq))} (${fmt(d.organizations.seq)})`],
-        ['organizations index scans per Check (planner probes, see notes)', `${f2(per(d.organizations.idx))} (${fmt(d.organizations.idx)})`],
+        [
+          'organizations index scans per Check (planner probes, see notes)',
+          `${f2(per(d.organizations.idx))} (${fmt(d.organizations.idx)})`,
+        ],
         ['last_used_at updates per Check (api_keys pkey scans / rows updated)', `${f2(per(d.keyPkeyScans))} / ${f2(per(d.apiKeys.upd))}`],
-        ['usage rows per Check (events inserted / daily + monthly upserted)', `${f2(per(d.usageEvents.ins))} / ${f2(per(d.usageDaily.ins + d.usageDaily.upd))} + ${f2(per(d.usageMonthly.ins + d.usageMonthly.upd))}`],
+        [
+          'usage rows per Check (events inserted / daily + monthly upserted)',
+          `${f2(per(d.usageEvents.ins))} / ${f2(per(d.usageDaily.ins + d.usageDaily.upd))} + ${f2(per(d.usageMonthly.ins + d.usageMonthly.upd))}`,
+        ],
         ['transactions committed per Check', f2(per(d.commits))],
-        ['CPU per Check: keyward / its PostgreSQL backends / other postgres processes / load generator', `${f2(per(cpuKw))} / ${f2(per(cpuPgBackends))} / ${f2(per(cpuPgOther))} / ${f2(per(genCpu))} ms`],
+        [
+          'CPU per Check: keyward / its PostgreSQL backends / other postgres processes / load generator',
+          `${f2(per(cpuKw))} / ${f2(per(cpuPgBackends))} / ${f2(per(cpuPgOther))} / ${f2(per(genCpu))} ms`,
+        ],
         ['keyward CPU per Check in the kernel (system time)', `${f2(per(sysKw))} ms`],
       ],
     ),
@@ -961,13 +1083,21 @@ async function main(): Promise<void> {
     table(
       ['figure', 'value'],
       [
-        ['keys cached', Number.isFinite(cachedKeys) ? fmt(cachedKeys) : `unconfirmed (${fmt(recheckLookups)} of ${recheck.length} re-checks reached the store)`],
+        [
+          'keys cached',
+          Number.isFinite(cachedKeys)
+            ? fmt(cachedKeys)
+            : `unconfirmed (${fmt(recheckLookups)} of ${recheck.length} re-checks reached the store)`,
+        ],
         ['rate-limit windows tracked (GetRateLimiterStats)', fmt(tracked)],
         ['VmRSS before the load', `${mb(memBefore.rssKb).toFixed(0)} MB`],
         ['VmRSS at the end of the load', `${mb(memAfterLoad.rssKb).toFixed(0)} MB`],
         ['VmRSS after the batched writes settled', `${mb(mem.rssKb).toFixed(0)} MB`],
         ['VmHWM (peak RSS)', `${mb(mem.hwmKb).toFixed(0)} MB`],
-        ['limiter memory per window (heap + array buffers, separate process)', bytesPerWindow === undefined ? 'n/a' : `${bytesPerWindow.toFixed(0)} bytes`],
+        [
+          'limiter memory per window (heap + array buffers, separate process)',
+          bytesPerWindow === undefined ? 'n/a' : `${bytesPerWindow.toFixed(0)} bytes`,
+        ],
         ...(pass2
           ? [
               [`second pass (every key again, cached): windows tracked`, fmt(pass2.tracked)],
@@ -979,11 +1109,20 @@ async function main(): Promise<void> {
           : []),
         ...(inproc
           ? [
-              ['in-process run: first pass from the store / second pass cached', `${inproc.pass1.seconds.toFixed(0)} s / ${inproc.pass2.seconds.toFixed(1)} s (not allowed: ${inproc.pass1.other} / ${inproc.pass2.other})`],
+              [
+                'in-process run: first pass from the store / second pass cached',
+                `${inproc.pass1.seconds.toFixed(0)} s / ${inproc.pass2.seconds.toFixed(1)} s (not allowed: ${inproc.pass1.other} / ${inproc.pass2.other})`,
+              ],
               ['in-process run: keys cached / windows tracked', `${fmt(inproc.cacheSize)} / ${fmt(inproc.trackedWindows)}`],
-              [`in-process run: VmRSS with ${fmt(inproc.cacheSize)} keys cached and ${fmt(inproc.trackedWindows)} windows, at the end of the load`, `${inproc.rssLoadEndMb.toFixed(0)} MB`],
+              [
+                `in-process run: VmRSS with ${fmt(inproc.cacheSize)} keys cached and ${fmt(inproc.trackedWindows)} windows, at the end of the load`,
+                `${inproc.rssLoadEndMb.toFixed(0)} MB`,
+              ],
               [`in-process run: the same after ${INPROC_REST_MS / 1000} s at rest`, `${inproc.rssMb.toFixed(0)} MB`],
-              ['in-process run: V8 heap used / heap total / external', `${inproc.heapUsedMb.toFixed(0)} / ${inproc.heapTotalMb.toFixed(0)} / ${inproc.externalMb.toFixed(0)} MB`],
+              [
+                'in-process run: V8 heap used / heap total / external',
+                `${inproc.heapUsedMb.toFixed(0)} / ${inproc.heapTotalMb.toFixed(0)} / ${inproc.externalMb.toFixed(0)} MB`,
+              ],
             ]
           : []),
       ],
@@ -991,26 +1130,49 @@ async function main(): Promise<void> {
   );
   console.log('');
   console.log('notes:');
-  console.log(' - every Check used a key of its own; keyward kept every loaded key (cache cap above the key count, TTL 1 day for the re-check);');
-  console.log('   "keys cached" = keys allowed, confirmed by a re-check of random checked keys that made 0 lookups (PostgreSQL index-scan counters).');
-  console.log(' - per-Check database figures are deltas of pg_stat_user_indexes/_tables and pg_stat_database (xact_commit, less the monitor\'s own readings)');
-  console.log('   from just before the load to after keyward\'s background writes settled. The key lookup (api_keys joined with organizations)');
-  console.log('   runs outside a transaction block, so it commits one transaction; last_used_at and usage are written in batches, in transactions');
-  console.log('   of many rows each (src/authz/last-used.ts, src/usage/): transactions per Check = 1 per lookup + a small share for those batches.');
+  console.log(
+    ' - every Check used a key of its own; keyward kept every loaded key (cache cap above the key count, TTL 1 day for the re-check);',
+  );
+  console.log(
+    '   "keys cached" = keys allowed, confirmed by a re-check of random checked keys that made 0 lookups (PostgreSQL index-scan counters).',
+  );
+  console.log(
+    " - per-Check database figures are deltas of pg_stat_user_indexes/_tables and pg_stat_database (xact_commit, less the monitor's own readings)",
+  );
+  console.log(
+    "   from just before the load to after keyward's background writes settled. The key lookup (api_keys joined with organizations)",
+  );
+  console.log(
+    '   runs outside a transaction block, so it commits one transaction; last_used_at and usage are written in batches, in transactions',
+  );
+  console.log(
+    '   of many rows each (src/authz/last-used.ts, src/usage/): transactions per Check = 1 per lookup + a small share for those batches.',
+  );
   if (d.organizations.idx > 0) {
-    console.log(' - organizations index scans: PostgreSQL plans the lookup at every Check, and while costing a merge join the planner reads the ends');
-    console.log('   of organizations_pkey (get_actual_variable_range), which pg_stat counts as index scans: a bare EXPLAIN of the lookup adds them');
-    console.log('   too; none are made with enable_mergejoin off, or with one organization (no histogram). A prepared statement would plan once.');
+    console.log(
+      ' - organizations index scans: PostgreSQL plans the lookup at every Check, and while costing a merge join the planner reads the ends',
+    );
+    console.log(
+      '   of organizations_pkey (get_actual_variable_range), which pg_stat counts as index scans: a bare EXPLAIN of the lookup adds them',
+    );
+    console.log(
+      '   too; none are made with enable_mergejoin off, or with one organization (no histogram). A prepared statement would plan once.',
+    );
   }
-  console.log(' - CPU per Check from /proc/<pid>/stat (keyward; the postgres backends connected to the bench database, i.e. keyward\'s;');
-  console.log('   every other postgres process: WAL writer, checkpointer, autovacuum, and any other database\'s load) and process.cpuUsage');
+  console.log(" - CPU per Check from /proc/<pid>/stat (keyward; the postgres backends connected to the bench database, i.e. keyward's;");
+  console.log("   every other postgres process: WAL writer, checkpointer, autovacuum, and any other database's load) and process.cpuUsage");
   console.log(`   (generators); the machine has ${cpus().length} CPUs, shared by all of them.`);
   if (tracked < checked) {
-    console.log(` - the in-memory limiter drops windows idle for 2 windows (120-180 s; src/limits/sliding-window.ts), so at ${fmt(reqPerSec)} req/s it holds`);
+    console.log(
+      ` - the in-memory limiter drops windows idle for 2 windows (120-180 s; src/limits/sliding-window.ts), so at ${fmt(reqPerSec)} req/s it holds`,
+    );
     console.log('   only the keys checked in the last few minutes; 1,000,000 windows at once need about 1,000,000 keys within 2 minutes.');
   }
-  if (distBuilt() !== measuredBuild) console.log(` - NOTE: dist/ was rebuilt during the run; the measured keyward runs the build of ${measuredBuild}`);
-  console.log(` - the measured keyward wrote ${logLines.length} log lines, ${warnings.length} at warn or above${warnings.length ? ':' : ''}`);
+  if (distBuilt() !== measuredBuild)
+    console.log(` - NOTE: dist/ was rebuilt during the run; the measured keyward runs the build of ${measuredBuild}`);
+  console.log(
+    ` - the measured keyward wrote ${logLines.length} log lines, ${warnings.length} at warn or above${warnings.length ? ':' : ''}`,
+  );
   for (const w of warningSummary.slice(0, 5)) console.log(`     ${w}`);
   if (CPU_PROF) console.log(` - keyward's CPU profile (whole process life) is in ${CPU_PROF}`);
   console.log(`total ${((Date.now() - t0) / 1000).toFixed(0)}s`);
@@ -1039,7 +1201,13 @@ async function main(): Promise<void> {
     lastUsedUpdatesPerCheck: +per(d.apiKeys.upd).toFixed(4),
     usageEventsPerCheck: +per(d.usageEvents.ins).toFixed(4),
     transactionsPerCheck: +per(d.commits).toFixed(4),
-    cpuMsPerCheck: { keyward: +per(cpuKw).toFixed(4), keywardSystem: +per(sysKw).toFixed(4), keywardBackends: +per(cpuPgBackends).toFixed(4), otherPostgres: +per(cpuPgOther).toFixed(4), loadgen: +per(genCpu).toFixed(4) },
+    cpuMsPerCheck: {
+      keyward: +per(cpuKw).toFixed(4),
+      keywardSystem: +per(sysKw).toFixed(4),
+      keywardBackends: +per(cpuPgBackends).toFixed(4),
+      otherPostgres: +per(cpuPgOther).toFixed(4),
+      loadgen: +per(genCpu).toFixed(4),
+    },
     cachedKeys: Number.isFinite(cachedKeys) ? cachedKeys : null,
     recheckLookups,
     limiterTrackedKeys: tracked,
@@ -1051,9 +1219,25 @@ async function main(): Promise<void> {
     limiterBytesPerWindow: bytesPerWindow === undefined ? null : Math.round(bytesPerWindow),
     projectedRssMbAllWindows: projectedRssMb === undefined ? null : Math.round(projectedRssMb),
     inProcess: inproc
-      ? { pass1Seconds: +inproc.pass1.seconds.toFixed(1), pass2Seconds: +inproc.pass2.seconds.toFixed(1), cachedKeys: inproc.cacheSize, trackedWindows: inproc.trackedWindows, rssLoadEndMb: Math.round(inproc.rssLoadEndMb), rssRestMb: Math.round(inproc.rssMb), heapUsedMb: Math.round(inproc.heapUsedMb) }
+      ? {
+          pass1Seconds: +inproc.pass1.seconds.toFixed(1),
+          pass2Seconds: +inproc.pass2.seconds.toFixed(1),
+          cachedKeys: inproc.cacheSize,
+          trackedWindows: inproc.trackedWindows,
+          rssLoadEndMb: Math.round(inproc.rssLoadEndMb),
+          rssRestMb: Math.round(inproc.rssMb),
+          heapUsedMb: Math.round(inproc.heapUsedMb),
+        }
       : null,
-    secondPass: pass2 ? { seconds: +pass2.seconds.toFixed(1), reqPerSec: Math.round(pass2.reqPerSec), allowed: pass2.allowed, trackedWindows: pass2.tracked, rssMb: Math.round(pass2.rssMb) } : null,
+    secondPass: pass2
+      ? {
+          seconds: +pass2.seconds.toFixed(1),
+          reqPerSec: Math.round(pass2.reqPerSec),
+          allowed: pass2.allowed,
+          trackedWindows: pass2.tracked,
+          rssMb: Math.round(pass2.rssMb),
+        }
+      : null,
     node: process.version,
     postgres: pgVersion,
     cpus: cpus().length,
@@ -1068,9 +1252,21 @@ if (process.env.BENCH_COLD_ROLE === 'loadgen') {
   limiterHeap();
 } else {
   process.on('exit', cleanup);
-  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => { cleanup(); process.exit(130); });
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.on(s, () => {
+      cleanup();
+      process.exit(130);
+    });
   main().then(
-    () => { cleanup(); process.exit(0); },
-    (e) => { console.error(`bench failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`); if (keyward) console.error(keyward.stderr().slice(-2000)); cleanup(); process.exit(1); },
+    () => {
+      cleanup();
+      process.exit(0);
+    },
+    (e) => {
+      console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      if (keyward) console.error(keyward.stderr().slice(-2000));
+      cleanup();
+      process.exit(1);
+    },
   );
 }

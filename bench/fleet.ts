@@ -90,7 +90,11 @@ const ADMIN_TOKEN = `bench-admin-${randomBytes(16).toString('hex')}`;
 const HASH_SECRET = randomBytes(32).toString('hex');
 
 if (!/^[a-z_][a-z0-9_]*$/.test(DB_NAME)) throw new Error(`BENCH_DB must be a plain lower-case identifier, got ${JSON.stringify(DB_NAME)}`);
-for (const [name, v] of [['BENCH_REVOKES', REVOKES], ['BENCH_ALS_ENTRIES', ALS_ENTRIES], ['BENCH_ALS_BATCH', ALS_BATCH]] as const) {
+for (const [name, v] of [
+  ['BENCH_REVOKES', REVOKES],
+  ['BENCH_ALS_ENTRIES', ALS_ENTRIES],
+  ['BENCH_ALS_BATCH', ALS_BATCH],
+] as const) {
   if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
 }
 if (ALS_STREAMS.some((s) => !Number.isSafeInteger(s) || s < 1 || s > 64)) throw new Error('BENCH_ALS_STREAMS must list integers 1..64');
@@ -113,7 +117,9 @@ async function dropDatabase(): Promise<void> {
     await c.query(`drop database if exists ${DB_NAME} with (force)`);
     dbCreated = false;
   })();
-  await Promise.race([work, new Promise((r) => setTimeout(r, 10_000))]).catch((e: unknown) => console.error(`could not drop ${DB_NAME}: ${String(e)}`));
+  await Promise.race([work, new Promise((r) => setTimeout(r, 10_000))]).catch((e: unknown) =>
+    console.error(`could not drop ${DB_NAME}: ${String(e)}`),
+  );
   await c.end().catch(() => undefined);
 }
 process.on('exit', killChildren);
@@ -139,10 +145,24 @@ function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
-interface Summary { n: number; min: number; median: number; p90: number; max: number; mean: number }
+interface Summary {
+  n: number;
+  min: number;
+  median: number;
+  p90: number;
+  max: number;
+  mean: number;
+}
 function summarize(values: number[]): Summary {
   const s = [...values].sort((a, b) => a - b);
-  return { n: s.length, min: s[0] ?? NaN, median: pct(s, 50), p90: pct(s, 90), max: s[s.length - 1] ?? NaN, mean: s.reduce((a, b) => a + b, 0) / (s.length || 1) };
+  return {
+    n: s.length,
+    min: s[0] ?? NaN,
+    median: pct(s, 50),
+    p90: pct(s, 90),
+    max: s[s.length - 1] ?? NaN,
+    mean: s.reduce((a, b) => a + b, 0) / (s.length || 1),
+  };
 }
 const round = (n: number, d = 3): number => (Number.isFinite(n) ? Number(n.toFixed(d)) : n);
 const fmtMs = (n: number): string => `${n.toFixed(2)} ms`;
@@ -151,7 +171,11 @@ const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
 function table(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' | ')} |`;
-  return [line(head), `|${w.map((x, i) => (i === 0 ? ':' : '-') + '-'.repeat(x) + (i === 0 ? '-' : ':')).join('|')}|`, ...rows.map(line)].join('\n');
+  return [
+    line(head),
+    `|${w.map((x, i) => (i === 0 ? ':' : '-') + '-'.repeat(x) + (i === 0 ? '-' : ':')).join('|')}|`,
+    ...rows.map(line),
+  ].join('\n');
 }
 
 /** CPU seconds (user + system) a process has used, from /proc. */
@@ -175,12 +199,21 @@ function buildInfo(): { head: string; dirtySrc: string[]; distBuiltAt: string } 
   } catch {
     // no dist/: startServerProcess reports it
   }
-  return { head: git(['rev-parse', '--short', 'HEAD']).trim() || '?', dirtySrc: git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).map((l) => l.slice(3)), distBuiltAt };
+  return {
+    head: git(['rev-parse', '--short', 'HEAD']).trim() || '?',
+    dirtySrc: git(['status', '--porcelain', '--', 'src'])
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(3)),
+    distBuiltAt,
+  };
 }
 
 /** CPU seconds of the PostgreSQL backends serving `pg`'s database (other than `pg`'s own). */
 async function pgBackendCpu(pg: PgClient): Promise<number> {
-  const pids = (await pg.query(`select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`)).rows.map((r: { pid: number }) => r.pid);
+  const pids = (await pg.query(`select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`)).rows.map(
+    (r: { pid: number }) => r.pid,
+  );
   return pids.reduce((a: number, pid: number) => a + (cpuSeconds(pid) || 0), 0);
 }
 
@@ -196,14 +229,19 @@ function otherBusyProcesses(): string[] {
     } catch {
       continue;
     }
-    if (/cli\/main\.js serve|bench\/\w+\.ts|h2load|jest/.test(cmd) && !cmd.includes('bench/fleet.ts')) out.push(`${d}: ${cmd.slice(0, 100)}`);
+    if (/cli\/main\.js serve|bench\/\w+\.ts|h2load|jest/.test(cmd) && !cmd.includes('bench/fleet.ts'))
+      out.push(`${d}: ${cmd.slice(0, 100)}`);
   }
   return out;
 }
 
 function loadLine(when: string): string {
   const others = otherBusyProcesses();
-  return `${when}: load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${others.length ? `OTHER BENCH/KEYWARD PROCESSES RUNNING (they share the CPUs): ${others.join(' | ')}` : 'no other keyward or bench processes'}`;
+  return `${when}: load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(
+      ' ',
+    )}; ${others.length ? `OTHER BENCH/KEYWARD PROCESSES RUNNING (they share the CPUs): ${others.join(' | ')}` : 'no other keyward or bench processes'}`;
 }
 
 // ---------- 1. revocation propagation ----------
@@ -243,7 +281,13 @@ class Barrier {
   ) {}
 
   static async create(admin: KeyAdminClient, b: Client, orgId: string): Promise<Barrier> {
-    const k = await unary(admin.createKey.bind(admin), { organizationId: orgId, name: 'barrier', environment: Environment.ENVIRONMENT_LIVE, scopes: ['gen-0'], metadata: {} });
+    const k = await unary(admin.createKey.bind(admin), {
+      organizationId: orgId,
+      name: 'barrier',
+      environment: Environment.ENVIRONMENT_LIVE,
+      scopes: ['gen-0'],
+      metadata: {},
+    });
     const barrier = new Barrier(admin, b, k.key!.id, checkRequestBytes(k.secret));
     await barrier.pass();
     return barrier;
@@ -262,13 +306,27 @@ class Barrier {
     const t0 = performance.now();
     for (;;) {
       if (scopesHeader(await rawCheck(this.b, this.req, REVOKE_DEADLINE_MS)) === want) return;
-      if (performance.now() - t0 > REVOKE_DEADLINE_MS) throw new Error(`barrier: B did not see the sentinel's scope update within ${REVOKE_DEADLINE_MS} ms`);
+      if (performance.now() - t0 > REVOKE_DEADLINE_MS)
+        throw new Error(`barrier: B did not see the sentinel's scope update within ${REVOKE_DEADLINE_MS} ms`);
     }
   }
 }
 
-async function revocationRun(admin: KeyAdminClient, b: Client, pg: PgClient, barrier: Barrier, orgId: string, i: number): Promise<RevokeRun> {
-  const created = await unary(admin.createKey.bind(admin), { organizationId: orgId, name: `revoke-${i}`, environment: Environment.ENVIRONMENT_LIVE, scopes: [], metadata: {} });
+async function revocationRun(
+  admin: KeyAdminClient,
+  b: Client,
+  pg: PgClient,
+  barrier: Barrier,
+  orgId: string,
+  i: number,
+): Promise<RevokeRun> {
+  const created = await unary(admin.createKey.bind(admin), {
+    organizationId: orgId,
+    name: `revoke-${i}`,
+    environment: Environment.ENVIRONMENT_LIVE,
+    scopes: [],
+    metadata: {},
+  });
   const keyId = created.key!.id;
   const req = checkRequestBytes(created.secret);
   // B has heard of the CreateKey: its announcement can no longer evict the key.
@@ -280,7 +338,8 @@ async function revocationRun(admin: KeyAdminClient, b: Client, pg: PgClient, bar
   while (missMs === undefined) {
     const r = await rawCheck(b, req, REVOKE_DEADLINE_MS);
     if (r.okResponse) missMs = performance.now() - t1;
-    else if (performance.now() - t1 > REVOKE_DEADLINE_MS) return { ok: false, error: `new key not allowed on B within ${REVOKE_DEADLINE_MS} ms (last: ${denyCode(r)})` };
+    else if (performance.now() - t1 > REVOKE_DEADLINE_MS)
+      return { ok: false, error: `new key not allowed on B within ${REVOKE_DEADLINE_MS} ms (last: ${denyCode(r)})` };
   }
   const t2 = performance.now();
   if (!(await rawCheck(b, req, REVOKE_DEADLINE_MS)).okResponse) return { ok: false, error: 'second Check on B not allowed' };
@@ -295,7 +354,8 @@ async function revocationRun(admin: KeyAdminClient, b: Client, pg: PgClient, bar
   } finally {
     await pg.query('update api_keys set revoked_at = null where id = $1', [keyId]);
   }
-  if (!probe.okResponse) return { ok: false, error: `cache probe: B re-read the key from the database (${denyCode(probe)}), so it was not cached` };
+  if (!probe.okResponse)
+    return { ok: false, error: `cache probe: B re-read the key from the database (${denyCode(probe)}), so it was not cached` };
 
   // The measurement: revoke on A, poll B back to back until it denies.
   let revokeDoneAt: number | undefined;
@@ -323,7 +383,10 @@ async function revocationRun(admin: KeyAdminClient, b: Client, pg: PgClient, bar
       if (sentAfterAck) allowsAfterAck++;
       if (revokeError) return { ok: false, error: `RevokeKey failed: ${(revokeError as Error).message}` };
       if (at - t0 > REVOKE_DEADLINE_MS) {
-        return { ok: false, error: `still allowed on B ${REVOKE_DEADLINE_MS} ms after the revoke (${polls} polls, revoke RPC ${revokeDoneAt === undefined ? 'pending' : `returned after ${fmtMs(revokeDoneAt - t0)}`})` };
+        return {
+          ok: false,
+          error: `still allowed on B ${REVOKE_DEADLINE_MS} ms after the revoke (${polls} polls, revoke RPC ${revokeDoneAt === undefined ? 'pending' : `returned after ${fmtMs(revokeDoneAt - t0)}`})`,
+        };
       }
     }
   } finally {
@@ -370,7 +433,17 @@ function buildPool(keyId: string, orgId: string, batch: number): { first: PoolSl
       tokens += tok;
       costUsd += cost;
       const [method, path] = PATHS[n % PATHS.length]!;
-      return accessLogEntry({ keyId, orgId, start: ENTRY_START, method, path, code, ms: 5 + ((n * 37) % 1500), tokens: tok, costUsd: cost });
+      return accessLogEntry({
+        keyId,
+        orgId,
+        start: ENTRY_START,
+        method,
+        path,
+        code,
+        ms: 5 + ((n * 37) % 1500),
+        tokens: tok,
+        costUsd: cost,
+      });
     });
     const msg = StreamAccessLogsMessage.fromPartial({
       ...(withIdentifier && { identifier: { node: { id: 'bench-envoy', cluster: 'bench' }, logName: 'keyward' } }),
@@ -379,19 +452,32 @@ function buildPool(keyId: string, orgId: string, batch: number): { first: PoolSl
     const bytes = Buffer.from(StreamAccessLogsMessage.encode(msg).finish());
     // Round trip through keyward's own decoder and mapping: every entry must count.
     const back = StreamAccessLogsMessage.decode(bytes).httpLogs?.logEntry ?? [];
-    const meterable = back.filter((e) => entryToUsage(e, { tokensHeader: 'x-usage-tokens', costHeader: 'x-usage-cost-usd' }, Date.now()) !== undefined).length;
-    if (back.length !== batch || meterable !== batch) throw new Error(`pool message ${slot}: ${meterable}/${back.length} of ${batch} entries meterable after a round trip`);
+    const meterable = back.filter(
+      (e) => entryToUsage(e, { tokensHeader: 'x-usage-tokens', costHeader: 'x-usage-cost-usd' }, Date.now()) !== undefined,
+    ).length;
+    if (back.length !== batch || meterable !== batch)
+      throw new Error(`pool message ${slot}: ${meterable}/${back.length} of ${batch} entries meterable after a round trip`);
     return { bytes, entries: batch, errors4xx, errors5xx, tokens, costUsd };
   };
   return { first: make(0, true), rest: Array.from({ length: POOL }, (_, i) => make(i + 1, false)) };
 }
 
 /** Writes `count` messages (pool.first, then pool.rest cycled) as fast as backpressure allows; resolves on the server's answer. */
-function streamMessages(client: Client, pool: { first: PoolSlot; rest: PoolSlot[] }, count: number, offset: number): Promise<{ answeredAt: number; sent: PoolSlot[] }> {
+function streamMessages(
+  client: Client,
+  pool: { first: PoolSlot; rest: PoolSlot[] },
+  count: number,
+  offset: number,
+): Promise<{ answeredAt: number; sent: PoolSlot[] }> {
   return new Promise((resolve, reject) => {
     const sent: PoolSlot[] = [];
-    const call = client.makeClientStreamRequest<Buffer, Buffer>(ALS_PATH, identity, identity, new Metadata(), { deadline: Date.now() + 600_000 }, (e) =>
-      e ? reject(e) : resolve({ answeredAt: performance.now(), sent }),
+    const call = client.makeClientStreamRequest<Buffer, Buffer>(
+      ALS_PATH,
+      identity,
+      identity,
+      new Metadata(),
+      { deadline: Date.now() + 600_000 },
+      (e) => (e ? reject(e) : resolve({ answeredAt: performance.now(), sent })),
     );
     let i = 0;
     const pump = (): void => {
@@ -445,10 +531,16 @@ async function waitStored(pg: PgClient, keyId: string, want: number): Promise<{ 
   let last = -1;
   let since = performance.now();
   for (;;) {
-    const n = Number((await pg.query(`select count(*)::bigint as n from usage_events where key_id = $1 and source = 'accesslog'`, [keyId])).rows[0].n);
+    const n = Number(
+      (await pg.query(`select count(*)::bigint as n from usage_events where key_id = $1 and source = 'accesslog'`, [keyId])).rows[0].n,
+    );
     if (n >= want) return { count: n, at: performance.now() };
     const writing = Number(
-      (await pg.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle' and query ilike 'insert into usage_%'`)).rows[0].n,
+      (
+        await pg.query(
+          `select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle' and query ilike 'insert into usage_%'`,
+        )
+      ).rows[0].n,
     );
     if (n !== last || writing > 0) {
       last = n;
@@ -460,12 +552,29 @@ async function waitStored(pg: PgClient, keyId: string, want: number): Promise<{ 
   }
 }
 
-async function alsRun(admin: KeyAdminClient, server: ServerProcess, pg: PgClient, orgId: string, streams: number, wantEntries: number, label: string): Promise<AlsRun> {
-  const k = await unary(admin.createKey.bind(admin), { organizationId: orgId, name: `als-${label}`, environment: Environment.ENVIRONMENT_LIVE, scopes: [], metadata: {} });
+async function alsRun(
+  admin: KeyAdminClient,
+  server: ServerProcess,
+  pg: PgClient,
+  orgId: string,
+  streams: number,
+  wantEntries: number,
+  label: string,
+): Promise<AlsRun> {
+  const k = await unary(admin.createKey.bind(admin), {
+    organizationId: orgId,
+    name: `als-${label}`,
+    environment: Environment.ENVIRONMENT_LIVE,
+    scopes: [],
+    metadata: {},
+  });
   const keyId = k.key!.id;
   const pool = buildPool(keyId, orgId, ALS_BATCH);
   const messages = Math.ceil(wantEntries / ALS_BATCH);
-  const clients = Array.from({ length: streams }, () => new Client(`127.0.0.1:${server.authzPort}`, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  const clients = Array.from(
+    { length: streams },
+    () => new Client(`127.0.0.1:${server.authzPort}`, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
+  );
   await Promise.all(clients.map((c) => new Promise<void>((res, rej) => c.waitForReady(Date.now() + 10_000, (e) => (e ? rej(e) : res())))));
 
   const cpu0 = cpuSeconds(server.proc.pid);
@@ -482,26 +591,40 @@ async function alsRun(admin: KeyAdminClient, server: ServerProcess, pg: PgClient
   const entries = sent.reduce((a, s) => a + s.entries, 0);
   const bytes = sent.reduce((a, s) => a + s.bytes.length + 5, 0);
   const seconds = (t1 - t0) / 1000;
-  console.log(`  ${label}: ${fmtInt(entries)} entries in ${sent.length} messages (${(bytes / 1e6).toFixed(1)} MB) answered after ${seconds.toFixed(2)}s = ${fmtInt(entries / seconds)} entries/s; waiting for the usage flush ...`);
+  console.log(
+    `  ${label}: ${fmtInt(entries)} entries in ${sent.length} messages (${(bytes / 1e6).toFixed(1)} MB) answered after ${seconds.toFixed(2)}s = ${fmtInt(entries / seconds)} entries/s; waiting for the usage flush ...`,
+  );
 
   const stored = await waitStored(pg, keyId, entries);
   const persistedSeconds = (stored.at - t0) / 1000;
   const cpu2 = cpuSeconds(server.proc.pid);
   const pgCpu = (await pgBackendCpu(pg)) - pgCpu0;
-  const daily = Number((await pg.query(`select coalesce(sum(duration_count), 0)::bigint as n from usage_daily where key_id = $1`, [keyId])).rows[0].n);
-  const stats = await unary(admin.getUsageStats.bind(admin), { organizationId: orgId, month: ENTRY_START.toISOString().slice(0, 7), keyId });
+  const daily = Number(
+    (await pg.query(`select coalesce(sum(duration_count), 0)::bigint as n from usage_daily where key_id = $1`, [keyId])).rows[0].n,
+  );
+  const stats = await unary(admin.getUsageStats.bind(admin), {
+    organizationId: orgId,
+    month: ENTRY_START.toISOString().slice(0, 7),
+    keyId,
+  });
   const t = stats.totals!;
   const expectedTokens = sent.reduce((a, s) => a + s.tokens, 0);
   const expected4xx = sent.reduce((a, s) => a + s.errors4xx, 0);
   const expected5xx = sent.reduce((a, s) => a + s.errors5xx, 0);
   const expectedCostUsd = sent.reduce((a, s) => a + s.costUsd, 0);
   const match =
-    stored.count === entries && daily === entries && Number(t.tokens) === expectedTokens && Number(t.errors4xx) === expected4xx && Number(t.errors5xx) === expected5xx &&
+    stored.count === entries &&
+    daily === entries &&
+    Number(t.tokens) === expectedTokens &&
+    Number(t.errors4xx) === expected4xx &&
+    Number(t.errors5xx) === expected5xx &&
     Math.abs(t.costUsd - expectedCostUsd) < 1e-6 * Math.max(1, expectedCostUsd);
   console.log(
     `  ${label}: sent ${fmtInt(entries)}, stored ${fmtInt(stored.count)} events (usage_daily duration_count ${fmtInt(daily)}; GetUsageStats tokens ${fmtInt(Number(t.tokens))}/${fmtInt(expectedTokens)}, ` +
       `4xx ${t.errors4xx}/${expected4xx}, 5xx ${t.errors5xx}/${expected5xx}, cost ${t.costUsd.toFixed(4)}/${expectedCostUsd.toFixed(4)}) after ${persistedSeconds.toFixed(1)}s` +
-      (match ? ' - all counted' : `\n  !!!!! MISMATCH: ${fmtInt(entries - stored.count)} of ${fmtInt(entries)} access-log entries (${((100 * (entries - stored.count)) / entries).toFixed(1)}%) are not stored !!!!!`),
+      (match
+        ? ' - all counted'
+        : `\n  !!!!! MISMATCH: ${fmtInt(entries - stored.count)} of ${fmtInt(entries)} access-log entries (${((100 * (entries - stored.count)) / entries).toFixed(1)}%) are not stored !!!!!`),
   );
   return {
     streams,
@@ -538,7 +661,9 @@ async function main(): Promise<object> {
   console.log(`machine: ${cpus().length} CPUs, ${cpuModel}; node ${process.version}; date ${new Date().toISOString()}`);
   console.log(`PostgreSQL ${pgHost.host}, database ${DB_NAME}; everything (bench client, 2 keyward processes, PostgreSQL) shares the CPUs`);
   const build = buildInfo();
-  console.log(`keyward: dist/ built ${build.distBuiltAt}, HEAD ${build.head}, ${build.dirtySrc.length ? `src/ differs from HEAD in ${build.dirtySrc.join(', ')}` : 'src/ clean'}`);
+  console.log(
+    `keyward: dist/ built ${build.distBuiltAt}, HEAD ${build.head}, ${build.dirtySrc.length ? `src/ differs from HEAD in ${build.dirtySrc.join(', ')}` : 'src/ clean'}`,
+  );
 
   // A fresh database.
   const root = new PgClient({ connectionString: PG_URL });
@@ -567,11 +692,15 @@ async function main(): Promise<object> {
   servers.push(a);
   const b = await startServerProcess(env, tmp);
   servers.push(b);
-  console.log(`PostgreSQL ${pgVersion}; keyward A: authz :${a.authzPort} admin :${a.adminPort}; B: authz :${b.authzPort} admin :${b.adminPort}`);
+  console.log(
+    `PostgreSQL ${pgVersion}; keyward A: authz :${a.authzPort} admin :${a.adminPort}; B: authz :${b.authzPort} admin :${b.adminPort}`,
+  );
   const othersBefore = otherBusyProcesses().length;
   const loadBefore = loadavg()[0]!;
   console.log(loadLine('before'));
-  console.log(`settings: KEYWARD_CACHE_TTL_SECONDS=600, KEYWARD_USAGE_FLUSH_SECONDS=${FLUSH_SECONDS}, KEYWARD_USAGE_BUFFER_MAX=${USAGE_BUFFER_MAX ?? '(default 200000)'}, log level info`);
+  console.log(
+    `settings: KEYWARD_CACHE_TTL_SECONDS=600, KEYWARD_USAGE_FLUSH_SECONDS=${FLUSH_SECONDS}, KEYWARD_USAGE_BUFFER_MAX=${USAGE_BUFFER_MAX ?? '(default 200000)'}, log level info`,
+  );
 
   const pg = new PgClient({ connectionString: dbUrl.toString() });
   // Dropping the database on a signal ends this session too: not an error worth a crash.
@@ -582,7 +711,11 @@ async function main(): Promise<object> {
   try {
     // The listeners must be up before anything is measured.
     const listeners = Number(
-      (await pg.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'keyward-listener'`)).rows[0].n,
+      (
+        await pg.query(
+          `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'keyward-listener'`,
+        )
+      ).rows[0].n,
     );
     console.log(`change listeners connected: ${listeners} (expected 2)`);
     if (listeners !== 2) throw new Error('the keyward-listener connections are not both up');
@@ -590,7 +723,12 @@ async function main(): Promise<object> {
     // ---- 1. revocation propagation ----
     console.log('');
     console.log(`## 1. revocation propagation: ${REVOKES} runs (create on A, barrier, cache on B, probe, RevokeKey on A, poll Check on B)`);
-    const org = await unary(admin.createOrganization.bind(admin), { name: 'bench-revoke', maxKeys: REVOKES + 10, rateLimitPerMinute: 0, monthlyQuota: 0 });
+    const org = await unary(admin.createOrganization.bind(admin), {
+      name: 'bench-revoke',
+      maxKeys: REVOKES + 10,
+      rateLimitPerMinute: 0,
+      monthlyQuota: 0,
+    });
     // One warm-up run (connections, JIT) that is not counted.
     const barrier = await Barrier.create(admin, checkB, org.id);
     const warm = await revocationRun(admin, checkB, pg, barrier, org.id, -1);
@@ -623,27 +761,43 @@ async function main(): Promise<object> {
     const staleAllows = ok.reduce((n, r) => n + r.allowsAfterAck!, 0);
     const runsWithStale = ok.filter((r) => r.allowsAfterAck! > 0).length;
     const row = (name: string, s: Summary): string[] => [name, fmtMs(s.median), fmtMs(s.p90), fmtMs(s.max), fmtMs(s.min), fmtMs(s.mean)];
-    console.log(`  done in ${((Date.now() - tr) / 1000).toFixed(1)}s: ${ok.length} ok, ${failures.length} failed; cache probe passed in every ok run`);
+    console.log(
+      `  done in ${((Date.now() - tr) / 1000).toFixed(1)}s: ${ok.length} ok, ${failures.length} failed; cache probe passed in every ok run`,
+    );
     console.log('');
     console.log(`### Revocation propagation, A → B (${ok.length}/${REVOKES} runs)`);
     console.log(
-      table(['measure', 'median', 'p90', 'max', 'min', 'mean'], [
-        row('propagation: RevokeKey sent → first deny on B', prop),
-        row('RevokeKey RPC round trip on A', rpc),
-        row('first deny on B − RevokeKey returned', afterAck),
-        row("B's Check, cache miss (first)", miss),
-        row("B's Check, cache hit (second)", hit),
-      ]),
+      table(
+        ['measure', 'median', 'p90', 'max', 'min', 'mean'],
+        [
+          row('propagation: RevokeKey sent → first deny on B', prop),
+          row('RevokeKey RPC round trip on A', rpc),
+          row('first deny on B − RevokeKey returned', afterAck),
+          row("B's Check, cache miss (first)", miss),
+          row("B's Check, cache hit (second)", hit),
+        ],
+      ),
     );
-    console.log(`polls per run (Checks to B until the deny): median ${polls.median}, max ${polls.max}. ` +
-      `Checks sent to B after RevokeKey returned that were still allowed: ${staleAllows} in ${runsWithStale} run(s).`);
+    console.log(
+      `polls per run (Checks to B until the deny): median ${polls.median}, max ${polls.max}. ` +
+        `Checks sent to B after RevokeKey returned that were still allowed: ${staleAllows} in ${runsWithStale} run(s).`,
+    );
 
     // ---- 2. access-log ingestion ----
     console.log('');
-    console.log(`## 2. access-log ingestion into A: ${fmtInt(ALS_ENTRIES)} entries per run, ${ALS_BATCH} per message, streams ${ALS_STREAMS.join(', ')}`);
-    const alsOrg = await unary(admin.createOrganization.bind(admin), { name: 'bench-als', maxKeys: ALS_STREAMS.length + 10, rateLimitPerMinute: 0, monthlyQuota: 0 });
+    console.log(
+      `## 2. access-log ingestion into A: ${fmtInt(ALS_ENTRIES)} entries per run, ${ALS_BATCH} per message, streams ${ALS_STREAMS.join(', ')}`,
+    );
+    const alsOrg = await unary(admin.createOrganization.bind(admin), {
+      name: 'bench-als',
+      maxKeys: ALS_STREAMS.length + 10,
+      rateLimitPerMinute: 0,
+      monthlyQuota: 0,
+    });
     const sample = buildPool(`key_${'0'.repeat(25)}`, `org_${'0'.repeat(25)}`, ALS_BATCH);
-    console.log(`  one message: ${sample.first.bytes.length} B with the identifier, ${sample.rest[0]!.bytes.length} B without (${(sample.rest[0]!.bytes.length / ALS_BATCH).toFixed(0)} B per entry); ${POOL} distinct messages cycled`);
+    console.log(
+      `  one message: ${sample.first.bytes.length} B with the identifier, ${sample.rest[0]!.bytes.length} B without (${(sample.rest[0]!.bytes.length / ALS_BATCH).toFixed(0)} B per entry); ${POOL} distinct messages cycled`,
+    );
     // An uncounted warm-up (connections, JIT of keyward's decode path), verified like the others.
     const warmAls = await alsRun(admin, a, pg, alsOrg.id, 1, Math.min(ALS_ENTRIES, 20_000), 'warm-up, 1 stream (not counted)');
     if (!warmAls.match) console.log('  the warm-up already lost entries');
@@ -654,7 +808,19 @@ async function main(): Promise<object> {
     console.log(`### Access-log ingestion (StreamAccessLogs on A's authz port, ${ALS_BATCH} entries per message)`);
     console.log(
       table(
-        ['streams', 'entries', 'seconds', 'entries/s', 'MB/s', 'keyward CPU s', 'stored', 'all stored after', 'stored/s', 'CPU s to store: keyward / PG', 'verdict'],
+        [
+          'streams',
+          'entries',
+          'seconds',
+          'entries/s',
+          'MB/s',
+          'keyward CPU s',
+          'stored',
+          'all stored after',
+          'stored/s',
+          'CPU s to store: keyward / PG',
+          'verdict',
+        ],
         als.map((r) => [
           String(r.streams),
           fmtInt(r.entries),
@@ -670,16 +836,32 @@ async function main(): Promise<object> {
         ]),
       ),
     );
-    console.log(`best: ${best.streams} stream(s), ${fmtInt(best.entriesPerSec)} entries/s (first write → the server's answer; the answer comes after keyward's handler has read every message).`);
-    console.log('"stored" = usage_events rows of the run\'s key; "all stored after" = from the first write until that count reached the entries sent (or last moved);');
-    console.log('"keyward CPU s" = process A while streaming; "CPU s to store" = A and its PostgreSQL backends from the first write until stored.');
+    console.log(
+      `best: ${best.streams} stream(s), ${fmtInt(best.entriesPerSec)} entries/s (first write → the server's answer; the answer comes after keyward's handler has read every message).`,
+    );
+    console.log(
+      '"stored" = usage_events rows of the run\'s key; "all stored after" = from the first write until that count reached the entries sent (or last moved);',
+    );
+    console.log(
+      '"keyward CPU s" = process A while streaming; "CPU s to store" = A and its PostgreSQL backends from the first write until stored.',
+    );
     const mismatches = als.filter((r) => !r.match);
-    if (mismatches.length) console.log(`MISMATCH in ${mismatches.length} run(s): ${mismatches.map((r) => `${r.streams} stream(s): ${fmtInt(r.entries - r.storedEvents)} lost`).join('; ')}`);
+    if (mismatches.length)
+      console.log(
+        `MISMATCH in ${mismatches.length} run(s): ${mismatches.map((r) => `${r.streams} stream(s): ${fmtInt(r.entries - r.storedEvents)} lost`).join('; ')}`,
+      );
 
-    const logLines = [a, b].flatMap((p) => p.stdout().split('\n').filter((l) => l.startsWith('{')));
+    const logLines = [a, b].flatMap((p) =>
+      p
+        .stdout()
+        .split('\n')
+        .filter((l) => l.startsWith('{')),
+    );
     const bad = logLines.filter((l) => /"level":(40|50|60)/.test(l));
     console.log('');
-    console.log(`keyward wrote ${logLines.length} log lines, ${bad.length} at warn or above${bad.length ? `: ${redact(bad.slice(0, 3).join(' '))}` : ''}`);
+    console.log(
+      `keyward wrote ${logLines.length} log lines, ${bad.length} at warn or above${bad.length ? `: ${redact(bad.slice(0, 3).join(' '))}` : ''}`,
+    );
     const othersAfter = otherBusyProcesses().length;
     console.log(loadLine('after'));
     console.log(`total ${((Date.now() - started) / 1000).toFixed(0)}s`);
@@ -696,9 +878,20 @@ async function main(): Promise<object> {
         runs: REVOKES,
         ok: ok.length,
         failed: failures.length,
-        propagationMs: { median: round(prop.median), p90: round(prop.p90), max: round(prop.max), min: round(prop.min), mean: round(prop.mean) },
+        propagationMs: {
+          median: round(prop.median),
+          p90: round(prop.p90),
+          max: round(prop.max),
+          min: round(prop.min),
+          mean: round(prop.mean),
+        },
         revokeRpcMs: { median: round(rpc.median), p90: round(rpc.p90), max: round(rpc.max), min: round(rpc.min) },
-        denyAfterRevokeReturnedMs: { median: round(afterAck.median), p90: round(afterAck.p90), max: round(afterAck.max), min: round(afterAck.min) },
+        denyAfterRevokeReturnedMs: {
+          median: round(afterAck.median),
+          p90: round(afterAck.p90),
+          max: round(afterAck.max),
+          min: round(afterAck.min),
+        },
         checkMissMs: { median: round(miss.median), p90: round(miss.p90) },
         checkHitMs: { median: round(hit.median), p90: round(hit.p90) },
         pollsMedian: polls.median,
@@ -726,7 +919,9 @@ async function main(): Promise<object> {
 main().then(
   async (result) => {
     // SIGTERM: each process flushes and exits cleanly; then the database goes.
-    const codes = await Promise.all(servers.map((s) => Promise.race([s.stop('SIGTERM'), new Promise((r) => setTimeout(() => r('timeout'), 15_000))])));
+    const codes = await Promise.all(
+      servers.map((s) => Promise.race([s.stop('SIGTERM'), new Promise((r) => setTimeout(() => r('timeout'), 15_000))])),
+    );
     if (codes.some((c) => c !== 0)) console.log(`WARNING: keyward exit statuses after SIGTERM: ${codes.join(', ')}`);
     await dropDatabase();
     killChildren();

@@ -27,7 +27,14 @@ const spec = JSON.parse(readFileSync(process.env.FLOOR_FILE!, 'utf8')) as { keys
 const hasher = createHasher(randomBytes(32));
 const allow = Buffer.from(spec.allowBase64, 'base64');
 const known = new Map<string, Buffer>(spec.keys.map((k) => [hasher.digest(k), allow]));
-const DENY = Buffer.from(CheckResponse.encode({ status: { code: 16, message: '', details: [] }, deniedResponse: undefined, okResponse: undefined, dynamicMetadata: undefined }).finish());
+const DENY = Buffer.from(
+  CheckResponse.encode({
+    status: { code: 16, message: '', details: [] },
+    deniedResponse: undefined,
+    okResponse: undefined,
+    dynamicMetadata: undefined,
+  }).finish(),
+);
 
 const check: handleUnaryCall<Buffer, Buffer> = (call, callback) => {
   let key: string | undefined;

@@ -81,12 +81,16 @@ async function main(): Promise<void> {
     const monthly = Number((await knex('usage_monthly').sum({ n: 'requests' }))[0]!.n);
     const rate = EVENTS / seconds;
     console.log(`| figure | value |\n| --- | --- |`);
-    console.log(`| events written | ${stats.flushed.toLocaleString('en-US')} (raw rows ${raw.toLocaleString('en-US')}, monthly requests ${monthly.toLocaleString('en-US')}) |`);
+    console.log(
+      `| events written | ${stats.flushed.toLocaleString('en-US')} (raw rows ${raw.toLocaleString('en-US')}, monthly requests ${monthly.toLocaleString('en-US')}) |`,
+    );
     console.log(`| time | ${seconds.toFixed(2)} s |`);
     console.log(`| usage ingestion | ${Math.round(rate).toLocaleString('en-US')} events/s |`);
     console.log(`| flush errors | ${stats.flushErrors} |`);
     if (raw !== EVENTS || monthly !== EVENTS || errors.length) console.log(`MISMATCH or errors: ${errors.map(String).join('; ')}`);
-    console.log(`BENCH_RESULT ${JSON.stringify({ usageIngestEventsPerSec: Math.round(rate), events: EVENTS, batch: BATCH, rawRows: raw, flushErrors: stats.flushErrors })}`);
+    console.log(
+      `BENCH_RESULT ${JSON.stringify({ usageIngestEventsPerSec: Math.round(rate), events: EVENTS, batch: BATCH, rawRows: raw, flushErrors: stats.flushErrors })}`,
+    );
   } finally {
     await orm.close(true);
     await admin(`drop database if exists ${DB} with (force)`);

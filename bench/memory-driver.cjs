@@ -88,7 +88,17 @@ async function main() {
       }
       const u = process.memoryUsage();
       const lim = await app.limiter.stats();
-      process.send({ type: 'measured', series, rssKb: rssKb(), heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers, cacheSize: app.cache.size, trackedWindows: lim.trackedKeys });
+      process.send({
+        type: 'measured',
+        series,
+        rssKb: rssKb(),
+        heapUsed: u.heapUsed,
+        heapTotal: u.heapTotal,
+        external: u.external,
+        arrayBuffers: u.arrayBuffers,
+        cacheSize: app.cache.size,
+        trackedWindows: lim.trackedKeys,
+      });
       // BENCH_HEAP_SNAPSHOT=<file>: a heap snapshot after the figures were read.
       if (process.env.BENCH_HEAP_SNAPSHOT) require('node:v8').writeHeapSnapshot(process.env.BENCH_HEAP_SNAPSHOT);
     } else if (m.type === 'stop') {

@@ -8,9 +8,20 @@ import type { handleUnaryCall } from '@grpc/grpc-js';
 import { serveCheck } from './support/check-server';
 import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
 
-const OK = Buffer.from(CheckResponse.encode({ status: { code: 0, message: '', details: [] }, okResponse: {
-  headers: [], headersToRemove: [], dynamicMetadata: undefined, responseHeadersToAdd: [], queryParametersToSet: [], queryParametersToRemove: [],
-}, dynamicMetadata: undefined }).finish());
+const OK = Buffer.from(
+  CheckResponse.encode({
+    status: { code: 0, message: '', details: [] },
+    okResponse: {
+      headers: [],
+      headersToRemove: [],
+      dynamicMetadata: undefined,
+      responseHeadersToAdd: [],
+      queryParametersToSet: [],
+      queryParametersToRemove: [],
+    },
+    dynamicMetadata: undefined,
+  }).finish(),
+);
 
 const check: handleUnaryCall<Buffer, Buffer> = (_call, callback) => callback(null, OK);
 

@@ -29,7 +29,6 @@ const OPS = Number(process.env.BENCH_OPS ?? 200_000);
 const KEYS = Number(process.env.BENCH_KEYS ?? 1000);
 const RATE = Number(process.env.BENCH_RATE_LIMIT ?? 0);
 
-
 async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'keyward-prof-'));
   const url = process.env.BENCH_DB ?? `sqlite:${join(tmp, 'kw.db')}`;
@@ -48,15 +47,28 @@ async function main(): Promise<void> {
   };
   const app = await startApp({ config, logger: createLogger('warn'), onGeneratedAdminToken: () => undefined });
   const ctx = { principal: ROOT, peer: 'profile' };
-  const org = await app.admin.createOrganization(ctx, { name: `profile-${Date.now()}`, maxKeys: KEYS + 10, rateLimitPerMinute: RATE, monthlyQuota: 0, billingAnchorDay: 1 } as never);
+  const org = await app.admin.createOrganization(ctx, {
+    name: `profile-${Date.now()}`,
+    maxKeys: KEYS + 10,
+    rateLimitPerMinute: RATE,
+    monthlyQuota: 0,
+    billingAnchorDay: 1,
+  } as never);
   const bodies: Buffer[] = [];
   for (let i = 0; i < KEYS; i++) {
-    const k = await app.admin.createKey(ctx, { organizationId: org.id, name: `k${i}`, environment: Environment.ENVIRONMENT_LIVE, scopes: [], metadata: {} } as never);
+    const k = await app.admin.createKey(ctx, {
+      organizationId: org.id,
+      name: `k${i}`,
+      environment: Environment.ENVIRONMENT_LIVE,
+      scopes: [],
+      metadata: {},
+    } as never);
     bodies.push(checkRequestBytes(k.secret));
   }
   const m = SafeAuthorizationService.check;
   // Warm the cache and the JIT.
-  for (let i = 0; i < Math.min(OPS, 20_000); i++) m.responseSerialize(await app.authorizer.checkAttributes(decoded(m.requestDeserialize(bodies[i % KEYS]!))));
+  for (let i = 0; i < Math.min(OPS, 20_000); i++)
+    m.responseSerialize(await app.authorizer.checkAttributes(decoded(m.requestDeserialize(bodies[i % KEYS]!))));
   await app.usage.flush();
 
   let decode = 0;
@@ -82,8 +94,12 @@ async function main(): Promise<void> {
   const total = performance.now() - t0;
   const flushMs = total - (tf - t0);
   const us = (ms: number) => ((ms * 1000) / OPS).toFixed(2);
-  console.log(`ops ${OPS}, keys ${KEYS}, rate limit ${RATE || 'unlimited'}, db ${config.database.kind}, response ${Math.round(bytes / OPS)} B`);
-  console.log(`per Check: decode ${us(decode)} µs, check ${us(check)} µs, encode ${us(encode)} µs; loop total ${us(tf - t0)} µs (incl. usage writes that ran during it); final flush ${us(flushMs)} µs`);
+  console.log(
+    `ops ${OPS}, keys ${KEYS}, rate limit ${RATE || 'unlimited'}, db ${config.database.kind}, response ${Math.round(bytes / OPS)} B`,
+  );
+  console.log(
+    `per Check: decode ${us(decode)} µs, check ${us(check)} µs, encode ${us(encode)} µs; loop total ${us(tf - t0)} µs (incl. usage writes that ran during it); final flush ${us(flushMs)} µs`,
+  );
   console.log(`usage events flushed: ${app.usage.stats().flushed - flushedBefore}`);
   await app.close(1000);
   rmSync(tmp, { recursive: true, force: true });

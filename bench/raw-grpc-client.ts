@@ -78,7 +78,10 @@ export class RawGrpcClient {
       literal(4, path), // :path
       literal(1, `${host}:${port}`), // :authority
       literal(31, 'application/grpc'), // content-type
-      Buffer.from([0x00, 2]), Buffer.from('te', 'latin1'), Buffer.from([8]), Buffer.from('trailers', 'latin1'),
+      Buffer.from([0x00, 2]),
+      Buffer.from('te', 'latin1'),
+      Buffer.from([8]),
+      Buffer.from('trailers', 'latin1'),
     ]);
     this.socket = connect(port, host);
     this.socket.setNoDelay(true);
@@ -206,7 +209,8 @@ export class RawGrpcClient {
     this.calls.delete(stream);
     if (call.chunks.length === 0) return call.done({ ok: false, error: 'no message (trailers-only gRPC error)' });
     const body = call.chunks.length === 1 ? call.chunks[0]! : Buffer.concat(call.chunks);
-    if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) return call.done({ ok: false, error: 'malformed gRPC message frame' });
+    if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5)
+      return call.done({ ok: false, error: 'malformed gRPC message frame' });
     call.done({ ok: true, message: body.subarray(5) });
   }
 

@@ -110,7 +110,8 @@ import { checkRequestBytes, grpcFrame } from './support/check-request';
 import { ALS_PATH, CHECK_PATH, adminUnary, denyCode, identity, logLines, memoryOf, redact, withDatabase } from './support/keyward';
 
 // ---------- options ----------
-const USAGE = 'usage: npm run soak -- [--minutes N] [--rate CHECKS_PER_S] [--admin-rate CALLS_PER_S] [--als-rate ENTRIES_PER_S] [--interval S] [--sqlite] [--no-redis]';
+const USAGE =
+  'usage: npm run soak -- [--minutes N] [--rate CHECKS_PER_S] [--admin-rate CALLS_PER_S] [--als-rate ENTRIES_PER_S] [--interval S] [--sqlite] [--no-redis]';
 
 function options() {
   let values;
@@ -181,7 +182,13 @@ const ALS_STREAM_MS = 15_000;
 const ALS_MESSAGES_PER_SECOND = 5;
 const ALS_MAX_ENTRIES_PER_MESSAGE = 1000;
 /** Check kinds and their shares of --rate. */
-const CHECK_MIX: [CheckKind, number][] = [['allow', 0.7], ['limited', 0.1], ['unknown', 0.08], ['invalid', 0.06], ['revoked', 0.06]];
+const CHECK_MIX: [CheckKind, number][] = [
+  ['allow', 0.7],
+  ['limited', 0.1],
+  ['unknown', 0.08],
+  ['invalid', 0.06],
+  ['revoked', 0.06],
+];
 
 const ROOT = join(__dirname, '..');
 const PG_URL = process.env.KEYWARD_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -287,7 +294,10 @@ class CheckConnections {
   private readonly clients: RawGrpcClient[];
   private next = 0;
   private readonly replacing = new Set<number>();
-  constructor(private readonly port: number, n: number) {
+  constructor(
+    private readonly port: number,
+    n: number,
+  ) {
     this.clients = Array.from({ length: n }, () => this.connect());
   }
   private connect(): RawGrpcClient {
@@ -333,7 +343,10 @@ const deniedWith = (r: CheckResponse, http: number, code: string) => r.deniedRes
 /** Judges an answer: undefined when it is what the kind must get, else what was wrong. */
 type Judge = (r: CheckResponse) => string | undefined;
 const expectAllowed: Judge = (r) => (allowed(r) ? undefined : `expected allowed, got ${outcome(r)}`);
-const expectDenied = (http: number, code: string): Judge => (r) => (deniedWith(r, http, code) ? undefined : `expected ${http} ${code}, got ${outcome(r)}`);
+const expectDenied =
+  (http: number, code: string): Judge =>
+  (r) =>
+    deniedWith(r, http, code) ? undefined : `expected ${http} ${code}, got ${outcome(r)}`;
 const expectInvalid = expectDenied(401, 'invalid_api_key');
 const expectRevoked = expectDenied(401, 'revoked_api_key');
 function expectLimited(k: LimitedKey): Judge {
@@ -421,7 +434,10 @@ function sendOne(): void {
  * These Checks are judged and counted like the others.
  */
 async function warmCache(): Promise<number> {
-  const work: [CheckKind, PoolKey, Judge][] = [...active.map((k): [CheckKind, PoolKey, Judge] => ['allow', k, expectAllowed]), ...revoked.map((k): [CheckKind, PoolKey, Judge] => ['revoked', k, expectRevoked])];
+  const work: [CheckKind, PoolKey, Judge][] = [
+    ...active.map((k): [CheckKind, PoolKey, Judge] => ['allow', k, expectAllowed]),
+    ...revoked.map((k): [CheckKind, PoolKey, Judge] => ['revoked', k, expectRevoked]),
+  ];
   let next = 0;
   await Promise.all(
     Array.from({ length: 8 }, async () => {
@@ -456,7 +472,14 @@ let seq = 0;
 async function createKey(orgId: string, name: string, rateLimitPerMinute?: number): Promise<{ id: string; frame: Buffer }> {
   const r = await unary(
     admin.createKey.bind(admin),
-    CreateKeyRequest.fromPartial({ organizationId: orgId, name, environment: Environment.ENVIRONMENT_LIVE, scopes: ['chat'], metadata: { soak: 'yes' }, rateLimitPerMinute }),
+    CreateKeyRequest.fromPartial({
+      organizationId: orgId,
+      name,
+      environment: Environment.ENVIRONMENT_LIVE,
+      scopes: ['chat'],
+      metadata: { soak: 'yes' },
+      rateLimitPerMinute,
+    }),
     ADMIN_TIMEOUT_MS,
   );
   return { id: r.key!.id, frame: frameOf(r.secret) };
@@ -500,85 +523,152 @@ const thisMonth = () => new Date().toISOString().slice(0, 7);
  * revoke at the bound).
  */
 const ADMIN_OPS: [number, (c: AdminCall) => Promise<void>][] = [
-  [2, async (c) => {
-    c.method = 'ListOrganizations';
-    const r = await unary(admin.listOrganizations.bind(admin), ListOrganizationsRequest.fromPartial({ pageSize: 20 }), ADMIN_TIMEOUT_MS);
-    if (r.organizations.length === 0) throw new Error('empty');
-  }],
-  [2, async (c) => {
-    c.method = 'GetOrganization';
-    const id = pick([orgs.pool, orgs.quota, orgs.limited, orgs.churn, ...extraOrgs]);
-    const r = await unary(admin.getOrganization.bind(admin), GetOrganizationRequest.fromPartial({ id }), ADMIN_TIMEOUT_MS);
-    if (r.id !== id) throw new Error('another organization');
-  }],
-  [1, async (c) => {
-    c.method = 'UpdateOrganization';
-    const name = `soak-churn-${++seq}`;
-    const r = await unary(admin.updateOrganization.bind(admin), UpdateOrganizationRequest.fromPartial({ id: orgs.churn, name }), ADMIN_TIMEOUT_MS);
-    if (r.name !== name) throw new Error('name not changed');
-  }],
-  [0.5, async (c) => {
-    c.method = 'CreateOrganization';
-    const r = await unary(admin.createOrganization.bind(admin), CreateOrganizationRequest.fromPartial({ name: `soak-extra-${++seq}`, rateLimitPerMinute: 600 }), ADMIN_TIMEOUT_MS);
-    extraOrgs.push(r.id);
-  }],
+  [
+    2,
+    async (c) => {
+      c.method = 'ListOrganizations';
+      const r = await unary(admin.listOrganizations.bind(admin), ListOrganizationsRequest.fromPartial({ pageSize: 20 }), ADMIN_TIMEOUT_MS);
+      if (r.organizations.length === 0) throw new Error('empty');
+    },
+  ],
+  [
+    2,
+    async (c) => {
+      c.method = 'GetOrganization';
+      const id = pick([orgs.pool, orgs.quota, orgs.limited, orgs.churn, ...extraOrgs]);
+      const r = await unary(admin.getOrganization.bind(admin), GetOrganizationRequest.fromPartial({ id }), ADMIN_TIMEOUT_MS);
+      if (r.id !== id) throw new Error('another organization');
+    },
+  ],
+  [
+    1,
+    async (c) => {
+      c.method = 'UpdateOrganization';
+      const name = `soak-churn-${++seq}`;
+      const r = await unary(
+        admin.updateOrganization.bind(admin),
+        UpdateOrganizationRequest.fromPartial({ id: orgs.churn, name }),
+        ADMIN_TIMEOUT_MS,
+      );
+      if (r.name !== name) throw new Error('name not changed');
+    },
+  ],
+  [
+    0.5,
+    async (c) => {
+      c.method = 'CreateOrganization';
+      const r = await unary(
+        admin.createOrganization.bind(admin),
+        CreateOrganizationRequest.fromPartial({ name: `soak-extra-${++seq}`, rateLimitPerMinute: 600 }),
+        ADMIN_TIMEOUT_MS,
+      );
+      extraOrgs.push(r.id);
+    },
+  ],
   [1.5, (c) => (churnCount() < CHURN_MAX ? churnCreate(c) : churnRevoke(c))],
   [1.5, (c) => (churnCount() > CHURN_MIN ? churnRevoke(c) : churnCreate(c))],
-  [3, async (c) => {
-    c.method = 'GetKey';
-    const wantRevoked = Math.random() < 1 / 3;
-    const k = pick(wantRevoked ? revoked : active);
-    const r = await unary(admin.getKey.bind(admin), GetKeyRequest.fromPartial({ id: k.id }), ADMIN_TIMEOUT_MS);
-    const want = wantRevoked ? KeyStatus.KEY_STATUS_REVOKED : KeyStatus.KEY_STATUS_ACTIVE;
-    if (r.id !== k.id || r.status !== want) throw new Error(`status ${r.status}, expected ${want}`);
-  }],
-  [2, async (c) => {
-    c.method = 'ListKeys';
-    await unary(admin.listKeys.bind(admin), ListKeysRequest.fromPartial({ organizationId: orgs.churn, includeRevoked: Math.random() < 0.5, pageSize: 50 }), ADMIN_TIMEOUT_MS);
-  }],
-  [1.5, async (c) => {
-    c.method = 'UpdateKey';
-    const k = pick(active.filter((x) => x.churn));
-    const name = `churn-${++seq}`;
-    const r = await unary(admin.updateKey.bind(admin), UpdateKeyRequest.fromPartial({ id: k.id, name, metadata: { entries: { soak: 'yes', round: String(seq) } } }), ADMIN_TIMEOUT_MS);
-    if (r.name !== name) throw new Error('name not changed');
-  }],
-  [1, async (c) => {
-    c.method = 'RotateKey';
-    const candidates = active.filter((x) => x.churn && !x.rotated);
-    if (candidates.length === 0 || churnCount() >= CHURN_MAX) return churnRevoke(c);
-    const k = pick(candidates);
-    k.rotated = true; // once only, even if the call fails
-    const r = await unary(admin.rotateKey.bind(admin), RotateKeyRequest.fromPartial({ id: k.id, gracePeriodSeconds: 3600 }), ADMIN_TIMEOUT_MS);
-    if (r.newKey?.rotatedFromKeyId !== k.id) throw new Error('the new key does not name the old one');
-    // The old key stays usable for its grace period: both are in the allow pool.
-    active.push({ id: r.newKey.id, orgId: orgs.churn, frame: frameOf(r.secret), inflight: 0, churn: true, rotated: false });
-  }],
-  [1, async (c) => {
-    c.method = 'GetUsageStats';
-    await unary(admin.getUsageStats.bind(admin), GetUsageStatsRequest.fromPartial({ organizationId: pick([orgs.pool, orgs.quota]), month: thisMonth() }), ADMIN_TIMEOUT_MS);
-  }],
-  [1, async (c) => {
-    c.method = 'ListAuditEvents';
-    const r = await unary(admin.listAuditEvents.bind(admin), ListAuditEventsRequest.fromPartial({ organizationId: orgs.churn, pageSize: 50 }), ADMIN_TIMEOUT_MS);
-    if (r.events.length === 0) throw new Error('empty');
-  }],
-  [1, async (c) => {
-    c.method = 'GetRateLimitStatus';
-    const k = pick(limitedKeys);
-    const r = await unary(admin.getRateLimitStatus.bind(admin), GetRateLimitStatusRequest.fromPartial({ keyId: k.id }), ADMIN_TIMEOUT_MS);
-    if (r.limit !== LIMIT_PER_MINUTE || r.limitSource !== 'key') throw new Error(`limit ${r.limit} from ${r.limitSource}`);
-  }],
-  [0.5, async (c) => {
-    c.method = 'GetQuota';
-    const r = await unary(admin.getQuota.bind(admin), GetQuotaRequest.fromPartial({ organizationId: orgs.quota }), ADMIN_TIMEOUT_MS);
-    if (r.limit !== QUOTA) throw new Error(`limit ${r.limit}`);
-  }],
-  [0.5, async (c) => {
-    c.method = 'GetRateLimiterStats';
-    const r = await unary(admin.getRateLimiterStats.bind(admin), GetRateLimiterStatsRequest.fromPartial({}), ADMIN_TIMEOUT_MS);
-    if (r.backend !== limiterBackend) throw new Error(`backend ${r.backend}`);
-  }],
+  [
+    3,
+    async (c) => {
+      c.method = 'GetKey';
+      const wantRevoked = Math.random() < 1 / 3;
+      const k = pick(wantRevoked ? revoked : active);
+      const r = await unary(admin.getKey.bind(admin), GetKeyRequest.fromPartial({ id: k.id }), ADMIN_TIMEOUT_MS);
+      const want = wantRevoked ? KeyStatus.KEY_STATUS_REVOKED : KeyStatus.KEY_STATUS_ACTIVE;
+      if (r.id !== k.id || r.status !== want) throw new Error(`status ${r.status}, expected ${want}`);
+    },
+  ],
+  [
+    2,
+    async (c) => {
+      c.method = 'ListKeys';
+      await unary(
+        admin.listKeys.bind(admin),
+        ListKeysRequest.fromPartial({ organizationId: orgs.churn, includeRevoked: Math.random() < 0.5, pageSize: 50 }),
+        ADMIN_TIMEOUT_MS,
+      );
+    },
+  ],
+  [
+    1.5,
+    async (c) => {
+      c.method = 'UpdateKey';
+      const k = pick(active.filter((x) => x.churn));
+      const name = `churn-${++seq}`;
+      const r = await unary(
+        admin.updateKey.bind(admin),
+        UpdateKeyRequest.fromPartial({ id: k.id, name, metadata: { entries: { soak: 'yes', round: String(seq) } } }),
+        ADMIN_TIMEOUT_MS,
+      );
+      if (r.name !== name) throw new Error('name not changed');
+    },
+  ],
+  [
+    1,
+    async (c) => {
+      c.method = 'RotateKey';
+      const candidates = active.filter((x) => x.churn && !x.rotated);
+      if (candidates.length === 0 || churnCount() >= CHURN_MAX) return churnRevoke(c);
+      const k = pick(candidates);
+      k.rotated = true; // once only, even if the call fails
+      const r = await unary(
+        admin.rotateKey.bind(admin),
+        RotateKeyRequest.fromPartial({ id: k.id, gracePeriodSeconds: 3600 }),
+        ADMIN_TIMEOUT_MS,
+      );
+      if (r.newKey?.rotatedFromKeyId !== k.id) throw new Error('the new key does not name the old one');
+      // The old key stays usable for its grace period: both are in the allow pool.
+      active.push({ id: r.newKey.id, orgId: orgs.churn, frame: frameOf(r.secret), inflight: 0, churn: true, rotated: false });
+    },
+  ],
+  [
+    1,
+    async (c) => {
+      c.method = 'GetUsageStats';
+      await unary(
+        admin.getUsageStats.bind(admin),
+        GetUsageStatsRequest.fromPartial({ organizationId: pick([orgs.pool, orgs.quota]), month: thisMonth() }),
+        ADMIN_TIMEOUT_MS,
+      );
+    },
+  ],
+  [
+    1,
+    async (c) => {
+      c.method = 'ListAuditEvents';
+      const r = await unary(
+        admin.listAuditEvents.bind(admin),
+        ListAuditEventsRequest.fromPartial({ organizationId: orgs.churn, pageSize: 50 }),
+        ADMIN_TIMEOUT_MS,
+      );
+      if (r.events.length === 0) throw new Error('empty');
+    },
+  ],
+  [
+    1,
+    async (c) => {
+      c.method = 'GetRateLimitStatus';
+      const k = pick(limitedKeys);
+      const r = await unary(admin.getRateLimitStatus.bind(admin), GetRateLimitStatusRequest.fromPartial({ keyId: k.id }), ADMIN_TIMEOUT_MS);
+      if (r.limit !== LIMIT_PER_MINUTE || r.limitSource !== 'key') throw new Error(`limit ${r.limit} from ${r.limitSource}`);
+    },
+  ],
+  [
+    0.5,
+    async (c) => {
+      c.method = 'GetQuota';
+      const r = await unary(admin.getQuota.bind(admin), GetQuotaRequest.fromPartial({ organizationId: orgs.quota }), ADMIN_TIMEOUT_MS);
+      if (r.limit !== QUOTA) throw new Error(`limit ${r.limit}`);
+    },
+  ],
+  [
+    0.5,
+    async (c) => {
+      c.method = 'GetRateLimiterStats';
+      const r = await unary(admin.getRateLimiterStats.bind(admin), GetRateLimiterStatsRequest.fromPartial({}), ADMIN_TIMEOUT_MS);
+      if (r.backend !== limiterBackend) throw new Error(`backend ${r.backend}`);
+    },
+  ],
 ];
 const ADMIN_WEIGHT = ADMIN_OPS.reduce((a, [w]) => a + w, 0);
 
@@ -634,7 +724,17 @@ function alsMessage(entries: number, first: boolean): Buffer {
     const code = roll < 90 ? 200 : roll < 95 ? 429 : 503;
     const tokens = code === 200 ? 50 + randomInt(2000) : 0;
     const [method, path] = pick(ALS_PATHS);
-    return accessLogEntry({ keyId: k.id, orgId: k.orgId, start, method, path, code, ms: 5 + randomInt(1500), tokens, costUsd: tokens * 0.000002 });
+    return accessLogEntry({
+      keyId: k.id,
+      orgId: k.orgId,
+      start,
+      method,
+      path,
+      code,
+      ms: 5 + randomInt(1500),
+      tokens,
+      costUsd: tokens * 0.000002,
+    });
   });
   return Buffer.from(
     StreamAccessLogsMessage.encode(
@@ -653,12 +753,19 @@ function alsStream(client: Client): Promise<void> {
     let blocked = false;
     let ended = false;
     const start = performance.now();
-    const call = client.makeClientStreamRequest<Buffer, Buffer>(ALS_PATH, identity, identity, new Metadata(), { deadline: Date.now() + ALS_STREAM_MS + 30_000 }, (e) => {
-      clearInterval(timer);
-      if (e) fail('als', `stream of ${entries} entries: ${grpcError(e)}`);
-      else tally.als.ok += entries;
-      resolve();
-    });
+    const call = client.makeClientStreamRequest<Buffer, Buffer>(
+      ALS_PATH,
+      identity,
+      identity,
+      new Metadata(),
+      { deadline: Date.now() + ALS_STREAM_MS + 30_000 },
+      (e) => {
+        clearInterval(timer);
+        if (e) fail('als', `stream of ${entries} entries: ${grpcError(e)}`);
+        else tally.als.ok += entries;
+        resolve();
+      },
+    );
     const timer = setInterval(() => {
       if (ended) return;
       const elapsed = performance.now() - start;
@@ -720,8 +827,20 @@ function parseMetrics(text: string): Map<string, number> {
 async function scrape(port: number): Promise<Map<string, number> | undefined> {
   let metrics: Map<string, number> | undefined;
   const probes: [string, (r: { status: number; body: string }) => string | undefined][] = [
-    ['/metrics', (r) => (r.status === 200 && r.body.includes('keyward_nodejs_eventloop_lag_p99_seconds') ? void (metrics = parseMetrics(r.body)) : `/metrics: ${r.status}`)],
-    ['/readyz', (r) => (r.status === 200 && (JSON.parse(r.body) as { ready?: boolean }).ready === true ? undefined : `/readyz: ${r.status} ${r.body.trim().slice(0, 200)}`)],
+    [
+      '/metrics',
+      (r) =>
+        r.status === 200 && r.body.includes('keyward_nodejs_eventloop_lag_p99_seconds')
+          ? void (metrics = parseMetrics(r.body))
+          : `/metrics: ${r.status}`,
+    ],
+    [
+      '/readyz',
+      (r) =>
+        r.status === 200 && (JSON.parse(r.body) as { ready?: boolean }).ready === true
+          ? undefined
+          : `/readyz: ${r.status} ${r.body.trim().slice(0, 200)}`,
+    ],
     ['/healthz', (r) => (r.status === 200 ? undefined : `/healthz: ${r.status}`)],
   ];
   for (const [path, judge] of probes) {
@@ -748,7 +867,11 @@ async function pgAdminQuery(sql: string, timeoutMs = 5000): Promise<void> {
   }
 }
 
-const pgReachable = (): Promise<boolean> => pgAdminQuery('select 1', 2000).then(() => true, () => false);
+const pgReachable = (): Promise<boolean> =>
+  pgAdminQuery('select 1', 2000).then(
+    () => true,
+    () => false,
+  );
 
 /** Drops the run's database (FORCE ends leftover sessions); never throws. */
 async function dropDatabase(): Promise<string> {
@@ -840,7 +963,11 @@ let limiterBackend = 'memory';
 async function main(): Promise<number> {
   const cpuModel = cpus()[0]?.model ?? '?';
   console.log('# keyward soak');
-  console.log(`machine: ${cpus().length} CPUs, ${cpuModel}; node ${process.version}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${new Date().toISOString()}`);
+  console.log(
+    `machine: ${cpus().length} CPUs, ${cpuModel}; node ${process.version}; load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}; ${new Date().toISOString()}`,
+  );
   console.log(`keyward under test: ${buildInfo()}`);
 
   // The store and the limiter.
@@ -869,16 +996,28 @@ async function main(): Promise<number> {
   console.log(`rate limits and quotas: ${limiter}`);
 
   server = await startServerProcess(env, tmp);
-  const serving = JSON.parse(server.stdout().split('\n').find((l) => l.includes('"keyward serving"'))!) as { http?: string };
+  const serving = JSON.parse(
+    server
+      .stdout()
+      .split('\n')
+      .find((l) => l.includes('"keyward serving"'))!,
+  ) as { http?: string };
   const httpPort = Number(serving.http?.split(':').pop());
   if (!Number.isInteger(httpPort)) throw new Error('keyward did not report its operations HTTP port');
   const pid = server.proc.pid!;
-  console.log(`keyward pid ${pid}, cwd ${tmp}: authz 127.0.0.1:${server.authzPort}, admin 127.0.0.1:${server.adminPort}, http 127.0.0.1:${httpPort}`);
+  console.log(
+    `keyward pid ${pid}, cwd ${tmp}: authz 127.0.0.1:${server.authzPort}, admin 127.0.0.1:${server.adminPort}, http 127.0.0.1:${httpPort}`,
+  );
 
   // Organizations and keys.
   admin = new KeyAdminClient(`127.0.0.1:${server.adminPort}`, credentials.createInsecure());
   const org = async (name: string, rateLimitPerMinute: number, monthlyQuota = 0) =>
-    (await unary(admin.createOrganization.bind(admin), CreateOrganizationRequest.fromPartial({ name, rateLimitPerMinute, monthlyQuota, maxKeys: 1000 }))).id;
+    (
+      await unary(
+        admin.createOrganization.bind(admin),
+        CreateOrganizationRequest.fromPartial({ name, rateLimitPerMinute, monthlyQuota, maxKeys: 1000 }),
+      )
+    ).id;
   orgs.pool = await org('soak-pool', 1_000_000);
   orgs.quota = await org('soak-quota', 1_000_000, QUOTA);
   orgs.limited = await org('soak-limited', 60);
@@ -889,7 +1028,14 @@ async function main(): Promise<number> {
   }
   for (let i = 0; i < CHURN_MIN; i++) await churnCreate();
   for (let i = 0; i < LIMITED_KEYS; i++) {
-    limitedKeys.push({ ...(await createKey(orgs.limited, `limited-${i}`, LIMIT_PER_MINUTE)), orgId: orgs.limited, inflight: 0, churn: false, rotated: false, allowed: 0 });
+    limitedKeys.push({
+      ...(await createKey(orgs.limited, `limited-${i}`, LIMIT_PER_MINUTE)),
+      orgId: orgs.limited,
+      inflight: 0,
+      churn: false,
+      rotated: false,
+      allowed: 0,
+    });
   }
   for (let i = 0; i < REVOKED_AT_START; i++) {
     const k = await createKey(orgs.churn, `revoked-${i}`);
@@ -977,7 +1123,10 @@ async function main(): Promise<number> {
   // keyward stops; its log is read; everything is removed.
   const stop = await stopServer(server);
   const { lines, warnings } = logLines(server.stdout());
-  const stderrLines = server.stderr().split('\n').filter((l) => l.trim() !== '');
+  const stderrLines = server
+    .stderr()
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   const byMessage = new Map<string, number>();
   for (const w of warnings) {
     let what: string;
@@ -1030,8 +1179,17 @@ async function main(): Promise<number> {
         ` MB; against the first: +${up.toFixed(1)} % / -${down.toFixed(1)} %; limit ±${RSS_LIMIT_PERCENT} %`,
     );
     console.log(`RSS samples after the warm-up: min ${mb(min)}, max ${mb(max)}, last ${mb(lastRssKb)} MB (${afterWarmup.length} samples)`);
-    if (spread > RSS_LIMIT_PERCENT) problems.push(`RSS after the warm-up moved ${spread.toFixed(1)} % by minute medians (limit ${RSS_LIMIT_PERCENT} %)`);
-    rssResult = { warmupSeconds: WARMUP_MS / 1000, afterWarmupMb: +mb(base), minMb: +mb(min), maxMb: +mb(max), lastMb: +mb(lastRssKb), upPercent: +up.toFixed(2), downPercent: +down.toFixed(2) };
+    if (spread > RSS_LIMIT_PERCENT)
+      problems.push(`RSS after the warm-up moved ${spread.toFixed(1)} % by minute medians (limit ${RSS_LIMIT_PERCENT} %)`);
+    rssResult = {
+      warmupSeconds: WARMUP_MS / 1000,
+      afterWarmupMb: +mb(base),
+      minMb: +mb(min),
+      maxMb: +mb(max),
+      lastMb: +mb(lastRssKb),
+      upPercent: +up.toFixed(2),
+      downPercent: +down.toFixed(2),
+    };
   } else {
     console.log(`RSS: not judged: the run ended before the warm-up (${mmss(WARMUP_MS)}) was over; last ${mb(lastRssKb)} MB`);
   }
@@ -1041,11 +1199,16 @@ async function main(): Promise<number> {
   const worst = samples.reduce<Sample | undefined>((a, s) => (!a || s.lagMaxMs > a.lagMaxMs ? s : a), undefined);
   const p99s = samples.map((s) => s.lagP99Ms).filter(Number.isFinite);
   const worstP99 = p99s.length ? Math.max(...p99s) : NaN;
-  if (worst) console.log(`event-loop lag: max ${worst.lagMaxMs.toFixed(1)} ms (interval ending ${mmss(worst.atMs)}); highest interval p99 ${worstP99.toFixed(1)} ms`);
+  if (worst)
+    console.log(
+      `event-loop lag: max ${worst.lagMaxMs.toFixed(1)} ms (interval ending ${mmss(worst.atMs)}); highest interval p99 ${worstP99.toFixed(1)} ms`,
+    );
 
   // keyward's counters.
   if (finalMetrics) {
-    const decisions = [...finalMetrics].filter(([n]) => n.startsWith('keyward_check_decisions_total{')).map(([n, v]) => `${/code="([^"]*)"/.exec(n)?.[1]} ${int(v)}`);
+    const decisions = [...finalMetrics]
+      .filter(([n]) => n.startsWith('keyward_check_decisions_total{'))
+      .map(([n, v]) => `${/code="([^"]*)"/.exec(n)?.[1]} ${int(v)}`);
     console.log(`keyward's Check decisions: ${decisions.join(', ')}`);
     const counter = (name: string) => finalMetrics.get(name) ?? 0;
     const seen = counter('keyward_accesslog_entries_total');
@@ -1074,17 +1237,25 @@ async function main(): Promise<number> {
   // so a key may then get its limit from each: the bound doubles (and the Redis errors are errors).
   const fallbacks = finalMetrics?.get('keyward_ratelimit_fallback_decisions_total');
   const fallback = (fallbacks ?? 0) > 0;
-  const windowsOf = (k: LimitedKey) => Math.floor((k.lastAnsweredMs ?? Date.now()) / 60_000) - Math.floor((k.firstSentMs ?? Date.now()) / 60_000) + 1;
+  const windowsOf = (k: LimitedKey) =>
+    Math.floor((k.lastAnsweredMs ?? Date.now()) / 60_000) - Math.floor((k.firstSentMs ?? Date.now()) / 60_000) + 1;
   for (const k of limitedKeys) {
     if (k.firstSentMs === undefined) continue;
     const bound = windowsOf(k) * LIMIT_PER_MINUTE * (fallback ? 2 : 1);
-    if (k.allowed > bound) fail('limited', `a key limited to ${LIMIT_PER_MINUTE}/min was allowed ${k.allowed} times in ${windowsOf(k)} minute window(s)${fallback ? ' (Redis fallback included)' : ''}`);
+    if (k.allowed > bound)
+      fail(
+        'limited',
+        `a key limited to ${LIMIT_PER_MINUTE}/min was allowed ${k.allowed} times in ${windowsOf(k)} minute window(s)${fallback ? ' (Redis fallback included)' : ''}`,
+      );
   }
-  console.log(`limited keys: allowed ${limitedKeys.map((k) => `${k.allowed} in ${windowsOf(k)} window(s)`).join(', ')} (limit ${LIMIT_PER_MINUTE} per minute window${fallback ? `, doubled: ${int(fallbacks!)} decisions by the local fallback while Redis failed` : ''}${fallbacks === undefined ? '; keyward\'s counters not read' : ''})`);
-
+  console.log(
+    `limited keys: allowed ${limitedKeys.map((k) => `${k.allowed} in ${windowsOf(k)} window(s)`).join(', ')} (limit ${LIMIT_PER_MINUTE} per minute window${fallback ? `, doubled: ${int(fallbacks!)} decisions by the local fallback while Redis failed` : ''}${fallbacks === undefined ? "; keyward's counters not read" : ''})`,
+  );
 
   // keyward's log.
-  console.log(`keyward's log: ${lines.length} lines, ${warnings.length} at warn or above${stderrLines.length ? `; ${stderrLines.length} lines on stderr` : ''}`);
+  console.log(
+    `keyward's log: ${lines.length} lines, ${warnings.length} at warn or above${stderrLines.length ? `; ${stderrLines.length} lines on stderr` : ''}`,
+  );
   for (const [what, n] of [...byMessage].slice(0, 5)) console.log(`  ${n} × ${redact(what, SECRETS)}`);
   for (const l of stderrLines.slice(0, 3)) console.log(`  stderr: ${redact(l, SECRETS).slice(0, 200)}`);
 
@@ -1098,13 +1269,23 @@ async function main(): Promise<number> {
     const note = k === 'limited' ? ` (${int(limited429)} of them 429)` : k === 'als' ? ' entries (in streams answered OK)' : '';
     console.log(`| ${k} | ${int(t.sent)} | ${int(t.ok)}${note} | ${int(t.errors)}${k === 'als' ? ' streams' : ''} |`);
   }
-  console.log(`Checks: ${int(checkSent)} in ${mmss(loadMs)}, ${(checkSent / (loadMs / 1000)).toFixed(1)}/s; KeyAdmin: ${[...adminCalls].sort((a, b) => b[1].calls - a[1].calls).map(([m, s]) => `${m} ${s.calls}${s.errors ? ` (${s.errors} failed)` : ''}`).join(', ')}`);
+  console.log(
+    `Checks: ${int(checkSent)} in ${mmss(loadMs)}, ${(checkSent / (loadMs / 1000)).toFixed(1)}/s; KeyAdmin: ${[...adminCalls]
+      .sort((a, b) => b[1].calls - a[1].calls)
+      .map(([m, s]) => `${m} ${s.calls}${s.errors ? ` (${s.errors} failed)` : ''}`)
+      .join(', ')}`,
+  );
   const adminMs = [...adminCalls.values()].reduce((a, s) => a + s.ms, 0) / Math.max(1, tally.admin.sent);
   const cpuS = (cpu.user + cpu.system) / 1e6;
-  console.log(`KeyAdmin mean round trip ${adminMs.toFixed(1)} ms; this load generator used ${cpuS.toFixed(1)} s of CPU (${((cpuS / (loadMs / 1000)) * 100).toFixed(0)} % of one core)`);
+  console.log(
+    `KeyAdmin mean round trip ${adminMs.toFixed(1)} ms; this load generator used ${cpuS.toFixed(1)} s of CPU (${((cpuS / (loadMs / 1000)) * 100).toFixed(0)} % of one core)`,
+  );
 
   // The stop.
-  const stopText = stop.code === 'timeout' ? 'did not exit within 30 s of SIGTERM (killed)' : `exited with status ${stop.code} ${stop.seconds.toFixed(1)} s after ${stop.signalled ? 'SIGTERM' : 'the Ctrl-C'}`;
+  const stopText =
+    stop.code === 'timeout'
+      ? 'did not exit within 30 s of SIGTERM (killed)'
+      : `exited with status ${stop.code} ${stop.seconds.toFixed(1)} s after ${stop.signalled ? 'SIGTERM' : 'the Ctrl-C'}`;
   console.log(`keyward ${stopText}; ${cleanup.filter(Boolean).join('; ')}`);
   if (stop.code !== 0) problems.push(`keyward ${stopText}`);
 
@@ -1112,15 +1293,24 @@ async function main(): Promise<number> {
   const errors = KINDS.reduce((a, k) => a + tally[k].errors, 0);
   if (errors > 0) {
     problems.push(`${errors} error(s)`);
-    console.log(`errors by kind: ${KINDS.filter((k) => tally[k].errors).map((k) => `${k} ${tally[k].errors}`).join(', ')}`);
-    for (const k of KINDS) for (const [what, n] of [...tally[k].messages].slice(0, 5)) console.log(`  ${k}: ${n} × ${redact(what, SECRETS)}`);
+    console.log(
+      `errors by kind: ${KINDS.filter((k) => tally[k].errors)
+        .map((k) => `${k} ${tally[k].errors}`)
+        .join(', ')}`,
+    );
+    for (const k of KINDS)
+      for (const [what, n] of [...tally[k].messages].slice(0, 5)) console.log(`  ${k}: ${n} × ${redact(what, SECRETS)}`);
   }
   if (failuresAfterInterrupt) {
-    console.log(`(${failuresAfterInterrupt} request(s) failed after the interrupt, while the run and keyward were stopping; not counted as errors:`);
+    console.log(
+      `(${failuresAfterInterrupt} request(s) failed after the interrupt, while the run and keyward were stopping; not counted as errors:`,
+    );
     for (const [what, n] of [...afterInterrupt].slice(0, 5)) console.log(`  ${n} × ${redact(what, SECRETS)}`);
     console.log(')');
   }
-  const verdict = problems.length ? `FAIL: ${problems.join('; ')}` : `PASS: no errors, ${rssResult ? `RSS within ±${RSS_LIMIT_PERCENT} % after the warm-up` : 'RSS not judged (the run was shorter than the warm-up)'}, clean stop`;
+  const verdict = problems.length
+    ? `FAIL: ${problems.join('; ')}`
+    : `PASS: no errors, ${rssResult ? `RSS within ±${RSS_LIMIT_PERCENT} % after the warm-up` : 'RSS not judged (the run was shorter than the warm-up)'}, clean stop`;
   console.log(interrupted ? `INTERRUPTED after ${mmss(loadMs)} (${verdict})` : verdict);
 
   const result = {

@@ -128,7 +128,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     const routes = opts.routes ?? (config.authz.routesFile ? loadRouteRules(config.authz.routesFile) : RouteTable.empty());
     const store = createStore(orm, config.database.kind);
     const dataPlane = createDataPlaneStore(orm, config.database.kind);
-    const hashRotation = new HashRotation({ primary: config.hashSecret, previous: config.hashSecretPrevious }, dataPlane, { clock, logger });
+    const hashRotation = new HashRotation({ primary: config.hashSecret, previous: config.hashSecretPrevious }, dataPlane, {
+      clock,
+      logger,
+    });
     const hasher = hashRotation.primary;
     const a = config.authz;
     const cache = new KeyCache(dataPlane, {
@@ -164,18 +167,28 @@ export async function startApp(opts: AppOptions): Promise<App> {
       try {
         journal = UsageJournal.openDir({ dir: a.usageJournalDir, maxBytes: a.usageJournalMaxMb * 1024 * 1024 });
       } catch (e) {
-        throw new ConfigError('KEYWARD_USAGE_JOURNAL_DIR', e instanceof JournalLockedError ? e.message : `${a.usageJournalDir}: ${describeError(e).code ?? (e as Error).message}`);
+        throw new ConfigError(
+          'KEYWARD_USAGE_JOURNAL_DIR',
+          e instanceof JournalLockedError ? e.message : `${a.usageJournalDir}: ${describeError(e).code ?? (e as Error).message}`,
+        );
       }
       const j = journal;
       closers.push(async () => j.close());
       const pending = j.stats();
-      if (pending.pendingBatches > 0) logger.info({ batches: pending.pendingBatches, events: pending.pendingEvents }, 'usage journal holds batches from before; replaying');
+      if (pending.pendingBatches > 0)
+        logger.info(
+          { batches: pending.pendingBatches, events: pending.pendingEvents },
+          'usage journal holds batches from before; replaying',
+        );
     }
     const usage = new UsageBatcher(usageStore, {
       maxBuffered: a.usageBufferMax,
       journal,
       onError: (e) =>
-        logger.warn({ err: describeError(e) }, journal ? 'usage flush failed; the batch goes to the usage journal' : 'usage flush failed; kept in the buffer'),
+        logger.warn(
+          { err: describeError(e) },
+          journal ? 'usage flush failed; the batch goes to the usage journal' : 'usage flush failed; kept in the buffer',
+        ),
       onJournalError: (e) => logger.error({ err: describeError(e) }, 'usage journal append failed; usage kept in memory'),
     });
     const accessLogStats = newAccessLogStats();
@@ -230,7 +243,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
       logger,
       rotationGraceSeconds: config.rotationGraceSeconds,
       ...((config.adminAuthMaxFailures ?? 0) > 0 && {
-        authThrottle: new AuthThrottle({ maxFailures: config.adminAuthMaxFailures!, windowMs: 60_000, blockMs: (config.adminAuthBlockSeconds ?? 60) * 1000 }),
+        authThrottle: new AuthThrottle({
+          maxFailures: config.adminAuthMaxFailures!,
+          windowMs: 60_000,
+          blockMs: (config.adminAuthBlockSeconds ?? 60) * 1000,
+        }),
       }),
       onChange: (c) => (c.type === 'key' ? cache.invalidateKey(c.id, c.keyHash) : cache.invalidateOrg(c.id)),
       limiter,
@@ -262,7 +279,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     // grpc-js's own log lines can quote request metadata: they go through keyward's logger.
     routeGrpcLibraryLog(logger);
     const adminServer = new Server(limits);
-    adminServer.addService(SafeKeyAdminService, keyAdminImplementation(admin, logger, (method, code) => metrics.adminCall(method, code)));
+    adminServer.addService(
+      SafeKeyAdminService,
+      keyAdminImplementation(admin, logger, (method, code) => metrics.adminCall(method, code)),
+    );
     const adminHealth = addHealth(adminServer, ['keyward.admin.v1.KeyAdmin']);
     addReflection(adminServer, ['keyward/admin/v1/key_admin.proto']);
     servers.push(adminServer);
@@ -299,7 +319,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
     const readyOrm = orm;
     const readiness = new Readiness(
       {
-        ping: () => readyOrm.em.getConnection().execute('select 1').then(() => undefined),
+        ping: () =>
+          readyOrm.em
+            .getConnection()
+            .execute('select 1')
+            .then(() => undefined),
         pendingMigrations: () => pendingMigrations(readyOrm),
       },
       {
@@ -348,7 +372,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
     let droppedSeen = 0;
     const dropTimer = setInterval(() => {
       const dropped = usage.stats().dropped;
-      if (dropped > droppedSeen) logger.warn({ dropped: dropped - droppedSeen, total: dropped }, 'usage events dropped: the buffer (KEYWARD_USAGE_BUFFER_MAX) was full');
+      if (dropped > droppedSeen)
+        logger.warn(
+          { dropped: dropped - droppedSeen, total: dropped },
+          'usage events dropped: the buffer (KEYWARD_USAGE_BUFFER_MAX) was full',
+        );
       droppedSeen = dropped;
     }, 10_000);
     dropTimer.unref();

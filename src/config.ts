@@ -12,15 +12,16 @@ import { readClientTls, readServerTls, TlsFileError, type ClientTlsFiles, type T
 
 /** A configuration error: its message is the one line printed before exiting. */
 export class ConfigError extends Error {
-  constructor(readonly variable: string, problem: string) {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
     super(`${variable}: ${problem}`);
     this.name = 'ConfigError';
   }
 }
 
-export type DatabaseConfig =
-  | { kind: 'sqlite'; path: string; url: string }
-  | { kind: 'postgres'; url: string };
+export type DatabaseConfig = { kind: 'sqlite'; path: string; url: string } | { kind: 'postgres'; url: string };
 
 export interface Config {
   /**
@@ -290,7 +291,12 @@ function redisUrl(env: Env): string | undefined {
 }
 const headerNames = z
   .string()
-  .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((h) => h.trim().toLowerCase())
+      .filter((h) => h !== ''),
+  )
   .refine((l) => l.length > 0 && l.every((h) => HEADER_NAME.test(h)), 'must be a comma-separated list of header names');
 
 function zparse<T>(schema: z.ZodType<T>, env: Env, name: string, dflt: string): T {
@@ -313,7 +319,8 @@ function journalDir(env: Env): string | undefined {
   const v = env.KEYWARD_USAGE_JOURNAL_DIR;
   if (v === 'off') return undefined;
   const dir = v === undefined || v === '' ? './data/usage-journal' : v;
-  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new ConfigError('KEYWARD_USAGE_JOURNAL_DIR', `${dir} exists and is not a directory`);
+  if (existsSync(dir) && !statSync(dir).isDirectory())
+    throw new ConfigError('KEYWARD_USAGE_JOURNAL_DIR', `${dir} exists and is not a directory`);
   return dir;
 }
 
@@ -440,7 +447,8 @@ function serverTls(env: Env, port: TlsPort): TlsFiles | undefined {
   const key = setting(env, `${p}_KEY`);
   const clientCa = setting(env, `${p}_CLIENT_CA`);
   if (cert === undefined && key === undefined) {
-    if (clientCa !== undefined) throw new ConfigError(`${p}_CLIENT_CA`, `needs ${p}_CERT and ${p}_KEY (client certificates are checked over TLS only)`);
+    if (clientCa !== undefined)
+      throw new ConfigError(`${p}_CLIENT_CA`, `needs ${p}_CERT and ${p}_KEY (client certificates are checked over TLS only)`);
     return undefined;
   }
   if (cert === undefined) throw new ConfigError(`${p}_CERT`, `must be set together with ${p}_KEY`);
@@ -471,14 +479,16 @@ function clientTls(env: Env): ClientConfig['adminTls'] {
   if (clientKey !== undefined) files.clientKey = clientKey;
   const serverName = setting(env, 'KEYWARD_ADMIN_TLS_SERVER_NAME');
   const anyFile = Object.keys(files).length > 0;
-  const on = setting(env, 'KEYWARD_ADMIN_TLS') === undefined ? anyFile || serverName !== undefined : zparse(bool, env, 'KEYWARD_ADMIN_TLS', 'false');
+  const on =
+    setting(env, 'KEYWARD_ADMIN_TLS') === undefined ? anyFile || serverName !== undefined : zparse(bool, env, 'KEYWARD_ADMIN_TLS', 'false');
   if (!on) {
     if (anyFile || serverName !== undefined) {
       throw new ConfigError('KEYWARD_ADMIN_TLS', 'is false, but KEYWARD_ADMIN_TLS_CA, _CLIENT_CERT, _CLIENT_KEY or _SERVER_NAME is set');
     }
     return undefined;
   }
-  if (serverName !== undefined && !SERVER_NAME.test(serverName)) throw new ConfigError('KEYWARD_ADMIN_TLS_SERVER_NAME', `must be a host name (got ${JSON.stringify(serverName)})`);
+  if (serverName !== undefined && !SERVER_NAME.test(serverName))
+    throw new ConfigError('KEYWARD_ADMIN_TLS_SERVER_NAME', `must be a host name (got ${JSON.stringify(serverName)})`);
   tlsChecked(() => readClientTls(files));
   return { ...files, ...(serverName !== undefined && { serverName }) };
 }

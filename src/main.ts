@@ -59,7 +59,9 @@ export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
       process.exit(2);
     }
     if (isUnavailable(e)) {
-      process.stderr.write(`keyward: cannot reach the ${config.database.kind} database (${describeError(e).code ?? describeError(e).type}); check KEYWARD_DATABASE_URL (or KEYWARD_DATABASE_URL_FILE)\n`);
+      process.stderr.write(
+        `keyward: cannot reach the ${config.database.kind} database (${describeError(e).code ?? describeError(e).type}); check KEYWARD_DATABASE_URL (or KEYWARD_DATABASE_URL_FILE)\n`,
+      );
       process.exit(1);
     }
     throw e;

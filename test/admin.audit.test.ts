@@ -35,9 +35,9 @@ describe.each(DIALECTS)('audit log on %s', (dialect) => {
   const newest = async () => (await allEvents())[0]!;
 
   function expectEvents(events: AuditEvent[], expected: Expected[]): void {
-    expect(events.map(({ action, actor, organizationId, keyId, outcome, time }) => ({ action, actor, organizationId, keyId, outcome, time }))).toEqual(
-      expected.map(({ reason: _r, ...e }) => e),
-    );
+    expect(
+      events.map(({ action, actor, organizationId, keyId, outcome, time }) => ({ action, actor, organizationId, keyId, outcome, time })),
+    ).toEqual(expected.map(({ reason: _r, ...e }) => e));
     expected.forEach((e, i) => {
       if (e.reason !== undefined) expect([e.action, events[i]!.reason]).toEqual([e.action, e.reason]);
     });
@@ -98,18 +98,36 @@ describe.each(DIALECTS)('audit log on %s', (dialect) => {
     await h.root.listKeys({ organizationId: org.id });
     expect(await allEvents({ organizationId: org.id })).toHaveLength(expected.length);
     // The revoke reason is also kept on the key.
-    await expect(h.root.getKey({ id: rotated.newKey!.id })).resolves.toMatchObject({ revokeReason: 'compromised in incident 42', revokedBy: orgActor });
+    await expect(h.root.getKey({ id: rotated.newKey!.id })).resolves.toMatchObject({
+      revokeReason: 'compromised in incident 42',
+      revokedBy: orgActor,
+    });
     await expect(h.root.getKey({ id: rootRevoked.key!.id })).resolves.toMatchObject({ revokeReason: 'unused', revokedBy: 'admin' });
   });
 
   describe('every failed admin authentication writes admin.auth_failed', () => {
-    async function expectAuthFailure(client: AdminClient, code: string, reason: string, target: { organizationId?: string; keyId?: string } = {}) {
+    async function expectAuthFailure(
+      client: AdminClient,
+      code: string,
+      reason: string,
+      target: { organizationId?: string; keyId?: string } = {},
+    ) {
       const t = step();
       const e = await failure(client.listOrganizations({}));
       expect([e.grpc, e.code, e.trailerCode]).toEqual([status.UNAUTHENTICATED, code, code]);
       expectEvents(
         [await newest()],
-        [{ action: 'admin.auth_failed', actor: 'anonymous', outcome: 'denied', organizationId: target.organizationId ?? '', keyId: target.keyId ?? '', time: t, reason }],
+        [
+          {
+            action: 'admin.auth_failed',
+            actor: 'anonymous',
+            outcome: 'denied',
+            organizationId: target.organizationId ?? '',
+            keyId: target.keyId ?? '',
+            time: t,
+            reason,
+          },
+        ],
       );
     }
 
@@ -229,9 +247,17 @@ describe.each(DIALECTS)('audit log on %s', (dialect) => {
 
     it('rejects an empty or reversed time range', async () => {
       const [t0, t1] = times as [Date, Date];
-      for (const [startTime, endTime] of [[t1, t0], [t1, t1]]) {
+      for (const [startTime, endTime] of [
+        [t1, t0],
+        [t1, t1],
+      ]) {
         const e = await failure(h.root.listAuditEvents({ startTime, endTime }));
-        expect([e.grpc, e.code, e.trailerCode, e.field]).toEqual([status.INVALID_ARGUMENT, 'invalid_argument', 'invalid_argument', 'end_time']);
+        expect([e.grpc, e.code, e.trailerCode, e.field]).toEqual([
+          status.INVALID_ARGUMENT,
+          'invalid_argument',
+          'invalid_argument',
+          'end_time',
+        ]);
       }
     });
 

@@ -19,7 +19,11 @@ describe.each(DIALECTS)('KeyAdmin authentication throttling on %s', (dialect) =>
 
   it('blocks an address after 3 failures, refuses even a valid token meanwhile, audits once, and lifts the block', async () => {
     const bad = h.client('kwadm_not-the-token-at-all');
-    for (let i = 0; i < 3; i++) expect(errorOf(await bad.listOrganizations({}).catch((e: unknown) => e))).toMatchObject({ grpc: status.UNAUTHENTICATED, code: 'invalid_credentials' });
+    for (let i = 0; i < 3; i++)
+      expect(errorOf(await bad.listOrganizations({}).catch((e: unknown) => e))).toMatchObject({
+        grpc: status.UNAUTHENTICATED,
+        code: 'invalid_credentials',
+      });
     const blocked = errorOf(await h.root.listOrganizations({}).catch((e: unknown) => e));
     expect(blocked).toMatchObject({ grpc: status.RESOURCE_EXHAUSTED, code: 'too_many_auth_failures' });
     expect(blocked.info?.metadata.retry_after_seconds).toBe('60');

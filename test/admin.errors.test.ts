@@ -20,7 +20,12 @@ type KeywardError = Awaited<ReturnType<typeof failure>>;
 /** Expects the call to fail with exactly this gRPC status and keyward code (both carriers). */
 async function expectError(call: Promise<unknown>, grpc: status, code: string): Promise<KeywardError> {
   const e = await failure(call);
-  expect({ grpc: e.grpc, code: e.code, trailerCode: e.trailerCode, domain: e.info?.domain }).toEqual({ grpc, code, trailerCode: code, domain: 'keyward' });
+  expect({ grpc: e.grpc, code: e.code, trailerCode: e.trailerCode, domain: e.info?.domain }).toEqual({
+    grpc,
+    code,
+    trailerCode: code,
+    domain: 'keyward',
+  });
   if (code !== 'invalid_argument') expect(e.badRequest).toBeUndefined();
   return e;
 }
@@ -73,9 +78,20 @@ describe.each(DIALECTS)('KeyAdmin error codes on %s', (dialect) => {
 
     it('an authorization value that is not a Bearer credential, even with the right token', async () => {
       await expect(callWithAuthorization(h.app.adminPort, `Bearer ${TEST_ADMIN_TOKEN}`)).resolves.toBeDefined();
-      for (const value of [`Basic ${Buffer.from('admin:pw').toString('base64')}`, `Token ${TEST_ADMIN_TOKEN}`, TEST_ADMIN_TOKEN, 'Bearer', 'Bearer  ']) {
+      for (const value of [
+        `Basic ${Buffer.from('admin:pw').toString('base64')}`,
+        `Token ${TEST_ADMIN_TOKEN}`,
+        TEST_ADMIN_TOKEN,
+        'Bearer',
+        'Bearer  ',
+      ]) {
         const e = await failure(callWithAuthorization(h.app.adminPort, value));
-        expect([value, e.grpc, e.code, e.trailerCode]).toEqual([value, status.UNAUTHENTICATED, 'missing_credentials', 'missing_credentials']);
+        expect([value, e.grpc, e.code, e.trailerCode]).toEqual([
+          value,
+          status.UNAUTHENTICATED,
+          'missing_credentials',
+          'missing_credentials',
+        ]);
       }
     });
   });
@@ -169,16 +185,25 @@ describe.each(DIALECTS)('KeyAdmin error codes on %s', (dialect) => {
       await expectInvalid(h.root.updateOrganization({ id: o.id, maxKeys: 0 }), 'max_keys');
       await expectInvalid(h.root.updateOrganization({ id: o.id, billingAnchorDay: 29 }), 'billing_anchor_day');
       // The boundaries themselves are accepted, and the failed updates changed nothing.
-      await expect(h.root.getOrganization({ id: o.id })).resolves.toMatchObject({ maxKeys: 100, rateLimitPerMinute: 60, billingAnchorDay: 1 });
-      await expect(h.root.updateOrganization({ id: o.id, rateLimitPerMinute: 1_000_000_000, billingAnchorDay: 28 })).resolves.toMatchObject({
-        rateLimitPerMinute: 1_000_000_000,
-        billingAnchorDay: 28,
+      await expect(h.root.getOrganization({ id: o.id })).resolves.toMatchObject({
+        maxKeys: 100,
+        rateLimitPerMinute: 60,
+        billingAnchorDay: 1,
       });
+      await expect(h.root.updateOrganization({ id: o.id, rateLimitPerMinute: 1_000_000_000, billingAnchorDay: 28 })).resolves.toMatchObject(
+        {
+          rateLimitPerMinute: 1_000_000_000,
+          billingAnchorDay: 28,
+        },
+      );
     });
 
     it('key rate limit over range', async () => {
       const o = await org();
-      await expectInvalid(h.root.createKey({ organizationId: o.id, name: 'k', rateLimitPerMinute: 1_000_000_001 }), 'rate_limit_per_minute');
+      await expectInvalid(
+        h.root.createKey({ organizationId: o.id, name: 'k', rateLimitPerMinute: 1_000_000_001 }),
+        'rate_limit_per_minute',
+      );
     });
 
     it('an unknown environment', async () => {
@@ -260,7 +285,10 @@ describe.each(DIALECTS)('KeyAdmin error codes on %s', (dialect) => {
       const now = h.clock.now().getTime();
       await expectInvalid(h.root.createKey({ organizationId: o.id, name: 'k', expiresAt: new Date(now - 1000) }), 'expires_at');
       await expectInvalid(h.root.createKey({ organizationId: o.id, name: 'k', expiresAt: new Date(now) }), 'expires_at');
-      await expectInvalid(h.root.createKey({ organizationId: o.id, name: 'k', expiresInDays: 5, expiresAt: new Date(now + DAY) }), 'expiry');
+      await expectInvalid(
+        h.root.createKey({ organizationId: o.id, name: 'k', expiresInDays: 5, expiresAt: new Date(now + DAY) }),
+        'expiry',
+      );
       const k = await key(o.id);
       await expectInvalid(h.root.updateKey({ id: k.key!.id, expiresAt: new Date(now - 1000) }), 'expires_at');
       // None of the rejected requests created a key.
@@ -333,7 +361,11 @@ describe.each(DIALECTS)('KeyAdmin error codes on %s', (dialect) => {
       await expectError(h.root.revokeKey({ id: k.key!.id, reason: 'second' }), status.FAILED_PRECONDITION, 'key_revoked');
       await expectError(h.root.updateKey({ id: k.key!.id, name: 'renamed' }), status.FAILED_PRECONDITION, 'key_revoked');
       await expectError(h.root.rotateKey({ id: k.key!.id }), status.FAILED_PRECONDITION, 'key_revoked');
-      await expect(h.root.getKey({ id: k.key!.id })).resolves.toMatchObject({ revokeReason: 'first', name: k.key!.name, replacedByKeyId: '' });
+      await expect(h.root.getKey({ id: k.key!.id })).resolves.toMatchObject({
+        revokeReason: 'first',
+        name: k.key!.name,
+        replacedByKeyId: '',
+      });
     });
   });
 

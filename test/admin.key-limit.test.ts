@@ -108,7 +108,9 @@ describe.each(DIALECTS)('key limit on %s', (dialect) => {
     const ok = results.filter((r) => r.status === 'fulfilled');
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => errorOf(r.reason));
     expect(ok).toHaveLength(3);
-    expect(failed.map((e) => [e.grpc, e.code, e.trailerCode])).toEqual(Array(7).fill([status.RESOURCE_EXHAUSTED, 'key_limit_exceeded', 'key_limit_exceeded']));
+    expect(failed.map((e) => [e.grpc, e.code, e.trailerCode])).toEqual(
+      Array(7).fill([status.RESOURCE_EXHAUSTED, 'key_limit_exceeded', 'key_limit_exceeded']),
+    );
     expect(await keyCount(org.id)).toBe(3);
     const audited = await h.root.listAuditEvents({ organizationId: org.id, action: 'key.create', pageSize: 100 });
     expect(audited.events).toHaveLength(3);

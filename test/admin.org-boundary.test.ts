@@ -99,7 +99,9 @@ describe.each(DIALECTS)('organization boundary on %s', (dialect) => {
 
     it('CreateKey in B, ListKeys of B, GetOrganization(B), UpdateOrganization(B)', async () => {
       tick();
-      await expectDenied(() => asA.createKey({ organizationId: orgB.id, name: 'intruder', scopes: ['admin'] }), 'key.create', { organizationId: orgB.id });
+      await expectDenied(() => asA.createKey({ organizationId: orgB.id, name: 'intruder', scopes: ['admin'] }), 'key.create', {
+        organizationId: orgB.id,
+      });
       await expectDenied(() => asA.listKeys({ organizationId: orgB.id }), 'key.list', { organizationId: orgB.id });
       await expectDenied(() => asA.getOrganization({ id: orgB.id }), 'organization.get', { organizationId: orgB.id });
       await expectDenied(() => asA.updateOrganization({ id: orgB.id, name: 'pwned' }), 'organization.update', { organizationId: orgB.id });
@@ -139,7 +141,7 @@ describe.each(DIALECTS)('organization boundary on %s', (dialect) => {
     expect((await h.root.listOrganizations({})).organizations).toHaveLength(before);
   });
 
-  it("may rename its organization but not change its limits or active flag", async () => {
+  it('may rename its organization but not change its limits or active flag', async () => {
     tick();
     await expect(asA.updateOrganization({ id: orgA.id, name: 'A renamed' })).resolves.toMatchObject({ id: orgA.id, name: 'A renamed' });
     const rootOnly: Partial<Parameters<AdminClient['updateOrganization']>[0]>[] = [
@@ -199,6 +201,12 @@ describe.each(DIALECTS)('organization boundary on %s', (dialect) => {
       code: 'invalid_credentials',
       trailerCode: 'invalid_credentials',
     });
-    expect(await newestEvent()).toMatchObject({ action: 'admin.auth_failed', outcome: 'denied', actor: 'anonymous', keyId: wildcard.key!.id, reason: 'missing_admin_scope' });
+    expect(await newestEvent()).toMatchObject({
+      action: 'admin.auth_failed',
+      outcome: 'denied',
+      actor: 'anonymous',
+      keyId: wildcard.key!.id,
+      reason: 'missing_admin_scope',
+    });
   });
 });

@@ -14,7 +14,9 @@ interface Page<T> {
 }
 
 /** Walks every page; returns the page sizes and the ids in order. */
-async function walk(fetch: (pageToken: string) => Promise<Page<{ id: string }>>): Promise<{ sizes: number[]; ids: string[]; tokens: string[] }> {
+async function walk(
+  fetch: (pageToken: string) => Promise<Page<{ id: string }>>,
+): Promise<{ sizes: number[]; ids: string[]; tokens: string[] }> {
   const sizes: number[] = [];
   const ids: string[] = [];
   const tokens: string[] = [];
@@ -41,8 +43,12 @@ describe.each(DIALECTS)('paging on %s', (dialect) => {
 
   const orgPages = (pageSize: number) => (pageToken: string) =>
     h.root.listOrganizations({ pageSize, pageToken }).then((r) => ({ items: r.organizations, nextPageToken: r.nextPageToken }));
-  const keyPages = (organizationId: string, pageSize: number, includeRevoked = false) => (pageToken: string) =>
-    h.root.listKeys({ organizationId, pageSize, pageToken, includeRevoked }).then((r) => ({ items: r.keys, nextPageToken: r.nextPageToken }));
+  const keyPages =
+    (organizationId: string, pageSize: number, includeRevoked = false) =>
+    (pageToken: string) =>
+      h.root
+        .listKeys({ organizationId, pageSize, pageToken, includeRevoked })
+        .then((r) => ({ items: r.keys, nextPageToken: r.nextPageToken }));
 
   it('pages through 7 organizations 3 at a time, in creation order', async () => {
     const created: string[] = [];

@@ -31,7 +31,10 @@ describe.each(DIALECTS)('key rotation on %s', (dialect) => {
     }
   }
 
-  async function adminKey(organizationId: string, extra: { environment?: Environment; expiresInDays?: number } = {}): Promise<CreateKeyResponse> {
+  async function adminKey(
+    organizationId: string,
+    extra: { environment?: Environment; expiresInDays?: number } = {},
+  ): Promise<CreateKeyResponse> {
     return h.root.createKey({
       organizationId,
       name: 'deploy bot',
@@ -68,7 +71,12 @@ describe.each(DIALECTS)('key rotation on %s', (dialect) => {
       expiresAt: undefined,
     });
     expect(r.newKey!.id).not.toBe(old.key!.id);
-    const expectedOld = { id: old.key!.id, replacedByKeyId: r.newKey!.id, expiresAt: at(t0 + 3600 * SECOND), status: KeyStatus.KEY_STATUS_ACTIVE };
+    const expectedOld = {
+      id: old.key!.id,
+      replacedByKeyId: r.newKey!.id,
+      expiresAt: at(t0 + 3600 * SECOND),
+      status: KeyStatus.KEY_STATUS_ACTIVE,
+    };
     expect(r.oldKey).toMatchObject(expectedOld);
     await expect(h.root.getKey({ id: old.key!.id })).resolves.toMatchObject(expectedOld);
     await expect(h.root.getKey({ id: r.newKey!.id })).resolves.toMatchObject({ rotatedFromKeyId: old.key!.id });
@@ -146,7 +154,10 @@ describe.each(DIALECTS)('key rotation on %s', (dialect) => {
     const r = await h.root.rotateKey({ id: old.key!.id, gracePeriodSeconds: 3600 });
     expect(r.oldKey!.expiresAt).toEqual(at(created + DAY));
     expect(r.newKey!.expiresAt).toEqual(at(rotatedAt + DAY));
-    await expect(h.root.getKey({ id: old.key!.id })).resolves.toMatchObject({ expiresAt: at(created + DAY), replacedByKeyId: r.newKey!.id });
+    await expect(h.root.getKey({ id: old.key!.id })).resolves.toMatchObject({
+      expiresAt: at(created + DAY),
+      replacedByKeyId: r.newKey!.id,
+    });
     h.clock.set(created + DAY);
     expect(await authenticates(old.secret, org.id)).toBe('invalid_credentials');
     expect(await authenticates(r.secret, org.id)).toBe(true);

@@ -28,19 +28,48 @@ describe.each(DIALECTS)('usage through KeyAdmin on %s', (dialect) => {
     const a = await h.root.createKey({ organizationId: org.id, name: 'a', scopes: ['chat'] });
     const b = await h.root.createKey({ organizationId: org.id, name: 'b', scopes: [] });
     for (let i = 0; i < 3; i++) {
-      const r = await envoy.check({ headers: { 'x-api-key': a.secret, 'x-request-id': `req-${i}` }, method: 'POST', path: `/v1/chat?i=${i}` });
+      const r = await envoy.check({
+        headers: { 'x-api-key': a.secret, 'x-request-id': `req-${i}` },
+        method: 'POST',
+        path: `/v1/chat?i=${i}`,
+      });
       expect(r.http_response).toBe('ok_response');
     }
     // Denied Checks are not usage.
-    expect((await envoy.check({ headers: { 'x-api-key': b.secret }, path: '/v1/chat', contextExtensions: { required_scopes: 'chat' } })).denied_response).toBeDefined();
+    expect(
+      (await envoy.check({ headers: { 'x-api-key': b.secret }, path: '/v1/chat', contextExtensions: { required_scopes: 'chat' } }))
+        .denied_response,
+    ).toBeDefined();
     h.clock.set(Date.UTC(2026, 4, 11, 9, 0, 0));
-    expect((await envoy.check({ headers: { 'x-api-key': b.secret }, method: 'GET', path: '/v1/models' })).http_response).toBe('ok_response');
+    expect((await envoy.check({ headers: { 'x-api-key': b.secret }, method: 'GET', path: '/v1/models' })).http_response).toBe(
+      'ok_response',
+    );
 
     // The service reports detail for two of a's requests: no extra requests are counted.
     const rec = await h.root.recordUsage({
       records: [
-        { keyId: a.key!.id, requestId: 'req-0', endpoint: '/v1/chat', method: 'POST', statusCode: 200, durationMs: 120, tokens: 1000, costUsd: 0.002, time: new Date(Date.UTC(2026, 4, 10, 9, 0, 1)) },
-        { keyId: a.key!.id, requestId: 'req-1', endpoint: '/v1/chat', method: 'POST', statusCode: 503, durationMs: 30, tokens: 0, costUsd: 0, time: new Date(Date.UTC(2026, 4, 10, 9, 0, 2)) },
+        {
+          keyId: a.key!.id,
+          requestId: 'req-0',
+          endpoint: '/v1/chat',
+          method: 'POST',
+          statusCode: 200,
+          durationMs: 120,
+          tokens: 1000,
+          costUsd: 0.002,
+          time: new Date(Date.UTC(2026, 4, 10, 9, 0, 1)),
+        },
+        {
+          keyId: a.key!.id,
+          requestId: 'req-1',
+          endpoint: '/v1/chat',
+          method: 'POST',
+          statusCode: 503,
+          durationMs: 30,
+          tokens: 0,
+          costUsd: 0,
+          time: new Date(Date.UTC(2026, 4, 10, 9, 0, 2)),
+        },
       ],
     });
     expect(rec).toEqual({ accepted: 2 });
@@ -67,7 +96,7 @@ describe.each(DIALECTS)('usage through KeyAdmin on %s', (dialect) => {
   it('rejects bad RecordUsage input with invalid_argument naming the entry', async () => {
     const org = await h.root.createOrganization({ name: 'bad-usage' });
     const { key } = await h.root.createKey({ organizationId: org.id, name: 'k' });
-    const good = UsageRecord.fromPartial({ keyId: key!.id, endpoint: "/v1/x", method: "POST" });
+    const good = UsageRecord.fromPartial({ keyId: key!.id, endpoint: '/v1/x', method: 'POST' });
     const cases: [object[], string][] = [
       [[], 'records'],
       [Array.from({ length: 1001 }, () => good), 'records'],

@@ -21,7 +21,15 @@ function digest(name: string): string {
   return cacheKeyOfHash(hex(name));
 }
 function view(name: string): KeyView {
-  return { id: `key_${name}`, organizationId: ORG.id, environment: 'live', scopes: [], expiresAt: null, revokedAt: null, rateLimitPerMinute: null };
+  return {
+    id: `key_${name}`,
+    organizationId: ORG.id,
+    environment: 'live',
+    scopes: [],
+    expiresAt: null,
+    revokedAt: null,
+    rateLimitPerMinute: null,
+  };
 }
 
 class CountingSource implements KeySource {
@@ -42,7 +50,14 @@ class CountingSource implements KeySource {
 function cacheWith(names: string[], opts: Partial<KeyCacheOptions> = {}) {
   const source = new CountingSource();
   for (const n of names) source.known.add(n);
-  const cache = new KeyCache(source, { ttlMs: 60_000, maxEntries: 1000, negativeTtlMs: 30_000, negativeMaxEntries: 1000, maxStaleMs: 0, ...opts });
+  const cache = new KeyCache(source, {
+    ttlMs: 60_000,
+    maxEntries: 1000,
+    negativeTtlMs: 30_000,
+    negativeMaxEntries: 1000,
+    maxStaleMs: 0,
+    ...opts,
+  });
   const get = async (name: string, now = T0): Promise<KeyLookup> => cache.lookup(digest(name), now);
   return { source, cache, get };
 }
@@ -247,38 +262,49 @@ describe('KeyTable', () => {
     b.writeUInt32BE(n, 28);
     return b.toString('latin1');
   };
-  const key = (n: number): KeyView => ({ id: `key_${n}`, organizationId: 'org_1', environment: n % 2 ? 'test' : 'live', scopes: [], expiresAt: n % 3 ? null : n, revokedAt: null, rateLimitPerMinute: n % 5 ? null : n });
+  const key = (n: number): KeyView => ({
+    id: `key_${n}`,
+    organizationId: 'org_1',
+    environment: n % 2 ? 'test' : 'live',
+    scopes: [],
+    expiresAt: n % 3 ? null : n,
+    revokedAt: null,
+    rateLimitPerMinute: n % 5 ? null : n,
+  });
 
   it('agrees with a Map under random puts, removes and evictions (model)', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.constantFrom('put', 'remove', 'evict'), fc.integer({ min: 0, max: 60 })), { maxLength: 400 }), (ops) => {
-        const t = new KeyTable();
-        const model = new Map<number, KeyView>();
-        for (const [op, n] of ops) {
-          if (op === 'put') {
-            t.put(digestOf(n), key(n), ORG, [], n);
-            model.set(n, key(n));
-          } else if (op === 'remove') {
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom('put', 'remove', 'evict'), fc.integer({ min: 0, max: 60 })), { maxLength: 400 }),
+        (ops) => {
+          const t = new KeyTable();
+          const model = new Map<number, KeyView>();
+          for (const [op, n] of ops) {
+            if (op === 'put') {
+              t.put(digestOf(n), key(n), ORG, [], n);
+              model.set(n, key(n));
+            } else if (op === 'remove') {
+              const s = t.find(digestOf(n));
+              expect(s >= 0).toBe(model.has(n));
+              if (s >= 0) t.remove(s);
+              model.delete(n);
+            } else if (t.evictOne()) {
+              const gone = [...model.keys()].filter((m) => t.find(digestOf(m)) < 0);
+              expect(gone).toHaveLength(1);
+              model.delete(gone[0]!);
+            }
+            expect(t.size).toBe(model.size);
+          }
+          for (let n = 0; n <= 60; n++) {
             const s = t.find(digestOf(n));
             expect(s >= 0).toBe(model.has(n));
-            if (s >= 0) t.remove(s);
-            model.delete(n);
-          } else if (t.evictOne()) {
-            const gone = [...model.keys()].filter((m) => t.find(digestOf(m)) < 0);
-            expect(gone).toHaveLength(1);
-            model.delete(gone[0]!);
+            if (s >= 0) {
+              expect(t.view(s)).toEqual(model.get(n));
+              expect(t.loadedAt(s)).toBe(n);
+            }
           }
-          expect(t.size).toBe(model.size);
-        }
-        for (let n = 0; n <= 60; n++) {
-          const s = t.find(digestOf(n));
-          expect(s >= 0).toBe(model.has(n));
-          if (s >= 0) {
-            expect(t.view(s)).toEqual(model.get(n));
-            expect(t.loadedAt(s)).toBe(n);
-          }
-        }
-      }),
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -12,7 +12,11 @@ import { Environment } from '../src/gen/keyward/admin/v1/key_admin';
 
 function headerTriples(opts: WireHeaderOption[] | undefined): [string, string, boolean | 'unset'][] {
   return (opts ?? [])
-    .map((o): [string, string, boolean | 'unset'] => [o.header.key, o.header.value ?? '', o.append === undefined ? 'unset' : (o.append.value ?? false)])
+    .map((o): [string, string, boolean | 'unset'] => [
+      o.header.key,
+      o.header.value ?? '',
+      o.append === undefined ? 'unset' : (o.append.value ?? false),
+    ])
     .sort((a, b) => a[0].localeCompare(b[0]));
 }
 
@@ -58,7 +62,12 @@ function expectMissingKey(r: WireCheckResponse): void {
 
 /** One keyward with one organization, and a way to make keys in it. */
 function setup(dialect: 'sqlite' | 'postgres', overrides: HarnessOverrides = {}) {
-  const s = {} as { h: Harness; envoy: EnvoyClient; orgId: string; newKey(scopes?: string[], environment?: Environment): Promise<{ secret: string; id: Identity }> };
+  const s = {} as {
+    h: Harness;
+    envoy: EnvoyClient;
+    orgId: string;
+    newKey(scopes?: string[], environment?: Environment): Promise<{ secret: string; id: Identity }>;
+  };
   let n = 0;
   beforeAll(async () => {
     s.h = await startHarness(dialect, overrides);
@@ -69,7 +78,12 @@ function setup(dialect: 'sqlite' | 'postgres', overrides: HarnessOverrides = {})
       const r = await s.h.root.createKey({ organizationId: s.orgId, name: `k${++n}`, scopes, environment });
       return {
         secret: r.secret,
-        id: { keyId: r.key!.id, orgId: s.orgId, scopes: scopes.join(','), environment: environment === Environment.ENVIRONMENT_TEST ? 'test' : 'live' },
+        id: {
+          keyId: r.key!.id,
+          orgId: s.orgId,
+          scopes: scopes.join(','),
+          environment: environment === Environment.ENVIRONMENT_TEST ? 'test' : 'live',
+        },
       };
     };
   });
@@ -101,7 +115,11 @@ describe.each(DIALECTS)('allowed Checks on %s', (dialect) => {
       const one = await s.newKey(['*']);
       expectAllowed(await s.envoy.check({ headers: { 'x-api-key': one.secret } }), { ...one.id, scopes: '*' }, ['x-api-key']);
       const three = await s.newKey(['agents:*', 'chat', 'billing:read']);
-      expectAllowed(await s.envoy.check({ headers: { 'x-api-key': three.secret } }), { ...three.id, scopes: 'agents:*,chat,billing:read' }, ['x-api-key']);
+      expectAllowed(
+        await s.envoy.check({ headers: { 'x-api-key': three.secret } }),
+        { ...three.id, scopes: 'agents:*,chat,billing:read' },
+        ['x-api-key'],
+      );
     });
 
     it.each(['Bearer', 'bearer', 'BEARER', 'bEaReR'])('authorization scheme %s', async (scheme) => {
@@ -121,12 +139,24 @@ describe.each(DIALECTS)('allowed Checks on %s', (dialect) => {
 
     it('the same key in both headers: both are removed', async () => {
       const k = await s.newKey();
-      expectAllowed(await s.envoy.check({ headers: { authorization: `Bearer ${k.secret}`, 'x-api-key': k.secret } }), k.id, ['authorization', 'x-api-key']);
+      expectAllowed(await s.envoy.check({ headers: { authorization: `Bearer ${k.secret}`, 'x-api-key': k.secret } }), k.id, [
+        'authorization',
+        'x-api-key',
+      ]);
     });
 
     it('raw headers (header_map), names in any case', async () => {
       const k = await s.newKey();
-      expectAllowed(await s.envoy.check({ rawHeaders: [['Authorization', `Bearer ${k.secret}`], ['accept', '*/*']] }), k.id, ['authorization']);
+      expectAllowed(
+        await s.envoy.check({
+          rawHeaders: [
+            ['Authorization', `Bearer ${k.secret}`],
+            ['accept', '*/*'],
+          ],
+        }),
+        k.id,
+        ['authorization'],
+      );
       expectAllowed(await s.envoy.check({ rawHeaders: [['X-API-Key', k.secret]] }), k.id, ['x-api-key']);
     });
 
@@ -182,7 +212,9 @@ describe.each(DIALECTS)('allowed Checks on %s', (dialect) => {
       expectMissingKey(await s.envoy.check({ headers: { 'x-api-key': k.secret } }));
       const other = await s.newKey();
       // Another key in authorization does not make the request ambiguous.
-      expectAllowed(await s.envoy.check({ headers: { authorization: `Bearer ${other.secret}`, 'x-custom-key': k.secret } }), k.id, ['x-custom-key']);
+      expectAllowed(await s.envoy.check({ headers: { authorization: `Bearer ${other.secret}`, 'x-custom-key': k.secret } }), k.id, [
+        'x-custom-key',
+      ]);
     });
   });
 
@@ -192,7 +224,11 @@ describe.each(DIALECTS)('allowed Checks on %s', (dialect) => {
     it('the credential header goes upstream; spoofed headers are still removed', async () => {
       const k = await s.newKey();
       expectAllowed(await s.envoy.check({ headers: { authorization: `Bearer ${k.secret}` } }), k.id, []);
-      expectAllowed(await s.envoy.check({ headers: { 'x-api-key': k.secret, 'x-keyward-key-id': 'key_evil', 'x-keyward-foo': '1' } }), k.id, ['x-keyward-foo']);
+      expectAllowed(
+        await s.envoy.check({ headers: { 'x-api-key': k.secret, 'x-keyward-key-id': 'key_evil', 'x-keyward-foo': '1' } }),
+        k.id,
+        ['x-keyward-foo'],
+      );
     });
   });
 
@@ -204,7 +240,13 @@ describe.each(DIALECTS)('allowed Checks on %s', (dialect) => {
     it('sets no identity headers and removes every spoofed x-keyward-* header', async () => {
       const r = await s.envoy.check({
         path: '/public/page',
-        headers: { 'x-keyward-key-id': 'key_evil', 'x-keyward-org-id': 'org_evil', 'x-keyward-scopes': '*', 'x-keyward-environment': 'live', 'x-keyward-other': '1' },
+        headers: {
+          'x-keyward-key-id': 'key_evil',
+          'x-keyward-org-id': 'org_evil',
+          'x-keyward-scopes': '*',
+          'x-keyward-environment': 'live',
+          'x-keyward-other': '1',
+        },
       });
       expectAllowed(r, null, ['x-keyward-key-id', 'x-keyward-org-id', 'x-keyward-scopes', 'x-keyward-environment', 'x-keyward-other']);
     });
@@ -212,10 +254,11 @@ describe.each(DIALECTS)('allowed Checks on %s', (dialect) => {
     it('with a valid key: still no identity headers (the key is not examined), the credential is stripped', async () => {
       const k = await s.newKey();
       const before = { ...s.h.app.cache.stats };
-      expectAllowed(await s.envoy.check({ path: '/public/page', headers: { authorization: `Bearer ${k.secret}`, 'x-keyward-key-id': 'key_evil' } }), null, [
-        'authorization',
-        'x-keyward-key-id',
-      ]);
+      expectAllowed(
+        await s.envoy.check({ path: '/public/page', headers: { authorization: `Bearer ${k.secret}`, 'x-keyward-key-id': 'key_evil' } }),
+        null,
+        ['authorization', 'x-keyward-key-id'],
+      );
       expect(s.h.app.cache.stats).toEqual(before);
     });
 

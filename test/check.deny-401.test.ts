@@ -24,7 +24,11 @@ type Code401 = keyof typeof MESSAGES;
 /** Header options as sorted [name, value, append] triples; append 'unset' when absent on the wire. */
 function headerTriples(opts: WireHeaderOption[] | undefined): [string, string, boolean | 'unset'][] {
   return (opts ?? [])
-    .map((o): [string, string, boolean | 'unset'] => [o.header.key, o.header.value ?? '', o.append === undefined ? 'unset' : (o.append.value ?? false)])
+    .map((o): [string, string, boolean | 'unset'] => [
+      o.header.key,
+      o.header.value ?? '',
+      o.append === undefined ? 'unset' : (o.append.value ?? false),
+    ])
     .sort((a, b) => a[0].localeCompare(b[0]));
 }
 
@@ -67,7 +71,8 @@ describe.each(DIALECTS)('Check 401 denials on %s', (dialect) => {
     await h.stop();
   });
 
-  const newKey = (extra: { expiresInDays?: number } = {}) => h.root.createKey({ organizationId: orgId, name: `k${++n}`, scopes: ['chat'], ...extra });
+  const newKey = (extra: { expiresInDays?: number } = {}) =>
+    h.root.createKey({ organizationId: orgId, name: `k${++n}`, scopes: ['chat'], ...extra });
   const stats = () => ({ ...h.app.cache.stats });
 
   describe('missing_api_key', () => {
@@ -142,7 +147,15 @@ describe.each(DIALECTS)('Check 401 denials on %s', (dialect) => {
 
     it.each<[string, () => { headers?: Record<string, string>; rawHeaders?: [string, string][] }]>([
       ['authorization and x-api-key differ', () => ({ headers: { authorization: `Bearer ${a}`, 'x-api-key': b } })],
-      ['two x-api-key headers (header_map)', () => ({ rawHeaders: [['x-api-key', a], ['x-api-key', b]] })],
+      [
+        'two x-api-key headers (header_map)',
+        () => ({
+          rawHeaders: [
+            ['x-api-key', a],
+            ['x-api-key', b],
+          ],
+        }),
+      ],
       ['x-api-key joined as "k1, k2"', () => ({ headers: { 'x-api-key': `${a}, ${b}` } })],
       ['a valid key and a malformed one', () => ({ headers: { authorization: `Bearer ${a}`, 'x-api-key': 'garbage' } })],
     ])('%s: denied, and neither key is tried', async (_name, opts) => {
@@ -155,7 +168,15 @@ describe.each(DIALECTS)('Check 401 denials on %s', (dialect) => {
 
     it.each<[string, () => { headers?: Record<string, string>; rawHeaders?: [string, string][] }]>([
       ['in authorization and x-api-key', () => ({ headers: { authorization: `Bearer ${a}`, 'x-api-key': a } })],
-      ['twice in header_map', () => ({ rawHeaders: [['x-api-key', a], ['X-Api-Key', a]] })],
+      [
+        'twice in header_map',
+        () => ({
+          rawHeaders: [
+            ['x-api-key', a],
+            ['X-Api-Key', a],
+          ],
+        }),
+      ],
       ['joined with itself', () => ({ headers: { 'x-api-key': `${a}, ${a}` } })],
     ])('the same key %s is one credential and is allowed', async (_name, opts) => {
       const r = await envoy.check(opts());
@@ -182,7 +203,7 @@ describe.each(DIALECTS)('Check 401 denials on %s', (dialect) => {
     expect(key!.expiresAt?.toISOString()).toBe(expiresAt);
 
     h.clock.advance(DAY - 1);
-    const before = await envoy.check({ 'headers': { 'x-api-key': secret } });
+    const before = await envoy.check({ headers: { 'x-api-key': secret } });
     expect(before.http_response).toBe('ok_response');
 
     h.clock.advance(1);

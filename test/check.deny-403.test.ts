@@ -16,7 +16,11 @@ type Code403 = keyof typeof MESSAGES;
 
 function headerTriples(opts: WireHeaderOption[] | undefined): [string, string, boolean | 'unset'][] {
   return (opts ?? [])
-    .map((o): [string, string, boolean | 'unset'] => [o.header.key, o.header.value ?? '', o.append === undefined ? 'unset' : (o.append.value ?? false)])
+    .map((o): [string, string, boolean | 'unset'] => [
+      o.header.key,
+      o.header.value ?? '',
+      o.append === undefined ? 'unset' : (o.append.value ?? false),
+    ])
     .sort((a, b) => a[0].localeCompare(b[0]));
 }
 
@@ -64,7 +68,8 @@ describe.each(DIALECTS)('Check 403 denials on %s', (dialect) => {
     const r = await h.root.createKey({ organizationId, name: `k${++n}`, scopes });
     return { id: r.key!.id, secret: r.secret };
   };
-  const check = (secret: string, ext: Record<string, string> = {}) => envoy.check({ headers: { authorization: `Bearer ${secret}` }, contextExtensions: ext });
+  const check = (secret: string, ext: Record<string, string> = {}) =>
+    envoy.check({ headers: { authorization: `Bearer ${secret}` }, contextExtensions: ext });
 
   it('organization_inactive at once after UpdateOrganization active=false, for a cached key, without moving the clock', async () => {
     const org = await h.root.createOrganization({ name: 'Soon inactive' });
@@ -109,8 +114,12 @@ describe.each(DIALECTS)('Check 403 denials on %s', (dialect) => {
         required: ['admin'],
         any_of: ['org:admin', 'org:owner'],
       });
-      expect403(await check(k.secret, { required_scopes: 'chat,admin', any_scopes: 'org:member' }), 'insufficient_scope', { required: ['admin'] });
-      expect403(await check(k.secret, { required_scopes: 'chat', any_scopes: 'org:admin' }), 'insufficient_scope', { any_of: ['org:admin'] });
+      expect403(await check(k.secret, { required_scopes: 'chat,admin', any_scopes: 'org:member' }), 'insufficient_scope', {
+        required: ['admin'],
+      });
+      expect403(await check(k.secret, { required_scopes: 'chat', any_scopes: 'org:admin' }), 'insufficient_scope', {
+        any_of: ['org:admin'],
+      });
       expectAllowed(await check(k.secret, { required_scopes: 'chat', any_scopes: 'org:admin,org:member' }), k.id);
     });
   });
@@ -137,7 +146,9 @@ describe.each(DIALECTS)('Check 403 denials on %s', (dialect) => {
       expectAllowed(await check(k.secret, { required_scopes: 'agents:read' }), k.id);
       expect403(await check(k.secret, { required_scopes: 'agents:write' }), 'insufficient_scope', { required: ['agents:write'] });
       expect403(await check(k.secret, { required_scopes: 'agents:*' }), 'insufficient_scope', { required: ['agents:*'] });
-      expect403(await check(k.secret, { any_scopes: 'agents:write,agents:admin' }), 'insufficient_scope', { any_of: ['agents:write', 'agents:admin'] });
+      expect403(await check(k.secret, { any_scopes: 'agents:write,agents:admin' }), 'insufficient_scope', {
+        any_of: ['agents:write', 'agents:admin'],
+      });
     });
 
     it('a * inside a scope is literal: agents* grants only agents*', async () => {

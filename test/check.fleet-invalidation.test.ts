@@ -106,7 +106,10 @@ describe('KeyAdmin changes reach every process', () => {
       // The listeners are back.
       const deadline = Date.now() + 10_000;
       for (;;) {
-        const n = await c.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and application_name = 'keyward-listener'`, [dbName]);
+        const n = await c.query(
+          `select count(*)::int as n from pg_stat_activity where datname = $1 and application_name = 'keyward-listener'`,
+          [dbName],
+        );
         if (n.rows[0].n === 2) break;
         if (Date.now() > deadline) throw new Error('listeners did not reconnect');
         await new Promise((res) => setTimeout(res, 50));

@@ -36,7 +36,13 @@ describe('Check with many x-keyward-* headers', () => {
     const bytes =
       form === 'headers'
         ? checkRequest({ headers: [...names.map((n): [string, string] => [n, 'v']), ['x-api-key', secret]] })
-        : checkRequest({ headerMap: [...names.map((n) => ({ key: n, raw: 'v' })), ...names.slice(0, 1000).map((n) => ({ key: n.toUpperCase(), raw: 'again' })), { key: 'x-api-key', raw: secret }] });
+        : checkRequest({
+            headerMap: [
+              ...names.map((n) => ({ key: n, raw: 'v' })),
+              ...names.slice(0, 1000).map((n) => ({ key: n.toUpperCase(), raw: 'again' })),
+              { key: 'x-api-key', raw: secret },
+            ],
+          });
     expect(bytes.length).toBeLessThan(4 * 1024 * 1024);
     const r = await client.unary(CHECK, bytes, undefined, 30_000);
     expect(r.status).toBe(0);
@@ -49,7 +55,19 @@ describe('Check with many x-keyward-* headers', () => {
 
   it('readAttributes lists a repeated spoofed header once, in first-seen order', () => {
     const input = readAttributes(
-      { method: 'GET', path: '/', host: 'h', contextExtensions: {}, headers: [['x-keyward-b', '1'], ['x-keyward-a', '2'], ['x-keyward-b', '3'], ['x-other', '4'], ['x-keyward-a', '5']] },
+      {
+        method: 'GET',
+        path: '/',
+        host: 'h',
+        contextExtensions: {},
+        headers: [
+          ['x-keyward-b', '1'],
+          ['x-keyward-a', '2'],
+          ['x-keyward-b', '3'],
+          ['x-other', '4'],
+          ['x-keyward-a', '5'],
+        ],
+      },
       { credentialHeaders: ['x-api-key'], routes: RouteTable.empty() },
     );
     expect(input.spoofed).toEqual(['x-keyward-b', 'x-keyward-a']);

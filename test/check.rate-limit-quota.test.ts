@@ -21,19 +21,32 @@ describe.each(DIALECTS)('rate limit and quota on %s', (dialect) => {
     await h.stop();
   });
 
-  async function keyIn(org: { name: string; rateLimitPerMinute?: number; monthlyQuota?: number; billingAnchorDay?: number }, key: { rateLimitPerMinute?: number; scopes?: string[] } = {}) {
+  async function keyIn(
+    org: { name: string; rateLimitPerMinute?: number; monthlyQuota?: number; billingAnchorDay?: number },
+    key: { rateLimitPerMinute?: number; scopes?: string[] } = {},
+  ) {
     const o = await h.root.createOrganization(org);
-    const k = await h.root.createKey({ organizationId: o.id, name: 'k', scopes: key.scopes ?? ['chat'], rateLimitPerMinute: key.rateLimitPerMinute });
+    const k = await h.root.createKey({
+      organizationId: o.id,
+      name: 'k',
+      scopes: key.scopes ?? ['chat'],
+      rateLimitPerMinute: key.rateLimitPerMinute,
+    });
     return { org: o, key: k.key!, secret: k.secret };
   }
-  const check = (secret: string, ext: Record<string, string> = {}) => envoy.check({ headers: { 'x-api-key': secret }, contextExtensions: ext });
+  const check = (secret: string, ext: Record<string, string> = {}) =>
+    envoy.check({ headers: { 'x-api-key': secret }, contextExtensions: ext });
 
   it('allows up to the limit with rate-limit headers, then answers 429 with retry-after', async () => {
     const { key, secret } = await keyIn({ name: 'rl', rateLimitPerMinute: 3 });
     h.clock.set(Date.UTC(2026, 2, 10, 12, 0, 0));
     // The sliding window: with 3 spent at the start of a minute, the next request fits
     // once the previous minute's weight has decayed enough: 20 s into the next minute.
-    for (const [remaining, reset] of [[2, 0], [1, 0], [0, 80]] as const) {
+    for (const [remaining, reset] of [
+      [2, 0],
+      [1, 0],
+      [0, 80],
+    ] as const) {
       const r = await check(secret);
       expect(r.http_response).toBe('ok_response');
       const hs = headerMap(r.ok_response?.response_headers_to_add);
@@ -54,9 +67,19 @@ describe.each(DIALECTS)('rate limit and quota on %s', (dialect) => {
     expect(hs['x-ratelimit-remaining']?.value).toBe('0');
     expect(hs['x-ratelimit-reset']?.value).toBe('80');
     expect(hs['www-authenticate']).toBeUndefined();
-    expect(body(denied)).toEqual({ code: 'rate_limit_exceeded', message: 'the API key has exceeded its rate limit', limit: 3, retry_after_seconds: 80 });
+    expect(body(denied)).toEqual({
+      code: 'rate_limit_exceeded',
+      message: 'the API key has exceeded its rate limit',
+      limit: 3,
+      retry_after_seconds: 80,
+    });
     // The status RPC agrees, and time frees the window.
-    expect(await h.root.getRateLimitStatus({ keyId: key.id })).toMatchObject({ limit: 3, remaining: 0, resetSeconds: 80, limitSource: 'organization' });
+    expect(await h.root.getRateLimitStatus({ keyId: key.id })).toMatchObject({
+      limit: 3,
+      remaining: 0,
+      resetSeconds: 80,
+      limitSource: 'organization',
+    });
     h.clock.advance(79_000);
     expect((await check(secret)).denied_response?.status?.code).toBe(429);
     h.clock.advance(1_000);
@@ -121,7 +144,11 @@ describe.each(DIALECTS)('rate limit and quota on %s', (dialect) => {
     // The next period, across the year end, starts from zero.
     h.clock.set(periodEnd);
     expect((await check(secret)).http_response).toBe('ok_response');
-    expect(await h.root.getQuota({ organizationId: org.id })).toMatchObject({ used: 1, periodStart: new Date(periodEnd), periodEnd: new Date(Date.UTC(2027, 1, 15)) });
+    expect(await h.root.getQuota({ organizationId: org.id })).toMatchObject({
+      used: 1,
+      periodStart: new Date(periodEnd),
+      periodEnd: new Date(Date.UTC(2027, 1, 15)),
+    });
   });
 
   it('ResetRateLimit clears the window and is audited; limiter stats are for the administrator', async () => {

@@ -113,12 +113,14 @@ describeRedis('Redis outage and automatic recovery, under Check traffic', () => 
         const warm = await root.createKey({ organizationId: org.id, name: 'warm', rateLimitPerMinute: 1 });
         const busy = await root.createOrganization({ name: 'busy', rateLimitPerMinute: HIGH, monthlyQuota: HIGH });
         const steady = await root.createKey({ organizationId: busy.id, name: 'steady' });
-        for (const o of [org, busy]) quotaKeys.push(quotaKey(o.id, billingPeriod(o.billingAnchorDay, clock.now().getTime()).start.getTime()));
+        for (const o of [org, busy])
+          quotaKeys.push(quotaKey(o.id, billingPeriod(o.billingAnchorDay, clock.now().getTime()).start.getTime()));
 
         // Redis, read directly (not through the proxy).
         const now = () => clock.now().getTime();
         const rateCount = async (keyId: string) => Number(await redis.get(windowKey(keyId, windowStartOf(now()))));
-        const quotaCount = async () => Number(await redis.get(quotaKey(org.id, billingPeriod(org.billingAnchorDay, now()).start.getTime())));
+        const quotaCount = async () =>
+          Number(await redis.get(quotaKey(org.id, billingPeriod(org.billingAnchorDay, now()).start.getTime())));
         const stats = () => root.getRateLimiterStats({});
         // Checks of `org`, counting the allowed ones: the quota Redis must end up with.
         let allowed = 0;

@@ -47,7 +47,8 @@ describe.each(DIALECTS)('KeyAdmin changes take effect at once on %s', (dialect) 
     const r = await h.root.createKey({ organizationId, name: `k${++n}`, scopes });
     return { id: r.key!.id, secret: r.secret };
   };
-  const check = (secret: string, ext: Record<string, string> = {}) => envoy.check({ headers: { 'x-api-key': secret }, contextExtensions: ext }).then(outcome);
+  const check = (secret: string, ext: Record<string, string> = {}) =>
+    envoy.check({ headers: { 'x-api-key': secret }, contextExtensions: ext }).then(outcome);
 
   /** Checks twice and asserts the second answer came from the cache. */
   async function warm(secret: string, keyId: string, scopes = 'chat'): Promise<void> {
@@ -75,7 +76,10 @@ describe.each(DIALECTS)('KeyAdmin changes take effect at once on %s', (dialect) 
   it('UpdateKey scopes take effect on the next Check', async () => {
     const k = await newKey(['chat']);
     await warm(k.secret, k.id, 'chat');
-    expect(await check(k.secret, { required_scopes: 'agents:read' })).toEqual({ deny: 'insufficient_scope', body: { required: ['agents:read'] } });
+    expect(await check(k.secret, { required_scopes: 'agents:read' })).toEqual({
+      deny: 'insufficient_scope',
+      body: { required: ['agents:read'] },
+    });
 
     await h.root.updateKey({ id: k.id, scopes: { values: ['agents:read', 'files:*'] } });
     expect(await check(k.secret, { required_scopes: 'agents:read' })).toEqual({ allow: k.id, scopes: 'agents:read,files:*' });
@@ -84,7 +88,10 @@ describe.each(DIALECTS)('KeyAdmin changes take effect at once on %s', (dialect) 
 
     await h.root.updateKey({ id: k.id, scopes: { values: [] } });
     expect(await check(k.secret)).toEqual({ allow: k.id, scopes: '' });
-    expect(await check(k.secret, { required_scopes: 'agents:read' })).toEqual({ deny: 'insufficient_scope', body: { required: ['agents:read'] } });
+    expect(await check(k.secret, { required_scopes: 'agents:read' })).toEqual({
+      deny: 'insufficient_scope',
+      body: { required: ['agents:read'] },
+    });
   });
 
   it('UpdateKey expiry: a new expiry and clearing it take effect on the next Check', async () => {

@@ -51,7 +51,8 @@ rules:
     path_prefix: /
 `;
 
-type Outcome = 'allow' | 'public' | 'missing_api_key' | 'invalid_api_key' | { insufficient_scope: { required?: string[]; any_of?: string[] } };
+type Outcome =
+  'allow' | 'public' | 'missing_api_key' | 'invalid_api_key' | { insufficient_scope: { required?: string[]; any_of?: string[] } };
 
 /** Reduces a response to its outcome, checking the parts that make it that outcome. */
 function outcome(r: WireCheckResponse): Outcome {
@@ -103,7 +104,9 @@ describe.each(DIALECTS)('route requirements on %s', (dialect) => {
     it('required_scopes: all are needed', async () => {
       const k = await key(['chat', 'files:read']);
       expect(await check(k, { path: '/v1/chat', contextExtensions: { required_scopes: 'chat,files:read' } })).toBe('allow');
-      expect(await check(k, { path: '/v1/chat', contextExtensions: { required_scopes: 'chat,files:write' } })).toEqual({ insufficient_scope: { required: ['files:write'] } });
+      expect(await check(k, { path: '/v1/chat', contextExtensions: { required_scopes: 'chat,files:write' } })).toEqual({
+        insufficient_scope: { required: ['files:write'] },
+      });
     });
 
     it('any_scopes: one is enough', async () => {
@@ -131,7 +134,14 @@ describe.each(DIALECTS)('route requirements on %s', (dialect) => {
     });
 
     it('/public itself and paths that normalize outside /public/ are not public', async () => {
-      for (const path of ['/public', '/public/../private', '/public/%2e%2e/private', '/public/./../private', '//public/..//private', '/publicity']) {
+      for (const path of [
+        '/public',
+        '/public/../private',
+        '/public/%2e%2e/private',
+        '/public/./../private',
+        '//public/..//private',
+        '/publicity',
+      ]) {
         expect([path, await check(undefined, { path })]).toEqual([path, 'missing_api_key']);
       }
       // …but a path that normalizes into /public/ is.
@@ -150,7 +160,9 @@ describe.each(DIALECTS)('route requirements on %s', (dialect) => {
     it('context_extensions scopes on a public path make a key necessary', async () => {
       expect(await check(undefined, { path: '/public/x', contextExtensions: { required_scopes: 'chat' } })).toBe('missing_api_key');
       expect(await check(await key(['chat']), { path: '/public/x', contextExtensions: { required_scopes: 'chat' } })).toBe('allow');
-      expect(await check(await key(['files']), { path: '/public/x', contextExtensions: { required_scopes: 'chat' } })).toEqual({ insufficient_scope: { required: ['chat'] } });
+      expect(await check(await key(['files']), { path: '/public/x', contextExtensions: { required_scopes: 'chat' } })).toEqual({
+        insufficient_scope: { required: ['chat'] },
+      });
     });
   });
 
@@ -173,7 +185,9 @@ describe.each(DIALECTS)('route requirements on %s', (dialect) => {
       const writer = await key(['agents:write', 'org:member']);
       expect(await check(writer, { path: '/v1/agents/1', method: 'POST' })).toBe('allow');
       expect(await check(writer, { path: '/v1/agents/1', method: 'patch' })).toBe('allow');
-      expect(await check(await key(['agents:write']), { path: '/v1/agents/1', method: 'PUT' })).toEqual({ insufficient_scope: { any_of: ['org:admin', 'org:member'] } });
+      expect(await check(await key(['agents:write']), { path: '/v1/agents/1', method: 'PUT' })).toEqual({
+        insufficient_scope: { any_of: ['org:admin', 'org:member'] },
+      });
       expect(await check(await key(['agents:read', 'org:admin']), { path: '/v1/agents/1', method: 'DELETE' })).toEqual({
         insufficient_scope: { required: ['agents:write'] },
       });
@@ -182,16 +196,29 @@ describe.each(DIALECTS)('route requirements on %s', (dialect) => {
     it('POST and DELETE on the internal hosts need agents:admin (host case, port and trailing dot ignored)', async () => {
       const admin = await key(['agents:admin']);
       const writer = await key(['agents:write', 'org:member']);
-      for (const host of ['internal.example.com', 'INTERNAL.example.com', 'internal.example.com:8443', 'internal.example.com.', 'eu.internal.example.com', 'a.b.internal.example.com']) {
+      for (const host of [
+        'internal.example.com',
+        'INTERNAL.example.com',
+        'internal.example.com:8443',
+        'internal.example.com.',
+        'eu.internal.example.com',
+        'a.b.internal.example.com',
+      ]) {
         expect([host, await check(admin, { path: '/v1/agents/1', method: 'POST', host })]).toEqual([host, 'allow']);
-        expect([host, await check(writer, { path: '/v1/agents/1', method: 'DELETE', host })]).toEqual([host, { insufficient_scope: { required: ['agents:admin'] } }]);
+        expect([host, await check(writer, { path: '/v1/agents/1', method: 'DELETE', host })]).toEqual([
+          host,
+          { insufficient_scope: { required: ['agents:admin'] } },
+        ]);
       }
       // PUT is not one of agents-internal's methods: agents-write applies, on any host.
       expect(await check(writer, { path: '/v1/agents/1', method: 'PUT', host: 'internal.example.com' })).toBe('allow');
       // Other hosts, even similar ones, get agents-write.
       for (const host of ['api.example.com', 'notinternal.example.com', 'internal.example.com.evil.net']) {
         expect([host, await check(writer, { path: '/v1/agents/1', method: 'POST', host })]).toEqual([host, 'allow']);
-        expect([host, await check(admin, { path: '/v1/agents/1', method: 'POST', host })]).toEqual([host, { insufficient_scope: { required: ['agents:write'], any_of: ['org:admin', 'org:member'] } }]);
+        expect([host, await check(admin, { path: '/v1/agents/1', method: 'POST', host })]).toEqual([
+          host,
+          { insufficient_scope: { required: ['agents:write'], any_of: ['org:admin', 'org:member'] } },
+        ]);
       }
     });
   });
@@ -216,19 +243,27 @@ describe.each(DIALECTS)('route requirements on %s', (dialect) => {
       const opts: CheckOptions = { path: '/v1/agents/1', method: 'POST', contextExtensions: { required_scopes: 'billing:write' } };
       expect(await check(await key(['agents:write', 'org:admin', 'billing:write']), opts)).toBe('allow');
       expect(await check(await key(['agents:write', 'org:admin']), opts)).toEqual({ insufficient_scope: { required: ['billing:write'] } });
-      expect(await check(await key(['agents:write', 'billing:write']), opts)).toEqual({ insufficient_scope: { any_of: ['org:admin', 'org:member'] } });
+      expect(await check(await key(['agents:write', 'billing:write']), opts)).toEqual({
+        insufficient_scope: { any_of: ['org:admin', 'org:member'] },
+      });
     });
 
     it('any_scopes from both: one of each list is needed', async () => {
       const opts: CheckOptions = { path: '/v1/agents/1', method: 'POST', contextExtensions: { any_scopes: 'tier:gold,tier:silver' } };
       expect(await check(await key(['agents:write', 'org:member', 'tier:gold']), opts)).toBe('allow');
       // One of the rule's any_scopes but none of context_extensions'.
-      expect(await check(await key(['agents:write', 'org:member']), opts)).toEqual({ insufficient_scope: { any_of: ['tier:gold', 'tier:silver'] } });
+      expect(await check(await key(['agents:write', 'org:member']), opts)).toEqual({
+        insufficient_scope: { any_of: ['tier:gold', 'tier:silver'] },
+      });
       // One of context_extensions' any_scopes but none of the rule's.
-      expect(await check(await key(['agents:write', 'tier:gold']), opts)).toEqual({ insufficient_scope: { any_of: ['org:admin', 'org:member'] } });
+      expect(await check(await key(['agents:write', 'tier:gold']), opts)).toEqual({
+        insufficient_scope: { any_of: ['org:admin', 'org:member'] },
+      });
       // Neither: the body names one list at a time, context_extensions' first.
       expect(await check(await key(['agents:write']), opts)).toEqual({ insufficient_scope: { any_of: ['tier:gold', 'tier:silver'] } });
-      expect(await check(await key(['tier:silver']), opts)).toEqual({ insufficient_scope: { required: ['agents:write'], any_of: ['org:admin', 'org:member'] } });
+      expect(await check(await key(['tier:silver']), opts)).toEqual({
+        insufficient_scope: { required: ['agents:write'], any_of: ['org:admin', 'org:member'] },
+      });
       // Wildcards count for both lists.
       expect(await check(await key(['agents:*', 'org:*', 'tier:*']), opts)).toBe('allow');
       expect(await check(await key(['*']), opts)).toBe('allow');

@@ -15,7 +15,11 @@ import { generateKey } from '../src/keys/format';
 
 function headerTriples(opts: WireHeaderOption[] | undefined): [string, string, boolean | 'unset'][] {
   return (opts ?? [])
-    .map((o): [string, string, boolean | 'unset'] => [o.header.key, o.header.value ?? '', o.append === undefined ? 'unset' : (o.append.value ?? false)])
+    .map((o): [string, string, boolean | 'unset'] => [
+      o.header.key,
+      o.header.value ?? '',
+      o.append === undefined ? 'unset' : (o.append.value ?? false),
+    ])
     .sort((a, b) => a[0].localeCompare(b[0]));
 }
 

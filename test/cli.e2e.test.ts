@@ -41,7 +41,16 @@ async function serve(dir: string): Promise<Served> {
   for (;;) {
     const line = out.split('\n').find((l) => l.includes('"keyward serving"'));
     const token = /kwadm_[0-9A-Za-z]{49}/.exec(err)?.[0];
-    if (line && token) return { proc, adminUrl: JSON.parse(line).admin, authzUrl: JSON.parse(line).authz, token, stdout: () => out, stderr: () => err, exited };
+    if (line && token)
+      return {
+        proc,
+        adminUrl: JSON.parse(line).admin,
+        authzUrl: JSON.parse(line).authz,
+        token,
+        stdout: () => out,
+        stderr: () => err,
+        exited,
+      };
     if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`server did not start:\n${out}\n${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -72,10 +81,44 @@ describe('keyward CLI against a running server', () => {
   });
 
   it('manages organizations and keys, shows the secret once, and stops on SIGTERM', async () => {
-    const org = json(['org', 'create', '--name', 'Acme', '--rate-limit', '120', '--monthly-quota', '1000000', '--max-keys', '5', '--anchor-day', '15']);
-    expect(org).toMatchObject({ id: expect.stringMatching(/^org_/), name: 'Acme', rateLimitPerMinute: 120, monthlyQuota: 1000000, maxKeys: 5, billingAnchorDay: 15, active: true });
+    const org = json([
+      'org',
+      'create',
+      '--name',
+      'Acme',
+      '--rate-limit',
+      '120',
+      '--monthly-quota',
+      '1000000',
+      '--max-keys',
+      '5',
+      '--anchor-day',
+      '15',
+    ]);
+    expect(org).toMatchObject({
+      id: expect.stringMatching(/^org_/),
+      name: 'Acme',
+      rateLimitPerMinute: 120,
+      monthlyQuota: 1000000,
+      maxKeys: 5,
+      billingAnchorDay: 15,
+      active: true,
+    });
 
-    const key = json(['key', 'create', '--org', org.id, '--name', 'backend', '--env', 'test', '--scopes', 'chat,agents:read', '--expires-in-days', '30']);
+    const key = json([
+      'key',
+      'create',
+      '--org',
+      org.id,
+      '--name',
+      'backend',
+      '--env',
+      'test',
+      '--scopes',
+      'chat,agents:read',
+      '--expires-in-days',
+      '30',
+    ]);
     expect(key.id).toMatch(/^key_/);
     expect(key.key).toMatch(/^kw_test_[0-9A-Za-z]{49}$/);
     expect(key.scopes).toEqual(['chat', 'agents:read']);
@@ -101,10 +144,22 @@ describe('keyward CLI against a running server', () => {
     expect(noScope.denied_response?.status?.code).toBe(403);
 
     // Metering commands: limits (the org's 120/min), quota (1,000,000) and usage.
-    expect(json(['key', 'limits', key.id])).toMatchObject({ keyId: key.id, limit: 120, unlimited: false, remaining: 119, limitSource: 'organization' });
+    expect(json(['key', 'limits', key.id])).toMatchObject({
+      keyId: key.id,
+      limit: 120,
+      unlimited: false,
+      remaining: 119,
+      limitSource: 'organization',
+    });
     expect(json(['key', 'limits', key.id, '--reset'])).toMatchObject({ remaining: 120 });
     expect(cli(['key', 'limits', key.id]).stdout).toContain('120/min (organization)');
-    expect(json(['quota', '--org', org.id])).toMatchObject({ organizationId: org.id, limit: 1000000, used: 1, remaining: 999999, unlimited: false });
+    expect(json(['quota', '--org', org.id])).toMatchObject({
+      organizationId: org.id,
+      limit: 1000000,
+      used: 1,
+      remaining: 999999,
+      unlimited: false,
+    });
     expect(cli(['quota', '--org', org.id]).stdout).toMatch(/used:\s+1\n/);
     const usage = json(['usage', '--org', org.id]);
     expect(usage.totals.requests).toBe(1);
@@ -146,7 +201,15 @@ describe('keyward CLI against a running server', () => {
     expect(badAuth.stderr).toMatch(/^error: invalid_credentials: /);
 
     const events = json(['audit', '--org', org.id, '--limit', '50']).events.map((e: { action: string }) => e.action);
-    expect(events).toEqual(['organization.update', 'key.revoke', 'key.create', 'key.rotate', 'key.rate_limit_reset', 'key.create', 'organization.create']);
+    expect(events).toEqual([
+      'organization.update',
+      'key.revoke',
+      'key.create',
+      'key.rotate',
+      'key.rate_limit_reset',
+      'key.create',
+      'organization.create',
+    ]);
     const human = cli(['audit', '--key', key.id]);
     expect(human.stdout).toContain('key.rotate');
 

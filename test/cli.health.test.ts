@@ -25,7 +25,9 @@ async function cli(args: string[], env: Record<string, string>): Promise<{ code:
 
 function run(file: string, args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { env, timeout: 20000 }, (e, out, err) => resolve({ code: e ? Number((e as { code?: number }).code ?? -1) : 0, out, err }));
+    execFile(file, args, { env, timeout: 20000 }, (e, out, err) =>
+      resolve({ code: e ? Number((e as { code?: number }).code ?? -1) : 0, out, err }),
+    );
   });
 }
 
@@ -84,7 +86,9 @@ describe('keyward health against a running keyward', () => {
     }
     expect(r.code).toBe(1);
     expect(r.out).toBe('');
-    expect(r.err).toMatch(/^error: unavailable: GET http:\/\/127\.0\.0\.1:\d+\/readyz: HTTP 503 \{"ready":false,"checks":\{"store":"(unreachable|timeout)"/);
+    expect(r.err).toMatch(
+      /^error: unavailable: GET http:\/\/127\.0\.0\.1:\d+\/readyz: HTTP 503 \{"ready":false,"checks":\{"store":"(unreachable|timeout)"/,
+    );
     expect(r.err.trim().split('\n')).toHaveLength(1);
     expect((await cli(['health'], env)).code).toBe(0);
   });
@@ -96,9 +100,32 @@ describe('keyward health against an operations port serving TLS', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'keyward-health-tls-'));
-    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { encoding: 'utf8' });
+    const r = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { encoding: 'utf8' },
+    );
     if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
-    h = await startHarness('sqlite', { httpListen: '127.0.0.1:0', tls: { http: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }, reloadSeconds: 10 } });
+    h = await startHarness('sqlite', {
+      httpListen: '127.0.0.1:0',
+      tls: { http: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }, reloadSeconds: 10 },
+    });
   });
   afterAll(async () => {
     await h?.stop();
@@ -107,7 +134,11 @@ describe('keyward health against an operations port serving TLS', () => {
 
   it('speaks HTTPS when KEYWARD_HTTP_TLS_CERT is set, and fails with plain HTTP', async () => {
     const listen = `127.0.0.1:${h.app.httpPort!}`;
-    expect(await cli(['health'], { KEYWARD_HTTP_LISTEN: listen, KEYWARD_HTTP_TLS_CERT: join(dir, 'cert.pem') })).toEqual({ code: 0, out: 'ok\n', err: '' });
+    expect(await cli(['health'], { KEYWARD_HTTP_LISTEN: listen, KEYWARD_HTTP_TLS_CERT: join(dir, 'cert.pem') })).toEqual({
+      code: 0,
+      out: 'ok\n',
+      err: '',
+    });
     const plain = await cli(['health'], { KEYWARD_HTTP_LISTEN: listen });
     expect(plain.code).toBe(1);
     expect(plain.err).toMatch(/^error: unavailable: GET http:\/\/127\.0\.0\.1:\d+\/healthz: /);

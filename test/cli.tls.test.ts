@@ -67,7 +67,10 @@ describe('keyward CLI over TLS', () => {
     ['without a client certificate', () => ({ KEYWARD_ADMIN_TLS_CA: ca })],
     ['in plaintext', () => ({})],
     ['when the certificate does not carry the expected name', () => ({ ...mtls(), KEYWARD_ADMIN_TLS_SERVER_NAME: 'admin.example.com' })],
-    ['when the server certificate is not trusted (system roots)', () => ({ KEYWARD_ADMIN_TLS_CLIENT_CERT: client.cert, KEYWARD_ADMIN_TLS_CLIENT_KEY: client.key })],
+    [
+      'when the server certificate is not trusted (system roots)',
+      () => ({ KEYWARD_ADMIN_TLS_CLIENT_CERT: client.cert, KEYWARD_ADMIN_TLS_CLIENT_KEY: client.key }),
+    ],
   ])('fails %s with one error line and exit 1', (_what, env) => {
     const r = cli(['org', 'list', '--json'], env());
     expect(r.status).toBe(1);

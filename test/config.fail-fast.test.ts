@@ -62,7 +62,9 @@ describe('configuration', () => {
     expect(c.hashSecretSource).toBe('file');
     const t = join(dir, 't');
     writeFileSync(t, 'a-long-enough-admin-token\n');
-    expect(loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/a.db`, KEYWARD_ADMIN_TOKEN_FILE: t }).adminToken).toBe('a-long-enough-admin-token');
+    expect(loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/a.db`, KEYWARD_ADMIN_TOKEN_FILE: t }).adminToken).toBe(
+      'a-long-enough-admin-token',
+    );
   });
 
   it.each([
@@ -103,8 +105,12 @@ describe('configuration', () => {
 
   it('turns the usage journal off with KEYWARD_USAGE_JOURNAL_DIR=off', () => {
     const dir = tmp();
-    expect(loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, KEYWARD_USAGE_JOURNAL_DIR: 'off' }).authz.usageJournalDir).toBeUndefined();
-    expect(loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, KEYWARD_USAGE_JOURNAL_DIR: join(dir, 'j') }).authz.usageJournalDir).toBe(join(dir, 'j'));
+    expect(
+      loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, KEYWARD_USAGE_JOURNAL_DIR: 'off' }).authz.usageJournalDir,
+    ).toBeUndefined();
+    expect(
+      loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, KEYWARD_USAGE_JOURNAL_DIR: join(dir, 'j') }).authz.usageJournalDir,
+    ).toBe(join(dir, 'j'));
   });
 
   it('never echoes a bad secret in the error', () => {
@@ -116,9 +122,19 @@ describe('configuration', () => {
   it('stops `keyward serve` on a broken route-rules file, naming the rule and the field', () => {
     const dir = tmp();
     const rules = join(dir, 'routes.yaml');
-    writeFileSync(rules, 'rules:\n  - name: health\n    path_prefix: /healthz\n    public: true\n  - name: agents\n    path_prefix: /v1/agents/\n    methods: GET\n');
+    writeFileSync(
+      rules,
+      'rules:\n  - name: health\n    path_prefix: /healthz\n    public: true\n  - name: agents\n    path_prefix: /v1/agents/\n    methods: GET\n',
+    );
     const r = spawnSync(process.execPath, [join(__dirname, '..', 'dist', 'cli', 'main.js'), 'serve'], {
-      env: { PATH: process.env.PATH, KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`, KEYWARD_ROUTES_FILE: rules, KEYWARD_ADMIN_LISTEN: '127.0.0.1:0', KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0', KEYWARD_HTTP_LISTEN: '127.0.0.1:0' },
+      env: {
+        PATH: process.env.PATH,
+        KEYWARD_DATABASE_URL: `sqlite:${dir}/k.db`,
+        KEYWARD_ROUTES_FILE: rules,
+        KEYWARD_ADMIN_LISTEN: '127.0.0.1:0',
+        KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0',
+        KEYWARD_HTTP_LISTEN: '127.0.0.1:0',
+      },
       encoding: 'utf8',
       timeout: 20000,
     });

@@ -102,7 +102,9 @@ function keywardPods(dir: string): { name: string; pod: Obj; container: Obj }[] 
 describe('deploy/ manifests', () => {
   it('finds the layouts', () => {
     const names = FILES.map((f) => relative(DEPLOY, f));
-    expect(names).toEqual(expect.arrayContaining(['kubernetes/sidecar/deployment.yaml', 'kubernetes/shared/deployment.yaml', 'istio/mesh-config.yaml']));
+    expect(names).toEqual(
+      expect.arrayContaining(['kubernetes/sidecar/deployment.yaml', 'kubernetes/shared/deployment.yaml', 'istio/mesh-config.yaml']),
+    );
   });
 
   it('parses every file, and every manifest has apiVersion, kind and metadata.name', () => {
@@ -117,75 +119,100 @@ describe('deploy/ manifests', () => {
     }
   });
 
-  it.each([['deploy/kubernetes/sidecar'], ['deploy/kubernetes/shared']])('%s: kustomization lists existing files, but not the placeholder Secret', (dir) => {
-    const k = one('Kustomization', dir);
-    for (const r of k.resources as string[]) expect(existsSync(join(ROOT, dir, r))).toBe(true);
-    expect(k.resources).not.toContain('secret.yaml');
-    expect(k.resources).not.toContain('mesh-config.yaml');
-  });
+  it.each([['deploy/kubernetes/sidecar'], ['deploy/kubernetes/shared']])(
+    '%s: kustomization lists existing files, but not the placeholder Secret',
+    (dir) => {
+      const k = one('Kustomization', dir);
+      for (const r of k.resources as string[]) expect(existsSync(join(ROOT, dir, r))).toBe(true);
+      expect(k.resources).not.toContain('secret.yaml');
+      expect(k.resources).not.toContain('mesh-config.yaml');
+    },
+  );
 
-  it.each([['deploy/kubernetes/sidecar'], ['deploy/kubernetes/shared']])('%s: each keyward container has a configuration keyward accepts', (dir) => {
-    const pods = keywardPods(dir);
-    expect(pods.map((p) => p.name).sort()).toEqual(['Deployment ' + one('Deployment', dir).metadata.name, 'Job keyward-migrate'].sort());
-    for (const { pod, container } of pods) {
-      const env = containerEnv(pod, container, configMapFile(dir));
-      const c = loadConfig(env);
-      expect(c.database.kind).toBe('postgres');
-      expect(c.hashSecretSource).toBe('file');
-      if (container.args[0] === 'serve') {
-        expect(c.adminToken).toBe('c'.repeat(48));
-        expect(c.authz.redisUrl).toBe(SECRET_VALUES['redis-url']!.trim());
-        expect(c.autoMigrate).toBe(false);
-      } else {
-        expect(container.args).toEqual(['migrate']);
+  it.each([['deploy/kubernetes/sidecar'], ['deploy/kubernetes/shared']])(
+    '%s: each keyward container has a configuration keyward accepts',
+    (dir) => {
+      const pods = keywardPods(dir);
+      expect(pods.map((p) => p.name).sort()).toEqual(['Deployment ' + one('Deployment', dir).metadata.name, 'Job keyward-migrate'].sort());
+      for (const { pod, container } of pods) {
+        const env = containerEnv(pod, container, configMapFile(dir));
+        const c = loadConfig(env);
+        expect(c.database.kind).toBe('postgres');
+        expect(c.hashSecretSource).toBe('file');
+        if (container.args[0] === 'serve') {
+          expect(c.adminToken).toBe('c'.repeat(48));
+          expect(c.authz.redisUrl).toBe(SECRET_VALUES['redis-url']!.trim());
+          expect(c.autoMigrate).toBe(false);
+        } else {
+          expect(container.args).toEqual(['migrate']);
+        }
       }
-    }
-  });
+    },
+  );
 
-  it.each([['deploy/kubernetes/sidecar'], ['deploy/kubernetes/shared']])('%s: the placeholder Secret is refused at start, naming the variable', (dir) => {
-    const secret = one('Secret', dir);
-    const serve = keywardPods(dir).find((p) => p.container.args[0] === 'serve')!;
-    const env = containerEnv(serve.pod, serve.container, (volume, key) => (volume.secret ? secret.stringData[key] : configMapFile(dir)(volume, key)));
-    let error: unknown;
-    try {
-      loadConfig(env);
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toBeInstanceOf(ConfigError);
-    expect((error as ConfigError).variable).toMatch(/^KEYWARD_(HASH_SECRET|ADMIN_TOKEN)_FILE$/);
-  });
+  it.each([['deploy/kubernetes/sidecar'], ['deploy/kubernetes/shared']])(
+    '%s: the placeholder Secret is refused at start, naming the variable',
+    (dir) => {
+      const secret = one('Secret', dir);
+      const serve = keywardPods(dir).find((p) => p.container.args[0] === 'serve')!;
+      const env = containerEnv(serve.pod, serve.container, (volume, key) =>
+        volume.secret ? secret.stringData[key] : configMapFile(dir)(volume, key),
+      );
+      let error: unknown;
+      try {
+        loadConfig(env);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).variable).toMatch(/^KEYWARD_(HASH_SECRET|ADMIN_TOKEN)_FILE$/);
+    },
+  );
 
-  it.each([['deploy/kubernetes/sidecar'], ['deploy/kubernetes/shared']])('%s: probes, ports, the data volume and the security context fit the image', (dir) => {
-    for (const { name, pod, container } of keywardPods(dir)) {
-      const sc = { ...pod.securityContext, ...container.securityContext };
-      expect({ name, runAsNonRoot: sc.runAsNonRoot, runAsUser: sc.runAsUser, ro: sc.readOnlyRootFilesystem, esc: sc.allowPrivilegeEscalation, drop: sc.capabilities?.drop }).toEqual({
-        name,
-        runAsNonRoot: true,
-        runAsUser: 10001,
-        ro: true,
-        esc: false,
-        drop: ['ALL'],
-      });
-      // Secret files readable by the group keyward runs with.
-      expect(pod.securityContext.fsGroup).toBe(10001);
-      if (container.args[0] !== 'serve') continue;
-      const env = Object.fromEntries((container.env ?? []).map((e: Obj) => [e.name, e.value]));
-      const httpPort = Number(String(env.KEYWARD_HTTP_LISTEN ?? '0.0.0.0:9193').split(':').pop());
-      const portByName = (n: string) => container.ports.find((p: Obj) => p.name === n)?.containerPort;
-      expect(portByName(container.readinessProbe.httpGet.port)).toBe(httpPort);
-      expect(portByName(container.livenessProbe.httpGet.port)).toBe(httpPort);
-      expect(container.readinessProbe.httpGet.path).toBe('/readyz');
-      expect(container.livenessProbe.httpGet.path).toBe('/healthz');
-      // The kubelet probes the pod's address, so the operations port must not be loopback.
-      expect(env.KEYWARD_HTTP_LISTEN === undefined || String(env.KEYWARD_HTTP_LISTEN).startsWith('0.0.0.0:')).toBe(true);
-      const data = container.volumeMounts.find((m: Obj) => m.mountPath === '/app/data');
-      expect(data?.readOnly).not.toBe(true);
-      expect(pod.volumes.find((v: Obj) => v.name === data.name).emptyDir).toBeDefined();
-      expect(container.resources.requests).toBeDefined();
-      expect(container.resources.limits.memory).toBeDefined();
-    }
-  });
+  it.each([['deploy/kubernetes/sidecar'], ['deploy/kubernetes/shared']])(
+    '%s: probes, ports, the data volume and the security context fit the image',
+    (dir) => {
+      for (const { name, pod, container } of keywardPods(dir)) {
+        const sc = { ...pod.securityContext, ...container.securityContext };
+        expect({
+          name,
+          runAsNonRoot: sc.runAsNonRoot,
+          runAsUser: sc.runAsUser,
+          ro: sc.readOnlyRootFilesystem,
+          esc: sc.allowPrivilegeEscalation,
+          drop: sc.capabilities?.drop,
+        }).toEqual({
+          name,
+          runAsNonRoot: true,
+          runAsUser: 10001,
+          ro: true,
+          esc: false,
+          drop: ['ALL'],
+        });
+        // Secret files readable by the group keyward runs with.
+        expect(pod.securityContext.fsGroup).toBe(10001);
+        if (container.args[0] !== 'serve') continue;
+        const env = Object.fromEntries((container.env ?? []).map((e: Obj) => [e.name, e.value]));
+        const httpPort = Number(
+          String(env.KEYWARD_HTTP_LISTEN ?? '0.0.0.0:9193')
+            .split(':')
+            .pop(),
+        );
+        const portByName = (n: string) => container.ports.find((p: Obj) => p.name === n)?.containerPort;
+        expect(portByName(container.readinessProbe.httpGet.port)).toBe(httpPort);
+        expect(portByName(container.livenessProbe.httpGet.port)).toBe(httpPort);
+        expect(container.readinessProbe.httpGet.path).toBe('/readyz');
+        expect(container.livenessProbe.httpGet.path).toBe('/healthz');
+        // The kubelet probes the pod's address, so the operations port must not be loopback.
+        expect(env.KEYWARD_HTTP_LISTEN === undefined || String(env.KEYWARD_HTTP_LISTEN).startsWith('0.0.0.0:')).toBe(true);
+        const data = container.volumeMounts.find((m: Obj) => m.mountPath === '/app/data');
+        expect(data?.readOnly).not.toBe(true);
+        expect(pod.volumes.find((v: Obj) => v.name === data.name).emptyDir).toBeDefined();
+        expect(container.resources.requests).toBeDefined();
+        expect(container.resources.limits.memory).toBeDefined();
+      }
+    },
+  );
 });
 
 describe('the sidecar layout', () => {
@@ -279,7 +306,8 @@ describe('Dockerfile', () => {
     expect(final).toMatch(/\nUSER 10001:10001\n/);
     expect(final).toMatch(/HEALTHCHECK [^\n]*CMD \["node", "dist\/cli\/main\.js", "health"\]/);
     expect(final).not.toMatch(/curl|wget/);
-    for (const v of ['KEYWARD_AUTHZ_LISTEN=0.0.0.0:9191', 'KEYWARD_ADMIN_LISTEN=0.0.0.0:9192', 'KEYWARD_HTTP_LISTEN=0.0.0.0:9193']) expect(final).toContain(v);
+    for (const v of ['KEYWARD_AUTHZ_LISTEN=0.0.0.0:9191', 'KEYWARD_ADMIN_LISTEN=0.0.0.0:9192', 'KEYWARD_HTTP_LISTEN=0.0.0.0:9193'])
+      expect(final).toContain(v);
     expect(final).toContain('VOLUME ["/app/data"]');
     expect(final).toMatch(/EXPOSE 9191 9192 9193/);
   });
@@ -295,7 +323,9 @@ describe('Dockerfile', () => {
       .split('\n')
       .filter((l) => l.startsWith('!'))
       .map((l) => l.slice(1).replace(/\/$/, ''));
-    const fromContext = [...text.matchAll(/^COPY (?!--from)(.+) (\S+)$/gm)].flatMap((m) => m[1]!.split(/\s+/)).map((p) => p.replace(/^\.\//, ''));
+    const fromContext = [...text.matchAll(/^COPY (?!--from)(.+) (\S+)$/gm)]
+      .flatMap((m) => m[1]!.split(/\s+/))
+      .map((p) => p.replace(/^\.\//, ''));
     expect([...new Set(fromContext)].sort()).toEqual([...allowed].sort());
   });
 });

@@ -35,7 +35,14 @@ const value = {
   bool: (v: bigint) => vi(4, v),
   null: () => vi(1, 0),
   struct: (body: Buffer) => ld(5, body),
-  list: (values: Buffer[]) => ld(6, ldAll(1, values.map((v) => ld(1, v)))),
+  list: (values: Buffer[]) =>
+    ld(
+      6,
+      ldAll(
+        1,
+        values.map((v) => ld(1, v)),
+      ),
+    ),
 };
 
 /** The body of a Struct with these (key, Value body) fields. */
@@ -61,7 +68,9 @@ describe.each(DIALECTS)('StreamAccessLogs fuzzing (%s)', (dialect) => {
     ids = { org: org.id, key: k.key!.id };
     fuzzKey = k.secret;
     for (let i = 0; i < checksAllowed; i++) {
-      expect(checkOutcome(await authz.unary(CHECK, checkRequest({ path: '/v1/chat', headers: [['x-api-key', fuzzKey]] })), {}, h.config).allow).toBe(true);
+      expect(
+        checkOutcome(await authz.unary(CHECK, checkRequest({ path: '/v1/chat', headers: [['x-api-key', fuzzKey]] })), {}, h.config).allow,
+      ).toBe(true);
     }
   });
   afterAll(async () => {
@@ -75,8 +84,26 @@ describe.each(DIALECTS)('StreamAccessLogs fuzzing (%s)', (dialect) => {
   function messages() {
     /** keyward's metadata Struct: the real ids (recorded), junk ids or values of the wrong kind, error_code, deep nesting. */
     const keywardStruct = fc.oneof(
-      { weight: 4, arbitrary: fc.constant(null).map(() => struct([['key_id', value.string(ids.key)], ['org_id', value.string(ids.org)], ['environment', value.string('live')]])) },
-      { weight: 1, arbitrary: fc.constant(null).map(() => struct([['key_id', value.string(ids.key)], ['org_id', value.string(ids.org)], ['error_code', value.string('revoked_api_key')]])) },
+      {
+        weight: 4,
+        arbitrary: fc.constant(null).map(() =>
+          struct([
+            ['key_id', value.string(ids.key)],
+            ['org_id', value.string(ids.org)],
+            ['environment', value.string('live')],
+          ]),
+        ),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.constant(null).map(() =>
+          struct([
+            ['key_id', value.string(ids.key)],
+            ['org_id', value.string(ids.org)],
+            ['error_code', value.string('revoked_api_key')],
+          ]),
+        ),
+      },
       {
         weight: 3,
         arbitrary: fc
@@ -96,20 +123,50 @@ describe.each(DIALECTS)('StreamAccessLogs fuzzing (%s)', (dialect) => {
           )
           .map(struct),
       },
-      { weight: 1, arbitrary: fc.constantFrom(100, 2000).chain((d) => fc.boolean().map((l) => struct([['key_id', value.struct(deepStruct(d, l))], ['org_id', value.string(ids.org)]]))) },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(100, 2000).chain((d) =>
+          fc.boolean().map((l) =>
+            struct([
+              ['key_id', value.struct(deepStruct(d, l))],
+              ['org_id', value.string(ids.org)],
+            ]),
+          ),
+        ),
+      },
     );
 
-    const timestamp = fc.tuple(fc.oneof(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), fc.constantFrom(0n, 1_767_225_600n, 253_402_300_800n)), fc.oneof(fc.integer({ min: -2e9, max: 2e9 }), fc.constant(0))).map(([s, n]) => Buffer.concat([vi(1, s), vi(2, BigInt(n))]));
+    const timestamp = fc
+      .tuple(
+        fc.oneof(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), fc.constantFrom(0n, 1_767_225_600n, 253_402_300_800n)),
+        fc.oneof(fc.integer({ min: -2e9, max: 2e9 }), fc.constant(0)),
+      )
+      .map(([s, n]) => Buffer.concat([vi(1, s), vi(2, BigInt(n))]));
 
     const headersMap = (names: string[]) =>
       fc
-        .array(fc.tuple(fc.oneof(fc.constantFrom(...names), junkText(40)), fc.oneof(fc.constantFrom('1234', '0.0185', '-1', '1e400', 'NaN', '0x10', '9007199254740993', '1000000001', '999999999', ' 12 '), junkText(500))), { maxLength: 4 })
+        .array(
+          fc.tuple(
+            fc.oneof(fc.constantFrom(...names), junkText(40)),
+            fc.oneof(
+              fc.constantFrom('1234', '0.0185', '-1', '1e400', 'NaN', '0x10', '9007199254740993', '1000000001', '999999999', ' 12 '),
+              junkText(500),
+            ),
+          ),
+          { maxLength: 4 },
+        )
         .map((l) => Buffer.concat(l.map(([k, v]) => mapEntry(4, k, v))));
 
     /** An HTTPAccessLogEntry written field by field. */
     const httpEntry = fc
       .record({
-        md: fc.option(fc.tuple(fc.oneof({ weight: 5, arbitrary: fc.constant<string | Buffer>(NS) }, { weight: 1, arbitrary: junkText(40) }), keywardStruct), { nil: undefined, freq: 6 }),
+        md: fc.option(
+          fc.tuple(
+            fc.oneof({ weight: 5, arbitrary: fc.constant<string | Buffer>(NS) }, { weight: 1, arbitrary: junkText(40) }),
+            keywardStruct,
+          ),
+          { nil: undefined, freq: 6 },
+        ),
         start: fc.option(timestamp, { nil: undefined }),
         duration: fc.option(timestamp, { nil: undefined }),
         lastByte: fc.option(timestamp, { nil: undefined }),
@@ -119,7 +176,9 @@ describe.each(DIALECTS)('StreamAccessLogs fuzzing (%s)', (dialect) => {
         originalPath: junkText(100),
         requestId: fc.oneof(junkText(300), fc.constant(PLACEHOLDER)),
         requestHeaders: fc.array(fc.tuple(fc.oneof(fc.constant(':method'), junkText(20)), junkText(40)), { maxLength: 3 }),
-        code: fc.option(fc.oneof(fc.integer({ min: 0, max: 999 }).map(BigInt), fc.constantFrom(2n ** 32n - 1n, 2n ** 64n - 1n)), { nil: undefined }),
+        code: fc.option(fc.oneof(fc.integer({ min: 0, max: 999 }).map(BigInt), fc.constantFrom(2n ** 32n - 1n, 2n ** 64n - 1n)), {
+          nil: undefined,
+        }),
         responseHeaders: headersMap(['x-usage-tokens', 'x-usage-cost-usd', 'X-Usage-Tokens']),
         protocol: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
       })
@@ -131,8 +190,18 @@ describe.each(DIALECTS)('StreamAccessLogs fuzzing (%s)', (dialect) => {
           e.md ? ld(17, mapEntry(1, e.md[0], e.md[1])) : Buffer.alloc(0),
           e.duration ? ld(23, e.duration) : Buffer.alloc(0),
         ]);
-        const request = Buffer.concat([vi(1, e.method), ld(5, e.path), ld(9, e.requestId === PLACEHOLDER ? fuzzKey : e.requestId), ld(10, e.originalPath), ...e.requestHeaders.map(([k, v]) => mapEntry(13, k, v))]);
-        const response = Buffer.concat([e.code !== undefined ? ld(1, vi(1, e.code)) : Buffer.alloc(0), e.responseHeaders, ld(6, 'via_upstream')]);
+        const request = Buffer.concat([
+          vi(1, e.method),
+          ld(5, e.path),
+          ld(9, e.requestId === PLACEHOLDER ? fuzzKey : e.requestId),
+          ld(10, e.originalPath),
+          ...e.requestHeaders.map(([k, v]) => mapEntry(13, k, v)),
+        ]);
+        const response = Buffer.concat([
+          e.code !== undefined ? ld(1, vi(1, e.code)) : Buffer.alloc(0),
+          e.responseHeaders,
+          ld(6, 'via_upstream'),
+        ]);
         return Buffer.concat([ld(1, common), vi(2, e.protocol), ld(3, request), ld(4, response)]);
       });
 
@@ -141,7 +210,11 @@ describe.each(DIALECTS)('StreamAccessLogs fuzzing (%s)', (dialect) => {
       {
         weight: 6,
         arbitrary: fc
-          .tuple(fc.option(fc.tuple(junkText(100), junkText(100)), { nil: undefined }), fc.boolean(), fc.array(httpEntry, { minLength: 0, maxLength: 5 }))
+          .tuple(
+            fc.option(fc.tuple(junkText(100), junkText(100)), { nil: undefined }),
+            fc.boolean(),
+            fc.array(httpEntry, { minLength: 0, maxLength: 5 }),
+          )
           .map(([ident, tcp, entries]) =>
             Buffer.concat([
               ident ? ld(1, ld(1, ld(1, ident[0])), ld(2, ident[1])) : Buffer.alloc(0),
@@ -149,17 +222,45 @@ describe.each(DIALECTS)('StreamAccessLogs fuzzing (%s)', (dialect) => {
             ]),
           ),
       },
-      { weight: 2, arbitrary: fc.tuple(fc.array(httpEntry, { maxLength: 2 }), fc.array(mutation, { minLength: 1, maxLength: 3 })).map(([es, ms]) => ms.reduce(mutate, ld(2, ...es.map((x) => ld(1, x))))) },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(fc.array(httpEntry, { maxLength: 2 }), fc.array(mutation, { minLength: 1, maxLength: 3 }))
+          .map(([es, ms]) => ms.reduce(mutate, ld(2, ...es.map((x) => ld(1, x))))),
+      },
       { weight: 1, arbitrary: fc.uint8Array({ maxLength: 500 }).map((u) => Buffer.from(u)) },
       { weight: 1, arbitrary: invalidUtf8.map((b) => ld(1, ld(2, b))) },
-      { weight: 1, arbitrary: fc.constantFrom(Buffer.concat([tag(2, WT.VARINT), varint(2n ** 64n - 1n)]), Buffer.concat([tag(2, WT.LEN), Buffer.alloc(11, 0xff)]), ld(2, ld(1, ld(1, ld(17, mapEntry(1, NS, deepStruct(10_000, true))))))) },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(
+          Buffer.concat([tag(2, WT.VARINT), varint(2n ** 64n - 1n)]),
+          Buffer.concat([tag(2, WT.LEN), Buffer.alloc(11, 0xff)]),
+          ld(2, ld(1, ld(1, ld(17, mapEntry(1, NS, deepStruct(10_000, true)))))),
+        ),
+      },
     );
     return message;
   }
 
   it('answers every stream of garbage OK, keeps serving, and never counts a request', async () => {
     const before = { ...h.app.accessLogStats };
-    const recordable = Buffer.concat([ld(1, ld(17, mapEntry(1, NS, struct([['key_id', value.string(ids.key)], ['org_id', value.string(ids.org)]])))), ld(3, ld(5, '/v1/fuzz'))]);
+    const recordable = Buffer.concat([
+      ld(
+        1,
+        ld(
+          17,
+          mapEntry(
+            1,
+            NS,
+            struct([
+              ['key_id', value.string(ids.key)],
+              ['org_id', value.string(ids.org)],
+            ]),
+          ),
+        ),
+      ),
+      ld(3, ld(5, '/v1/fuzz')),
+    ]);
     const ignored = ld(3, ld(5, '/public'));
     const flushErrorsBefore = h.app.usage.stats().flushErrors;
     await fc.assert(
@@ -182,9 +283,11 @@ describe.each(DIALECTS)('StreamAccessLogs fuzzing (%s)', (dialect) => {
     const month = h.clock.now().toISOString().slice(0, 7);
     const usage = await h.root.getUsageStats({ organizationId: ids.org, month });
     expect(usage.totals?.requests).toBe(checksAllowed);
-    const rows = await h.app.orm.em.getConnection().execute<{ n: number | string; r: number | string | null }[]>(
-      `select count(*) as n, sum(requests) as r from usage_events where source = 'accesslog'`,
-    );
+    const rows = await h.app.orm.em
+      .getConnection()
+      .execute<{ n: number | string; r: number | string | null }[]>(
+        `select count(*) as n, sum(requests) as r from usage_events where source = 'accesslog'`,
+      );
     expect(Number(rows[0]!.n)).toBeGreaterThan(0);
     expect(Number(rows[0]!.r)).toBe(0);
   });
@@ -192,7 +295,23 @@ describe.each(DIALECTS)('StreamAccessLogs fuzzing (%s)', (dialect) => {
   it('takes an entry with keyward metadata nested 10,000 deep, a 1 MiB path and 3 MiB of entries in one message', async () => {
     const before = h.app.accessLogStats.entriesSeen;
     const deep = ld(1, ld(17, mapEntry(1, NS, struct([['key_id', value.struct(deepStruct(10_000))]]))));
-    const bigPath = Buffer.concat([ld(1, ld(17, mapEntry(1, NS, struct([['key_id', value.string(ids.key)], ['org_id', value.string(ids.org)]])))), ld(3, ld(5, 'p'.repeat(1024 * 1024)))]);
+    const bigPath = Buffer.concat([
+      ld(
+        1,
+        ld(
+          17,
+          mapEntry(
+            1,
+            NS,
+            struct([
+              ['key_id', value.string(ids.key)],
+              ['org_id', value.string(ids.org)],
+            ]),
+          ),
+        ),
+      ),
+      ld(3, ld(5, 'p'.repeat(1024 * 1024))),
+    ]);
     const many = Array.from({ length: 3 }, () => bigPath);
     const r = await authz.clientStream(ACCESS_LOG, [ld(2, ld(1, deep)), ld(2, ...many.map((x) => ld(1, x)))]);
     expect(r.status).toBe(0);

@@ -65,12 +65,20 @@ const RPCS: Rpc[] = Object.values(KeyAdminService).map((m) => {
   const name = m.path.split('/').pop()!;
   const d = described[name];
   if (!d || d.path !== m.path) throw new Error(`${m.path} is generated but not in proto/: regenerate src/gen`);
-  return { name, path: m.path, request: d.requestType.type, decodeResponse: m.responseDeserialize as (b: Buffer) => unknown, [fc.toStringMethod]: () => name };
+  return {
+    name,
+    path: m.path,
+    request: d.requestType.type,
+    decodeResponse: m.responseDeserialize as (b: Buffer) => unknown,
+    [fc.toStringMethod]: () => name,
+  };
 });
 
 /** Request bytes, printed short in a counterexample. */
 function printable(body: Buffer): Buffer {
-  return Object.assign(body, { [fc.toStringMethod]: () => `<${body.length} bytes: ${body.subarray(0, 48).toString('hex')}${body.length > 48 ? '…' : ''}>` });
+  return Object.assign(body, {
+    [fc.toStringMethod]: () => `<${body.length} bytes: ${body.subarray(0, 48).toString('hex')}${body.length > 48 ? '…' : ''}>`,
+  });
 }
 
 function resolve(scope: MessageDesc, typeName: string): MessageDesc {
@@ -90,13 +98,56 @@ interface Pool {
 }
 
 const BOUNDARY_LENGTHS = [0, 1, 15, 16, 63, 64, 65, 127, 128, 129, 199, 200, 201, 255, 256, 257, 499, 500, 501, 512, 513, 1000, 4096];
-const BOUNDARY_INTS = [0n, 1n, 2n, 27n, 28n, 29n, 31n, 59n, 60n, 61n, 100n, 1000n, 1001n, 3650n, 3651n, 86_400n, 2_592_000n, 2_592_001n, 2n ** 31n - 1n, 2n ** 31n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 63n - 1n, 2n ** 64n - 1n];
+const BOUNDARY_INTS = [
+  0n,
+  1n,
+  2n,
+  27n,
+  28n,
+  29n,
+  31n,
+  59n,
+  60n,
+  61n,
+  100n,
+  1000n,
+  1001n,
+  3650n,
+  3651n,
+  86_400n,
+  2_592_000n,
+  2_592_001n,
+  2n ** 31n - 1n,
+  2n ** 31n,
+  2n ** 32n - 1n,
+  2n ** 32n,
+  2n ** 53n - 1n,
+  2n ** 53n,
+  2n ** 63n - 1n,
+  2n ** 64n - 1n,
+];
 
 /** Plausible values pass validation more often and reach the store. */
 function plausibleString(pool: Pool): fc.Arbitrary<string> {
   return fc.oneof(
     { weight: 5, arbitrary: fc.constantFrom(...pool.ids) },
-    { weight: 3, arbitrary: fc.constantFrom('chat', 'agents:read', 'agents:*', 'admin', 'name', 'Acme', 'team', '2026-01', '/v1/chat', 'POST', 'key.create', '') },
+    {
+      weight: 3,
+      arbitrary: fc.constantFrom(
+        'chat',
+        'agents:read',
+        'agents:*',
+        'admin',
+        'name',
+        'Acme',
+        'team',
+        '2026-01',
+        '/v1/chat',
+        'POST',
+        'key.create',
+        '',
+      ),
+    },
     { weight: 1, arbitrary: fc.stringMatching(/^[a-z]{1,12}$/) },
   );
 }
@@ -105,18 +156,51 @@ function stringArb(pool: Pool, plausible: boolean): fc.Arbitrary<string | Buffer
   if (plausible) return plausibleString(pool);
   return fc.oneof(
     { weight: 4, arbitrary: fc.constantFrom(...pool.ids) },
-    { weight: 2, arbitrary: fc.tuple(fc.constantFrom('org_', 'key_', 'kw_live_', ''), fc.string({ maxLength: 30 })).map(([p, s]) => p + s) },
-    { weight: 3, arbitrary: fc.tuple(fc.constantFrom(...BOUNDARY_LENGTHS), fc.constantFrom('a', 'é', '😀', ' ', ':', '*', '\u0000')).map(([n, c]) => c.repeat(n)) },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(fc.constantFrom('org_', 'key_', 'kw_live_', ''), fc.string({ maxLength: 30 })).map(([p, s]) => p + s),
+    },
+    {
+      weight: 3,
+      arbitrary: fc
+        .tuple(fc.constantFrom(...BOUNDARY_LENGTHS), fc.constantFrom('a', 'é', '😀', ' ', ':', '*', '\u0000'))
+        .map(([n, c]) => c.repeat(n)),
+    },
     { weight: 3, arbitrary: fc.string({ maxLength: 30 }) },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }) },
     { weight: 2, arbitrary: invalidUtf8 },
-    { weight: 2, arbitrary: fc.constantFrom('2026-01', '2026-13', '0000-00', '9999-12', '2026-1', 'chat', 'agents:*', 'admin', '*', 'a b', 'GET', 'POST', 'live', 'test', '/v1/x', '?', 'organization.create', 'key.revoke') },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom(
+        '2026-01',
+        '2026-13',
+        '0000-00',
+        '9999-12',
+        '2026-1',
+        'chat',
+        'agents:*',
+        'admin',
+        '*',
+        'a b',
+        'GET',
+        'POST',
+        'live',
+        'test',
+        '/v1/x',
+        '?',
+        'organization.create',
+        'key.revoke',
+      ),
+    },
     { weight: 1, arbitrary: fc.constantFrom(...pool.secrets) },
     { weight: 1, arbitrary: fc.constant('m'.repeat(1024 * 1024)) },
   );
 }
 
-const plausibleVarint: fc.Arbitrary<bigint> = fc.oneof(fc.bigInt({ min: 0n, max: 5n }), fc.constantFrom(10n, 60n, 100n, 3600n, 1_767_225_600n));
+const plausibleVarint: fc.Arbitrary<bigint> = fc.oneof(
+  fc.bigInt({ min: 0n, max: 5n }),
+  fc.constantFrom(10n, 60n, 100n, 3600n, 1_767_225_600n),
+);
 const varintArb: fc.Arbitrary<bigint> = fc.oneof(
   { weight: 3, arbitrary: fc.bigInt({ min: 0n, max: 100n }) },
   { weight: 3, arbitrary: fc.constantFrom(...BOUNDARY_INTS) },
@@ -131,9 +215,15 @@ function fieldBytes(f: FieldDesc, scope: MessageDesc, pool: Pool, depth: number,
       case 'TYPE_BYTES':
         return stringArb(pool, plausible).map((s) => ld(f.number, s));
       case 'TYPE_BOOL':
-        return (plausible ? fc.constantFrom(0n, 1n) : fc.constantFrom(0n, 1n, 2n, 2n ** 64n - 1n)).map((v) => Buffer.concat([tag(f.number, WT.VARINT), varint(v)]));
+        return (plausible ? fc.constantFrom(0n, 1n) : fc.constantFrom(0n, 1n, 2n, 2n ** 64n - 1n)).map((v) =>
+          Buffer.concat([tag(f.number, WT.VARINT), varint(v)]),
+        );
       case 'TYPE_DOUBLE':
-        return (plausible ? fc.double({ min: 0, max: 1000, noNaN: true }) : fc.oneof(fc.double(), fc.constantFrom(NaN, Infinity, -Infinity, -0, 1e308, 5e-324))).map((d) => {
+        return (
+          plausible
+            ? fc.double({ min: 0, max: 1000, noNaN: true })
+            : fc.oneof(fc.double(), fc.constantFrom(NaN, Infinity, -Infinity, -0, 1e308, 5e-324))
+        ).map((d) => {
           const b = Buffer.alloc(8);
           b.writeDoubleLE(d);
           return Buffer.concat([tag(f.number, WT.I64), b]);
@@ -155,7 +245,9 @@ function fieldBytes(f: FieldDesc, scope: MessageDesc, pool: Pool, depth: number,
     }
   };
   if (f.label === 'LABEL_REPEATED') {
-    const count = plausible ? fc.integer({ min: 0, max: 2 }) : fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 3 }) }, { weight: 1, arbitrary: fc.integer({ min: 15, max: 70 }) });
+    const count = plausible
+      ? fc.integer({ min: 0, max: 2 })
+      : fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 3 }) }, { weight: 1, arbitrary: fc.integer({ min: 15, max: 70 }) });
     return count.chain((n) => fc.array(one(), { minLength: n, maxLength: n })).map((parts) => Buffer.concat(parts));
   }
   return fc.option(one(), { nil: undefined, freq: 3 }).map((b) => b ?? Buffer.alloc(0));
@@ -169,16 +261,23 @@ function messageArb(desc: MessageDesc, pool: Pool, depth = 3, plausible = false)
 
 /** A request for a random RPC: well-typed (usually), or broken (sometimes). */
 function requestArb(pool: Pool): fc.Arbitrary<{ rpc: Rpc; body: Buffer }> {
-  return fc.constantFrom(...RPCS).chain((rpc) =>
-    fc
-      .oneof(
-        { weight: 3, arbitrary: messageArb(rpc.request, pool, 3, true) },
-        { weight: 4, arbitrary: messageArb(rpc.request, pool) },
-        { weight: 2, arbitrary: fc.tuple(messageArb(rpc.request, pool), fc.array(mutation, { minLength: 1, maxLength: 3 })).map(([b, ms]) => ms.reduce(mutate, b)) },
-        { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)) },
-      )
-      .map((body) => ({ rpc, body: printable(body) })),
-  );
+  return fc
+    .constantFrom(...RPCS)
+    .chain((rpc) =>
+      fc
+        .oneof(
+          { weight: 3, arbitrary: messageArb(rpc.request, pool, 3, true) },
+          { weight: 4, arbitrary: messageArb(rpc.request, pool) },
+          {
+            weight: 2,
+            arbitrary: fc
+              .tuple(messageArb(rpc.request, pool), fc.array(mutation, { minLength: 1, maxLength: 3 }))
+              .map(([b, ms]) => ms.reduce(mutate, b)),
+          },
+          { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)) },
+        )
+        .map((body) => ({ rpc, body: printable(body) })),
+    );
 }
 
 // ---------------------------------------------------------------- credentials
@@ -220,7 +319,8 @@ describe.each(DIALECTS)('KeyAdmin fuzzing: every RPC, without, with a wrong and 
 
     const org = await h.root.createOrganization({ name: 'Fuzz' });
     const other = await h.root.createOrganization({ name: 'Other' });
-    const mk = (o: string, name: string, scopes: string[]) => h.root.createKey({ organizationId: o, name, scopes, metadata: { team: 'fuzz' } });
+    const mk = (o: string, name: string, scopes: string[]) =>
+      h.root.createKey({ organizationId: o, name, scopes, metadata: { team: 'fuzz' } });
     const adminKey = await mk(org.id, 'admin', ['admin']);
     const chatKey = await mk(org.id, 'chat', ['chat', '*']);
     const revokedAdmin = await mk(org.id, 'revoked-admin', ['admin']);
@@ -257,8 +357,18 @@ describe.each(DIALECTS)('KeyAdmin fuzzing: every RPC, without, with a wrong and 
           .map((v): Credential => ({ kind: 'grpc', values: [v] })),
       },
       // Two credentials joined as a proxy joins repeated headers (Node's HTTP/2 client sends authorization once only).
-      { weight: 1, arbitrary: fc.constantFrom(`Bearer ${TEST_ADMIN_TOKEN}, Bearer ${TEST_ADMIN_TOKEN}`, `Bearer ${TEST_ADMIN_TOKEN},`).map((v): Credential => ({ kind: 'grpc', values: [v] })) },
-      { weight: 1, arbitrary: fc.constantFrom(`Bearer\t${TEST_ADMIN_TOKEN}\u00e9`, `Bearer ${TEST_ADMIN_TOKEN}\u00ff`, `Bearer ${adminKey.secret}\t\u0080`).map((value): Credential => ({ kind: 'http2', value })) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .constantFrom(`Bearer ${TEST_ADMIN_TOKEN}, Bearer ${TEST_ADMIN_TOKEN}`, `Bearer ${TEST_ADMIN_TOKEN},`)
+          .map((v): Credential => ({ kind: 'grpc', values: [v] })),
+      },
+      {
+        weight: 1,
+        arbitrary: fc
+          .constantFrom(`Bearer\t${TEST_ADMIN_TOKEN}\u00e9`, `Bearer ${TEST_ADMIN_TOKEN}\u00ff`, `Bearer ${adminKey.secret}\t\u0080`)
+          .map((value): Credential => ({ kind: 'http2', value })),
+      },
       { weight: 1, arbitrary: fc.constant<Credential>({ kind: 'grpc', values: [] }) },
     );
   });
@@ -276,7 +386,9 @@ describe.each(DIALECTS)('KeyAdmin fuzzing: every RPC, without, with a wrong and 
   async function state(): Promise<string> {
     await h.app.lastUsed.flush();
     const orgs = await h.root.listOrganizations({ pageSize: 1000 });
-    const keys = await Promise.all(orgs.organizations.map((o) => h.root.listKeys({ organizationId: o.id, includeRevoked: true, pageSize: 1000 })));
+    const keys = await Promise.all(
+      orgs.organizations.map((o) => h.root.listKeys({ organizationId: o.id, includeRevoked: true, pageSize: 1000 })),
+    );
     return JSON.stringify({ orgs, keys });
   }
 
@@ -318,8 +430,14 @@ describe.each(DIALECTS)('KeyAdmin fuzzing: every RPC, without, with a wrong and 
     ];
     for (const rpc of RPCS) {
       for (const body of bodies(rpc)) {
-        expect({ rpc: rpc.name, code: expectDocumentedError(await call(h, admin, rpc, body, { kind: 'grpc', values: [] })) }).toEqual({ rpc: rpc.name, code: 'missing_credentials' });
-        expect({ rpc: rpc.name, code: expectDocumentedError(await call(h, admin, rpc, body, { kind: 'grpc', values: [`Bearer ${TEST_ADMIN_TOKEN}0`] })) }).toEqual({ rpc: rpc.name, code: 'invalid_credentials' });
+        expect({ rpc: rpc.name, code: expectDocumentedError(await call(h, admin, rpc, body, { kind: 'grpc', values: [] })) }).toEqual({
+          rpc: rpc.name,
+          code: 'missing_credentials',
+        });
+        expect({
+          rpc: rpc.name,
+          code: expectDocumentedError(await call(h, admin, rpc, body, { kind: 'grpc', values: [`Bearer ${TEST_ADMIN_TOKEN}0`] })),
+        }).toEqual({ rpc: rpc.name, code: 'invalid_credentials' });
       }
     }
     expect(await state()).toBe(before);
@@ -327,7 +445,10 @@ describe.each(DIALECTS)('KeyAdmin fuzzing: every RPC, without, with a wrong and 
       for (const body of bodies(rpc)) {
         const r = await call(h, admin, rpc, body, { kind: 'grpc', values: [`Bearer ${TEST_ADMIN_TOKEN}`] });
         if (r.status === 0) expect(() => rpc.decodeResponse(r.response!)).not.toThrow();
-        else expect({ rpc: rpc.name, code: expectDocumentedError(r) }).not.toMatchObject({ code: expect.stringMatching(/^(internal|missing_credentials|invalid_credentials|permission_denied|too_many_auth_failures)$/) });
+        else
+          expect({ rpc: rpc.name, code: expectDocumentedError(r) }).not.toMatchObject({
+            code: expect.stringMatching(/^(internal|missing_credentials|invalid_credentials|permission_denied|too_many_auth_failures)$/),
+          });
       }
     }
     await probe();
@@ -364,7 +485,9 @@ describe.each(DIALECTS)('KeyAdmin fuzzing: every RPC, without, with a wrong and 
         if (r.status !== 0) {
           const code = expectDocumentedError(r);
           codes.set(code, (codes.get(code) ?? 0) + 1);
-          expect(['internal', 'missing_credentials', 'invalid_credentials', 'permission_denied', 'too_many_auth_failures']).not.toContain(code);
+          expect(['internal', 'missing_credentials', 'invalid_credentials', 'permission_denied', 'too_many_auth_failures']).not.toContain(
+            code,
+          );
           return;
         }
         codes.set('ok', (codes.get('ok') ?? 0) + 1);

@@ -32,7 +32,11 @@ describe.each(DIALECTS)('Check fuzzing: junk never turns a denial into an allow 
     h = await startHarness(dialect);
     client = new RawClient(h.app.authzPort);
     const org = await h.root.createOrganization({ name: 'Fuzz', rateLimitPerMinute: 0 });
-    const make = async (name: string, extra: { scopes?: string[]; expiresInDays?: number; rateLimitPerMinute?: number } = {}, orgId = org.id) => {
+    const make = async (
+      name: string,
+      extra: { scopes?: string[]; expiresInDays?: number; rateLimitPerMinute?: number } = {},
+      orgId = org.id,
+    ) => {
       const r = await h.root.createKey({ organizationId: orgId, name, scopes: ['chat'], ...extra });
       return { secret: r.secret, id: r.key!.id };
     };
@@ -48,7 +52,9 @@ describe.each(DIALECTS)('Check fuzzing: junk never turns a denial into an allow 
     await h.root.updateOrganization({ id: other.id, active: false });
     h.clock.advance(2 * 86_400_000); // the expiring key has expired
     // The limited key spends its one request of this minute.
-    expect(checkOutcome(await client.unary(CHECK, checkRequest({ headers: [['x-api-key', limited.secret]] })), {}, h.config).allow).toBe(true);
+    expect(checkOutcome(await client.unary(CHECK, checkRequest({ headers: [['x-api-key', limited.secret]] })), {}, h.config).allow).toBe(
+      true,
+    );
     const unknown = generateKey('live');
     denied = [
       { key: revoked.secret, code: 'revoked_api_key' },
@@ -73,8 +79,12 @@ describe.each(DIALECTS)('Check fuzzing: junk never turns a denial into an allow 
   /** Junk that carries no credential: names never lower-case to a credential header. */
   const junk = fc.record({
     container: fc.constantFrom('headers', 'value', 'raw'),
-    headers: fc.array(fc.tuple(junkHeaderName({ credentialNames: false }), junkHeaderValue(['Bearer x', 'kw_live_', ','])), { maxLength: 12 }),
-    ext: fc.array(fc.tuple(junkText(60), junkText(3000)), { maxLength: 3 }).map((l) => l.filter(([k]) => k !== 'required_scopes' && k !== 'any_scopes')),
+    headers: fc.array(fc.tuple(junkHeaderName({ credentialNames: false }), junkHeaderValue(['Bearer x', 'kw_live_', ','])), {
+      maxLength: 12,
+    }),
+    ext: fc
+      .array(fc.tuple(junkText(60), junkText(3000)), { maxLength: 3 })
+      .map((l) => l.filter(([k]) => k !== 'required_scopes' && k !== 'any_scopes')),
     method: junkText(200),
     path: junkText(200),
     host: junkText(200),
@@ -95,12 +105,20 @@ describe.each(DIALECTS)('Check fuzzing: junk never turns a denial into an allow 
     const common = { method: j.method, path: j.path, host: j.host, contextExtensions: [...j.ext, ...ext] };
     if (j.container === 'headers') return checkRequest({ ...common, headers: list });
     // header_map wins over headers: the same junk also goes to headers, without the credential.
-    return checkRequest({ ...common, headers: j.headers, headerMap: list.map(([k, v]) => (j.container === 'value' ? { key: k, value: v } : { key: k, raw: v })) });
+    return checkRequest({
+      ...common,
+      headers: j.headers,
+      headerMap: list.map(([k, v]) => (j.container === 'value' ? { key: k, value: v } : { key: k, raw: v })),
+    });
   }
 
   it('self-check: each key is denied with its code, and the active key is allowed, without junk', async () => {
     for (const c of denied) {
-      const o = checkOutcome(await client.unary(CHECK, checkRequest({ headers: [['x-api-key', c.key]], contextExtensions: c.ext })), {}, h.config);
+      const o = checkOutcome(
+        await client.unary(CHECK, checkRequest({ headers: [['x-api-key', c.key]], contextExtensions: c.ext })),
+        {},
+        h.config,
+      );
       expect({ allow: o.allow, code: 'code' in o ? o.code : undefined }).toEqual({ allow: false, code: c.code });
     }
     await stillServing(h, client, active.secret, watch.failures);

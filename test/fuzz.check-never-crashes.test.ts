@@ -18,7 +18,19 @@ import fc from 'fast-check';
 import { Metadata } from '@grpc/grpc-js';
 import { startHarness, type Harness } from './support/harness';
 import { checkRequest, deepStruct, filterMetadata, ld, RawClient, tag, varint, vi, watchProcessFailures, WT } from './support/raw-grpc';
-import { CHECK, checkOutcome, junkHeaderName, junkHeaderValue, junkMetadata, junkText, mutate, mutation, placeHeaders, stillServing, type JunkHeader } from './support/fuzz';
+import {
+  CHECK,
+  checkOutcome,
+  junkHeaderName,
+  junkHeaderValue,
+  junkMetadata,
+  junkText,
+  mutate,
+  mutation,
+  placeHeaders,
+  stillServing,
+  type JunkHeader,
+} from './support/fuzz';
 import { generateKey } from '../src/keys/format';
 
 const MiB = 1024 * 1024;
@@ -42,7 +54,20 @@ describe('Check fuzzing: the server never crashes and never allows without a key
     await h.root.revokeKey({ id: r.key!.id, reason: 'fuzz' });
     revoked = r.secret;
     const unknown = generateKey('live');
-    shapes = [revoked, `Bearer ${revoked}`, unknown, `Bearer ${unknown}`, active.slice(0, -1) + (active.endsWith('a') ? 'b' : 'a'), active.slice(0, 20), `${active}x`, 'kw_live_', 'Bearer', 'Bearer ', ',,,', `Bearer ${revoked}, Bearer ${unknown}`];
+    shapes = [
+      revoked,
+      `Bearer ${revoked}`,
+      unknown,
+      `Bearer ${unknown}`,
+      active.slice(0, -1) + (active.endsWith('a') ? 'b' : 'a'),
+      active.slice(0, 20),
+      `${active}x`,
+      'kw_live_',
+      'Bearer',
+      'Bearer ',
+      ',,,',
+      `Bearer ${revoked}, Bearer ${unknown}`,
+    ];
   });
   afterAll(async () => {
     client?.close();
@@ -73,7 +98,9 @@ describe('Check fuzzing: the server never crashes and never allows without a key
   });
 
   it('answers random bytes and broken protobuf with a decision or invalid_argument, never an allow', async () => {
-    const base = fc.tuple(junkHeaders(6), fc.array(fc.tuple(junkText(100), junkText(100)), { maxLength: 3 })).map(([hs, ext]) => checkRequest({ method: 'GET', path: '/v1/x', host: 'h', ...placeHeaders(hs), contextExtensions: ext }));
+    const base = fc
+      .tuple(junkHeaders(6), fc.array(fc.tuple(junkText(100), junkText(100)), { maxLength: 3 }))
+      .map(([hs, ext]) => checkRequest({ method: 'GET', path: '/v1/x', host: 'h', ...placeHeaders(hs), contextExtensions: ext }));
     const broken = fc.oneof(
       { weight: 1, arbitrary: fc.uint8Array({ maxLength: 2000 }).map((u) => Buffer.from(u)) },
       { weight: 4, arbitrary: fc.tuple(base, fc.array(mutation, { minLength: 1, maxLength: 4 })).map(([b, ms]) => ms.reduce(mutate, b)) },
@@ -117,7 +144,9 @@ describe('Check fuzzing: the server never crashes and never allows without a key
       const forms = [
         checkRequest({ headers: [...list, ['x-api-key', key]] }),
         checkRequest({ headerMap: [...list.map(([k, v]) => ({ key: k, value: v })), { key: 'x-api-key', value: key }] }),
-        checkRequest({ headerMap: [...list.map(([k, v]) => ({ key: k, raw: Buffer.from(v, 'latin1') })), { key: 'authorization', raw: `Bearer ${key}` }] }),
+        checkRequest({
+          headerMap: [...list.map(([k, v]) => ({ key: k, raw: Buffer.from(v, 'latin1') })), { key: 'authorization', raw: `Bearer ${key}` }],
+        }),
       ];
       for (const bytes of forms) {
         const o = checkOutcome(await client.unary(CHECK, bytes), {}, h.config);
@@ -132,22 +161,111 @@ describe('Check fuzzing: the server never crashes and never allows without a key
   it('answers 1 MiB names, values, paths, hosts, methods and scope lists, deciding as it would for small ones', async () => {
     const big = (c: string) => c.repeat(MiB);
     const cases: { name: string; bytes: Buffer; allow: boolean; code?: string }[] = [
-      { name: '1 MiB header name', bytes: checkRequest({ headers: [[big('n'), 'v'], ['x-api-key', active]] }), allow: true },
-      { name: '1 MiB header value', bytes: checkRequest({ headers: [['x-junk', big('v')], ['x-api-key', active]] }), allow: true },
-      { name: '1 MiB raw_value', bytes: checkRequest({ headerMap: [{ key: 'x-junk', raw: Buffer.alloc(MiB, 0xff) }, { key: 'x-api-key', raw: active }] }), allow: true },
+      {
+        name: '1 MiB header name',
+        bytes: checkRequest({
+          headers: [
+            [big('n'), 'v'],
+            ['x-api-key', active],
+          ],
+        }),
+        allow: true,
+      },
+      {
+        name: '1 MiB header value',
+        bytes: checkRequest({
+          headers: [
+            ['x-junk', big('v')],
+            ['x-api-key', active],
+          ],
+        }),
+        allow: true,
+      },
+      {
+        name: '1 MiB raw_value',
+        bytes: checkRequest({
+          headerMap: [
+            { key: 'x-junk', raw: Buffer.alloc(MiB, 0xff) },
+            { key: 'x-api-key', raw: active },
+          ],
+        }),
+        allow: true,
+      },
       { name: 'the key after 1 MiB of spaces', bytes: checkRequest({ headers: [['x-api-key', ' '.repeat(MiB) + active]] }), allow: true },
-      { name: '1 MiB of commas around the key', bytes: checkRequest({ headers: [['x-api-key', ','.repeat(MiB / 2) + active + ','.repeat(MiB / 2)]] }), allow: true },
-      { name: '1 MiB credential', bytes: checkRequest({ headers: [['authorization', `Bearer ${big('k')}`]] }), allow: false, code: 'invalid_api_key' },
-      { name: '1 MiB path, host and method', bytes: checkRequest({ method: big('G'), path: '/' + big('p'), host: big('h'), headers: [['x-api-key', active]] }), allow: true },
-      { name: '1 MiB required_scopes', bytes: checkRequest({ headers: [['x-api-key', active]], contextExtensions: [['required_scopes', 'chat,' + big('s')]] }), allow: false, code: 'insufficient_scope' },
-      { name: '500,000 distinct any_scopes', bytes: checkRequest({ headers: [['x-api-key', active]], contextExtensions: [['any_scopes', Array.from({ length: 500_000 }, (_, i) => `s${i}`).join(',') + ',chat']] }), allow: true },
-      { name: '1 MiB context extension key', bytes: checkRequest({ headers: [['x-api-key', active]], contextExtensions: [[big('e'), 'x']] }), allow: true },
-      { name: 'invalid UTF-8 in every string field', bytes: checkRequest({ method: Buffer.from([0xff]), path: Buffer.from([0xc3]), host: Buffer.from([0xed, 0xa0, 0x80]), headers: [[Buffer.from([0xfe]), Buffer.from([0x80])], ['x-api-key', Buffer.concat([Buffer.from(active), Buffer.from([0xff])])]], contextExtensions: [[Buffer.from([0xff]), Buffer.from([0xfe])]] }), allow: false, code: 'invalid_api_key' },
-      { name: 'empty strings everywhere', bytes: checkRequest({ method: '', path: '', host: '', headers: [['', ''], ['x-api-key', '']], headerMap: [{ key: '', value: '', raw: '' }], contextExtensions: [['', '']] }), allow: false, code: 'missing_api_key' },
+      {
+        name: '1 MiB of commas around the key',
+        bytes: checkRequest({ headers: [['x-api-key', ','.repeat(MiB / 2) + active + ','.repeat(MiB / 2)]] }),
+        allow: true,
+      },
+      {
+        name: '1 MiB credential',
+        bytes: checkRequest({ headers: [['authorization', `Bearer ${big('k')}`]] }),
+        allow: false,
+        code: 'invalid_api_key',
+      },
+      {
+        name: '1 MiB path, host and method',
+        bytes: checkRequest({ method: big('G'), path: '/' + big('p'), host: big('h'), headers: [['x-api-key', active]] }),
+        allow: true,
+      },
+      {
+        name: '1 MiB required_scopes',
+        bytes: checkRequest({ headers: [['x-api-key', active]], contextExtensions: [['required_scopes', 'chat,' + big('s')]] }),
+        allow: false,
+        code: 'insufficient_scope',
+      },
+      {
+        name: '500,000 distinct any_scopes',
+        bytes: checkRequest({
+          headers: [['x-api-key', active]],
+          contextExtensions: [['any_scopes', Array.from({ length: 500_000 }, (_, i) => `s${i}`).join(',') + ',chat']],
+        }),
+        allow: true,
+      },
+      {
+        name: '1 MiB context extension key',
+        bytes: checkRequest({ headers: [['x-api-key', active]], contextExtensions: [[big('e'), 'x']] }),
+        allow: true,
+      },
+      {
+        name: 'invalid UTF-8 in every string field',
+        bytes: checkRequest({
+          method: Buffer.from([0xff]),
+          path: Buffer.from([0xc3]),
+          host: Buffer.from([0xed, 0xa0, 0x80]),
+          headers: [
+            [Buffer.from([0xfe]), Buffer.from([0x80])],
+            ['x-api-key', Buffer.concat([Buffer.from(active), Buffer.from([0xff])])],
+          ],
+          contextExtensions: [[Buffer.from([0xff]), Buffer.from([0xfe])]],
+        }),
+        allow: false,
+        code: 'invalid_api_key',
+      },
+      {
+        name: 'empty strings everywhere',
+        bytes: checkRequest({
+          method: '',
+          path: '',
+          host: '',
+          headers: [
+            ['', ''],
+            ['x-api-key', ''],
+          ],
+          headerMap: [{ key: '', value: '', raw: '' }],
+          contextExtensions: [['', '']],
+        }),
+        allow: false,
+        code: 'missing_api_key',
+      },
     ];
     for (const c of cases) {
       const o = checkOutcome(await client.unary(CHECK, c.bytes), {}, h.config);
-      expect({ name: c.name, allow: o.allow, code: 'code' in o ? o.code : undefined }).toEqual({ name: c.name, allow: c.allow, code: c.code });
+      expect({ name: c.name, allow: o.allow, code: 'code' in o ? o.code : undefined }).toEqual({
+        name: c.name,
+        allow: c.allow,
+        code: c.code,
+      });
     }
     await probe();
   });
@@ -164,7 +282,10 @@ describe('Check fuzzing: the server never crashes and never allows without a key
       }
     };
     expect(checkOutcome(await client.unary(CHECK, at(4 * MiB)), {}, h.config).allow).toBe(true);
-    expect(checkOutcome(await client.unary(CHECK, at(4 * MiB + 1)), { messageTooLarge: true }, h.config)).toEqual({ allow: false, grpcError: 'message_too_large' });
+    expect(checkOutcome(await client.unary(CHECK, at(4 * MiB + 1)), { messageTooLarge: true }, h.config)).toEqual({
+      allow: false,
+      grpcError: 'message_too_large',
+    });
     await probe();
   });
 
@@ -189,10 +310,26 @@ describe('Check fuzzing: the server never crashes and never allows without a key
   it('refuses an HttpRequest.size beyond ±(2^53-1) and an 11-byte varint, and ignores unknown fields of every wire type', async () => {
     const withKey = (extraHttp: Buffer) => checkRequest({ headers: [['x-api-key', active]], extraHttp });
     const refused = [vi(9, 2n ** 63n), vi(9, 2n ** 53n), Buffer.concat([tag(9, WT.VARINT), Buffer.alloc(10, 0xff), Buffer.from([0x01])])];
-    for (const extra of refused) expect(checkOutcome(await client.unary(CHECK, withKey(extra)), { undecodable: true }, h.config)).toMatchObject({ allow: false, grpcError: 'invalid_argument' });
-    const ignored = [vi(99, 2n ** 64n - 1n), Buffer.concat([tag(1000, WT.I64), Buffer.alloc(8)]), Buffer.concat([tag(2 ** 29 - 1, WT.I32), Buffer.alloc(4)]), ld(77, Buffer.from([0xff, 0xfe])), vi(9, -1n)];
+    for (const extra of refused)
+      expect(checkOutcome(await client.unary(CHECK, withKey(extra)), { undecodable: true }, h.config)).toMatchObject({
+        allow: false,
+        grpcError: 'invalid_argument',
+      });
+    const ignored = [
+      vi(99, 2n ** 64n - 1n),
+      Buffer.concat([tag(1000, WT.I64), Buffer.alloc(8)]),
+      Buffer.concat([tag(2 ** 29 - 1, WT.I32), Buffer.alloc(4)]),
+      ld(77, Buffer.from([0xff, 0xfe])),
+      vi(9, -1n),
+    ];
     for (const extra of ignored) expect(checkOutcome(await client.unary(CHECK, withKey(extra)), {}, h.config).allow).toBe(true);
-    expect(checkOutcome(await client.unary(CHECK, Buffer.concat([checkRequest({ headers: [['x-api-key', active]] }), varint(0)])), { undecodable: true }, h.config).allow).toBe(false);
+    expect(
+      checkOutcome(
+        await client.unary(CHECK, Buffer.concat([checkRequest({ headers: [['x-api-key', active]] }), varint(0)])),
+        { undecodable: true },
+        h.config,
+      ).allow,
+    ).toBe(false);
     await probe();
   });
 

@@ -57,7 +57,10 @@ describe('gRPC discovery on both ports', () => {
     const Health = ctor(healthProto, ['grpc', 'health', 'v1', 'Health']);
     const hc = new Health(`127.0.0.1:${h.app.authzPort}`, credentials.createInsecure());
     const status = await new Promise<string>((resolve, reject) =>
-      (hc as unknown as { Check: Function }).Check({ service: 'envoy.service.auth.v3.Authorization' }, (e: Error | null, r: { status: string }) => (e ? reject(e) : resolve(r.status))),
+      (hc as unknown as { Check: Function }).Check(
+        { service: 'envoy.service.auth.v3.Authorization' },
+        (e: Error | null, r: { status: string }) => (e ? reject(e) : resolve(r.status)),
+      ),
     );
     expect(status).toBe('SERVING');
     hc.close();

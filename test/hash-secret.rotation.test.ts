@@ -41,7 +41,9 @@ async function rows<T>(h: Harness, sql: string, params: unknown[] = []): Promise
 }
 
 const storedKey = async (h: Harness, id: string) =>
-  (await rows<{ key_hash: string; hash_secret_id: string | null }>(h, 'select key_hash, hash_secret_id from api_keys where id = ?', [id]))[0]!;
+  (
+    await rows<{ key_hash: string; hash_secret_id: string | null }>(h, 'select key_hash, hash_secret_id from api_keys where id = ?', [id])
+  )[0]!;
 
 const metric = async (h: Harness, name: string) => {
   const line = (await h.app.metrics.expose()).body.split('\n').find((l) => l.startsWith(`${name} `));
@@ -98,7 +100,7 @@ describe.each(DIALECTS)('hash secret rotation on %s', (dialect: Dialect) => {
 
     expect(await check(used.secret)).toBe('allow');
     expect(h.app.cache.stats).toMatchObject({ misses: 1, previousLookups: 1, previousHits: 1 });
-    const rehashed = await until('the stored hash to become B\'s', async () => {
+    const rehashed = await until("the stored hash to become B's", async () => {
       const k = await storedKey(h, used.key!.id);
       return k.key_hash === hmac(B, used.secret) ? k : undefined;
     });
@@ -150,7 +152,10 @@ describe.each(DIALECTS)('hash secret rotation on %s', (dialect: Dialect) => {
     let { h } = await start({ hashSecret: A, adminToken: token });
     const orgId = (await h.client(token).createOrganization({ name: 'Adm', rateLimitPerMinute: 0 })).id;
     const adminKey = await h.client(token).createKey({ organizationId: orgId, name: 'ops', scopes: ['admin'] });
-    const [before] = await rows<{ id: string; token_hash: string; hash_secret_id: string | null }>(h, 'select id, token_hash, hash_secret_id from admin_tokens');
+    const [before] = await rows<{ id: string; token_hash: string; hash_secret_id: string | null }>(
+      h,
+      'select id, token_hash, hash_secret_id from admin_tokens',
+    );
     expect(before).toEqual({ id: expect.any(String), token_hash: hmac(A, token), hash_secret_id: secretId(A) });
 
     // Not configured any more: the stored token (A's hash) stays until it authenticates.
@@ -160,7 +165,10 @@ describe.each(DIALECTS)('hash secret rotation on %s', (dialect: Dialect) => {
     expect(await metric(h, 'keyward_admin_tokens_on_previous_hash_secret')).toBe(1);
     expect((await h.client(token).getOrganization({ id: orgId })).id).toBe(orgId);
     const after = await until('the admin token to be rehashed', async () => {
-      const [t] = await rows<{ id: string; token_hash: string; hash_secret_id: string | null }>(h, 'select id, token_hash, hash_secret_id from admin_tokens');
+      const [t] = await rows<{ id: string; token_hash: string; hash_secret_id: string | null }>(
+        h,
+        'select id, token_hash, hash_secret_id from admin_tokens',
+      );
       return t!.token_hash === hmac(B, token) ? t : undefined;
     });
     expect(after).toEqual({ id: before!.id, token_hash: hmac(B, token), hash_secret_id: secretId(B) });
@@ -168,9 +176,13 @@ describe.each(DIALECTS)('hash secret rotation on %s', (dialect: Dialect) => {
     expect(await metric(h, 'keyward_admin_tokens_on_previous_hash_secret')).toBe(0);
     // The admin-scoped key authenticates through A and is queued for its new hash.
     expect((await h.client(adminKey.secret).getOrganization({ id: orgId })).id).toBe(orgId);
-    await until('the admin key to be rehashed', async () => ((await storedKey(h, adminKey.key!.id)).key_hash === hmac(B, adminKey.secret) ? true : undefined));
+    await until('the admin key to be rehashed', async () =>
+      (await storedKey(h, adminKey.key!.id)).key_hash === hmac(B, adminKey.secret) ? true : undefined,
+    );
     // A wrong token is still refused.
-    expect((await failure(h.client('rotation-wrong-token-' + randomBytes(8).toString('hex')).getOrganization({ id: orgId }))).code).toBe('invalid_credentials');
+    expect((await failure(h.client('rotation-wrong-token-' + randomBytes(8).toString('hex')).getOrganization({ id: orgId }))).code).toBe(
+      'invalid_credentials',
+    );
 
     ({ h } = await start({ hashSecret: B, adminToken: undefined }));
     expect((await h.client(token).getOrganization({ id: orgId })).id).toBe(orgId);
@@ -190,7 +202,9 @@ describe.each(DIALECTS)('hash secret rotation on %s', (dialect: Dialect) => {
     let { h } = await start({ hashSecret: A, adminToken: token });
     const [before] = await rows<{ id: string }>(h, 'select id from admin_tokens');
     ({ h } = await start({ hashSecret: B, hashSecretPrevious: A, adminToken: token }));
-    expect(await rows(h, 'select id, token_hash, hash_secret_id from admin_tokens')).toEqual([{ id: before!.id, token_hash: hmac(B, token), hash_secret_id: secretId(B) }]);
+    expect(await rows(h, 'select id, token_hash, hash_secret_id from admin_tokens')).toEqual([
+      { id: before!.id, token_hash: hmac(B, token), hash_secret_id: secretId(B) },
+    ]);
     const audit = await h.client(token).listAuditEvents({ action: 'admin_token.set' });
     expect(audit.events).toHaveLength(1); // only the first start's; a rehash is no new token
   });

@@ -12,7 +12,13 @@ describe('capHeapGrowth', () => {
     jest.useFakeTimers();
     let used = 100;
     const flags: string[] = [];
-    const stop = capHeapGrowth({ percent: 20, aboveBytes: 256, intervalMs: 5000, usedHeapBytes: () => used, setFlags: (f) => flags.push(f) });
+    const stop = capHeapGrowth({
+      percent: 20,
+      aboveBytes: 256,
+      intervalMs: 5000,
+      usedHeapBytes: () => used,
+      setFlags: (f) => flags.push(f),
+    });
     expect(flags).toEqual([]);
     used = 300;
     jest.advanceTimersByTime(4999);
@@ -27,7 +33,12 @@ describe('capHeapGrowth', () => {
     used = 999;
     jest.advanceTimersByTime(5000);
     stop();
-    expect(flags).toEqual(['--heap-growing-percent=20', '--heap-growing-percent=0', '--heap-growing-percent=20', '--heap-growing-percent=0']);
+    expect(flags).toEqual([
+      '--heap-growing-percent=20',
+      '--heap-growing-percent=0',
+      '--heap-growing-percent=20',
+      '--heap-growing-percent=0',
+    ]);
     jest.advanceTimersByTime(60_000);
     expect(flags).toHaveLength(4);
   });

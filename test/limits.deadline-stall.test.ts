@@ -23,7 +23,10 @@ describe('withDeadline', () => {
   let echo: ChildProcess;
   let port = 0;
   beforeAll(async () => {
-    echo = spawn(process.execPath, ['-e', "const s=require('net').createServer(c=>c.on('data',d=>c.write(d))).listen(0,'127.0.0.1',()=>console.log(s.address().port))"]);
+    echo = spawn(process.execPath, [
+      '-e',
+      "const s=require('net').createServer(c=>c.on('data',d=>c.write(d))).listen(0,'127.0.0.1',()=>console.log(s.address().port))",
+    ]);
     port = await new Promise<number>((resolve) => echo.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
   });
   afterAll(() => {

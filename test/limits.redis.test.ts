@@ -175,7 +175,9 @@ describeRedis('RedisRateLimiter', () => {
   describe('with Redis down (a closed port)', () => {
     it("'local' decides in memory, counting errors and fallbacks, and reports once", async () => {
       const errors: unknown[] = [];
-      const l = track(new RedisRateLimiter({ url: `redis://127.0.0.1:${await closedPort()}`, onFailure: 'local', onError: (e) => errors.push(e) }));
+      const l = track(
+        new RedisRateLimiter({ url: `redis://127.0.0.1:${await closedPort()}`, onFailure: 'local', onError: (e) => errors.push(e) }),
+      );
       let clientErrors = 0;
       l.client.on('error', () => clientErrors++);
       const key = uniqueKeyId();
@@ -197,7 +199,10 @@ describeRedis('RedisRateLimiter', () => {
     it("'deny' throws LimiterUnavailableError at once; refund still resolves", async () => {
       const l = track(new RedisRateLimiter({ url: `redis://127.0.0.1:${await closedPort()}`, onFailure: 'deny' }));
       const key = uniqueKeyId();
-      const err = await settles(Promise.resolve(l.consume(key, 3, T0)).catch((e: unknown) => e), 'consume');
+      const err = await settles(
+        Promise.resolve(l.consume(key, 3, T0)).catch((e: unknown) => e),
+        'consume',
+      );
       expect(err).toBeInstanceOf(LimiterUnavailableError);
       expect((err as Error).cause).toBeInstanceOf(Error);
       await expect(settles(l.peek(key, 3, T0), 'peek')).rejects.toBeInstanceOf(LimiterUnavailableError);
@@ -215,7 +220,10 @@ describeRedis('RedisRateLimiter', () => {
 
     const idOf = async (): Promise<string | undefined> => {
       const list = (await admin.client('LIST')) as string;
-      return list.split('\n').find((line) => line.includes(` name=${name} `))?.match(/^id=(\d+)/)?.[1];
+      return list
+        .split('\n')
+        .find((line) => line.includes(` name=${name} `))
+        ?.match(/^id=(\d+)/)?.[1];
     };
     const before = await idOf();
     expect(before).toBeDefined();

@@ -41,8 +41,14 @@ describe.each(DIALECTS)('an end-to-end session at debug on %s', (dialect) => {
       await h.root.revokeKey({ id: b.key!.id, reason: 'test' });
       await envoy.check({ headers: { 'x-api-key': b.secret } });
       await h.client(a.secret).listKeys({ organizationId: org.id });
-      await h.client(b.secret).listKeys({ organizationId: org.id }).catch(() => undefined);
-      await h.client(generateAdminToken()).listOrganizations({}).catch(() => undefined);
+      await h
+        .client(b.secret)
+        .listKeys({ organizationId: org.id })
+        .catch(() => undefined);
+      await h
+        .client(generateAdminToken())
+        .listOrganizations({})
+        .catch(() => undefined);
       await h.root.rotateKey({ id: a.key!.id, gracePeriodSeconds: 60 });
       await h.app.usage.flush();
       const text = h.logs.join('');

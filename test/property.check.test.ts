@@ -45,7 +45,14 @@ function credentialValues(headers: [string, string][]): string[] {
 }
 
 function scopeList(text: string | undefined): string[] {
-  return [...new Set((text ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''))];
+  return [
+    ...new Set(
+      (text ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    ),
+  ];
 }
 
 function own(o: object | undefined, k: string): string | undefined {
@@ -85,7 +92,10 @@ function serverHeaders(req: WireRequest): [string, string][] {
   if (!http) return [];
   const raw = http.header_map?.headers;
   if (raw && raw.length > 0) {
-    return raw.map((h) => [(h.key ?? '').replace(/[A-Z]/g, (c) => c.toLowerCase()), h.raw_value && h.raw_value.length > 0 ? h.raw_value.toString('latin1') : (h.value ?? '')]);
+    return raw.map((h) => [
+      (h.key ?? '').replace(/[A-Z]/g, (c) => c.toLowerCase()),
+      h.raw_value && h.raw_value.length > 0 ? h.raw_value.toString('latin1') : (h.value ?? ''),
+    ]);
   }
   return Object.entries(http.headers ?? {}).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => c.toLowerCase()), v]);
 }
@@ -100,11 +110,14 @@ function appendExplicitlyFalse(o: WireHeaderOption): boolean {
 /** The invariants of every Check response, and the outcome it carries. */
 function outcomeOf(r: WireCheckResponse): Outcome {
   expect(r.status).toEqual(expect.any(Object));
-  expect(Number(r.denied_response !== undefined && r.denied_response !== null) + Number(r.ok_response !== undefined && r.ok_response !== null)).toBe(1);
+  expect(
+    Number(r.denied_response !== undefined && r.denied_response !== null) + Number(r.ok_response !== undefined && r.ok_response !== null),
+  ).toBe(1);
   if (r.ok_response) {
     expect(r.http_response).toBe('ok_response');
     expect(r.status!.code ?? 0).toBe(0);
-    for (const o of [...(r.ok_response.headers ?? []), ...(r.ok_response.response_headers_to_add ?? [])]) expect(appendExplicitlyFalse(o)).toBe(true);
+    for (const o of [...(r.ok_response.headers ?? []), ...(r.ok_response.response_headers_to_add ?? [])])
+      expect(appendExplicitlyFalse(o)).toBe(true);
     return { allow: true };
   }
   const d = r.denied_response!;
@@ -137,7 +150,10 @@ interface WireHeaderValue {
 }
 interface WireRequest {
   attributes?: {
-    request?: { http?: { headers?: Record<string, string>; header_map?: { headers?: WireHeaderValue[] }; [k: string]: unknown }; [k: string]: unknown };
+    request?: {
+      http?: { headers?: Record<string, string>; header_map?: { headers?: WireHeaderValue[] }; [k: string]: unknown };
+      [k: string]: unknown;
+    };
     context_extensions?: Record<string, string>;
     [k: string]: unknown;
   };
@@ -145,7 +161,9 @@ interface WireRequest {
 }
 
 function randomCase(s: string): fc.Arbitrary<string> {
-  return fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }).map((up) => [...s].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''));
+  return fc
+    .array(fc.boolean(), { minLength: s.length, maxLength: s.length })
+    .map((up) => [...s].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''));
 }
 
 const padding = fc.constantFrom('', ' ', '  ', '\t', '\u00a0', '\n ');
@@ -160,7 +178,17 @@ function generators(k: Keys) {
       weight: 1,
       arbitrary: fc.nat(k.active.length - 1).map((i) => k.active.slice(0, i) + (k.active[i] === 'A' ? 'B' : 'A') + k.active.slice(i + 1)),
     },
-    { weight: 1, arbitrary: fc.constantFrom(k.active.toLowerCase(), k.active.slice(0, -1), `${k.active}x`, `${k.active} ${k.active}`, `${k.active},${k.unknown}`, `"${k.active}"`) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        k.active.toLowerCase(),
+        k.active.slice(0, -1),
+        `${k.active}x`,
+        `${k.active} ${k.active}`,
+        `${k.active},${k.unknown}`,
+        `"${k.active}"`,
+      ),
+    },
     { weight: 1, arbitrary: fc.string({ maxLength: 40 }) },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },
     { weight: 1, arbitrary: fc.constantFrom('', ' ', ',', 'Bearer', 'null', 'undefined', '\u00ff\u00fe') },
@@ -179,16 +207,41 @@ function generators(k: Keys) {
   /** The key alone where the contract reads it. */
   const placed = (key: string) =>
     fc.oneof(
-      fc.tuple(randomCase('authorization'), padding, randomCase('bearer'), fc.constantFrom(' ', '\t', '  '), spTab).map(([n, p1, b, s, p2]) => [n, `${p1}${b}${s}${key}${p2}`] as [string, string]),
+      fc
+        .tuple(randomCase('authorization'), padding, randomCase('bearer'), fc.constantFrom(' ', '\t', '  '), spTab)
+        .map(([n, p1, b, s, p2]) => [n, `${p1}${b}${s}${key}${p2}`] as [string, string]),
       fc.tuple(randomCase('x-api-key'), padding, padding).map(([n, p1, p2]) => [n, `${p1}${key}${p2}`] as [string, string]),
     );
-  const randomHeader = fc.oneof(fc.tuple(credName, anyValue), fc.tuple(otherName, anyValue), fc.tuple(otherName, fc.string({ maxLength: 30 })));
+  const randomHeader = fc.oneof(
+    fc.tuple(credName, anyValue),
+    fc.tuple(otherName, anyValue),
+    fc.tuple(otherName, fc.string({ maxLength: 30 })),
+  );
   /** Header lists: only the active key; the active key and another credential; anything. */
   const headerList = fc.oneof(
-    fc.tuple(fc.array(fc.tuple(otherName, fc.string({ maxLength: 30 })), { maxLength: 4 }), fc.array(placed(k.active), { minLength: 1, maxLength: 3 })).map(([a, b]) => [...b, ...a]),
-    fc.tuple(fc.array(randomHeader, { maxLength: 4 }), placed(k.active), fc.oneof(placed(k.revoked), placed(k.unknown), fc.tuple(credName, anyValue))).map(([a, b, c]) => [c, ...a, b]),
-    fc.tuple(fc.array(randomHeader, { maxLength: 6 }), fc.option(fc.oneof(placed(k.revoked), placed(k.unknown), placed(k.active)), { nil: undefined })).map(([a, b]) => (b ? [...a, b] : a)),
-    fc.array(fc.oneof(fc.tuple(otherName, anyValue), fc.tuple(credName, fc.constantFrom('', ' ', ',', ' , ', 'Basic abc', 'Bearer', 'Bearer '))), { maxLength: 4 }),
+    fc
+      .tuple(
+        fc.array(fc.tuple(otherName, fc.string({ maxLength: 30 })), { maxLength: 4 }),
+        fc.array(placed(k.active), { minLength: 1, maxLength: 3 }),
+      )
+      .map(([a, b]) => [...b, ...a]),
+    fc
+      .tuple(
+        fc.array(randomHeader, { maxLength: 4 }),
+        placed(k.active),
+        fc.oneof(placed(k.revoked), placed(k.unknown), fc.tuple(credName, anyValue)),
+      )
+      .map(([a, b, c]) => [c, ...a, b]),
+    fc
+      .tuple(
+        fc.array(randomHeader, { maxLength: 6 }),
+        fc.option(fc.oneof(placed(k.revoked), placed(k.unknown), placed(k.active)), { nil: undefined }),
+      )
+      .map(([a, b]) => (b ? [...a, b] : a)),
+    fc.array(
+      fc.oneof(fc.tuple(otherName, anyValue), fc.tuple(credName, fc.constantFrom('', ' ', ',', ' , ', 'Basic abc', 'Bearer', 'Bearer '))),
+      { maxLength: 4 },
+    ),
   );
   const scopeText = fc.oneof(
     fc.constantFrom('', 'chat', ' chat , chat,', ',,', 'admin', 'chat,admin', 'Chat', '*', 'chat:*', 'chat:read', ' ', 'admin, chat'),
@@ -200,8 +253,16 @@ function generators(k: Keys) {
     { weight: 2, arbitrary: fc.constantFrom('', 'chat', ' chat , chat,', ',,', ' ') },
     { weight: 1, arbitrary: scopeText },
   );
-  const contextExtensions = fc.record({ required_scopes: scopeOrAbsent, any_scopes: scopeOrAbsent, other: fc.option(fc.string({ maxLength: 10 }), { nil: undefined }) })
-    .map((ext) => Object.fromEntries(Object.entries(ext).filter(([, v]) => v !== undefined)) as Record<string, string>).chain((ext) => fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 2 }).map((extra) => ({ ...extra, ...ext })));
+  const contextExtensions = fc
+    .record({
+      required_scopes: scopeOrAbsent,
+      any_scopes: scopeOrAbsent,
+      other: fc.option(fc.string({ maxLength: 10 }), { nil: undefined }),
+    })
+    .map((ext) => Object.fromEntries(Object.entries(ext).filter(([, v]) => v !== undefined)) as Record<string, string>)
+    .chain((ext) =>
+      fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 2 }).map((extra) => ({ ...extra, ...ext })),
+    );
   return { token, part, anyValue, credName, otherName, placed, headerList, contextExtensions };
 }
 
@@ -209,7 +270,14 @@ type HeaderForm = 'headers' | 'raw_value' | 'value' | 'both';
 
 /** A CheckRequest as Envoy sends it, with `list` as headers (map) or header_map. */
 function envoyRequest(list: [string, string][], form: HeaderForm, ext: Record<string, string>): WireRequest {
-  const http: Record<string, unknown> = { id: '1', method: 'GET', path: '/v1/things', host: 'api.example.com', scheme: 'https', protocol: 'HTTP/1.1' };
+  const http: Record<string, unknown> = {
+    id: '1',
+    method: 'GET',
+    path: '/v1/things',
+    host: 'api.example.com',
+    scheme: 'https',
+    protocol: 'HTTP/1.1',
+  };
   if (form === 'headers') {
     http.headers = { ':method': 'GET', ':path': '/v1/things', ':authority': 'api.example.com', ...Object.fromEntries(list) };
   } else {
@@ -293,38 +361,69 @@ describe('Check through gRPC (property-based)', () => {
   });
 
   it('survives random raw requests (nesting, ~100 KB strings, 1000 headers, invalid UTF-8) and never allows without the active key', async () => {
-    const bigString = fc.tuple(fc.nat(100_000), fc.constantFrom('a', 'é', ' ', ',', 'Bearer ', '\u00ff', keys.active)).map(([n, s]) => s.repeat(Math.ceil(n / s.length)).slice(0, n));
+    const bigString = fc
+      .tuple(fc.nat(100_000), fc.constantFrom('a', 'é', ' ', ',', 'Bearer ', '\u00ff', keys.active))
+      .map(([n, s]) => s.repeat(Math.ceil(n / s.length)).slice(0, n));
     // Strings that are not valid UTF-16 (lone surrogates) reach the wire as invalid UTF-8.
     const loneSurrogates = fc.string({ unit: fc.nat(0xffff).map((c) => String.fromCharCode(c)), maxLength: 20 });
-    const str = fc.oneof({ weight: 4, arbitrary: fc.string({ maxLength: 20 }) }, { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) }, { weight: 1, arbitrary: bigString });
+    const str = fc.oneof(
+      { weight: 4, arbitrary: fc.string({ maxLength: 20 }) },
+      { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },
+      { weight: 1, arbitrary: bigString },
+    );
     const invalidUtf8 = fc.oneof(
       fc.uint8Array({ maxLength: 60 }).map((u) => Buffer.from(u)),
       fc.constantFrom([0xff], [0xc3], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82]).map((b) => Buffer.from(b)),
     );
     // A credential header entry of header_map, in any of its forms.
-    const credEntry = fc.tuple(fc.oneof(gen.placed(keys.active), gen.placed(keys.revoked), fc.tuple(gen.credName, gen.anyValue)), fc.constantFrom<HeaderForm>('raw_value', 'value', 'both'), invalidUtf8, fc.boolean()).map(
-      ([[key, v], f, junk, appendJunk]): WireHeaderValue => {
+    const credEntry = fc
+      .tuple(
+        fc.oneof(gen.placed(keys.active), gen.placed(keys.revoked), fc.tuple(gen.credName, gen.anyValue)),
+        fc.constantFrom<HeaderForm>('raw_value', 'value', 'both'),
+        invalidUtf8,
+        fc.boolean(),
+      )
+      .map(([[key, v], f, junk, appendJunk]): WireHeaderValue => {
         const raw = appendJunk ? Buffer.concat([Buffer.from(v, 'latin1'), junk]) : Buffer.from(v, 'latin1');
         if (f === 'value') return { key, value: v };
         if (f === 'raw_value') return { key, raw_value: raw };
         return { key, value: v, raw_value: raw };
-      },
-    );
+      });
     const otherEntry = fc.record(
-      { key: fc.oneof(gen.otherName, loneSurrogates.map((s) => `x-${s}\ud800`)), value: fc.oneof(str, loneSurrogates), raw_value: fc.oneof(invalidUtf8, bigString.map((s) => Buffer.from(s, 'latin1'))) },
+      {
+        key: fc.oneof(
+          gen.otherName,
+          loneSurrogates.map((s) => `x-${s}\ud800`),
+        ),
+        value: fc.oneof(str, loneSurrogates),
+        raw_value: fc.oneof(
+          invalidUtf8,
+          bigString.map((s) => Buffer.from(s, 'latin1')),
+        ),
+      },
       { requiredKeys: ['key'] },
     );
-    const manyHeaders = fc.tuple(fc.oneof({ withCrossShrink: true }, fc.integer({ min: 0, max: 5 }), fc.integer({ min: 900, max: 1000 })), fc.string({ maxLength: 6 })).map(([n, s]) =>
-      Array.from({ length: n }, (_, i): WireHeaderValue => ({ key: `x-h-${i}`, raw_value: Buffer.from(`${s}${i}`, 'latin1') })),
-    );
-    const headerMap = fc.tuple(manyHeaders, fc.array(otherEntry, { maxLength: 4 }), fc.array(credEntry, { maxLength: 3 }), fc.nat()).map(([many, other, cred, at]) => {
-      const list = [...other, ...many];
-      list.splice(at % (list.length + 1), 0, ...cred);
-      return { headers: list };
-    });
-    const headersMap = fc.tuple(fc.dictionary(fc.oneof(gen.otherName, loneSurrogates), fc.oneof(str, loneSurrogates), { maxKeys: 6 }), fc.array(fc.oneof(gen.placed(keys.active), fc.tuple(gen.credName, gen.anyValue)), { maxLength: 2 })).map(
-      ([other, cred]) => ({ ...other, ...Object.fromEntries(cred) }),
-    );
+    const manyHeaders = fc
+      .tuple(
+        fc.oneof({ withCrossShrink: true }, fc.integer({ min: 0, max: 5 }), fc.integer({ min: 900, max: 1000 })),
+        fc.string({ maxLength: 6 }),
+      )
+      .map(([n, s]) =>
+        Array.from({ length: n }, (_, i): WireHeaderValue => ({ key: `x-h-${i}`, raw_value: Buffer.from(`${s}${i}`, 'latin1') })),
+      );
+    const headerMap = fc
+      .tuple(manyHeaders, fc.array(otherEntry, { maxLength: 4 }), fc.array(credEntry, { maxLength: 3 }), fc.nat())
+      .map(([many, other, cred, at]) => {
+        const list = [...other, ...many];
+        list.splice(at % (list.length + 1), 0, ...cred);
+        return { headers: list };
+      });
+    const headersMap = fc
+      .tuple(
+        fc.dictionary(fc.oneof(gen.otherName, loneSurrogates), fc.oneof(str, loneSurrogates), { maxKeys: 6 }),
+        fc.array(fc.oneof(gen.placed(keys.active), fc.tuple(gen.credName, gen.anyValue)), { maxLength: 2 }),
+      )
+      .map(([other, cred]) => ({ ...other, ...Object.fromEntries(cred) }));
     const struct: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
       value: fc.oneof(
         { depthSize: 'small', withCrossShrink: true },
@@ -339,7 +438,10 @@ describe('Check through gRPC (property-based)', () => {
     })).struct;
     const peer = fc.record(
       {
-        address: fc.oneof(fc.record({ socket_address: fc.record({ address: str, port_value: fc.nat(65535) }, { requiredKeys: [] }) }), fc.record({ pipe: fc.record({ path: str }) })),
+        address: fc.oneof(
+          fc.record({ socket_address: fc.record({ address: str, port_value: fc.nat(65535) }, { requiredKeys: [] }) }),
+          fc.record({ pipe: fc.record({ path: str }) }),
+        ),
         service: str,
         labels: fc.dictionary(fc.string({ maxLength: 8 }), str, { maxKeys: 3 }),
         principal: str,
@@ -377,12 +479,25 @@ describe('Check through gRPC (property-based)', () => {
             source: peer,
             destination: peer,
             request: fc.oneof(
-              { weight: 1, arbitrary: fc.record({ time: fc.record({ seconds: fc.nat(), nanos: fc.nat(999_999_999) }) }, { requiredKeys: [] }) },
-              { weight: 8, arbitrary: fc.record({ time: fc.record({ seconds: fc.nat(), nanos: fc.nat(999_999_999) }), http }, { requiredKeys: ['http'] }) },
+              {
+                weight: 1,
+                arbitrary: fc.record({ time: fc.record({ seconds: fc.nat(), nanos: fc.nat(999_999_999) }) }, { requiredKeys: [] }),
+              },
+              {
+                weight: 8,
+                arbitrary: fc.record(
+                  { time: fc.record({ seconds: fc.nat(), nanos: fc.nat(999_999_999) }), http },
+                  { requiredKeys: ['http'] },
+                ),
+              },
             ),
             context_extensions: gen.contextExtensions,
             metadata_context: fc.record({ filter_metadata: fc.dictionary(fc.string({ maxLength: 8 }), struct, { maxKeys: 2 }) }),
-            route_metadata_context: fc.record({ typed_filter_metadata: fc.dictionary(fc.string({ maxLength: 8 }), fc.record({ type_url: str, value: invalidUtf8 }), { maxKeys: 2 }) }),
+            route_metadata_context: fc.record({
+              typed_filter_metadata: fc.dictionary(fc.string({ maxLength: 8 }), fc.record({ type_url: str, value: invalidUtf8 }), {
+                maxKeys: 2,
+              }),
+            }),
             tls_session: fc.record({ sni: str }),
           },
           { requiredKeys: ['request'] },
@@ -399,7 +514,10 @@ describe('Check through gRPC (property-based)', () => {
         const size = req.attributes?.request?.http?.size;
         if (typeof size === 'string' && !Number.isSafeInteger(Number(size))) {
           // Undecodable by the generated code: a clear gRPC error, never a decision; the server keeps serving.
-          const err = await envoy.raw(req).then(() => undefined, (e: { code: number; metadata: { get(k: string): unknown[] } }) => e);
+          const err = await envoy.raw(req).then(
+            () => undefined,
+            (e: { code: number; metadata: { get(k: string): unknown[] } }) => e,
+          );
           expect(err?.code).toBe(3);
           expect(err?.metadata.get('x-error-code')).toEqual(['invalid_argument']);
           await stillServing();
@@ -428,17 +546,24 @@ describe('decide and toCheckResponse (property-based, no gRPC)', () => {
   const VALID = [generateKey('live'), generateKey('test')];
   const scope = fc.constantFrom('chat', 'admin', 'agents:read', 'agents:*', '*', 'a*b', 'agents', 'Chat');
   const scopes = fc.uniqueArray(scope, { maxLength: 3 });
-  const names = fc.uniqueArray(fc.constantFrom('authorization', 'x-api-key', 'x-keyward-key-id', 'x-keyward-org-id', 'x-keyward-other'), { maxLength: 3 });
+  const names = fc.uniqueArray(fc.constantFrom('authorization', 'x-api-key', 'x-keyward-key-id', 'x-keyward-org-id', 'x-keyward-other'), {
+    maxLength: 3,
+  });
   const credential: fc.Arbitrary<CredentialResult> = fc.oneof(
     fc.constant({ kind: 'missing' as const }),
     names.map((headers) => ({ kind: 'ambiguous' as const, headers })),
-    fc.tuple(fc.oneof(fc.constantFrom(...VALID), fc.string({ maxLength: 60 })), names).map(([key, headers]) => ({ kind: 'found' as const, key, headers })),
+    fc
+      .tuple(fc.oneof(fc.constantFrom(...VALID), fc.string({ maxLength: 60 })), names)
+      .map(([key, headers]) => ({ kind: 'found' as const, key, headers })),
   );
   const input: fc.Arbitrary<CheckInput> = fc.record({
     credential,
     requirements: fc.array(fc.record({ all: scopes, any: scopes }), { maxLength: 2 }),
     public: fc.boolean(),
-    spoofed: fc.uniqueArray(fc.constantFrom('x-keyward-key-id', 'x-keyward-org-id', 'x-keyward-scopes', 'x-keyward-environment', 'x-keyward-other'), { maxLength: 3 }),
+    spoofed: fc.uniqueArray(
+      fc.constantFrom('x-keyward-key-id', 'x-keyward-org-id', 'x-keyward-scopes', 'x-keyward-environment', 'x-keyward-other'),
+      { maxLength: 3 },
+    ),
   });
   const NOW = Date.UTC(2026, 0, 15);
   const instant = fc.oneof(fc.constant(null), fc.integer({ min: NOW - 1000, max: NOW + 1000 }), fc.constant(NOW));
@@ -467,7 +592,15 @@ describe('decide and toCheckResponse (property-based, no gRPC)', () => {
   const ctx = fc.record({
     credentialHeaders: names,
     spoofed: fc.uniqueArray(fc.constantFrom('x-keyward-key-id', 'x-keyward-other'), { maxLength: 2 }),
-    responseHeaders: fc.option(fc.array(fc.tuple(fc.constantFrom('x-ratelimit-limit', 'x-ratelimit-remaining'), fc.string({ maxLength: 5 })).map(([k, v]) => setHeader(k, v)), { maxLength: 2 }), { nil: undefined }),
+    responseHeaders: fc.option(
+      fc.array(
+        fc
+          .tuple(fc.constantFrom('x-ratelimit-limit', 'x-ratelimit-remaining'), fc.string({ maxLength: 5 }))
+          .map(([k, v]) => setHeader(k, v)),
+        { maxLength: 2 },
+      ),
+      { nil: undefined },
+    ),
   });
   const opts = fc.record({ stripCredential: fc.boolean(), retryAfterSeconds: fc.nat(60) });
 

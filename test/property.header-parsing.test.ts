@@ -67,13 +67,30 @@ const K2 = generateKey('test');
 
 /** A string in random letter case. */
 function randomCase(s: string): fc.Arbitrary<string> {
-  return fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }).map((up) => [...s].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''));
+  return fc
+    .array(fc.boolean(), { minLength: s.length, maxLength: s.length })
+    .map((up) => [...s].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''));
 }
 
 const credentialName = fc.oneof(randomCase('authorization'), randomCase('x-api-key'));
 const headerName = fc.oneof(
   { weight: 4, arbitrary: credentialName },
-  { weight: 1, arbitrary: fc.constantFrom('proxy-authorization', 'x-api-key ', ' authorization', 'x_api_key', 'x-api-keys', 'authorization:', 'x-keyward-key-id', 'x-request-id', 'cookie', '', 'x-api-\u212aey' /* Kelvin sign */) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      'proxy-authorization',
+      'x-api-key ',
+      ' authorization',
+      'x_api_key',
+      'x-api-keys',
+      'authorization:',
+      'x-keyward-key-id',
+      'x-request-id',
+      'cookie',
+      '',
+      'x-api-\u212aey' /* Kelvin sign */,
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 20 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },
 );
@@ -94,11 +111,19 @@ const padding = fc.constantFrom('', ' ', '  ', '\t', ' \t', '\u00a0', '\n');
 /** One comma-separated part: [padding][Bearer prefix?][token][padding]. */
 const part = fc.tuple(padding, fc.option(bearerPrefix, { nil: '' }), token, padding).map((p) => p.join(''));
 const headerValue = fc.oneof(
-  { weight: 6, arbitrary: fc.array(part, { minLength: 1, maxLength: 4 }).chain((ps) => fc.constantFrom(',', ', ', ' ,', ',\t').map((sep) => ps.join(sep))) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .array(part, { minLength: 1, maxLength: 4 })
+      .chain((ps) => fc.constantFrom(',', ', ', ' ,', ',\t').map((sep) => ps.join(sep))),
+  },
   { weight: 1, arbitrary: fc.constant('') },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 50 }) },
   // Very long values.
-  { weight: 1, arbitrary: fc.tuple(fc.nat(20_000), fc.constantFrom('a', ' ', ',', 'Bearer ', K1)).map(([n, s]) => s.repeat(Math.ceil(n / s.length))) },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(fc.nat(20_000), fc.constantFrom('a', ' ', ',', 'Bearer ', K1)).map(([n, s]) => s.repeat(Math.ceil(n / s.length))),
+  },
 );
 const header = fc.tuple(headerName, headerValue);
 const headers: fc.Arbitrary<Array<[string, string]>> = fc.array(header, { maxLength: 8 });
@@ -109,9 +134,9 @@ const spTab = fc.constantFrom('', ' ', '\t', ' \t ');
 /** `k` alone in a credential header, as the contract reads it. */
 const placedKeyAlone = (k: string): fc.Arbitrary<[string, string]> =>
   fc.oneof(
-    fc.tuple(randomCase('authorization'), padding, randomCase('bearer'), fc.constantFrom(' ', '\t', '  ', ' \t'), spTab).map(
-      ([n, p1, b, sep, p2]) => [n, `${p1}${b}${sep}${k}${p2}`] as [string, string],
-    ),
+    fc
+      .tuple(randomCase('authorization'), padding, randomCase('bearer'), fc.constantFrom(' ', '\t', '  ', ' \t'), spTab)
+      .map(([n, p1, b, sep, p2]) => [n, `${p1}${b}${sep}${k}${p2}`] as [string, string]),
     fc.tuple(randomCase('x-api-key'), padding, padding).map(([n, p1, p2]) => [n, `${p1}${k}${p2}`] as [string, string]),
   );
 /** `k` in a credential header, with a random other part before or after it in the same value. */
@@ -189,14 +214,19 @@ describe('extractCredential (property-based)', () => {
       .array(placedKeyAlone(K1), { minLength: 1, maxLength: 3 })
       .map((ps) => ps.map(([n, v], i) => [n, i === 0 ? v : `${v},${v}`] as [string, string]));
     fc.assert(
-      fc.property(fc.array(nonCredential, { maxLength: 6 }), repeated, fc.array(fc.nat(), { minLength: 3, maxLength: 3 }), (noise, placed, pos) => {
-        const r = extractCredential(insertAll(noise, placed, pos), NAMES);
-        expect(r.kind).toBe('found');
-        if (r.kind === 'found') {
-          expect(r.key).toBe(K1);
-          expect(new Set(r.headers)).toEqual(new Set(placed.map(([n]) => n.toLowerCase())));
-        }
-      }),
+      fc.property(
+        fc.array(nonCredential, { maxLength: 6 }),
+        repeated,
+        fc.array(fc.nat(), { minLength: 3, maxLength: 3 }),
+        (noise, placed, pos) => {
+          const r = extractCredential(insertAll(noise, placed, pos), NAMES);
+          expect(r.kind).toBe('found');
+          if (r.kind === 'found') {
+            expect(r.key).toBe(K1);
+            expect(new Set(r.headers)).toEqual(new Set(placed.map(([n]) => n.toLowerCase())));
+          }
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -220,7 +250,17 @@ const scopeText = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 30 }),
   fc.nat(50_000).map((n) => 'x,'.repeat(n)),
 );
-const weirdKey = fc.constantFrom('required_scopes', 'any_scopes', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'Required_Scopes', '');
+const weirdKey = fc.constantFrom(
+  'required_scopes',
+  'any_scopes',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  'Required_Scopes',
+  '',
+);
 const contextExtensions = fc.oneof(
   fc.dictionary(fc.oneof(weirdKey, fc.string({ maxLength: 10 })), scopeText, { maxKeys: 6 }),
   fc.constant({}),
@@ -231,7 +271,11 @@ const http = fc.record(
     id: fc.string({ maxLength: 5 }),
     method: fc.constantFrom('', 'GET', 'post', 'DELETE', '\u00ff'),
     headers: headersMap,
-    headerMap: fc.oneof(fc.constant({ headers: [] }), fc.constant({}), fc.record({ headers: fc.array(headerValueEntry, { maxLength: 8 }) })),
+    headerMap: fc.oneof(
+      fc.constant({ headers: [] }),
+      fc.constant({}),
+      fc.record({ headers: fc.array(headerValueEntry, { maxLength: 8 }) }),
+    ),
     path: fc.oneof(fc.constantFrom('', '/', '/v1/x?y=1'), fc.string({ maxLength: 30 })),
     host: fc.string({ maxLength: 20 }),
   },
@@ -267,7 +311,14 @@ function expectedHeaders(req: CheckRequest): [string, string][] {
 }
 
 function scopeModel(text: string | undefined): string[] {
-  return [...new Set((text ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''))];
+  return [
+    ...new Set(
+      (text ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    ),
+  ];
 }
 
 function own(o: object | undefined, k: string): string | undefined {

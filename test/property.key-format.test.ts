@@ -17,7 +17,7 @@ function oracleCrc32(text: string): number {
     crc = (crc ^ text.charCodeAt(i)) >>> 0;
     for (let k = 0; k < 8; k++) crc = crc & 1 ? ((crc >>> 1) ^ 0xedb88320) >>> 0 : crc >>> 1;
   }
-  return (~crc) >>> 0;
+  return ~crc >>> 0;
 }
 
 /** Six base62 digits, most significant first, by BigInt division. */
@@ -59,7 +59,26 @@ const base62Char = fc.constantFrom(...ORACLE_ALPHABET);
 /** Characters a typo, a paste or an attacker might put in a key. */
 const anyChar = fc.oneof(
   base62Char,
-  fc.constantFrom('_', '-', ' ', '\t', '\n', '\0', '.', '=', '/', '+', ',', 'é', 'ß', 'İ', 'K' /* Kelvin sign */, '０' /* fullwidth 0 */, '\u00a0', '\ufeff'),
+  fc.constantFrom(
+    '_',
+    '-',
+    ' ',
+    '\t',
+    '\n',
+    '\0',
+    '.',
+    '=',
+    '/',
+    '+',
+    ',',
+    'é',
+    'ß',
+    'İ',
+    'K' /* Kelvin sign */,
+    '０' /* fullwidth 0 */,
+    '\u00a0',
+    '\ufeff',
+  ),
   fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
 );
 
@@ -116,7 +135,12 @@ const mutatedKey = fc.tuple(validKey, fc.array(edit, { minLength: 1, maxLength: 
 
 /** Strings of the right shape with a random (usually wrong) checksum, and with the right one. */
 const shapedKey = fc
-  .tuple(env, fc.string({ unit: base62Char, minLength: 43, maxLength: 43 }), fc.string({ unit: base62Char, minLength: 6, maxLength: 6 }), fc.boolean())
+  .tuple(
+    env,
+    fc.string({ unit: base62Char, minLength: 43, maxLength: 43 }),
+    fc.string({ unit: base62Char, minLength: 6, maxLength: 6 }),
+    fc.boolean(),
+  )
   .map(([e, body, sum, fix]) => {
     const head = `kw_${e}_${body}`;
     return head + (fix ? oracleBase62x6(oracleCrc32(head)) : sum);
@@ -192,7 +216,8 @@ describe('parseKey (property-based)', () => {
           const r = parseKey(changed);
           if (r.ok) throw new Error(`accepted a one-character change: ${JSON.stringify(changed)} of ${k}`);
           const want = expected(changed);
-          if (want.ok || r.reason !== want.reason) throw new Error(`${JSON.stringify(changed)}: got ${r.reason}, oracle says ${JSON.stringify(want)}`);
+          if (want.ok || r.reason !== want.reason)
+            throw new Error(`${JSON.stringify(changed)}: got ${r.reason}, oracle says ${JSON.stringify(want)}`);
         }
       }),
       { numRuns: 1000 },

@@ -15,7 +15,21 @@ import { setHeader } from '../src/authz/response';
 
 const text = fc.oneof(
   { weight: 5, arbitrary: fc.string({ maxLength: 12 }) },
-  { weight: 2, arbitrary: fc.constantFrom('authorization', 'x-api-key', 'X-Api-Key', ':path', ':method', 'x-request-id', 'x-keyward-key-id', '__proto__', '1', 'constructor') },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      'authorization',
+      'x-api-key',
+      'X-Api-Key',
+      ':path',
+      ':method',
+      'x-request-id',
+      'x-keyward-key-id',
+      '__proto__',
+      '1',
+      'constructor',
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
   { weight: 1, arbitrary: fc.tuple(fc.nat(400), fc.constantFrom('a', 'é', '\ud800', '😀')).map(([n, s]) => s.repeat(n)) },
 );
@@ -151,7 +165,11 @@ describe('encodeCheckResponse', () => {
     }),
   );
   const strings = fc.dictionary(text, text, { maxKeys: 4 });
-  const metadata = fc.oneof({ weight: 4, arbitrary: strings }, fc.constant(undefined), fc.dictionary(text, fc.oneof(text, fc.double(), fc.boolean()), { maxKeys: 3 }));
+  const metadata = fc.oneof(
+    { weight: 4, arbitrary: strings },
+    fc.constant(undefined),
+    fc.dictionary(text, fc.oneof(text, fc.double(), fc.boolean()), { maxKeys: 3 }),
+  );
   const status = fc.record({
     code: fc.oneof(fc.integer({ min: 0, max: 16 }), fc.integer({ min: -2, max: 2 ** 31 - 1 })),
     message: text,
@@ -162,7 +180,10 @@ describe('encodeCheckResponse', () => {
     headersToRemove: fc.array(text, { maxLength: 3 }),
     dynamicMetadata: metadata,
     responseHeadersToAdd: fc.array(header, { maxLength: 5 }),
-    queryParametersToSet: fc.oneof({ weight: 5, arbitrary: fc.constant([]) }, fc.array(fc.record({ key: text, value: text }), { maxLength: 2 })),
+    queryParametersToSet: fc.oneof(
+      { weight: 5, arbitrary: fc.constant([]) },
+      fc.array(fc.record({ key: text, value: text }), { maxLength: 2 }),
+    ),
     queryParametersToRemove: fc.array(text, { maxLength: 2 }),
   });
   const denied = fc.record({
@@ -178,7 +199,14 @@ describe('encodeCheckResponse', () => {
   it('writes exactly the bytes of the generated encoder', () => {
     fc.assert(
       fc.property(response, (r) => {
-        const res = { status: undefined, deniedResponse: undefined, okResponse: undefined, errorResponse: undefined, dynamicMetadata: undefined, ...r } as CheckResponse;
+        const res = {
+          status: undefined,
+          deniedResponse: undefined,
+          okResponse: undefined,
+          errorResponse: undefined,
+          dynamicMetadata: undefined,
+          ...r,
+        } as CheckResponse;
         expect(encodeCheckResponse(res).equals(Buffer.from(CheckResponse.encode(res).finish()))).toBe(true);
       }),
       { numRuns: 600 },

@@ -7,11 +7,35 @@ const at = (s: string) => Date.parse(s);
 describe('billingPeriod', () => {
   const cases: Array<[string, number, string, string, string]> = [
     // [what, anchor, now, start, end]
-    ['anchor 1, exactly Jan 1 00:00:00.000: the period starts at that instant', 1, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', '2026-02-01T00:00:00.000Z'],
-    ['anchor 1, 1 ms before Jan 1: December of the previous year', 1, '2025-12-31T23:59:59.999Z', '2025-12-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'],
+    [
+      'anchor 1, exactly Jan 1 00:00:00.000: the period starts at that instant',
+      1,
+      '2026-01-01T00:00:00.000Z',
+      '2026-01-01T00:00:00.000Z',
+      '2026-02-01T00:00:00.000Z',
+    ],
+    [
+      'anchor 1, 1 ms before Jan 1: December of the previous year',
+      1,
+      '2025-12-31T23:59:59.999Z',
+      '2025-12-01T00:00:00.000Z',
+      '2026-01-01T00:00:00.000Z',
+    ],
     ['anchor 1, mid-month', 1, '2026-07-17T12:34:56.789Z', '2026-07-01T00:00:00.000Z', '2026-08-01T00:00:00.000Z'],
-    ['anchor 15 on the 14th (last ms): previous month', 15, '2026-03-14T23:59:59.999Z', '2026-02-15T00:00:00.000Z', '2026-03-15T00:00:00.000Z'],
-    ['anchor 15 on the 14th (first ms): previous month', 15, '2026-03-14T00:00:00.000Z', '2026-02-15T00:00:00.000Z', '2026-03-15T00:00:00.000Z'],
+    [
+      'anchor 15 on the 14th (last ms): previous month',
+      15,
+      '2026-03-14T23:59:59.999Z',
+      '2026-02-15T00:00:00.000Z',
+      '2026-03-15T00:00:00.000Z',
+    ],
+    [
+      'anchor 15 on the 14th (first ms): previous month',
+      15,
+      '2026-03-14T00:00:00.000Z',
+      '2026-02-15T00:00:00.000Z',
+      '2026-03-15T00:00:00.000Z',
+    ],
     ['anchor 15 on the 15th 00:00: this month', 15, '2026-03-15T00:00:00.000Z', '2026-03-15T00:00:00.000Z', '2026-04-15T00:00:00.000Z'],
     ['anchor 15 on the 15th, late', 15, '2026-03-15T23:59:59.999Z', '2026-03-15T00:00:00.000Z', '2026-04-15T00:00:00.000Z'],
     ['anchor 28 in February, non-leap (Feb 28)', 28, '2026-02-28T10:00:00.000Z', '2026-02-28T00:00:00.000Z', '2026-03-28T00:00:00.000Z'],
@@ -19,10 +43,28 @@ describe('billingPeriod', () => {
     ['anchor 28 in February, leap year (Feb 29)', 28, '2028-02-29T10:00:00.000Z', '2028-02-28T00:00:00.000Z', '2028-03-28T00:00:00.000Z'],
     ['anchor 28 in February, leap year (Feb 27)', 28, '2028-02-27T23:59:59.999Z', '2028-01-28T00:00:00.000Z', '2028-02-28T00:00:00.000Z'],
     ['anchor 28 on Mar 1 of a leap year', 28, '2028-03-01T00:00:00.000Z', '2028-02-28T00:00:00.000Z', '2028-03-28T00:00:00.000Z'],
-    ['anchor 28 on Dec 31: Dec 28 .. Jan 28 of the next year', 28, '2026-12-31T23:59:59.999Z', '2026-12-28T00:00:00.000Z', '2027-01-28T00:00:00.000Z'],
-    ['anchor 15 on Jan 10: Dec 15 of the previous year .. Jan 15', 15, '2026-01-10T08:00:00.000Z', '2025-12-15T00:00:00.000Z', '2026-01-15T00:00:00.000Z'],
+    [
+      'anchor 28 on Dec 31: Dec 28 .. Jan 28 of the next year',
+      28,
+      '2026-12-31T23:59:59.999Z',
+      '2026-12-28T00:00:00.000Z',
+      '2027-01-28T00:00:00.000Z',
+    ],
+    [
+      'anchor 15 on Jan 10: Dec 15 of the previous year .. Jan 15',
+      15,
+      '2026-01-10T08:00:00.000Z',
+      '2025-12-15T00:00:00.000Z',
+      '2026-01-15T00:00:00.000Z',
+    ],
     ['anchor 28 on Jan 1: Dec 28 .. Jan 28', 28, '2026-01-01T00:00:00.000Z', '2025-12-28T00:00:00.000Z', '2026-01-28T00:00:00.000Z'],
-    ['anchor 1 in a year below 100 (no 1900 offset)', 1, '0050-06-10T00:00:00.000Z', '0050-06-01T00:00:00.000Z', '0050-07-01T00:00:00.000Z'],
+    [
+      'anchor 1 in a year below 100 (no 1900 offset)',
+      1,
+      '0050-06-10T00:00:00.000Z',
+      '0050-06-01T00:00:00.000Z',
+      '0050-07-01T00:00:00.000Z',
+    ],
   ];
 
   it.each(cases)('%s', (_what, anchor, now, start, end) => {

@@ -110,7 +110,7 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
     expect(await stored(o, Date.UTC(2026, 1, 15))).toBe(1);
   });
 
-  it('two replicas on one database: after both flush, each sees the other\'s count', async () => {
+  it("two replicas on one database: after both flush, each sees the other's count", async () => {
     const a = await replica();
     const b = await replica();
     const o = org(100);
@@ -132,7 +132,7 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
     expect(await a.used(o, T)).toMatchObject({ used: 9 });
   });
 
-  it('bounded overshoot with two replicas before a sync (at most one replica\'s requests per interval), exact after', async () => {
+  it("bounded overshoot with two replicas before a sync (at most one replica's requests per interval), exact after", async () => {
     const a = await replica();
     const b = await replica();
     const o = org(5);
@@ -254,10 +254,14 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
     for (const [i, o] of orgs.entries()) await spend(c, o, 1 + (i % 3));
     await spend(c, poisoned, 2);
     if (dialect === 'postgres') {
-      await knex().raw(`create function kw_poison() returns trigger language plpgsql as $$ begin if new.organization_id = 'org_poison' then raise exception 'poisoned'; end if; return new; end $$`);
+      await knex().raw(
+        `create function kw_poison() returns trigger language plpgsql as $$ begin if new.organization_id = 'org_poison' then raise exception 'poisoned'; end if; return new; end $$`,
+      );
       await knex().raw('create trigger kw_poison before insert on quota_counters for each row execute function kw_poison()');
     } else {
-      await ddl().raw(`create trigger kw_poison before insert on quota_counters when new.organization_id = 'org_poison' begin select raise(abort, 'poisoned'); end`);
+      await ddl().raw(
+        `create trigger kw_poison before insert on quota_counters when new.organization_id = 'org_poison' begin select raise(abort, 'poisoned'); end`,
+      );
     }
     await expect(c.flush()).rejects.toThrow(/poisoned/);
     // The first statement's 500 upserts were rolled back with the transaction.
@@ -308,7 +312,7 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
     expect(await consume(c, o)).toMatchObject({ allowed: true, used: 6 });
   });
 
-  it('close() flushes; start()/stop() manage an unref\'d timer', async () => {
+  it("close() flushes; start()/stop() manage an unref'd timer", async () => {
     const c = await replica();
     const o = org(10);
     c.start(60_000);

@@ -22,7 +22,11 @@ const T = Date.UTC(2030, 2, 10, 12);
 const MAR = Date.UTC(2030, 2, 1);
 const APR = Date.UTC(2030, 3, 1);
 
-const org = (monthlyQuota: number, billingAnchorDay = 1): QuotaOrg => ({ id: `org_rq${randomBytes(8).toString('hex')}`, monthlyQuota, billingAnchorDay });
+const org = (monthlyQuota: number, billingAnchorDay = 1): QuotaOrg => ({
+  id: `org_rq${randomBytes(8).toString('hex')}`,
+  monthlyQuota,
+  billingAnchorDay,
+});
 
 /** Resolves at the client's next 'ready' (its connection errors meanwhile are expected). */
 function readyAgain(c: RedisQuotaCounter): Promise<void> {
@@ -135,7 +139,12 @@ describeRedis('RedisQuotaCounter', () => {
     const o = newOrg(7);
     const ds = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).consume(o, T)));
     expect(ds.filter((d) => d.allowed)).toHaveLength(7);
-    expect(ds.filter((d) => d.allowed).map((d) => d.used).sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(
+      ds
+        .filter((d) => d.allowed)
+        .map((d) => d.used)
+        .sort((x, y) => x - y),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
   it('rolls over at the period end; keys are per period and expire 35 days after it', async () => {

@@ -131,9 +131,7 @@ rules:
   });
 
   it('treats regex metacharacters in globs as literals', () => {
-    const { table } = load(
-      '- {name: m, path: "/v1/a.b+c"}\n- {name: n, path: "/x/(a|b)[c]{2}^$\\\\"}\n- {name: o, path: "/p/a.*"}\n',
-    );
+    const { table } = load('- {name: m, path: "/v1/a.b+c"}\n- {name: n, path: "/x/(a|b)[c]{2}^$\\\\"}\n- {name: o, path: "/p/a.*"}\n');
     expect(ruleFor(table, '/v1/a.b+c')).toBe('m');
     expect(ruleFor(table, '/v1/aXb+c')).toBeUndefined();
     expect(ruleFor(table, '/v1/a.bbc')).toBeUndefined();
@@ -252,7 +250,13 @@ describe('validation errors', () => {
   });
 
   it('unknown field, with a suggestion', () => {
-    expectError('- name: agents\n  path: /a\n  requried_scopes: [a]\n', 1, 'agents', 'requried_scopes', /unknown field \(did you mean required_scopes\?\)/);
+    expectError(
+      '- name: agents\n  path: /a\n  requried_scopes: [a]\n',
+      1,
+      'agents',
+      'requried_scopes',
+      /unknown field \(did you mean required_scopes\?\)/,
+    );
     expectError('- {path: /a}\n- {path: /b, prefix: /c}\n', 2, undefined, 'prefix', /unknown field/);
   });
 
@@ -285,7 +289,13 @@ describe('validation errors', () => {
   });
 
   it('bad scopes', () => {
-    expectError('- {name: r, path: /a, required_scopes: ["agents read"]}\n', 1, 'r', 'required_scopes', /"agents read" is not a valid scope/);
+    expectError(
+      '- {name: r, path: /a, required_scopes: ["agents read"]}\n',
+      1,
+      'r',
+      'required_scopes',
+      /"agents read" is not a valid scope/,
+    );
     expectError('- {name: r, path: /a, any_scopes: ["a/b"]}\n', 1, 'r', 'any_scopes', /not a valid scope/);
     expectError(`- {name: r, path: /a, required_scopes: ["${'a'.repeat(129)}"]}\n`, 1, 'r', 'required_scopes', /not a valid scope/);
     expectError('- {name: r, path: /a, required_scopes: chat}\n', 1, 'r', 'required_scopes', /must be a list of scopes/);
@@ -410,9 +420,9 @@ describe('normalizePath', () => {
       fc.constantFrom('', '.', '..', '%2e', '%2E', '.%2e', '%2e.', '%2F', '%2f', '%', '%4', '%41', '%25', '%zz', 'a', 'b.c', '~'),
       fc.string({ maxLength: 6 }),
     );
-    const path = fc.tuple(fc.boolean(), fc.array(segment, { maxLength: 10 }), fc.constantFrom('', '?q=/../x', '#f', '?')).map(
-      ([lead, segs, tail]) => (lead ? '/' : '') + segs.join('/') + tail,
-    );
+    const path = fc
+      .tuple(fc.boolean(), fc.array(segment, { maxLength: 10 }), fc.constantFrom('', '?q=/../x', '#f', '?'))
+      .map(([lead, segs, tail]) => (lead ? '/' : '') + segs.join('/') + tail);
     fc.assert(
       fc.property(fc.oneof(path, fc.string({ maxLength: 30 })), (raw) => {
         const once = normalizePath(raw);

@@ -7,20 +7,37 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, loadPackageDefinition, type Client, type ClientWritableStream, type GrpcObject, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  type Client,
+  type ClientWritableStream,
+  type GrpcObject,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { startServerProcess, type ServerProcess } from './support/server-process';
 
-const definition = loadSync('envoy/service/accesslog/v3/als.proto', { includeDirs: [join(__dirname, '..', 'proto')], keepCase: true, defaults: false, oneofs: true });
+const definition = loadSync('envoy/service/accesslog/v3/als.proto', {
+  includeDirs: [join(__dirname, '..', 'proto')],
+  keepCase: true,
+  defaults: false,
+  oneofs: true,
+});
 const pkg = loadPackageDefinition(definition) as unknown as { envoy: { service: { accesslog: { v3: GrpcObject } } } };
-const AccessLogService = pkg.envoy.service.accesslog.v3.AccessLogService as unknown as new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
+const AccessLogService = pkg.envoy.service.accesslog.v3.AccessLogService as unknown as new (
+  addr: string,
+  creds: ReturnType<typeof credentials.createInsecure>,
+) => Client;
 
 function openStream(port: number): { call: ClientWritableStream<unknown>; done: Promise<{ error?: ServiceError }>; client: Client } {
   const client = new AccessLogService(`127.0.0.1:${port}`, credentials.createInsecure());
   let call!: ClientWritableStream<unknown>;
   const done = new Promise<{ error?: ServiceError }>((resolve) => {
-    call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(client, { deadline: Date.now() + 60_000 }, (e: ServiceError | null) =>
-      resolve(e ? { error: e } : {}),
+    call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(
+      client,
+      { deadline: Date.now() + 60_000 },
+      (e: ServiceError | null) => resolve(e ? { error: e } : {}),
     ) as ClientWritableStream<unknown>;
   });
   call.write({ identifier: { log_name: 'shutdown-test' }, http_logs: { log_entry: [] } });

@@ -13,7 +13,9 @@ async function postgresText(url: string): Promise<string> {
   await c.connect();
   try {
     const tables = await c.query<{ tablename: string }>(`select tablename from pg_tables where schemaname = 'public'`);
-    expect(tables.rows.map((t) => t.tablename)).toEqual(expect.arrayContaining(['organizations', 'api_keys', 'audit_events', 'admin_tokens']));
+    expect(tables.rows.map((t) => t.tablename)).toEqual(
+      expect.arrayContaining(['organizations', 'api_keys', 'audit_events', 'admin_tokens']),
+    );
     let out = '';
     for (const { tablename } of tables.rows) {
       const rows = await c.query(`select row_to_json(t)::text as j from "${tablename}" t`);
@@ -54,7 +56,13 @@ describe.each(['sqlite', 'postgres'] as const)('no plaintext secrets in %s', (di
     const { createHasher } = await import('../src/keys/hash');
     const hashes = [created.secret, rotated.secret, TEST_ADMIN_TOKEN].map((x) => createHasher(h.config.hashSecret).hash(x));
     for (const hash of hashes) expect(logs).not.toContain(hash);
-    for (const secret of [created.secret, rotated.secret, TEST_ADMIN_TOKEN, h.config.hashSecret.toString('hex'), h.config.hashSecret.toString('base64')]) {
+    for (const secret of [
+      created.secret,
+      rotated.secret,
+      TEST_ADMIN_TOKEN,
+      h.config.hashSecret.toString('hex'),
+      h.config.hashSecret.toString('base64'),
+    ]) {
       expect(text).not.toContain(secret);
       expect(logs).not.toContain(secret);
       // nor the random body alone, without its prefix

@@ -123,7 +123,10 @@ describe('store outage on an owned PostgreSQL', () => {
 
     // Usage recorded during the outage reaches the journal on disk.
     const atOutage = allowedCount;
-    await until('usage spilled to the journal', () => allowedCount > atOutage + 100 && (app!.usage.stats().journal?.pendingEvents ?? 0) > 0);
+    await until(
+      'usage spilled to the journal',
+      () => allowedCount > atOutage + 100 && (app!.usage.stats().journal?.pendingEvents ?? 0) > 0,
+    );
     expect(readdirSync(join(dir, 'journal')).some((n) => n.endsWith('.jsonl'))).toBe(true);
 
     // Past its TTL (and past the unnotified TTL), the cached key is still decided...
@@ -144,17 +147,22 @@ describe('store outage on an owned PostgreSQL', () => {
     // Recovery: no restart.
     await own.start();
     await until('readiness back', async () => (await app!.readiness.check()).ready);
-    await until('the journal replayed and the buffer written', () => {
-      const s = app!.usage.stats();
-      return s.buffered === 0 && s.inFlight === 0 && (s.journal?.pendingEvents ?? -1) === 0;
-    }, 60_000);
+    await until(
+      'the journal replayed and the buffer written',
+      () => {
+        const s = app!.usage.stats();
+        return s.buffered === 0 && s.inFlight === 0 && (s.journal?.pendingEvents ?? -1) === 0;
+      },
+      60_000,
+    );
     expect(app.usage.stats().journal!.replayed).toBeGreaterThan(0);
     expect(readdirSync(join(dir, 'journal')).filter((n) => n.endsWith('.jsonl'))).toEqual([]);
 
     const month = clock.now().toISOString().slice(0, 7);
     const before = new Date(clock.now().getTime() - 420_000).toISOString().slice(0, 7);
     let total = 0;
-    for (const m of new Set([before, month])) total += (await root.getUsageStats({ organizationId: org.id, month: m })).totals?.requests ?? 0;
+    for (const m of new Set([before, month]))
+      total += (await root.getUsageStats({ organizationId: org.id, month: m })).totals?.requests ?? 0;
     expect(total).toBe(allowedCount);
 
     expect(allowed(await check(uncached))).toBe(true);

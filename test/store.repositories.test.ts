@@ -94,7 +94,13 @@ describe.each(DIALECTS)('repositories on %s', (dialect) => {
       r.keys.add(k);
     });
     const back = await store.read((r) => r.keys.findByHash(k.keyHash));
-    expect(back).toMatchObject({ id: k.id, scopes: ['chat', 'agents:*'], metadata: { team: 'ml', 'unicode ✓': 'yes' }, rateLimitPerMinute: 0, revokedAt: null });
+    expect(back).toMatchObject({
+      id: k.id,
+      scopes: ['chat', 'agents:*'],
+      metadata: { team: 'ml', 'unicode ✓': 'yes' },
+      rateLimitPerMinute: 0,
+      revokedAt: null,
+    });
     expect(back!.expiresAt!.getTime()).toBe(T0 + 86_400_000);
     expect(await store.read((r) => r.keys.findByHash(randomBytes(32).toString('hex')))).toBeNull();
   });
@@ -129,7 +135,16 @@ describe.each(DIALECTS)('repositories on %s', (dialect) => {
     await expect(
       store.transaction(async (r) => {
         r.orgs.add(o);
-        r.audit.append({ at: new Date(T0), actor: 'admin', action: 'organization.create', organizationId: o.id, keyId: null, outcome: 'success', reason: null, peer: 'test' });
+        r.audit.append({
+          at: new Date(T0),
+          actor: 'admin',
+          action: 'organization.create',
+          organizationId: o.id,
+          keyId: null,
+          outcome: 'success',
+          reason: null,
+          peer: 'test',
+        });
         await r.orgs.list({ limit: 1 }); // forces a flush inside the transaction
         throw new Error('boom');
       }),
@@ -143,14 +158,25 @@ describe.each(DIALECTS)('repositories on %s', (dialect) => {
     const keyId = newId('key', T0);
     await store.transaction(async (r) => {
       for (let i = 0; i < 5; i++) {
-        r.audit.append({ at: new Date(T0 + i * 1000), actor: 'admin', action: i % 2 ? 'key.update' : 'key.create', organizationId: orgId, keyId: i < 3 ? keyId : null, outcome: 'success', reason: null, peer: 'p' });
+        r.audit.append({
+          at: new Date(T0 + i * 1000),
+          actor: 'admin',
+          action: i % 2 ? 'key.update' : 'key.create',
+          organizationId: orgId,
+          keyId: i < 3 ? keyId : null,
+          outcome: 'success',
+          reason: null,
+          peer: 'p',
+        });
       }
     });
     const all = await store.read((r) => r.audit.list({ organizationId: orgId }, { limit: 10 }));
     expect(all.map((e) => e.at.getTime())).toEqual([4, 3, 2, 1, 0].map((i) => T0 + i * 1000));
     expect(await store.read((r) => r.audit.list({ organizationId: orgId, keyId }, { limit: 10 }))).toHaveLength(3);
     expect(await store.read((r) => r.audit.list({ organizationId: orgId, action: 'key.update' }, { limit: 10 }))).toHaveLength(2);
-    const range = await store.read((r) => r.audit.list({ organizationId: orgId, from: new Date(T0 + 1000), to: new Date(T0 + 3000) }, { limit: 10 }));
+    const range = await store.read((r) =>
+      r.audit.list({ organizationId: orgId, from: new Date(T0 + 1000), to: new Date(T0 + 3000) }, { limit: 10 }),
+    );
     expect(range.map((e) => e.at.getTime())).toEqual([T0 + 2000, T0 + 1000]);
     const older = await store.read((r) => r.audit.list({ organizationId: orgId }, { after: all[1]!.id, limit: 10 }));
     expect(older.map((e) => e.id)).toEqual(all.slice(2).map((e) => e.id));
@@ -161,7 +187,10 @@ describe('an unreachable store', () => {
   const unreachable = { kind: 'postgres', url: 'postgres://postgres@127.0.0.1:1/none' } as const;
 
   it('fails to open with an error the store classifies as unavailable', async () => {
-    const err = await openOrm(unreachable).then(() => undefined, (e: unknown) => e);
+    const err = await openOrm(unreachable).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isUnavailable(err)).toBe(true);
   });
 

@@ -52,7 +52,11 @@ describe('TLS configuration', () => {
       KEYWARD_ADMIN_TLS_CLIENT_CA: ca,
       KEYWARD_TLS_RELOAD_SECONDS: '30',
     });
-    expect(c.tls).toEqual({ authz: { cert: good.cert, key: good.key }, admin: { cert: good.cert, key: good.key, clientCa: ca }, reloadSeconds: 30 });
+    expect(c.tls).toEqual({
+      authz: { cert: good.cert, key: good.key },
+      admin: { cert: good.cert, key: good.key, clientCa: ca },
+      reloadSeconds: 30,
+    });
     expect(loadConfig(base).tls).toEqual({ reloadSeconds: 10 });
   });
 
@@ -68,9 +72,24 @@ describe('TLS configuration', () => {
       ['a cut-off certificate', () => ({ [v('CERT')]: cutCert, [v('KEY')]: good.key }), 'CERT', 'PEM'],
       ['a key that is not PEM', () => ({ [v('CERT')]: good.cert, [v('KEY')]: garbage }), 'KEY', 'no PEM private key'],
       ['a certificate given as the key', () => ({ [v('CERT')]: good.cert, [v('KEY')]: certAsKey }), 'KEY', 'no PEM private key'],
-      ['the key of another certificate', () => ({ [v('CERT')]: good.cert, [v('KEY')]: foreignKey }), 'KEY', `is not the private key of the certificate in ${v('CERT')}`],
-      ['a client CA that is not PEM', () => ({ [v('CERT')]: good.cert, [v('KEY')]: good.key, [v('CLIENT_CA')]: garbage }), 'CLIENT_CA', 'no PEM certificate'],
-      ['an unreadable client CA', () => ({ [v('CERT')]: good.cert, [v('KEY')]: good.key, [v('CLIENT_CA')]: dir }), 'CLIENT_CA', 'cannot read'],
+      [
+        'the key of another certificate',
+        () => ({ [v('CERT')]: good.cert, [v('KEY')]: foreignKey }),
+        'KEY',
+        `is not the private key of the certificate in ${v('CERT')}`,
+      ],
+      [
+        'a client CA that is not PEM',
+        () => ({ [v('CERT')]: good.cert, [v('KEY')]: good.key, [v('CLIENT_CA')]: garbage }),
+        'CLIENT_CA',
+        'no PEM certificate',
+      ],
+      [
+        'an unreadable client CA',
+        () => ({ [v('CERT')]: good.cert, [v('KEY')]: good.key, [v('CLIENT_CA')]: dir }),
+        'CLIENT_CA',
+        'cannot read',
+      ],
     ])('rejects %s, naming the variable', (_what, env, variable, problem) => {
       const e = configError(load(env()));
       expect(e.variable).toBe(v(variable));
@@ -91,7 +110,14 @@ describe('TLS configuration', () => {
     it('is plaintext unless asked, TLS with system roots with KEYWARD_ADMIN_TLS=true, and reads its files', () => {
       expect(loadClientConfig({}).adminTls).toBeUndefined();
       expect(loadClientConfig({ KEYWARD_ADMIN_TLS: 'true' }).adminTls).toEqual({});
-      expect(loadClientConfig({ KEYWARD_ADMIN_TLS_CA: ca, KEYWARD_ADMIN_TLS_CLIENT_CERT: client.cert, KEYWARD_ADMIN_TLS_CLIENT_KEY: client.key, KEYWARD_ADMIN_TLS_SERVER_NAME: 'keyward.internal' }).adminTls).toEqual({
+      expect(
+        loadClientConfig({
+          KEYWARD_ADMIN_TLS_CA: ca,
+          KEYWARD_ADMIN_TLS_CLIENT_CERT: client.cert,
+          KEYWARD_ADMIN_TLS_CLIENT_KEY: client.key,
+          KEYWARD_ADMIN_TLS_SERVER_NAME: 'keyward.internal',
+        }).adminTls,
+      ).toEqual({
         ca,
         clientCert: client.cert,
         clientKey: client.key,
@@ -109,7 +135,14 @@ describe('TLS configuration', () => {
       [{ KEYWARD_ADMIN_TLS_CLIENT_CERT: 'CERT', KEYWARD_ADMIN_TLS_CLIENT_KEY: 'FOREIGN' }, 'KEYWARD_ADMIN_TLS_CLIENT_KEY'],
       [{ KEYWARD_ADMIN_TLS: 'true', KEYWARD_ADMIN_TLS_SERVER_NAME: 'not a name' }, 'KEYWARD_ADMIN_TLS_SERVER_NAME'],
     ])('rejects %j naming %s', (env, variable) => {
-      const paths: Record<string, string> = { CERT: client.cert, KEY: client.key, CA: ca, GARBAGE: garbage, MISSING: join(dir, 'missing.pem'), FOREIGN: foreignKey };
+      const paths: Record<string, string> = {
+        CERT: client.cert,
+        KEY: client.key,
+        CA: ca,
+        GARBAGE: garbage,
+        MISSING: join(dir, 'missing.pem'),
+        FOREIGN: foreignKey,
+      };
       const resolved = Object.fromEntries(Object.entries(env).map(([k, val]) => [k, paths[val] ?? val]));
       const e = configError(() => loadClientConfig(resolved));
       expect(e.variable).toBe(variable);
@@ -123,7 +156,14 @@ describe('TLS configuration', () => {
       [{ KEYWARD_AUTHZ_TLS_CERT: good.cert, KEYWARD_AUTHZ_TLS_KEY: foreignKey }, 'KEYWARD_AUTHZ_TLS_KEY'],
     ] as const) {
       const r = spawnSync(process.execPath, [BIN, 'serve'], {
-        env: { PATH: process.env.PATH, KEYWARD_DATABASE_URL: `sqlite:${dir}/serve.db`, KEYWARD_ADMIN_LISTEN: '127.0.0.1:0', KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0', KEYWARD_HTTP_LISTEN: '127.0.0.1:0', ...env },
+        env: {
+          PATH: process.env.PATH,
+          KEYWARD_DATABASE_URL: `sqlite:${dir}/serve.db`,
+          KEYWARD_ADMIN_LISTEN: '127.0.0.1:0',
+          KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0',
+          KEYWARD_HTTP_LISTEN: '127.0.0.1:0',
+          ...env,
+        },
         encoding: 'utf8',
         timeout: 20000,
       });

@@ -51,7 +51,13 @@ describe('TLS and mTLS on the authz, KeyAdmin and operations ports', () => {
   });
 
   it('serves Check over TLS with the configured certificate and refuses plaintext', async () => {
-    const admin = track(new TlsAdminClient(h.app.adminPort, tlsCredentials({ ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key }), TEST_ADMIN_TOKEN));
+    const admin = track(
+      new TlsAdminClient(
+        h.app.adminPort,
+        tlsCredentials({ ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key }),
+        TEST_ADMIN_TOKEN,
+      ),
+    );
     const org = await admin.createOrganization('Acme');
     const { secret } = await admin.createKey(org.id, 'k');
 
@@ -70,12 +76,24 @@ describe('TLS and mTLS on the authz, KeyAdmin and operations ports', () => {
   });
 
   it('requires a client certificate from the client CA on KeyAdmin', async () => {
-    const good = track(new TlsAdminClient(h.app.adminPort, tlsCredentials({ ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key }), TEST_ADMIN_TOKEN));
+    const good = track(
+      new TlsAdminClient(
+        h.app.adminPort,
+        tlsCredentials({ ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key }),
+        TEST_ADMIN_TOKEN,
+      ),
+    );
     expect((await good.createOrganization('Mutual')).name).toBe('Mutual');
 
     const none = track(new TlsAdminClient(h.app.adminPort, tlsCredentials({ ca: pki.ca.cert }), TEST_ADMIN_TOKEN));
     expect(await grpcCodeOf(none.createOrganization('NoCert'))).toBe(UNAVAILABLE);
-    const foreign = track(new TlsAdminClient(h.app.adminPort, tlsCredentials({ ca: pki.ca.cert, cert: other.client.cert, key: other.client.key }), TEST_ADMIN_TOKEN));
+    const foreign = track(
+      new TlsAdminClient(
+        h.app.adminPort,
+        tlsCredentials({ ca: pki.ca.cert, cert: other.client.cert, key: other.client.key }),
+        TEST_ADMIN_TOKEN,
+      ),
+    );
     expect(await grpcCodeOf(foreign.createOrganization('ForeignCert'))).toBe(UNAVAILABLE);
     const plain = track(new TlsAdminClient(h.app.adminPort, credentials.createInsecure(), TEST_ADMIN_TOKEN));
     expect(await grpcCodeOf(plain.createOrganization('Plain'))).toBe(UNAVAILABLE);
@@ -103,7 +121,9 @@ describe('TLS and mTLS on the authz, KeyAdmin and operations ports', () => {
 
   it('logs certificate fingerprints and never key material', () => {
     const text = h.logs.join('');
-    const loaded = h.logs.filter((l) => l.includes('"TLS certificate loaded"')).map((l) => JSON.parse(l) as { port: string; fingerprint: string; clientCertificates: string });
+    const loaded = h.logs
+      .filter((l) => l.includes('"TLS certificate loaded"'))
+      .map((l) => JSON.parse(l) as { port: string; fingerprint: string; clientCertificates: string });
     expect(loaded.map((l) => [l.port, l.fingerprint, l.clientCertificates]).sort()).toEqual([
       ['admin', pki.server.fingerprint, 'required'],
       ['authz', pki.server.fingerprint, 'not requested'],
@@ -111,7 +131,10 @@ describe('TLS and mTLS on the authz, KeyAdmin and operations ports', () => {
     ]);
     expect(text).not.toContain('PRIVATE KEY');
     for (const pem of [pki.server.key, pki.client.key]) {
-      const body = pem.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+      const body = pem
+        .split('\n')
+        .filter((l) => l && !l.startsWith('-----'))
+        .join('');
       expect(text).not.toContain(body.slice(0, 40));
       expect(text).not.toContain(body.slice(-40));
     }

@@ -77,7 +77,9 @@ describe('TLS certificate reload', () => {
     // A new gRPC channel verifies the new certificate and is answered.
     const envoy = track(new EnvoyClient(port, tlsCredentials({ ca: pki.ca.cert })));
     expect((await envoy.check({})).denied_response?.status?.code).toBe(401);
-    expect(lines().some((l) => l.msg === 'TLS certificate reloaded' && l.port === 'authz' && l.fingerprint === next.fingerprint)).toBe(true);
+    expect(lines().some((l) => l.msg === 'TLS certificate reloaded' && l.port === 'authz' && l.fingerprint === next.fingerprint)).toBe(
+      true,
+    );
   });
 
   /** The authz port's value of a TLS metric, from the registry /metrics serves. */
@@ -92,7 +94,13 @@ describe('TLS certificate reload', () => {
     const serving = await servedFingerprint(port);
     const next: Issued = pki.ca.issue({ cn: 'keyward server 3', hosts: ['127.0.0.1'], usage: 'server' });
     const warningsFrom = (mark: number, variable: string) =>
-      lines(mark).filter((l) => l.level === 'warn' && l.port === 'authz' && l.variable === variable && l.msg === 'TLS files are not a valid set; still serving the last good certificate');
+      lines(mark).filter(
+        (l) =>
+          l.level === 'warn' &&
+          l.port === 'authz' &&
+          l.variable === variable &&
+          l.msg === 'TLS files are not a valid set; still serving the last good certificate',
+      );
 
     // 1. A certificate cut off mid-write.
     let mark = h.logs.length;
@@ -110,7 +118,9 @@ describe('TLS certificate reload', () => {
     mark = h.logs.length;
     writeFileSync(authz.cert, next.cert);
     await eventually(() => warningsFrom(mark, 'KEYWARD_AUTHZ_TLS_KEY').length > 0, 15_000, 'the warning about the key');
-    expect(warningsFrom(mark, 'KEYWARD_AUTHZ_TLS_KEY')[0]!.problem).toContain('is not the private key of the certificate in KEYWARD_AUTHZ_TLS_CERT');
+    expect(warningsFrom(mark, 'KEYWARD_AUTHZ_TLS_KEY')[0]!.problem).toContain(
+      'is not the private key of the certificate in KEYWARD_AUTHZ_TLS_CERT',
+    );
     expect(await servedFingerprint(port)).toBe(serving);
     const again = track(new EnvoyClient(port, tlsCredentials({ ca: pki.ca.cert })));
     expect((await again.check({})).denied_response?.status?.code).toBe(401);
@@ -130,17 +140,23 @@ describe('TLS certificate reload', () => {
   it('follows a replaced client CA on the KeyAdmin port', async () => {
     const port = h.app.adminPort;
     const other = createPki('reload-other');
-    const mine = () => new TlsAdminClient(port, tlsCredentials({ ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key }), TEST_ADMIN_TOKEN);
-    const theirs = () => new TlsAdminClient(port, tlsCredentials({ ca: pki.ca.cert, cert: other.client.cert, key: other.client.key }), TEST_ADMIN_TOKEN);
+    const mine = () =>
+      new TlsAdminClient(port, tlsCredentials({ ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key }), TEST_ADMIN_TOKEN);
+    const theirs = () =>
+      new TlsAdminClient(port, tlsCredentials({ ca: pki.ca.cert, cert: other.client.cert, key: other.client.key }), TEST_ADMIN_TOKEN);
     expect((await track(mine()).createOrganization('Before')).name).toBe('Before');
     expect(await grpcCodeOf(track(theirs()).createOrganization('Refused'))).toBe(UNAVAILABLE);
 
     replace(clientCa, other.ca.cert);
     // Each attempt is a new channel, so a new connection.
-    await eventually(async () => {
-      const c = track(theirs());
-      return (await c.createOrganization('After')).name === 'After';
-    }, 15_000, 'the new client CA');
+    await eventually(
+      async () => {
+        const c = track(theirs());
+        return (await c.createOrganization('After')).name === 'After';
+      },
+      15_000,
+      'the new client CA',
+    );
     expect(await grpcCodeOf(track(mine()).createOrganization('NowRefused'))).toBe(UNAVAILABLE);
   });
 
@@ -151,7 +167,11 @@ describe('TLS certificate reload', () => {
     expect(await servedFingerprint(port, { alpn: 'http/1.1' })).toBe(pki.server.fingerprint);
     replace(paths.key, next.key);
     replace(paths.cert, next.cert);
-    await eventually(async () => (await servedFingerprint(port, { alpn: 'http/1.1' })) === next.fingerprint, 15_000, 'the new HTTPS certificate');
+    await eventually(
+      async () => (await servedFingerprint(port, { alpn: 'http/1.1' })) === next.fingerprint,
+      15_000,
+      'the new HTTPS certificate',
+    );
     expect((await httpsGet(port, '/healthz', { ca: pki.ca.cert })).status).toBe(200);
   });
 
@@ -162,7 +182,11 @@ describe('TLS certificate reload', () => {
     mkdirSync(linked);
     symlinkSync(files.cert, join(linked, 'tls.crt'));
     symlinkSync(files.key, join(linked, 'tls.key'));
-    const t = ServerTls.open('http', { cert: join(linked, 'tls.crt'), key: join(linked, 'tls.key') }, { logger: createLogger('silent'), reloadIntervalMs: 300 });
+    const t = ServerTls.open(
+      'http',
+      { cert: join(linked, 'tls.crt'), key: join(linked, 'tls.key') },
+      { logger: createLogger('silent'), reloadIntervalMs: 300 },
+    );
     try {
       expect(t.current.fingerprint).toBe(pki.server.fingerprint);
       const next = pki.ca.issue({ cn: 'behind a symlink', hosts: ['127.0.0.1'], usage: 'server' });

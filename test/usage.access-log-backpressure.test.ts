@@ -66,7 +66,10 @@ describe('access-log back-pressure on postgres', () => {
       call.end();
     });
     let replied = false;
-    void reply.then(() => (replied = true), () => undefined);
+    void reply.then(
+      () => (replied = true),
+      () => undefined,
+    );
 
     try {
       await until('the stream to pause', () => h.app.accessLogStats.pauses > 0);

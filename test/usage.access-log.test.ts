@@ -5,7 +5,16 @@
  * with a real UsageBatcher over a real usage store, on SQLite and PostgreSQL. Then
  * entryToUsage's mapping, unit by unit.
  */
-import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ClientWritableStream, type GrpcObject, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  Server,
+  ServerCredentials,
+  type Client,
+  type ClientWritableStream,
+  type GrpcObject,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import type { EntityManager, Knex } from '@mikro-orm/knex';
 import { join } from 'node:path';
@@ -32,7 +41,10 @@ const definition = loadSync('envoy/service/accesslog/v3/als.proto', {
   oneofs: true,
 });
 const pkg = loadPackageDefinition(definition) as unknown as { envoy: { service: { accesslog: { v3: GrpcObject } } } };
-const AccessLogServiceCtor = pkg.envoy.service.accesslog.v3.AccessLogService as unknown as new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
+const AccessLogServiceCtor = pkg.envoy.service.accesslog.v3.AccessLogService as unknown as new (
+  addr: string,
+  creds: ReturnType<typeof credentials.createInsecure>,
+) => Client;
 
 const OPTS = { tokensHeader: 'x-usage-tokens', costHeader: 'x-usage-cost-usd' };
 const START = Date.UTC(2026, 5, 30, 23, 59, 58, 250); // 2026-06-30
@@ -191,7 +203,13 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
         },
       },
       // A later batch: no start time (the clock's time is used), no response, no duration.
-      { http_logs: { log_entry: [wireEntry({ md: { 'envoy.filters.http.ext_authz': { key_id: other, org_id: org } }, method: 'PATCH', path: '/v1/batch' })] } },
+      {
+        http_logs: {
+          log_entry: [
+            wireEntry({ md: { 'envoy.filters.http.ext_authz': { key_id: other, org_id: org } }, method: 'PATCH', path: '/v1/batch' }),
+          ],
+        },
+      },
       { tcp_logs: { log_entry: [{ common_properties: { upstream_cluster: 'db' } }] } },
     ]);
     expect(reply).toEqual({});
@@ -201,41 +219,93 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     await batcher.flush();
     expect(batcher.stats()).toMatchObject({ buffered: 0, flushed: 4, flushErrors: 0 });
 
-    const events = (await knex('usage_events').where('organization_id', org).orderBy('id').select('*')).map((r: Record<string, unknown>) => ({
-      at: typeof r.at === 'number' ? r.at : Date.parse(String(r.at instanceof Date ? r.at.toISOString() : r.at)),
-      key: r.key_id,
-      request_id: r.request_id,
-      endpoint: r.endpoint,
-      method: r.method,
-      requests: Number(r.requests),
-      status: r.status_code === null ? null : Number(r.status_code),
-      duration: r.duration_ms === null ? null : Number(r.duration_ms),
-      tokens: r.tokens === null ? null : Number(r.tokens),
-      cost: r.cost_usd === null ? null : Number(r.cost_usd),
-      source: r.source,
-    }));
+    const events = (await knex('usage_events').where('organization_id', org).orderBy('id').select('*')).map(
+      (r: Record<string, unknown>) => ({
+        at: typeof r.at === 'number' ? r.at : Date.parse(String(r.at instanceof Date ? r.at.toISOString() : r.at)),
+        key: r.key_id,
+        request_id: r.request_id,
+        endpoint: r.endpoint,
+        method: r.method,
+        requests: Number(r.requests),
+        status: r.status_code === null ? null : Number(r.status_code),
+        duration: r.duration_ms === null ? null : Number(r.duration_ms),
+        tokens: r.tokens === null ? null : Number(r.tokens),
+        cost: r.cost_usd === null ? null : Number(r.cost_usd),
+        source: r.source,
+      }),
+    );
     expect(events).toEqual([
-      { at: START, key, request_id: 'req-1', endpoint: '/v1/chat/completions', method: 'POST', requests: 0, status: 200, duration: 250, tokens: 1234, cost: 0.0421, source: 'accesslog' },
-      { at: START, key, request_id: null, endpoint: '/v1/models', method: 'GET', requests: 0, status: 404, duration: 3.5, tokens: null, cost: null, source: 'accesslog' },
-      { at: START, key, request_id: null, endpoint: '/v1/files/abc', method: 'PROPFIND', requests: 0, status: 503, duration: 2500, tokens: 17, cost: 0.001, source: 'accesslog' },
-      { at: NOW, key: other, request_id: null, endpoint: '/v1/batch', method: 'PATCH', requests: 0, status: null, duration: null, tokens: null, cost: null, source: 'accesslog' },
+      {
+        at: START,
+        key,
+        request_id: 'req-1',
+        endpoint: '/v1/chat/completions',
+        method: 'POST',
+        requests: 0,
+        status: 200,
+        duration: 250,
+        tokens: 1234,
+        cost: 0.0421,
+        source: 'accesslog',
+      },
+      {
+        at: START,
+        key,
+        request_id: null,
+        endpoint: '/v1/models',
+        method: 'GET',
+        requests: 0,
+        status: 404,
+        duration: 3.5,
+        tokens: null,
+        cost: null,
+        source: 'accesslog',
+      },
+      {
+        at: START,
+        key,
+        request_id: null,
+        endpoint: '/v1/files/abc',
+        method: 'PROPFIND',
+        requests: 0,
+        status: 503,
+        duration: 2500,
+        tokens: 17,
+        cost: 0.001,
+        source: 'accesslog',
+      },
+      {
+        at: NOW,
+        key: other,
+        request_id: null,
+        endpoint: '/v1/batch',
+        method: 'PATCH',
+        requests: 0,
+        status: null,
+        duration: null,
+        tokens: null,
+        cost: null,
+        source: 'accesslog',
+      },
     ]);
 
     const agg = async (table: string) =>
-      (await knex(table).where('organization_id', org).orderBy(['period', 'key_id', 'endpoint']).select('*')).map((r: Record<string, unknown>) => [
-        r.period,
-        r.key_id === key ? 'key' : 'other',
-        r.endpoint,
-        r.method,
-        Number(r.requests),
-        Number(r.errors4xx),
-        Number(r.errors5xx),
-        Number(r.tokens),
-        Number(r.cost_usd),
-        Number(r.duration_count),
-        Number(r.duration_sum_ms),
-        (typeof r.duration_buckets === 'string' ? JSON.parse(r.duration_buckets) : r.duration_buckets) as number[],
-      ]);
+      (await knex(table).where('organization_id', org).orderBy(['period', 'key_id', 'endpoint']).select('*')).map(
+        (r: Record<string, unknown>) => [
+          r.period,
+          r.key_id === key ? 'key' : 'other',
+          r.endpoint,
+          r.method,
+          Number(r.requests),
+          Number(r.errors4xx),
+          Number(r.errors5xx),
+          Number(r.tokens),
+          Number(r.cost_usd),
+          Number(r.duration_count),
+          Number(r.duration_sum_ms),
+          (typeof r.duration_buckets === 'string' ? JSON.parse(r.duration_buckets) : r.duration_buckets) as number[],
+        ],
+      );
     const b = (i?: number) => {
       const h = new Array<number>(16).fill(0);
       if (i !== undefined) h[i] = 1;
@@ -261,7 +331,17 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     const key = newId('key', START + 10);
     const before = { ...stats };
     const good = {
-      http_logs: { log_entry: [wireEntry({ md: { 'envoy.filters.http.ext_authz': { key_id: key, org_id: org } }, method: 'GET', path: '/ok', code: 200, start: START })] },
+      http_logs: {
+        log_entry: [
+          wireEntry({
+            md: { 'envoy.filters.http.ext_authz': { key_id: key, org_id: org } },
+            method: 'GET',
+            path: '/ok',
+            code: 200,
+            start: START,
+          }),
+        ],
+      },
     };
     const { StreamAccessLogsMessage } = pkg.envoy.service.accesslog.v3 as unknown as Record<string, { serialize(v: unknown): Buffer }>;
     const goodBytes = StreamAccessLogsMessage!.serialize(good);
@@ -297,7 +377,13 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
       call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(client, (e: ServiceError | null) => resolve(e));
     });
     call.write({ identifier: { log_name: 'x' } });
-    call.write({ http_logs: { log_entry: [wireEntry({ md: { 'envoy.filters.http.ext_authz': { key_id: key, org_id: org } }, method: 'GET', path: '/cancelled', code: 200 })] } });
+    call.write({
+      http_logs: {
+        log_entry: [
+          wireEntry({ md: { 'envoy.filters.http.ext_authz': { key_id: key, org_id: org } }, method: 'GET', path: '/cancelled', code: 200 }),
+        ],
+      },
+    });
     // The server has the entry; the client goes away without ending the stream.
     expect((await recorded).endpoint).toBe('/cancelled');
     onRecord = undefined;
@@ -330,7 +416,12 @@ describe('entryToUsage', () => {
         metadata: { filterMetadata: { 'envoy.filters.http.ext_authz': 'md' in over ? over.md : { key_id: key, org_id: org } } },
         startTime: over.start,
       },
-      request: { requestMethod: over.method ?? RequestMethod.GET, path: over.path ?? '/p', originalPath: over.originalPath ?? '', requestHeaders: over.headers ?? {} },
+      request: {
+        requestMethod: over.method ?? RequestMethod.GET,
+        path: over.path ?? '/p',
+        originalPath: over.originalPath ?? '',
+        requestHeaders: over.headers ?? {},
+      },
       response: { responseCode: over.code, responseHeaders: over.responseHeaders ?? {} },
     });
   const usage = (o: Parameters<typeof entry>[0]) => entryToUsage(entry(o), OPTS, NOW);

@@ -164,7 +164,14 @@ describe('UsageBatcher on sqlite', () => {
   it('a full buffer drops the oldest detail-only events first, and request events only when nothing else can go', async () => {
     const ids = newOrg();
     const b = new UsageBatcher(env.sink, { maxBuffered: 5, flushAt: 100 });
-    for (const [tag, r] of [['c1', 1], ['d1', 0], ['c2', 1], ['d2', 0], ['c3', 1]] as const) b.record(event(ids, tag, r));
+    for (const [tag, r] of [
+      ['c1', 1],
+      ['d1', 0],
+      ['c2', 1],
+      ['d2', 0],
+      ['c3', 1],
+    ] as const)
+      b.record(event(ids, tag, r));
     expect(b.stats()).toMatchObject({ buffered: 5, dropped: 0 });
     b.record(event(ids, 'c4', 1)); // drops d1
     b.record(event(ids, 'd3', 0)); // drops d2
@@ -259,7 +266,17 @@ describe('UsageBatcher across a real PostgreSQL outage', () => {
     await b.flush();
     expect(b.stats()).toMatchObject({ flushed: 1, flushErrors: 0 });
 
-    const first: [string, 0 | 1][] = [['c0', 1], ['d0', 0], ['c1', 1], ['d1', 0], ['c2', 1], ['d2', 0], ['c3', 1], ['d3', 0], ['c4', 1]];
+    const first: [string, 0 | 1][] = [
+      ['c0', 1],
+      ['d0', 0],
+      ['c1', 1],
+      ['d1', 0],
+      ['c2', 1],
+      ['d2', 0],
+      ['c3', 1],
+      ['d3', 0],
+      ['c4', 1],
+    ];
     for (const [tag, r] of first) b.record(event(ids, tag, r));
     expect(env.sink.writes).toEqual([1]);
 

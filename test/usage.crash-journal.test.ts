@@ -13,7 +13,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials, loadPackageDefinition, type Client, type ClientWritableStream, type GrpcObject, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  type Client,
+  type ClientWritableStream,
+  type GrpcObject,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { startServerProcess, type ServerProcess } from './support/server-process';
 import { adminClient, type AdminClient } from './support/harness';
@@ -49,7 +56,8 @@ async function checks(port: number, key: string, n: number): Promise<number> {
   let next = 0;
   await Promise.all(
     Array.from({ length: 8 }, async () => {
-      while (next++ < n) if ((await envoy.check({ headers: { 'x-api-key': key }, path: '/v1/x', method: 'GET' })).http_response === 'ok_response') allowed++;
+      while (next++ < n)
+        if ((await envoy.check({ headers: { 'x-api-key': key }, path: '/v1/x', method: 'GET' })).http_response === 'ok_response') allowed++;
     }),
   );
   envoy.close();
@@ -108,7 +116,12 @@ describe('usage across crashes', () => {
       await own.stop('fast');
       allowed += await checks(a.authzPort, secret, 300); // cached key: still allowed
       expect(allowed).toBe(500);
-      await until('the buffer spilled to the journal', async () => (await metric(a.httpPort!, 'keyward_usage_buffer_depth')) === 0 && (await metric(a.httpPort!, 'keyward_usage_journal_pending_events')) > 0);
+      await until(
+        'the buffer spilled to the journal',
+        async () =>
+          (await metric(a.httpPort!, 'keyward_usage_buffer_depth')) === 0 &&
+          (await metric(a.httpPort!, 'keyward_usage_journal_pending_events')) > 0,
+      );
       a.proc.kill('SIGKILL');
       await a.exited;
       expect(readdirSync(join(dir, 'journal')).some((n) => n.endsWith('.jsonl'))).toBe(true);
@@ -129,7 +142,10 @@ describe('usage across crashes', () => {
       const org = await root.createOrganization({ name: 'kill', rateLimitPerMinute: 1_000_000, monthlyQuota: 0 });
       const { secret } = await root.createKey({ organizationId: org.id, name: 'k' });
       const flushed = await checks(a.authzPort, secret, 300);
-      await until('written', async () => (await metric(a.httpPort!, 'keyward_usage_buffer_depth')) === 0 && (await requestsStored(root, org.id)) === flushed);
+      await until(
+        'written',
+        async () => (await metric(a.httpPort!, 'keyward_usage_buffer_depth')) === 0 && (await requestsStored(root, org.id)) === flushed,
+      );
       const started = Date.now();
       const last = await checks(a.authzPort, secret, 300); // recorded, then killed before or during the next flush
       const loadSeconds = (Date.now() - started) / 1000;
@@ -141,7 +157,9 @@ describe('usage across crashes', () => {
       expect(stored).toBeGreaterThanOrEqual(flushed);
       expect(stored).toBeLessThanOrEqual(flushed + last);
       // The measurement the README quotes: events lost to SIGKILL with a 1 s flush interval.
-      process.stdout.write(`SIGKILL loss: ${flushed + last - stored} of ${last} events recorded in the last ${loadSeconds.toFixed(2)} s (flush interval 1 s)\n`);
+      process.stdout.write(
+        `SIGKILL loss: ${flushed + last - stored} of ${last} events recorded in the last ${loadSeconds.toFixed(2)} s (flush interval 1 s)\n`,
+      );
     }, 180_000);
   });
 
@@ -157,7 +175,11 @@ describe('usage across crashes', () => {
   }, 60_000);
 
   it('a second signal during shutdown exits at once after writing the buffer to the journal', async () => {
-    const env = { KEYWARD_DATABASE_URL: `sqlite:${join(dir, 'kw.db')}`, KEYWARD_USAGE_FLUSH_SECONDS: '3600', KEYWARD_SHUTDOWN_DEADLINE_SECONDS: '120' };
+    const env = {
+      KEYWARD_DATABASE_URL: `sqlite:${join(dir, 'kw.db')}`,
+      KEYWARD_USAGE_FLUSH_SECONDS: '3600',
+      KEYWARD_SHUTDOWN_DEADLINE_SECONDS: '120',
+    };
     const a = await serve(env);
     const root = admin(a);
     const org = await root.createOrganization({ name: 'twice', rateLimitPerMinute: 1_000_000, monthlyQuota: 0 });
@@ -183,13 +205,25 @@ describe('usage across crashes', () => {
   }, 120_000);
 });
 
-const definition = loadSync('envoy/service/accesslog/v3/als.proto', { includeDirs: [join(__dirname, '..', 'proto')], keepCase: true, defaults: false, oneofs: true });
+const definition = loadSync('envoy/service/accesslog/v3/als.proto', {
+  includeDirs: [join(__dirname, '..', 'proto')],
+  keepCase: true,
+  defaults: false,
+  oneofs: true,
+});
 const pkg = loadPackageDefinition(definition) as unknown as { envoy: { service: { accesslog: { v3: GrpcObject } } } };
-const AccessLogService = pkg.envoy.service.accesslog.v3.AccessLogService as unknown as new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
+const AccessLogService = pkg.envoy.service.accesslog.v3.AccessLogService as unknown as new (
+  addr: string,
+  creds: ReturnType<typeof credentials.createInsecure>,
+) => Client;
 
 function openStream(port: number): { call: ClientWritableStream<unknown>; client: Client } {
   const client = new AccessLogService(`127.0.0.1:${port}`, credentials.createInsecure());
-  const call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(client, { deadline: Date.now() + 60_000 }, (_e: ServiceError | null) => undefined) as ClientWritableStream<unknown>;
+  const call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(
+    client,
+    { deadline: Date.now() + 60_000 },
+    (_e: ServiceError | null) => undefined,
+  ) as ClientWritableStream<unknown>;
   call.write({ identifier: { log_name: 'crash-test' }, http_logs: { log_entry: [] } });
   return { call, client };
 }

@@ -1,6 +1,15 @@
 /** The fixed latency histogram: bucket boundaries, merging and p95 at bucket resolution. */
 import fc from 'fast-check';
-import { addInto, BUCKET_BOUNDS_MS, BUCKET_COUNT, bucketOf, emptyBuckets, p95, parseBuckets, quantileUpperBound } from '../src/usage/histogram';
+import {
+  addInto,
+  BUCKET_BOUNDS_MS,
+  BUCKET_COUNT,
+  bucketOf,
+  emptyBuckets,
+  p95,
+  parseBuckets,
+  quantileUpperBound,
+} from '../src/usage/histogram';
 
 describe('latency histogram', () => {
   it('has 15 finite buckets and an overflow bucket', () => {
@@ -10,7 +19,9 @@ describe('latency histogram', () => {
   });
 
   it('bucketOf: upper bounds are inclusive; 0, negatives and NaN go to the first bucket; beyond 60 s to overflow', () => {
-    expect([0, 0.5, 1, 1.0001, 2, 2.5, 5, 10, 10.5, 20, 60000, 60000.1, 1e9].map(bucketOf)).toEqual([0, 0, 0, 1, 1, 2, 2, 3, 4, 4, 14, 15, 15]);
+    expect([0, 0.5, 1, 1.0001, 2, 2.5, 5, 10, 10.5, 20, 60000, 60000.1, 1e9].map(bucketOf)).toEqual([
+      0, 0, 0, 1, 1, 2, 2, 3, 4, 4, 14, 15, 15,
+    ]);
     expect(bucketOf(-3)).toBe(0);
     expect(bucketOf(Number.NaN)).toBe(0);
     expect(bucketOf(Number.POSITIVE_INFINITY)).toBe(15);

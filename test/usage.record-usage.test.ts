@@ -40,7 +40,17 @@ describe('validateRecordUsage', () => {
     const out = validateRecordUsage(
       request([
         good(),
-        { keyId: KEY2, requestId: 'req-9', endpoint: '/v1/embeddings?model=x', method: 'get', statusCode: 429, durationMs: 12.5, tokens: 300, costUsd: 0.0125, time: at },
+        {
+          keyId: KEY2,
+          requestId: 'req-9',
+          endpoint: '/v1/embeddings?model=x',
+          method: 'get',
+          statusCode: 429,
+          durationMs: 12.5,
+          tokens: 300,
+          costUsd: 0.0125,
+          time: at,
+        },
         good({ statusCode: 100, time: new Date(NOW + 60_000) }),
         good({ statusCode: 599, time: new Date(NOW - 35 * DAY) }),
       ]),
@@ -48,7 +58,17 @@ describe('validateRecordUsage', () => {
     );
     expect(out).toEqual([
       { keyId: KEY, endpoint: '/v1/chat/completions', method: 'POST', at: NOW },
-      { keyId: KEY2, requestId: 'req-9', endpoint: '/v1/embeddings', method: 'GET', statusCode: 429, durationMs: 12.5, tokens: 300, costUsd: 0.0125, at: at.getTime() },
+      {
+        keyId: KEY2,
+        requestId: 'req-9',
+        endpoint: '/v1/embeddings',
+        method: 'GET',
+        statusCode: 429,
+        durationMs: 12.5,
+        tokens: 300,
+        costUsd: 0.0125,
+        at: at.getTime(),
+      },
       { keyId: KEY, endpoint: '/v1/chat/completions', method: 'POST', statusCode: 100, at: NOW + 60_000 },
       { keyId: KEY, endpoint: '/v1/chat/completions', method: 'POST', statusCode: 599, at: NOW - 35 * DAY },
     ]);
@@ -128,10 +148,42 @@ describe('validateRecordUsage', () => {
 describe('toUsageEvents', () => {
   it('makes detail-only api events with the organization of each key', () => {
     const org = newId('org', NOW);
-    const records = validateRecordUsage(request([good({ statusCode: 500, tokens: 5 }), good({ keyId: KEY2, requestId: 'r', durationMs: 3, costUsd: 0.5 })]), NOW);
-    expect(toUsageEvents(records, new Map([[KEY, org], [KEY2, org]]))).toEqual([
-      { at: NOW, organizationId: org, keyId: KEY, endpoint: '/v1/chat/completions', method: 'POST', requests: 0, source: 'api', statusCode: 500, tokens: 5 },
-      { at: NOW, organizationId: org, keyId: KEY2, requestId: 'r', endpoint: '/v1/chat/completions', method: 'POST', requests: 0, source: 'api', durationMs: 3, costUsd: 0.5 },
+    const records = validateRecordUsage(
+      request([good({ statusCode: 500, tokens: 5 }), good({ keyId: KEY2, requestId: 'r', durationMs: 3, costUsd: 0.5 })]),
+      NOW,
+    );
+    expect(
+      toUsageEvents(
+        records,
+        new Map([
+          [KEY, org],
+          [KEY2, org],
+        ]),
+      ),
+    ).toEqual([
+      {
+        at: NOW,
+        organizationId: org,
+        keyId: KEY,
+        endpoint: '/v1/chat/completions',
+        method: 'POST',
+        requests: 0,
+        source: 'api',
+        statusCode: 500,
+        tokens: 5,
+      },
+      {
+        at: NOW,
+        organizationId: org,
+        keyId: KEY2,
+        requestId: 'r',
+        endpoint: '/v1/chat/completions',
+        method: 'POST',
+        requests: 0,
+        source: 'api',
+        durationMs: 3,
+        costUsd: 0.5,
+      },
     ]);
     expect(() => toUsageEvents(records, new Map([[KEY, org]]))).toThrow(/no organization/);
   });

@@ -117,13 +117,58 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
     const key = keyId();
     await usage.write([
       check(org, key, { at: T0 + 1, requestId: 'req-1', method: 'GET', endpoint: '/v1/models' }),
-      ev(org, key, { at: T0 + 2, requestId: 'req-1', method: 'GET', endpoint: '/v1/models', statusCode: 200, durationMs: 12.5, tokens: 42, costUsd: 0.0125 }),
+      ev(org, key, {
+        at: T0 + 2,
+        requestId: 'req-1',
+        method: 'GET',
+        endpoint: '/v1/models',
+        statusCode: 200,
+        durationMs: 12.5,
+        tokens: 42,
+        costUsd: 0.0125,
+      }),
       ev(org, key, { at: T0 + 3, source: 'api', statusCode: 404 }),
     ]);
     expect(await rawEvents(org)).toEqual([
-      { at: T0 + 1, key_id: key, request_id: 'req-1', endpoint: '/v1/models', method: 'GET', requests: 1, status_code: null, duration_ms: null, tokens: null, cost_usd: null, source: 'check' },
-      { at: T0 + 2, key_id: key, request_id: 'req-1', endpoint: '/v1/models', method: 'GET', requests: 0, status_code: 200, duration_ms: 12.5, tokens: 42, cost_usd: 0.0125, source: 'accesslog' },
-      { at: T0 + 3, key_id: key, request_id: null, endpoint: '/v1/chat/completions', method: 'POST', requests: 0, status_code: 404, duration_ms: null, tokens: null, cost_usd: null, source: 'api' },
+      {
+        at: T0 + 1,
+        key_id: key,
+        request_id: 'req-1',
+        endpoint: '/v1/models',
+        method: 'GET',
+        requests: 1,
+        status_code: null,
+        duration_ms: null,
+        tokens: null,
+        cost_usd: null,
+        source: 'check',
+      },
+      {
+        at: T0 + 2,
+        key_id: key,
+        request_id: 'req-1',
+        endpoint: '/v1/models',
+        method: 'GET',
+        requests: 0,
+        status_code: 200,
+        duration_ms: 12.5,
+        tokens: 42,
+        cost_usd: 0.0125,
+        source: 'accesslog',
+      },
+      {
+        at: T0 + 3,
+        key_id: key,
+        request_id: null,
+        endpoint: '/v1/chat/completions',
+        method: 'POST',
+        requests: 0,
+        status_code: 404,
+        duration_ms: null,
+        tokens: null,
+        cost_usd: null,
+        source: 'api',
+      },
     ]);
   });
 
@@ -197,7 +242,11 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
     // 1200 events over 2 keys × 300 endpoints: more than one insert chunk of each kind.
     for (let i = 0; i < 1200; i++) {
       const key = Math.floor(i / 300) % 2 === 0 ? k1 : k2;
-      batch.push(i % 3 === 0 ? check(org, key, { endpoint: `/e/${i % 300}` }) : ev(org, key, { endpoint: `/e/${i % 300}`, durationMs: i % 7, tokens: 1 }));
+      batch.push(
+        i % 3 === 0
+          ? check(org, key, { endpoint: `/e/${i % 300}` })
+          : ev(org, key, { endpoint: `/e/${i % 300}`, durationMs: i % 7, tokens: 1 }),
+      );
     }
     await usage.write(batch);
     await usage.write(batch);
@@ -289,7 +338,15 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
         ['/v1/chat/completions', 'POST', 3],
         ['/v1/models', 'GET', 1],
       ]);
-      expect(s.byEndpoint[2]!.totals).toEqual({ requests: 1, errors4xx: 0, errors5xx: 0, tokens: 0, costUsd: 0, avgDurationMs: 40, p95DurationMs: 50 });
+      expect(s.byEndpoint[2]!.totals).toEqual({
+        requests: 1,
+        errors4xx: 0,
+        errors5xx: 0,
+        tokens: 0,
+        costUsd: 0,
+        avgDurationMs: 40,
+        p95DurationMs: 50,
+      });
       // No durations reported: avg and p95 are unset.
       expect(s.byEndpoint[0]!.totals).toEqual({ requests: 5, errors4xx: 0, errors5xx: 0, tokens: 7, costUsd: 0 });
       expect(s.byEndpoint[0]!.totals).not.toHaveProperty('avgDurationMs');
@@ -355,7 +412,10 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
     ]);
     const monthlyBefore = await aggRows('usage_monthly', org);
     const dailyBefore = await aggRows('usage_daily', org);
-    const otherOrgs = await knex('usage_events').whereNot('organization_id', org).andWhere('at', '>=', dialect === 'postgres' ? cutoff : cutoff.getTime()).count({ n: '*' });
+    const otherOrgs = await knex('usage_events')
+      .whereNot('organization_id', org)
+      .andWhere('at', '>=', dialect === 'postgres' ? cutoff : cutoff.getTime())
+      .count({ n: '*' });
 
     const removed = await usage.purgeEventsBefore(cutoff);
     expect(removed).toBeGreaterThanOrEqual(2);
@@ -363,9 +423,16 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
     expect(await aggRows('usage_monthly', org)).toEqual(monthlyBefore);
     expect(await aggRows('usage_daily', org)).toEqual(dailyBefore);
     // Newer events of every organization are kept.
-    const after = await knex('usage_events').whereNot('organization_id', org).andWhere('at', '>=', dialect === 'postgres' ? cutoff : cutoff.getTime()).count({ n: '*' });
+    const after = await knex('usage_events')
+      .whereNot('organization_id', org)
+      .andWhere('at', '>=', dialect === 'postgres' ? cutoff : cutoff.getTime())
+      .count({ n: '*' });
     expect(Number(after[0]!.n)).toBe(Number(otherOrgs[0]!.n));
-    expect(await knex('usage_events').where('at', '<', dialect === 'postgres' ? cutoff : cutoff.getTime()).count({ n: '*' })).toEqual([{ n: dialect === 'postgres' ? '0' : 0 }]);
+    expect(
+      await knex('usage_events')
+        .where('at', '<', dialect === 'postgres' ? cutoff : cutoff.getTime())
+        .count({ n: '*' }),
+    ).toEqual([{ n: dialect === 'postgres' ? '0' : 0 }]);
     expect(await usage.purgeEventsBefore(cutoff)).toBe(0);
   });
 });

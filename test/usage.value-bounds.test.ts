@@ -31,7 +31,18 @@ describe.each(DIALECTS)('usage value bounds (%s)', (dialect) => {
     await h?.stop();
   });
 
-  const record = (o: { tokens?: number; costUsd?: number; durationMs?: number }) => ({ keyId, requestId: '', endpoint: '/v1/chat', method: 'POST', statusCode: 200, durationMs: 0, tokens: 0, costUsd: 0, time: undefined, ...o });
+  const record = (o: { tokens?: number; costUsd?: number; durationMs?: number }) => ({
+    keyId,
+    requestId: '',
+    endpoint: '/v1/chat',
+    method: 'POST',
+    statusCode: 200,
+    durationMs: 0,
+    tokens: 0,
+    costUsd: 0,
+    time: undefined,
+    ...o,
+  });
 
   it('refuses a record beyond the bounds, naming the field', async () => {
     const cases: [Record<string, number>, string][] = [
@@ -43,13 +54,18 @@ describe.each(DIALECTS)('usage value bounds (%s)', (dialect) => {
     ];
     for (const [o, field] of cases) {
       const e = await failure(h.root.recordUsage({ records: [record(o)] }));
-      expect({ code: e.code, field: e.field, reason: e.info?.metadata.violation }).toEqual({ code: 'invalid_argument', field, reason: 'out_of_range' });
+      expect({ code: e.code, field: e.field, reason: e.info?.metadata.violation }).toEqual({
+        code: 'invalid_argument',
+        field,
+        reason: 'out_of_range',
+      });
     }
   });
 
   it('writes 2,000 records at the bounds and the Check after them, and reports the sums', async () => {
     const max = record({ tokens: USAGE_VALUE_MAX.tokens, costUsd: USAGE_VALUE_MAX.costUsd, durationMs: USAGE_VALUE_MAX.durationMs });
-    for (let i = 0; i < 2; i++) expect((await h.root.recordUsage({ records: Array.from({ length: 1000 }, () => max) })).accepted).toBe(1000);
+    for (let i = 0; i < 2; i++)
+      expect((await h.root.recordUsage({ records: Array.from({ length: 1000 }, () => max) })).accepted).toBe(1000);
     await h.app.usage.flush();
     const envoy = new EnvoyClient(h.app.authzPort);
     try {
@@ -68,7 +84,10 @@ describe.each(DIALECTS)('usage value bounds (%s)', (dialect) => {
     const entry = (tokens: string, cost: string, seconds: number) =>
       entryToUsage(
         HTTPAccessLogEntry.fromPartial({
-          commonProperties: { metadata: { filterMetadata: { 'envoy.filters.http.ext_authz': { key_id: keyId, org_id: orgId } } }, duration: { seconds, nanos: 0 } },
+          commonProperties: {
+            metadata: { filterMetadata: { 'envoy.filters.http.ext_authz': { key_id: keyId, org_id: orgId } } },
+            duration: { seconds, nanos: 0 },
+          },
           request: { path: '/v1/chat' },
           response: { responseHeaders: { 'x-usage-tokens': tokens, 'x-usage-cost-usd': cost } },
         }),

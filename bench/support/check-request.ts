@@ -12,7 +12,9 @@ export function checkRequestBytes(apiKey: string): Buffer {
       CheckRequest.fromPartial({
         attributes: {
           source: { address: { socketAddress: { address: '10.0.0.1', portValue: 44321 } } },
-          request: { http: { id: '1', method: 'GET', path: '/v1/x', host: 'api.example.com', scheme: 'https', protocol: 'HTTP/1.1', headers } },
+          request: {
+            http: { id: '1', method: 'GET', path: '/v1/x', host: 'api.example.com', scheme: 'https', protocol: 'HTTP/1.1', headers },
+          },
         },
       }),
     ).finish(),

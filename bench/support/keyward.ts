@@ -14,7 +14,12 @@ export const ALS_PATH = '/envoy.service.accesslog.v3.AccessLogService/StreamAcce
 export const identity = (b: Buffer): Buffer => b;
 
 /** A generated client's unary method, bound, in its (request, metadata, options, callback) form. */
-export type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: { deadline: number }, cb: (e: ServiceError | null, r: Res) => void) => unknown;
+export type UnaryMethod<Req, Res> = (
+  req: Req,
+  md: Metadata,
+  opts: { deadline: number },
+  cb: (e: ServiceError | null, r: Res) => void,
+) => unknown;
 
 /** A caller of KeyAdmin methods that sends `authorization: Bearer <token>`. */
 export function adminUnary(token: string): <Req, Res>(fn: UnaryMethod<Req, Res>, req: Req, timeoutMs?: number) => Promise<Res> {
@@ -28,8 +33,13 @@ export function adminUnary(token: string): <Req, Res>(fn: UnaryMethod<Req, Res>,
 /** Sends exactly `payload` (CheckRequest bytes) as the Check request and decodes the CheckResponse. */
 export function rawCheck(client: Client, payload: Buffer, timeoutMs = 10_000): Promise<CheckResponse> {
   return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(CHECK_PATH, identity, identity, payload, { deadline: Date.now() + timeoutMs }, (e: ServiceError | null, r?: Buffer) =>
-      e ? reject(e) : resolve(CheckResponse.decode(r!)),
+    client.makeUnaryRequest(
+      CHECK_PATH,
+      identity,
+      identity,
+      payload,
+      { deadline: Date.now() + timeoutMs },
+      (e: ServiceError | null, r?: Buffer) => (e ? reject(e) : resolve(CheckResponse.decode(r!))),
     ),
   );
 }

@@ -2,9 +2,7 @@
  * Who is calling KeyAdmin. The administrator token acts on every organization; an
  * API key with the `admin` scope acts on its own organization only.
  */
-export type Principal =
-  | { kind: 'root'; actor: 'admin' }
-  | { kind: 'org'; actor: string; organizationId: string; keyId: string };
+export type Principal = { kind: 'root'; actor: 'admin' } | { kind: 'org'; actor: string; organizationId: string; keyId: string };
 
 /** The caller of one RPC: identity plus the peer address for the audit log. */
 export interface CallContext {

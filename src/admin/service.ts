@@ -128,14 +128,28 @@ export class AdminService {
           return {};
         }
         for (const t of tokens.filter((t) => t.label === 'bootstrap')) r.adminTokens.remove(t);
-        r.adminTokens.add(Object.assign(new AdminTokenRecord(), { id: newId('adm', now.getTime()), tokenHash: hash, hashSecretId: secretId, label: 'bootstrap', createdAt: now }));
+        r.adminTokens.add(
+          Object.assign(new AdminTokenRecord(), {
+            id: newId('adm', now.getTime()),
+            tokenHash: hash,
+            hashSecretId: secretId,
+            label: 'bootstrap',
+            createdAt: now,
+          }),
+        );
         r.audit.append(this.event(ROOT, 'system', 'admin_token.set', {}, 'success', 'from configuration'));
         return {};
       }
       if (tokens.length > 0) return {};
       const token = generate();
       r.adminTokens.add(
-        Object.assign(new AdminTokenRecord(), { id: newId('adm', now.getTime()), tokenHash: this.d.hasher.hash(token), hashSecretId: this.d.hasher.id, label: 'bootstrap', createdAt: now }),
+        Object.assign(new AdminTokenRecord(), {
+          id: newId('adm', now.getTime()),
+          tokenHash: this.d.hasher.hash(token),
+          hashSecretId: this.d.hasher.id,
+          label: 'bootstrap',
+          createdAt: now,
+        }),
       );
       r.audit.append(this.event(ROOT, 'system', 'admin_token.generate', {}, 'success', null));
       return { generated: token };
@@ -233,9 +247,11 @@ export class AdminService {
       .then(
         (n) => {
           this.adminTokenHashes = this.adminTokenHashes.map((h) => (h === from ? to : h));
-          if (n > 0) this.d.logger.info({ hashSecretId: this.d.hasher.id }, 'hash secret rotation: admin token rehashed with the primary secret');
+          if (n > 0)
+            this.d.logger.info({ hashSecretId: this.d.hasher.id }, 'hash secret rotation: admin token rehashed with the primary secret');
         },
-        (e: unknown) => this.d.logger.warn({ err: describeError(e) }, 'hash secret rotation: rewriting the admin token hash failed; will retry'),
+        (e: unknown) =>
+          this.d.logger.warn({ err: describeError(e) }, 'hash secret rotation: rewriting the admin token hash failed; will retry'),
       )
       .finally(() => {
         this.rehashing = undefined;
@@ -359,9 +375,19 @@ export class AdminService {
     const org = new OrganizationRecord();
     org.name = v.name(req.name);
     org.maxKeys = v.intInRange(req.maxKeys ?? ORG_DEFAULTS.maxKeys, 'max_keys', v.LIMITS.maxKeys.min, v.LIMITS.maxKeys.max);
-    org.rateLimitPerMinute = v.intInRange(req.rateLimitPerMinute ?? ORG_DEFAULTS.rateLimitPerMinute, 'rate_limit_per_minute', 0, v.LIMITS.rateLimitMax);
+    org.rateLimitPerMinute = v.intInRange(
+      req.rateLimitPerMinute ?? ORG_DEFAULTS.rateLimitPerMinute,
+      'rate_limit_per_minute',
+      0,
+      v.LIMITS.rateLimitMax,
+    );
     org.monthlyQuota = v.intInRange(req.monthlyQuota ?? ORG_DEFAULTS.monthlyQuota, 'monthly_quota', 0, Number.MAX_SAFE_INTEGER);
-    org.billingAnchorDay = v.intInRange(req.billingAnchorDay ?? ORG_DEFAULTS.billingAnchorDay, 'billing_anchor_day', v.LIMITS.anchorDay.min, v.LIMITS.anchorDay.max);
+    org.billingAnchorDay = v.intInRange(
+      req.billingAnchorDay ?? ORG_DEFAULTS.billingAnchorDay,
+      'billing_anchor_day',
+      v.LIMITS.anchorDay.min,
+      v.LIMITS.anchorDay.max,
+    );
     const now = this.now();
     org.id = newId('org', now.getTime());
     org.active = true;
@@ -381,26 +407,33 @@ export class AdminService {
 
   async listOrganizations(ctx: CallContext, req: ListOrganizationsRequest): Promise<ListOrganizationsResponse> {
     const p = ctx.principal;
-    const { rows, nextPageToken } = await paged(req, 'string', (o: OrganizationRecord) => o.id, (after, limit) =>
-      this.d.store.read(async (r) => {
-        if (p.kind === 'root') return r.orgs.list({ after, limit });
-        if (after !== undefined) return [];
-        const own = await r.orgs.get(p.organizationId);
-        return own ? [own] : [];
-      }),
+    const { rows, nextPageToken } = await paged(
+      req,
+      'string',
+      (o: OrganizationRecord) => o.id,
+      (after, limit) =>
+        this.d.store.read(async (r) => {
+          if (p.kind === 'root') return r.orgs.list({ after, limit });
+          if (after !== undefined) return [];
+          const own = await r.orgs.get(p.organizationId);
+          return own ? [own] : [];
+        }),
     );
     return { organizations: rows.map(organizationMessage), nextPageToken };
   }
 
   async updateOrganization(ctx: CallContext, req: UpdateOrganizationRequest): Promise<Organization> {
     const orgId = v.id(req.id, 'org', 'id');
-    const limitsChanged = [req.active, req.maxKeys, req.rateLimitPerMinute, req.monthlyQuota, req.billingAnchorDay].some((x) => x !== undefined);
+    const limitsChanged = [req.active, req.maxKeys, req.rateLimitPerMinute, req.monthlyQuota, req.billingAnchorDay].some(
+      (x) => x !== undefined,
+    );
     if (limitsChanged) await this.requireRoot(ctx, 'organization.update', { organizationId: orgId });
     const patch: Partial<OrganizationRecord> = {};
     if (req.name !== undefined) patch.name = v.name(req.name);
     if (req.active !== undefined) patch.active = req.active;
     if (req.maxKeys !== undefined) patch.maxKeys = v.intInRange(req.maxKeys, 'max_keys', v.LIMITS.maxKeys.min, v.LIMITS.maxKeys.max);
-    if (req.rateLimitPerMinute !== undefined) patch.rateLimitPerMinute = v.intInRange(req.rateLimitPerMinute, 'rate_limit_per_minute', 0, v.LIMITS.rateLimitMax);
+    if (req.rateLimitPerMinute !== undefined)
+      patch.rateLimitPerMinute = v.intInRange(req.rateLimitPerMinute, 'rate_limit_per_minute', 0, v.LIMITS.rateLimitMax);
     if (req.monthlyQuota !== undefined) patch.monthlyQuota = v.intInRange(req.monthlyQuota, 'monthly_quota', 0, Number.MAX_SAFE_INTEGER);
     if (req.billingAnchorDay !== undefined) {
       patch.billingAnchorDay = v.intInRange(req.billingAnchorDay, 'billing_anchor_day', v.LIMITS.anchorDay.min, v.LIMITS.anchorDay.max);
@@ -408,10 +441,21 @@ export class AdminService {
     return this.tx(ctx, async (r, changed) => {
       const org = await this.loadOrg(r, ctx, orgId, 'organization.update', true);
       changed({ type: 'org', id: org.id });
-      const fields = Object.keys(patch).filter((k) => (org as unknown as Record<string, unknown>)[k] !== (patch as Record<string, unknown>)[k]);
+      const fields = Object.keys(patch).filter(
+        (k) => (org as unknown as Record<string, unknown>)[k] !== (patch as Record<string, unknown>)[k],
+      );
       Object.assign(org, patch);
       org.updatedAt = this.now();
-      r.audit.append(this.event(ctx.principal, ctx.peer, 'organization.update', { organizationId: org.id }, 'success', fields.length ? `changed: ${fields.join(',')}` : 'no changes'));
+      r.audit.append(
+        this.event(
+          ctx.principal,
+          ctx.peer,
+          'organization.update',
+          { organizationId: org.id },
+          'success',
+          fields.length ? `changed: ${fields.join(',')}` : 'no changes',
+        ),
+      );
       return organizationMessage(org);
     });
   }
@@ -432,7 +476,8 @@ export class AdminService {
     const keyName = v.name(req.name);
     const scopes = v.scopes(req.scopes);
     const metadata = v.metadata(req.metadata);
-    const rateLimit = req.rateLimitPerMinute === undefined ? null : v.intInRange(req.rateLimitPerMinute, 'rate_limit_per_minute', 0, v.LIMITS.rateLimitMax);
+    const rateLimit =
+      req.rateLimitPerMinute === undefined ? null : v.intInRange(req.rateLimitPerMinute, 'rate_limit_per_minute', 0, v.LIMITS.rateLimitMax);
     let expiresAt: Date | null = null;
     if (req.expiresInDays !== undefined && req.expiresAt !== undefined) {
       throw new InvalidArgumentError('expiry', 'give expires_in_days or expires_at, not both', 'conflict');
@@ -465,7 +510,9 @@ export class AdminService {
   private async requireKeySlot(r: Repos, org: OrganizationRecord, now: Date): Promise<void> {
     const usable = await r.keys.countUsable(org.id, now);
     if (usable >= org.maxKeys) {
-      throw new DomainError('key_limit_exceeded', `the organization already has ${usable} of its ${org.maxKeys} keys`, { max_keys: String(org.maxKeys) });
+      throw new DomainError('key_limit_exceeded', `the organization already has ${usable} of its ${org.maxKeys} keys`, {
+        max_keys: String(org.maxKeys),
+      });
     }
   }
 
@@ -506,11 +553,15 @@ export class AdminService {
   async listKeys(ctx: CallContext, req: ListKeysRequest): Promise<ListKeysResponse> {
     const orgId = v.id(req.organizationId, 'org', 'organization_id');
     await this.requireOrg(ctx, 'key.list', orgId);
-    const { rows, nextPageToken } = await paged(req, 'string', (k: ApiKeyRecord) => k.id, (after, limit) =>
-      this.d.store.read(async (r) => {
-        if (!(await r.orgs.get(orgId))) throw new DomainError('organization_not_found');
-        return r.keys.list(orgId, req.includeRevoked, { after, limit });
-      }),
+    const { rows, nextPageToken } = await paged(
+      req,
+      'string',
+      (k: ApiKeyRecord) => k.id,
+      (after, limit) =>
+        this.d.store.read(async (r) => {
+          if (!(await r.orgs.get(orgId))) throw new DomainError('organization_not_found');
+          return r.keys.list(orgId, req.includeRevoked, { after, limit });
+        }),
     );
     const now = this.now();
     return { keys: rows.map((k) => keyMessage(k, now)), nextPageToken };
@@ -522,13 +573,15 @@ export class AdminService {
     const patch: Partial<ApiKeyRecord> = {};
     if (req.name !== undefined) patch.name = v.name(req.name);
     if (req.scopes !== undefined) patch.scopes = v.scopes(req.scopes.values, 'scopes.values');
-    if (req.expiresAt !== undefined && req.clearExpiresAt) throw new InvalidArgumentError('clear_expires_at', 'cannot be combined with expires_at', 'conflict');
+    if (req.expiresAt !== undefined && req.clearExpiresAt)
+      throw new InvalidArgumentError('clear_expires_at', 'cannot be combined with expires_at', 'conflict');
     if (req.expiresAt !== undefined) patch.expiresAt = v.futureTime(req.expiresAt, now, 'expires_at');
     if (req.clearExpiresAt) patch.expiresAt = null;
     if (req.rateLimitPerMinute !== undefined && req.clearRateLimitPerMinute) {
       throw new InvalidArgumentError('clear_rate_limit_per_minute', 'cannot be combined with rate_limit_per_minute', 'conflict');
     }
-    if (req.rateLimitPerMinute !== undefined) patch.rateLimitPerMinute = v.intInRange(req.rateLimitPerMinute, 'rate_limit_per_minute', 0, v.LIMITS.rateLimitMax);
+    if (req.rateLimitPerMinute !== undefined)
+      patch.rateLimitPerMinute = v.intInRange(req.rateLimitPerMinute, 'rate_limit_per_minute', 0, v.LIMITS.rateLimitMax);
     if (req.clearRateLimitPerMinute) patch.rateLimitPerMinute = null;
     if (req.metadata !== undefined) patch.metadata = v.metadata(req.metadata.entries, 'metadata.entries');
 
@@ -544,7 +597,14 @@ export class AdminService {
       Object.assign(key, patch);
       key.updatedAt = now;
       r.audit.append(
-        this.event(ctx.principal, ctx.peer, 'key.update', { organizationId: key.organizationId, keyId: key.id }, 'success', `changed: ${Object.keys(patch).join(',') || 'nothing'}`),
+        this.event(
+          ctx.principal,
+          ctx.peer,
+          'key.update',
+          { organizationId: key.organizationId, keyId: key.id },
+          'success',
+          `changed: ${Object.keys(patch).join(',') || 'nothing'}`,
+        ),
       );
       return keyMessage(key, now);
     });
@@ -562,7 +622,9 @@ export class AdminService {
       key.revokedBy = ctx.principal.actor;
       key.revokeReason = why;
       key.updatedAt = now;
-      r.audit.append(this.event(ctx.principal, ctx.peer, 'key.revoke', { organizationId: key.organizationId, keyId: key.id }, 'success', why));
+      r.audit.append(
+        this.event(ctx.principal, ctx.peer, 'key.revoke', { organizationId: key.organizationId, keyId: key.id }, 'success', why),
+      );
       return keyMessage(key, now);
     });
   }
@@ -596,7 +658,16 @@ export class AdminService {
       changed({ type: 'key', id: record.id, keyHash: record.keyHash });
       const target = { organizationId: org.id, keyId: old.id };
       r.audit.append(this.event(ctx.principal, ctx.peer, 'key.rotate', target, 'success', `new_key=${record.id} grace_seconds=${grace}`));
-      r.audit.append(this.event(ctx.principal, ctx.peer, 'key.create', { organizationId: org.id, keyId: record.id }, 'success', `rotated_from=${old.id}`));
+      r.audit.append(
+        this.event(
+          ctx.principal,
+          ctx.peer,
+          'key.create',
+          { organizationId: org.id, keyId: record.id },
+          'success',
+          `rotated_from=${old.id}`,
+        ),
+      );
       return { newKey: keyMessage(record, now), secret, oldKey: keyMessage(old, now) };
     });
   }
@@ -617,8 +688,11 @@ export class AdminService {
       organizationId = ctx.principal.organizationId;
     }
     const filter = { organizationId, keyId, action, from: startTime, to: endTime };
-    const { rows, nextPageToken } = await paged(req, 'number', (e: AuditEventRecord) => Number(e.id), (after, limit) =>
-      this.d.store.read((r) => r.audit.list(filter, { after, limit })),
+    const { rows, nextPageToken } = await paged(
+      req,
+      'number',
+      (e: AuditEventRecord) => Number(e.id),
+      (after, limit) => this.d.store.read((r) => r.audit.list(filter, { after, limit })),
     );
     return { events: rows.map(auditMessage), nextPageToken };
   }
@@ -633,14 +707,20 @@ export class AdminService {
     try {
       d = await this.d.limiter.peek(key.id, limit, this.now().getTime());
     } catch (e) {
-      if (e instanceof LimiterUnavailableError) throw new DomainError('service_unavailable', 'the rate limiter (Redis) is unavailable; retry later');
+      if (e instanceof LimiterUnavailableError)
+        throw new DomainError('service_unavailable', 'the rate limiter (Redis) is unavailable; retry later');
       throw e;
     }
     return { keyId: key.id, limit, remaining: d.remaining, resetSeconds: d.resetSeconds, limitSource };
   }
 
   /** A key the caller may act on, with its organization. */
-  private async keyAndOrg(r: Repos, ctx: CallContext, keyId: string, action: string): Promise<{ key: ApiKeyRecord; org: OrganizationRecord }> {
+  private async keyAndOrg(
+    r: Repos,
+    ctx: CallContext,
+    keyId: string,
+    action: string,
+  ): Promise<{ key: ApiKeyRecord; org: OrganizationRecord }> {
     const key = await this.loadKey(r, ctx, keyId, action);
     const org = await r.orgs.get(key.organizationId);
     if (!org) throw new DomainError('organization_not_found');
@@ -657,13 +737,23 @@ export class AdminService {
     const keyId = v.id(id, 'key', 'key_id');
     const { key, org } = await this.tx(ctx, async (r) => {
       const found = await this.keyAndOrg(r, ctx, keyId, 'key.rate_limit_reset');
-      r.audit.append(this.event(ctx.principal, ctx.peer, 'key.rate_limit_reset', { organizationId: found.key.organizationId, keyId: found.key.id }, 'success', null));
+      r.audit.append(
+        this.event(
+          ctx.principal,
+          ctx.peer,
+          'key.rate_limit_reset',
+          { organizationId: found.key.organizationId, keyId: found.key.id },
+          'success',
+          null,
+        ),
+      );
       return found;
     });
     try {
       await this.d.limiter.reset(key.id);
     } catch (e) {
-      if (e instanceof LimiterUnavailableError) throw new DomainError('service_unavailable', 'the rate limiter (Redis) is unavailable; retry later');
+      if (e instanceof LimiterUnavailableError)
+        throw new DomainError('service_unavailable', 'the rate limiter (Redis) is unavailable; retry later');
       throw e;
     }
     return this.rateStatus(key, org);

@@ -68,13 +68,15 @@ export function scopes(values: string[], field = 'scopes'): string[] {
 
 export function metadata(map: Record<string, string>, field = 'metadata'): Record<string, string> {
   const entries = Object.entries(map);
-  if (entries.length > LIMITS.metadataEntries) throw new InvalidArgumentError(field, `at most ${LIMITS.metadataEntries} entries`, 'too_many');
+  if (entries.length > LIMITS.metadataEntries)
+    throw new InvalidArgumentError(field, `at most ${LIMITS.metadataEntries} entries`, 'too_many');
   const out: Record<string, string> = {};
   for (const [k, v] of entries) {
     if (k.length === 0 || k.length > LIMITS.metadataKeyMax || CONTROL.test(k)) {
       throw new InvalidArgumentError(field, `keys are 1..${LIMITS.metadataKeyMax} characters without control characters`, 'invalid_key');
     }
-    if (v.length > LIMITS.metadataValueMax) throw new InvalidArgumentError(field, `values are at most ${LIMITS.metadataValueMax} characters`, 'too_long');
+    if (v.length > LIMITS.metadataValueMax)
+      throw new InvalidArgumentError(field, `values are at most ${LIMITS.metadataValueMax} characters`, 'too_long');
     out[k] = v;
   }
   return out;
@@ -93,12 +95,14 @@ export function futureTime(value: Date, now: Date, field: string): Date {
 export function filterTime(value: Date | undefined, field: string): Date | undefined {
   if (value === undefined) return undefined;
   const t = value.getTime();
-  if (!(t >= 0 && t <= Date.UTC(9999, 11, 31, 23, 59, 59, 999))) throw new InvalidArgumentError(field, 'must be a time between 1970 and 9999', 'invalid_time');
+  if (!(t >= 0 && t <= Date.UTC(9999, 11, 31, 23, 59, 59, 999)))
+    throw new InvalidArgumentError(field, 'must be a time between 1970 and 9999', 'invalid_time');
   return value;
 }
 
 export function filterText(value: string, field: string): string | undefined {
   if (value === '') return undefined;
-  if (value.length > LIMITS.filterMax || CONTROL.test(value)) throw new InvalidArgumentError(field, 'is not a valid filter', 'invalid_filter');
+  if (value.length > LIMITS.filterMax || CONTROL.test(value))
+    throw new InvalidArgumentError(field, 'is not a valid filter', 'invalid_filter');
   return value;
 }

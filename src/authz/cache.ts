@@ -113,7 +113,17 @@ export class KeyCache {
   private readonly inflight = new Map<string, Promise<KeyLookup>>();
   /** Bumped by every invalidation; a load that started before one is not cached. */
   private epoch = 0;
-  readonly stats: CacheStats = { hits: 0, misses: 0, negativeHits: 0, evictions: 0, storeErrors: 0, staleServed: 0, missesThrottled: 0, previousLookups: 0, previousHits: 0 };
+  readonly stats: CacheStats = {
+    hits: 0,
+    misses: 0,
+    negativeHits: 0,
+    evictions: 0,
+    storeErrors: 0,
+    staleServed: 0,
+    missesThrottled: 0,
+    previousLookups: 0,
+    previousHits: 0,
+  };
   /**
    * Keys found under the previous hash secret and cached under their primary digest,
    * by id, until reloaded by the primary hash: their stored hash may still be the old

@@ -17,9 +17,7 @@
  *    before the request goes upstream.
  */
 export type CredentialResult =
-  | { kind: 'missing' }
-  | { kind: 'ambiguous'; headers: string[] }
-  | { kind: 'found'; key: string; headers: string[] };
+  { kind: 'missing' } | { kind: 'ambiguous'; headers: string[] } | { kind: 'found'; key: string; headers: string[] };
 
 /** A request's headers as name (lower-case) → values, in arrival order. */
 export type HeaderList = ReadonlyArray<readonly [string, string]>;
@@ -47,7 +45,7 @@ export function extractCredential(headers: HeaderList, names: readonly string[])
     const name = asciiLower(rawName);
     if (!names.includes(name)) continue;
     // Joined duplicates ("a, b") are separate values; a key never holds a comma.
-    for (let start = 0; start <= rawValue.length; ) {
+    for (let start = 0; start <= rawValue.length;) {
       let comma = rawValue.indexOf(',', start);
       if (comma < 0) comma = rawValue.length;
       const part = start === 0 && comma === rawValue.length ? rawValue : rawValue.slice(start, comma);

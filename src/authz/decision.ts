@@ -60,10 +60,7 @@ export interface CheckInput {
 }
 
 /** The outcome of looking a well-formed key up by its hash. */
-export type KeyLookup =
-  | { kind: 'found'; key: KeyView; org: OrgView | null }
-  | { kind: 'unknown' }
-  | { kind: 'unavailable' };
+export type KeyLookup = { kind: 'found'; key: KeyView; org: OrgView | null } | { kind: 'unknown' } | { kind: 'unavailable' };
 
 export type Decision =
   | { allow: true; key: null }
@@ -83,7 +80,14 @@ export function effectiveRateLimit(key: KeyView, org: OrgView): number {
 export function decideLimits(key: KeyView, org: OrgView, rate: RateDecision | null, quota: QuotaDecision | null, nowMs: number): Decision {
   if (rate && !rate.allowed) {
     const retry = Math.max(1, rate.resetSeconds);
-    return { allow: false, code: 'rate_limit_exceeded', key, rate, retryAfterSeconds: retry, details: { limit: rate.limit, retry_after_seconds: retry } };
+    return {
+      allow: false,
+      code: 'rate_limit_exceeded',
+      key,
+      rate,
+      retryAfterSeconds: retry,
+      details: { limit: rate.limit, retry_after_seconds: retry },
+    };
   }
   if (quota && !quota.allowed) {
     const retry = Math.max(1, Math.ceil((quota.period.end.getTime() - nowMs) / 1000));

@@ -64,7 +64,10 @@ export class HashRotation {
   cacheLookup(): PreviousSecretLookup | undefined {
     const previous = this.previous;
     if (!previous) return undefined;
-    return { digest: (credential) => previous.digest(credential), onFoundByPrevious: (id, to, from) => this.keyFoundByPrevious(id, to, from) };
+    return {
+      digest: (credential) => previous.digest(credential),
+      onFoundByPrevious: (id, to, from) => this.keyFoundByPrevious(id, to, from),
+    };
   }
 
   /** Queues a key found under the previous secret: its stored `previousHash` becomes `primaryHash`. */
@@ -93,7 +96,10 @@ export class HashRotation {
         (e: unknown) => {
           this.stats.flushErrors++;
           for (const [id, r] of batch) if (!this.pending.has(id)) this.pending.set(id, r);
-          this.opts.logger.warn({ err: describeError(e), keys: batch.size }, 'hash secret rotation: rewriting key hashes failed; will retry');
+          this.opts.logger.warn(
+            { err: describeError(e), keys: batch.size },
+            'hash secret rotation: rewriting key hashes failed; will retry',
+          );
         },
       )
       .finally(() => {

@@ -85,7 +85,8 @@ export function toCheckResponse(d: Decision, ctx: ResponseContext, opts: Respons
     }
     // Identity headers keyward sets overwrite the client's; the rest are removed.
     // (spoofed is unique: only the few credential headers can already be listed)
-    for (const h of ctx.spoofed) if (!(d.key && IDENTITY_NAMES.includes(h)) && !(opts.stripCredential && ctx.credentialHeaders.includes(h))) remove.push(h);
+    for (const h of ctx.spoofed)
+      if (!(d.key && IDENTITY_NAMES.includes(h)) && !(opts.stripCredential && ctx.credentialHeaders.includes(h))) remove.push(h);
     const toClient = ctx.responseHeaders ? [...ctx.responseHeaders] : [];
     if (d.key && d.rate) for (const [k, v] of rateLimitHeaders(d.rate)) toClient.push(setHeader(k, v));
     return {
@@ -117,7 +118,11 @@ export function toCheckResponse(d: Decision, ctx: ResponseContext, opts: Respons
     metadata.environment = d.key.environment;
   }
   return {
-    status: { code: wire.grpc, message: wire.message, details: [{ typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo', value: errorInfo(d.code) }] },
+    status: {
+      code: wire.grpc,
+      message: wire.message,
+      details: [{ typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo', value: errorInfo(d.code) }],
+    },
     deniedResponse: { status: { code: wire.http }, headers, body },
     dynamicMetadata: metadata,
   };

@@ -243,7 +243,11 @@ export function parseRouteRules(text: string, source: string): RouteTable {
     if (rule.name !== undefined) {
       const first = names.get(rule.name);
       if (first !== undefined) {
-        throw new RouteRulesError(source, `duplicate of rule ${first}; names must be unique`, { rule: i + 1, ruleName: rule.name, field: 'name' });
+        throw new RouteRulesError(source, `duplicate of rule ${first}; names must be unique`, {
+          rule: i + 1,
+          ruleName: rule.name,
+          field: 'name',
+        });
       }
       names.set(rule.name, i + 1);
     }
@@ -562,13 +566,7 @@ function hexValue(c: number): number {
 
 function isUnreserved(c: number): boolean {
   return (
-    (c >= 0x41 && c <= 0x5a) ||
-    (c >= 0x61 && c <= 0x7a) ||
-    (c >= 0x30 && c <= 0x39) ||
-    c === 0x2d ||
-    c === 0x2e ||
-    c === 0x5f ||
-    c === 0x7e
+    (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e
   );
 }
 

@@ -10,7 +10,16 @@ import type { CredentialHasher } from '../keys/hash';
 import type { Clock } from '../util/clock';
 import { StoreUnavailableError } from '../errors/domain';
 import type { KeyCache } from './cache';
-import { decide, decideLimits, effectiveRateLimit, keyToLookUp, type Decision, type KeyLookup, type KeyView, type OrgView } from './decision';
+import {
+  decide,
+  decideLimits,
+  effectiveRateLimit,
+  keyToLookUp,
+  type Decision,
+  type KeyLookup,
+  type KeyView,
+  type OrgView,
+} from './decision';
 import { LimiterUnavailableError, type QuotaCounter, type QuotaDecision, type RateDecision, type RateLimiter } from '../limits/types';
 import type { UsageEvent } from '../usage/types';
 import { normalizePath } from './routes';
@@ -68,10 +77,16 @@ export class Authorizer {
     if (keyText === undefined) return this.decideAndRespond(input, undefined, started);
     // keyText is only used on a miss while the hash secret is rotated (cache.ts).
     const found = this.d.cache.lookup(this.d.hasher.digest(keyText), this.d.clock.now().getTime(), keyText);
-    return found instanceof Promise ? found.then((l) => this.decideAndRespond(input, l, started)) : this.decideAndRespond(input, found, started);
+    return found instanceof Promise
+      ? found.then((l) => this.decideAndRespond(input, l, started))
+      : this.decideAndRespond(input, found, started);
   }
 
-  private decideAndRespond(input: CheckRequestInput, lookup: KeyLookup | undefined, started: number): CheckResponse | Promise<CheckResponse> {
+  private decideAndRespond(
+    input: CheckRequestInput,
+    lookup: KeyLookup | undefined,
+    started: number,
+  ): CheckResponse | Promise<CheckResponse> {
     if (lookup?.kind === 'unavailable' && this.d.onStoreError === 'error') {
       this.d.observe?.('store_unavailable', (performance.now() - started) / 1000);
       throw new StoreUnavailableError();
@@ -109,7 +124,10 @@ export class Authorizer {
     const seconds = (performance.now() - started) / 1000;
     this.d.observe?.(code, seconds);
     const log = this.d.decisionLog;
-    const logged = log !== undefined && (log.mode === 'all' || (log.mode === 'denied' && !decision.allow)) && (log.sample >= 1 || (log.random ?? Math.random)() < log.sample);
+    const logged =
+      log !== undefined &&
+      (log.mode === 'all' || (log.mode === 'denied' && !decision.allow)) &&
+      (log.sample >= 1 || (log.random ?? Math.random)() < log.sample);
     if (logged || this.d.logger.isLevelEnabled('debug')) {
       const fields = {
         requestId: input.requestId,
@@ -140,7 +158,11 @@ export class Authorizer {
     } catch (e) {
       return this.limiterFailure(key, e);
     }
-    if (r instanceof Promise) return r.then((rate) => this.spendQuota(key, org, rate, now), (e: unknown) => this.limiterFailure(key, e));
+    if (r instanceof Promise)
+      return r.then(
+        (rate) => this.spendQuota(key, org, rate, now),
+        (e: unknown) => this.limiterFailure(key, e),
+      );
     return this.spendQuota(key, org, r, now);
   }
 

@@ -84,7 +84,8 @@ class Reader {
       shift += 7;
       if (byte < 0x80) {
         const value = (hi | 0) * 0x100000000 + (lo >>> 0);
-        if (value > Number.MAX_SAFE_INTEGER || value < Number.MIN_SAFE_INTEGER) throw new WireError('an integer field is larger than 2^53-1');
+        if (value > Number.MAX_SAFE_INTEGER || value < Number.MIN_SAFE_INTEGER)
+          throw new WireError('an integer field is larger than 2^53-1');
         return value;
       }
     }
@@ -250,7 +251,13 @@ function attributeContext(r: Reader): Attributes {
   return a;
 }
 
-const NO_ATTRIBUTES: RequestAttributes = Object.freeze({ method: '', path: '', host: '', headers: Object.freeze([]), contextExtensions: Object.freeze({}) }) as RequestAttributes;
+const NO_ATTRIBUTES: RequestAttributes = Object.freeze({
+  method: '',
+  path: '',
+  host: '',
+  headers: Object.freeze([]),
+  contextExtensions: Object.freeze({}),
+}) as RequestAttributes;
 
 /** Reads the decision's attributes from CheckRequest bytes; throws WireError if they are not protobuf. */
 export function decodeCheckAttributes(bytes: Uint8Array): RequestAttributes {
@@ -431,7 +438,12 @@ function allStrings(o: Record<string, unknown> | undefined): boolean {
 
 /** CheckResponse bytes, identical to the generated encoder's. */
 export function encodeCheckResponse(r: CheckResponse): Buffer {
-  if (r.errorResponse !== undefined || !allStrings(r.dynamicMetadata) || !allStrings(r.okResponse?.dynamicMetadata) || (r.okResponse && r.okResponse.queryParametersToSet.length > 0)) {
+  if (
+    r.errorResponse !== undefined ||
+    !allStrings(r.dynamicMetadata) ||
+    !allStrings(r.okResponse?.dynamicMetadata) ||
+    (r.okResponse && r.okResponse.queryParametersToSet.length > 0)
+  ) {
     return Buffer.from(CheckResponse.encode(r).finish());
   }
   w.pos = 0;

@@ -3,7 +3,16 @@
  * with the KEYWARD_ADMIN_TLS* settings), the bearer credential on every call, a
  * deadline on every call, and the extraction of keyward's error code from a failed call.
  */
-import { credentials, Metadata, status, type CallOptions, type ChannelCredentials, type ChannelOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  Metadata,
+  status,
+  type CallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientUnaryCall,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { ConfigError, loadClientConfig, type ClientConfig } from '../config';
 import { clientChannelCredentials, TlsFileError } from '../grpc/tls';
 import { KeyAdminClient, KeyAdminService } from '../gen/keyward/admin/v1/key_admin';
@@ -114,9 +123,7 @@ export async function withAdmin<T>(env: Env, fn: (admin: AdminConnection) => Pro
 
 export function isServiceError(e: unknown): e is ServiceError {
   return (
-    e instanceof Error &&
-    typeof (e as Partial<ServiceError>).code === 'number' &&
-    (e as Partial<ServiceError>).metadata instanceof Metadata
+    e instanceof Error && typeof (e as Partial<ServiceError>).code === 'number' && (e as Partial<ServiceError>).metadata instanceof Metadata
   );
 }
 

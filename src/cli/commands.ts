@@ -27,16 +27,7 @@ import {
   organizationTable,
   SECRET_NOTE,
 } from './format';
-import {
-  collectMetadata,
-  countOption,
-  INT32_MAX,
-  parseBool,
-  parsedOption,
-  parseEnvironment,
-  parseScopes,
-  parseTime,
-} from './options';
+import { collectMetadata, countOption, INT32_MAX, parseBool, parsedOption, parseEnvironment, parseScopes, parseTime } from './options';
 
 export interface CliContext {
   env: Record<string, string | undefined>;
@@ -126,7 +117,12 @@ function orgCommands(program: Command, ctx: CliContext): void {
         maxKeys: opts.maxKeys,
         billingAnchorDay: opts.anchorDay,
       });
-      output(ctx, opts, () => organizationJson(o), () => organizationFields(o));
+      output(
+        ctx,
+        opts,
+        () => organizationJson(o),
+        () => organizationFields(o),
+      );
     }),
   );
 
@@ -152,14 +148,19 @@ function orgCommands(program: Command, ctx: CliContext): void {
   leaf(org, 'get <id>', 'show an organization').action((id: string, opts: JsonOption) =>
     withAdmin(ctx.env, async (admin) => {
       const o = await admin.call('getOrganization', { id });
-      output(ctx, opts, () => organizationJson(o), () => organizationFields(o));
+      output(
+        ctx,
+        opts,
+        () => organizationJson(o),
+        () => organizationFields(o),
+      );
     }),
   );
 
-  addOrgLimitOptions(
-    leaf(org, 'update <id>', 'change an organization; only the given fields change').option('--name <name>', 'new name'),
-  )
-    .addOption(parsedOption('--active <bool>', 'true or false; an inactive organization cannot create keys and its keys are denied', parseBool))
+  addOrgLimitOptions(leaf(org, 'update <id>', 'change an organization; only the given fields change').option('--name <name>', 'new name'))
+    .addOption(
+      parsedOption('--active <bool>', 'true or false; an inactive organization cannot create keys and its keys are denied', parseBool),
+    )
     .action((id: string, opts: OrgLimitOptions & JsonOption & { name?: string; active?: boolean }) =>
       withAdmin(ctx.env, async (admin) => {
         const o = await admin.call('updateOrganization', {
@@ -171,10 +172,14 @@ function orgCommands(program: Command, ctx: CliContext): void {
           maxKeys: opts.maxKeys,
           billingAnchorDay: opts.anchorDay,
         });
-        output(ctx, opts, () => organizationJson(o), () => organizationFields(o));
+        output(
+          ctx,
+          opts,
+          () => organizationJson(o),
+          () => organizationFields(o),
+        );
       }),
     );
-
 }
 
 // ---------------------------------------------------------------- keys
@@ -236,25 +241,24 @@ function keyCommands(program: Command, ctx: CliContext): Command {
     .addOption(limitOption())
     .addOption(pageTokenOption())
     .addOption(allOption())
-    .action(
-      (opts: JsonOption & { org: string; includeRevoked?: boolean; limit?: number; pageToken?: string; all?: boolean }) =>
-        withAdmin(ctx.env, async (admin) => {
-          const { items, next } = await pages<ApiKey>(opts.pageToken ?? '', opts.all === true, async (pageToken) => {
-            const r = await admin.call('listKeys', {
-              organizationId: opts.org,
-              includeRevoked: opts.includeRevoked === true,
-              pageSize: opts.limit ?? 0,
-              pageToken,
-            });
-            return { items: r.keys, next: r.nextPageToken };
+    .action((opts: JsonOption & { org: string; includeRevoked?: boolean; limit?: number; pageToken?: string; all?: boolean }) =>
+      withAdmin(ctx.env, async (admin) => {
+        const { items, next } = await pages<ApiKey>(opts.pageToken ?? '', opts.all === true, async (pageToken) => {
+          const r = await admin.call('listKeys', {
+            organizationId: opts.org,
+            includeRevoked: opts.includeRevoked === true,
+            pageSize: opts.limit ?? 0,
+            pageToken,
           });
-          output(
-            ctx,
-            opts,
-            () => ({ keys: items.map(keyJson), nextPageToken: next }),
-            () => listText('keys', items.length, () => keyTable(items), next),
-          );
-        }),
+          return { items: r.keys, next: r.nextPageToken };
+        });
+        output(
+          ctx,
+          opts,
+          () => ({ keys: items.map(keyJson), nextPageToken: next }),
+          () => listText('keys', items.length, () => keyTable(items), next),
+        );
+      }),
     );
 
   leaf(key, 'get <id>', 'show a key (never its secret)').action((id: string, opts: JsonOption) =>
@@ -268,7 +272,11 @@ function keyCommands(program: Command, ctx: CliContext): Command {
     .option('--clear-rate-limit', "remove the key's own limit so the organization's applies")
     .addOption(parsedOption('--expires-at <time>', 'new expiry, an ISO 8601 time in the future', parseTime).conflicts('clearExpiry'))
     .option('--clear-expiry', 'make the key never expire')
-    .addOption(new Option('--metadata <key=value>', 'replace the metadata with these labels; repeat for more').argParser(collectMetadata).conflicts('clearMetadata'))
+    .addOption(
+      new Option('--metadata <key=value>', 'replace the metadata with these labels; repeat for more')
+        .argParser(collectMetadata)
+        .conflicts('clearMetadata'),
+    )
     .option('--clear-metadata', 'remove all metadata')
     .action(
       (
@@ -306,7 +314,9 @@ function keyCommands(program: Command, ctx: CliContext): Command {
     );
 
   leaf(key, 'rotate <id>', 'issue a successor key and print its secret (shown only once); the old key expires after a grace period')
-    .addOption(countOption('--grace-seconds <n>', 'how long the old key keeps working (server default KEYWARD_ROTATION_GRACE_SECONDS); 0 = end now'))
+    .addOption(
+      countOption('--grace-seconds <n>', 'how long the old key keeps working (server default KEYWARD_ROTATION_GRACE_SECONDS); 0 = end now'),
+    )
     .action((id: string, opts: JsonOption & { graceSeconds?: number }) =>
       withAdmin(ctx.env, async (admin) => {
         const r = await admin.call('rotateKey', { id, gracePeriodSeconds: opts.graceSeconds });
@@ -322,10 +332,7 @@ function keyCommands(program: Command, ctx: CliContext): Command {
             oldKey: keyJson(old),
           }),
           () =>
-            secretText(
-              `${keyFields(k)}\nThe old key ${old.id} keeps working until ${iso(old.expiresAt) ?? 'further notice'}.\n`,
-              r.secret,
-            ),
+            secretText(`${keyFields(k)}\nThe old key ${old.id} keeps working until ${iso(old.expiresAt) ?? 'further notice'}.\n`, r.secret),
         );
       }),
     );
@@ -340,7 +347,12 @@ function withSecret(view: ReturnType<typeof keyJson>, secret: string) {
 }
 
 function showKey(ctx: CliContext, opts: JsonOption, k: ApiKey): void {
-  output(ctx, opts, () => keyJson(k), () => keyFields(k));
+  output(
+    ctx,
+    opts,
+    () => keyJson(k),
+    () => keyFields(k),
+  );
 }
 
 function required<T>(value: T | undefined, what: string): T {

@@ -24,11 +24,15 @@ function orNull(s: string): string | null {
 }
 
 export function environmentName(e: Environment): string {
-  return environmentToJSON(e).replace(/^ENVIRONMENT_/, '').toLowerCase();
+  return environmentToJSON(e)
+    .replace(/^ENVIRONMENT_/, '')
+    .toLowerCase();
 }
 
 export function keyStatusName(s: KeyStatus): string {
-  return keyStatusToJSON(s).replace(/^KEY_STATUS_/, '').toLowerCase();
+  return keyStatusToJSON(s)
+    .replace(/^KEY_STATUS_/, '')
+    .toLowerCase();
 }
 
 /** Control characters would break the alignment; an empty cell shows as `-`. */
@@ -41,7 +45,16 @@ function cell(s: string | null | undefined): string {
 export function table(headers: readonly string[], rows: readonly (readonly (string | null | undefined)[])[]): string {
   const lines = [headers.map((h) => h.toUpperCase()), ...rows.map((r) => headers.map((_, i) => cell(r[i])))];
   const widths = headers.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? '').length)));
-  return lines.map((l) => l.map((c, i) => c.padEnd(widths[i] ?? 0)).join('   ').trimEnd()).join('\n') + '\n';
+  return (
+    lines
+      .map((l) =>
+        l
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
+          .join('   ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 /** `label: value` lines with the values aligned; pairs whose value is undefined are left out. */

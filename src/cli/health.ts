@@ -66,7 +66,9 @@ function reason(e: unknown, timeoutMs: number): string {
 export function healthCommand(program: Command, ctx: CliContext): void {
   program
     .command('health')
-    .description('ask the local keyward\'s operations HTTP server (KEYWARD_HTTP_LISTEN) for /healthz, or /readyz with --ready; exit 0 if it answers 200')
+    .description(
+      "ask the local keyward's operations HTTP server (KEYWARD_HTTP_LISTEN) for /healthz, or /readyz with --ready; exit 0 if it answers 200",
+    )
     .option('--ready', 'ask /readyz (store reachable, migrations applied) instead of /healthz (process alive)')
     .addOption(countOption('--timeout-ms <n>', 'how long to wait for the answer (default 3000)', 600_000))
     .action(async (opts: { ready?: boolean; timeoutMs?: number }) => {

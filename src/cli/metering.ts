@@ -18,11 +18,22 @@ function print(ctx: Ctx, json: boolean | undefined, value: () => unknown, human:
 }
 
 function rateJson(s: RateLimitStatus) {
-  return { keyId: s.keyId, limit: s.limit, unlimited: s.limit === 0, remaining: s.remaining, resetSeconds: s.resetSeconds, limitSource: s.limitSource };
+  return {
+    keyId: s.keyId,
+    limit: s.limit,
+    unlimited: s.limit === 0,
+    remaining: s.remaining,
+    resetSeconds: s.resetSeconds,
+    limitSource: s.limitSource,
+  };
 }
 
 function rateText(s: RateLimitStatus): string {
-  if (s.limit === 0) return fields([['key', s.keyId], ['limit', `unlimited (${s.limitSource})`]]);
+  if (s.limit === 0)
+    return fields([
+      ['key', s.keyId],
+      ['limit', `unlimited (${s.limitSource})`],
+    ]);
   return fields([
     ['key', s.keyId],
     ['limit', `${s.limit}/min (${s.limitSource})`],
@@ -60,7 +71,15 @@ const usd = (v: number) => v.toFixed(6).replace(/0+$/, '').replace(/\.$/, '.0');
 
 function totalsRow(t: UsageTotals | undefined): string[] {
   const x = t ?? { requests: 0, errors4xx: 0, errors5xx: 0, tokens: 0, costUsd: 0 };
-  return [String(x.requests), String(x.errors4xx), String(x.errors5xx), String(x.tokens), usd(x.costUsd), ms(x.avgDurationMs), ms(x.p95DurationMs)];
+  return [
+    String(x.requests),
+    String(x.errors4xx),
+    String(x.errors5xx),
+    String(x.tokens),
+    usd(x.costUsd),
+    ms(x.avgDurationMs),
+    ms(x.p95DurationMs),
+  ];
 }
 
 const TOTAL_HEADERS = ['REQUESTS', '4XX', '5XX', 'TOKENS', 'COST-USD', 'AVG-MS', 'P95-MS'];
@@ -72,9 +91,21 @@ function usageText(u: UsageStats): string {
     ['key', u.keyId || 'all keys'],
   ]);
   out += `\n${table(TOTAL_HEADERS, [totalsRow(u.totals)])}`;
-  if (u.byEndpoint.length) out += `\nBy endpoint:\n${table(['ENDPOINT', 'METHOD', ...TOTAL_HEADERS], u.byEndpoint.map((e) => [e.endpoint, e.method, ...totalsRow(e.totals)]))}`;
-  if (u.byKey.length) out += `\nBy key:\n${table(['KEY', ...TOTAL_HEADERS], u.byKey.map((k) => [k.keyId, ...totalsRow(k.totals)]))}`;
-  if (u.byDay.length) out += `\nBy day:\n${table(['DAY', ...TOTAL_HEADERS], u.byDay.map((d) => [d.day, ...totalsRow(d.totals)]))}`;
+  if (u.byEndpoint.length)
+    out += `\nBy endpoint:\n${table(
+      ['ENDPOINT', 'METHOD', ...TOTAL_HEADERS],
+      u.byEndpoint.map((e) => [e.endpoint, e.method, ...totalsRow(e.totals)]),
+    )}`;
+  if (u.byKey.length)
+    out += `\nBy key:\n${table(
+      ['KEY', ...TOTAL_HEADERS],
+      u.byKey.map((k) => [k.keyId, ...totalsRow(k.totals)]),
+    )}`;
+  if (u.byDay.length)
+    out += `\nBy day:\n${table(
+      ['DAY', ...TOTAL_HEADERS],
+      u.byDay.map((d) => [d.day, ...totalsRow(d.totals)]),
+    )}`;
   return out;
 }
 
@@ -92,7 +123,12 @@ export function meteringCommands(program: Command, key: Command, ctx: Ctx): void
     .action((id: string, opts: { json?: boolean; reset?: boolean }) =>
       withAdmin(ctx.env, async (admin) => {
         const s = opts.reset ? await admin.call('resetRateLimit', { keyId: id }) : await admin.call('getRateLimitStatus', { keyId: id });
-        print(ctx, opts.json, () => rateJson(s), () => rateText(s));
+        print(
+          ctx,
+          opts.json,
+          () => rateJson(s),
+          () => rateText(s),
+        );
       }),
     );
 
@@ -104,7 +140,12 @@ export function meteringCommands(program: Command, key: Command, ctx: Ctx): void
     .action((opts: { json?: boolean; org: string }) =>
       withAdmin(ctx.env, async (admin) => {
         const q = await admin.call('getQuota', { organizationId: opts.org });
-        print(ctx, opts.json, () => quotaJson(q), () => quotaText(q));
+        print(
+          ctx,
+          opts.json,
+          () => quotaJson(q),
+          () => quotaText(q),
+        );
       }),
     );
 
@@ -118,7 +159,12 @@ export function meteringCommands(program: Command, key: Command, ctx: Ctx): void
     .action((opts: { json?: boolean; org: string; month?: string; key?: string }) =>
       withAdmin(ctx.env, async (admin) => {
         const u = await admin.call('getUsageStats', { organizationId: opts.org, month: opts.month ?? '', keyId: opts.key ?? '' });
-        print(ctx, opts.json, () => u, () => usageText(u));
+        print(
+          ctx,
+          opts.json,
+          () => u,
+          () => usageText(u),
+        );
       }),
     );
 }

@@ -44,15 +44,23 @@ export const ERROR_TABLE = {
   expired_api_key: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the API key has expired' },
   insufficient_scope: { grpc: GrpcCode.PERMISSION_DENIED, http: 403, message: 'the API key lacks a scope this route requires' },
   rate_limit_exceeded: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429, message: 'the API key has exceeded its rate limit' },
-  monthly_quota_exceeded: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429, message: "the organization has used its monthly quota" },
+  monthly_quota_exceeded: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429, message: 'the organization has used its monthly quota' },
   service_unavailable: { grpc: GrpcCode.UNAVAILABLE, http: 503, message: 'the key store is unavailable; retry later' },
   // shared by both planes
   organization_inactive: { grpc: GrpcCode.PERMISSION_DENIED, http: 403, message: 'the organization is inactive' },
   // control plane: authentication and authorization of the caller
-  missing_credentials: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'authorization metadata with a bearer credential is required' },
+  missing_credentials: {
+    grpc: GrpcCode.UNAUTHENTICATED,
+    http: 401,
+    message: 'authorization metadata with a bearer credential is required',
+  },
   invalid_credentials: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the credential is not valid for this service' },
   permission_denied: { grpc: GrpcCode.PERMISSION_DENIED, http: 403, message: 'the caller may not perform this action' },
-  too_many_auth_failures: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429, message: 'too many failed authentications from this address; retry later' },
+  too_many_auth_failures: {
+    grpc: GrpcCode.RESOURCE_EXHAUSTED,
+    http: 429,
+    message: 'too many failed authentications from this address; retry later',
+  },
   // request validation
   invalid_argument: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400, message: 'the request is invalid' },
   /** Any keyward RPC whose gRPC metadata exceeds MAX_METADATA_BYTES (src/grpc/metadata-limit.ts). */

@@ -58,7 +58,6 @@ export interface UsageRecorder {
   drained?(): Promise<void>;
 }
 
-
 /**
  * The StreamAccessLogs handler. Pass `stats` to read the counters (they are updated
  * in place); register with SafeAccessLogService so that undecodable messages arrive

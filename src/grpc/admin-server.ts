@@ -23,7 +23,11 @@ export function bearer(call: ServerUnaryCall<unknown, unknown>): string | undefi
 }
 
 /** `onCall(method, code)` is told each call's outcome (metrics); code is `ok` or the wire error code. */
-export function keyAdminImplementation(service: AdminService, logger: Logger, onCall?: (method: string, code: string) => void): KeyAdminServer {
+export function keyAdminImplementation(
+  service: AdminService,
+  logger: Logger,
+  onCall?: (method: string, code: string) => void,
+): KeyAdminServer {
   function unary<Req, Res>(method: string, handler: (ctx: CallContext, req: Req) => Promise<Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
       const started = process.hrtime.bigint();
@@ -71,7 +75,6 @@ export function keyAdminImplementation(service: AdminService, logger: Logger, on
     getUsageStats: unary('GetUsageStats', (ctx, req) => service.getUsageStats(ctx, req)),
   };
 }
-
 
 /** KeyAdmin's service definition, with undecodable requests turned into invalid_argument. */
 export const SafeKeyAdminService = safeDefinition(KeyAdminService);

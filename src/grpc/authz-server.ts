@@ -57,7 +57,9 @@ function readRequest(bytes: Buffer): RequestAttributes | UndecodableRequest {
     return decodeCheckAttributes(bytes);
   } catch (e) {
     if (!(e instanceof WireError)) throw e;
-    return new UndecodableRequest(/2\^53/.test(e.message) ? 'an integer field is larger than 2^53-1' : 'the message is not valid protobuf for this method');
+    return new UndecodableRequest(
+      /2\^53/.test(e.message) ? 'an integer field is larger than 2^53-1' : 'the message is not valid protobuf for this method',
+    );
   }
 }
 

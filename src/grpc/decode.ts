@@ -25,7 +25,9 @@ export function safeDefinition<T extends ServiceDefinition>(def: T): T {
           return deserialize(bytes);
         } catch (e) {
           const msg = e instanceof Error ? e.message : '';
-          return new UndecodableRequest(/MAX_SAFE_INTEGER/.test(msg) ? 'an integer field is larger than 2^53-1' : 'the message is not valid protobuf for this method');
+          return new UndecodableRequest(
+            /MAX_SAFE_INTEGER/.test(msg) ? 'an integer field is larger than 2^53-1' : 'the message is not valid protobuf for this method',
+          );
         }
       },
     };

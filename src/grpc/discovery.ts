@@ -12,7 +12,14 @@ import { HealthImplementation } from 'grpc-health-check';
 export const PROTO_ROOT = join(__dirname, '..', '..', 'proto');
 
 export function addReflection(server: Server, protoFiles: string[]): void {
-  const pkg = loadSync(protoFiles, { includeDirs: [PROTO_ROOT], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  const pkg = loadSync(protoFiles, {
+    includeDirs: [PROTO_ROOT],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
   new ReflectionService(pkg).addToServer(server);
 }
 

@@ -29,7 +29,12 @@ export interface WireError {
 /** Reduces any thrown value to what may be said on the wire. */
 export function toWireError(e: unknown): WireError {
   if (e instanceof InvalidArgumentError) {
-    return { code: e.code, message: e.message, metadata: e.metadata, violations: [{ field: e.field, description: e.description, reason: e.reason }] };
+    return {
+      code: e.code,
+      message: e.message,
+      metadata: e.metadata,
+      violations: [{ field: e.field, description: e.description, reason: e.reason }],
+    };
   }
   if (e instanceof DomainError) return { code: e.code, message: e.message, metadata: e.metadata, violations: [] };
   return { code: 'internal', message: ERROR_TABLE.internal.message, metadata: {}, violations: [] };

@@ -21,10 +21,12 @@ function text(args: unknown[]): string {
 
 /** Installs the logger for every grpc-js server and client in the process (the last call wins). */
 export function routeGrpcLibraryLog(logger: Logger): void {
-  const line = (level: 'error' | 'info' | 'debug') => (...args: unknown[]) => {
-    const msg = text(args);
-    if (DROPPED_METADATA.test(msg)) logger.debug('grpc metadata entry dropped: its value holds characters gRPC metadata does not allow');
-    else logger[level]({ grpc: msg }, 'grpc-js');
-  };
+  const line =
+    (level: 'error' | 'info' | 'debug') =>
+    (...args: unknown[]) => {
+      const msg = text(args);
+      if (DROPPED_METADATA.test(msg)) logger.debug('grpc metadata entry dropped: its value holds characters gRPC metadata does not allow');
+      else logger[level]({ grpc: msg }, 'grpc-js');
+    };
   setLogger({ error: line('error'), info: line('info'), debug: line('debug') });
 }

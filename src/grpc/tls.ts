@@ -184,7 +184,10 @@ function check(files: { cert?: Source; key?: Source; ca?: Source }, raw: { cert?
     createSecureContext({ cert: out.cert, key: out.key, ca: out.ca });
   } catch (e) {
     const code = (e as { code?: unknown }).code;
-    throw new TlsFileError((files.cert ?? files.ca)!.variable, `the TLS library refused the files${typeof code === 'string' ? ` (${code})` : ''}`);
+    throw new TlsFileError(
+      (files.cert ?? files.ca)!.variable,
+      `the TLS library refused the files${typeof code === 'string' ? ` (${code})` : ''}`,
+    );
   }
   return out;
 }
@@ -199,7 +202,14 @@ function serverSources(port: TlsPort, files: TlsFiles): { cert: Source; key: Sou
 }
 
 function serverMaterial(m: Material): ServerMaterial {
-  return { cert: m.cert!, key: m.key!, ca: m.ca, fingerprint: m.leaf!.fingerprint256, subject: m.leaf!.subject.replace(/\n/g, ', '), notAfter: new Date(m.leaf!.validTo) };
+  return {
+    cert: m.cert!,
+    key: m.key!,
+    ca: m.ca,
+    fingerprint: m.leaf!.fingerprint256,
+    subject: m.leaf!.subject.replace(/\n/g, ', '),
+    notAfter: new Date(m.leaf!.validTo),
+  };
 }
 
 /** Reads and checks a server port's files now; throws TlsFileError. */
@@ -269,11 +279,17 @@ export class ServerTls {
     private readonly o: ServerTlsOptions,
   ) {
     this.sources = serverSources(port, files);
-    const raw = { cert: readSync(this.sources.cert.path), key: readSync(this.sources.key.path), ca: this.sources.ca && readSync(this.sources.ca.path) };
+    const raw = {
+      cert: readSync(this.sources.cert.path),
+      key: readSync(this.sources.key.path),
+      ca: this.sources.ca && readSync(this.sources.ca.path),
+    };
     this.material = serverMaterial(check(this.sources, raw));
     this.seen = digest(raw);
     this.logLoaded('TLS certificate loaded');
-    for (const dir of new Set([this.sources.cert, this.sources.key, this.sources.ca].filter((s) => s !== undefined).map((s) => dirname(s.path)))) {
+    for (const dir of new Set(
+      [this.sources.cert, this.sources.key, this.sources.ca].filter((s) => s !== undefined).map((s) => dirname(s.path)),
+    )) {
       try {
         const w = watch(dir, { persistent: false }, () => this.changed());
         w.on('error', () => w.close()); // the periodic read still covers this folder
@@ -340,7 +356,11 @@ export class ServerTls {
     };
     // Argument order as grpc-js 1.14 uses it: identity provider, CA provider (null: no
     // client certificate asked for), whether a client certificate is required.
-    return experimental.createCertificateProviderServerCredentials(provider, this.requiresClientCertificate ? provider : null, this.requiresClientCertificate);
+    return experimental.createCertificateProviderServerCredentials(
+      provider,
+      this.requiresClientCertificate ? provider : null,
+      this.requiresClientCertificate,
+    );
   }
 
   /** Options for https.createServer; pass the server to attach() to follow reloads. */
@@ -398,7 +418,11 @@ export class ServerTls {
 
   private async readOnce(): Promise<void> {
     const s = this.sources;
-    const [cert, key, ca] = await Promise.all([readAsync(s.cert.path), readAsync(s.key.path), s.ca ? readAsync(s.ca.path) : Promise.resolve(undefined)]);
+    const [cert, key, ca] = await Promise.all([
+      readAsync(s.cert.path),
+      readAsync(s.key.path),
+      s.ca ? readAsync(s.ca.path) : Promise.resolve(undefined),
+    ]);
     const raw = { cert, key, ca };
     const d = digest(raw);
     if (this.closed) return;
@@ -413,7 +437,12 @@ export class ServerTls {
     } catch (e) {
       this.counts.rejected++;
       this.filesValid = false;
-      this.warnInvalid(d, e instanceof TlsFileError ? e : new TlsFileError(s.cert.variable, `the files could not be checked (${e instanceof Error ? e.name : 'error'})`));
+      this.warnInvalid(
+        d,
+        e instanceof TlsFileError
+          ? e
+          : new TlsFileError(s.cert.variable, `the files could not be checked (${e instanceof Error ? e.name : 'error'})`),
+      );
       return;
     }
     this.counts.reloads++;
@@ -440,7 +469,13 @@ export class ServerTls {
     const m = this.material;
     // Real time, as OpenSSL's own validity checks use.
     const now = Date.now();
-    const fields = { port: this.port, fingerprint: m.fingerprint, subject: m.subject, notAfter: m.notAfter.toISOString(), clientCertificates: this.requiresClientCertificate ? 'required' : 'not requested' };
+    const fields = {
+      port: this.port,
+      fingerprint: m.fingerprint,
+      subject: m.subject,
+      notAfter: m.notAfter.toISOString(),
+      clientCertificates: this.requiresClientCertificate ? 'required' : 'not requested',
+    };
     this.o.logger.info(fields, msg);
     if (m.notAfter.getTime() <= now) this.o.logger.warn(fields, 'TLS certificate has expired');
   }

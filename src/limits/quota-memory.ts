@@ -89,7 +89,10 @@ function rowKey(organizationId: string, startMs: number): string {
 export class QuotaTable {
   private readonly knex: Knex;
 
-  constructor(db: Orm | Knex, readonly dialect: QuotaDialect) {
+  constructor(
+    db: Orm | Knex,
+    readonly dialect: QuotaDialect,
+  ) {
     this.knex = 'em' in db ? (db.em as unknown as EntityManager).getKnex() : db;
   }
 
@@ -353,7 +356,12 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
     let stored: QuotaRow[];
     try {
       [added, stored] = await this.table.transaction(async (trx) => {
-        const a = writes.length ? await this.table.add(trx, writes.map(({ e, sent }) => ({ organizationId: e.organizationId, startMs: e.startMs, count: sent }))) : [];
+        const a = writes.length
+          ? await this.table.add(
+              trx,
+              writes.map(({ e, sent }) => ({ organizationId: e.organizationId, startMs: e.startMs, count: sent })),
+            )
+          : [];
         const s = reads.length ? await this.table.read(trx, reads) : [];
         return [a, s] as const;
       });

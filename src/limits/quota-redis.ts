@@ -215,7 +215,13 @@ export class RedisQuotaCounter implements QuotaCounter {
     if (opts.db) {
       this.table = new QuotaTable(opts.db.db, opts.db.dialect);
       if (opts.onFailure === 'local') {
-        this.fallback = new DbSyncedQuotaCounter({ db: opts.db.db, dialect: opts.db.dialect, syncIntervalMs: opts.syncIntervalMs, idleFlushes: opts.idleFlushes, onError: this.onError });
+        this.fallback = new DbSyncedQuotaCounter({
+          db: opts.db.db,
+          dialect: opts.db.dialect,
+          syncIntervalMs: opts.syncIntervalMs,
+          idleFlushes: opts.idleFlushes,
+          onError: this.onError,
+        });
       }
     }
   }
@@ -242,7 +248,17 @@ export class RedisQuotaCounter implements QuotaCounter {
     const key = quotaKey(organizationId, startMs);
     let s = this.seen.get(key);
     if (!s) {
-      s = { organizationId, startMs, endMs: period.end.getTime(), key, redisCount: 0, outage: 0, sending: 0, touched: false, idleFlushes: 0 };
+      s = {
+        organizationId,
+        startMs,
+        endMs: period.end.getTime(),
+        key,
+        redisCount: 0,
+        outage: 0,
+        sending: 0,
+        touched: false,
+        idleFlushes: 0,
+      };
       this.seen.set(key, s);
     }
     s.idleFlushes = 0;
@@ -358,7 +374,8 @@ export class RedisQuotaCounter implements QuotaCounter {
     const errors: unknown[] = [];
     // Forget ended and idle periods with nothing left to do.
     for (const [k, s] of this.seen) {
-      if (s.outage === 0 && s.sending === 0 && !s.touched && (s.endMs <= this.latestNowMs || s.idleFlushes >= this.idleFlushes)) this.seen.delete(k);
+      if (s.outage === 0 && s.sending === 0 && !s.touched && (s.endMs <= this.latestNowMs || s.idleFlushes >= this.idleFlushes))
+        this.seen.delete(k);
       else s.idleFlushes++;
     }
     // 1. Outage counts back into Redis.
@@ -368,7 +385,9 @@ export class RedisQuotaCounter implements QuotaCounter {
       s.outage -= add;
       s.sending += add;
       try {
-        s.redisCount = Number(await withDeadline(this.scripts.keywardQuotaAdd(s.key, add, s.endMs + QUOTA_KEY_GRACE_MS), this.commandTimeoutMs));
+        s.redisCount = Number(
+          await withDeadline(this.scripts.keywardQuotaAdd(s.key, add, s.endMs + QUOTA_KEY_GRACE_MS), this.commandTimeoutMs),
+        );
         s.sending -= add;
         s.touched = true;
       } catch (e) {

@@ -87,7 +87,14 @@ return -1
 `;
 
 type ScriptedRedis = Redis & {
-  kwRateConsume(curr: string, prev: string, limit: number, elapsed: number, windowMs: number, spend: 0 | 1): Promise<[number, number, number]>;
+  kwRateConsume(
+    curr: string,
+    prev: string,
+    limit: number,
+    elapsed: number,
+    windowMs: number,
+    spend: 0 | 1,
+  ): Promise<[number, number, number]>;
   kwRateRefund(curr: string): Promise<number>;
 };
 

@@ -32,12 +32,26 @@ export interface MetricSources {
     previousLookups?: number;
     size: number;
   };
-  limiter?: () => { backend: string; trackedKeys: number; allowed: number; limited: number; redisErrors: number; fallbackDecisions: number };
+  limiter?: () => {
+    backend: string;
+    trackedKeys: number;
+    allowed: number;
+    limited: number;
+    redisErrors: number;
+    fallbackDecisions: number;
+  };
   usage?: () => UsageBatcherStats;
   lastUsed?: () => { pending: number; flushErrors: number };
   /** Rotation of the hash secret (all 0 without a previous secret). */
   hashRotation?: () => { keysOnPrevious: number; adminTokensOnPrevious: number; rehashed: number; flushErrors: number };
-  accessLog?: () => { streams: number; entriesSeen: number; entriesRecorded: number; entriesIgnored: number; undecodable: number; pauses: number };
+  accessLog?: () => {
+    streams: number;
+    entriesSeen: number;
+    entriesRecorded: number;
+    entriesIgnored: number;
+    undecodable: number;
+    pauses: number;
+  };
   changes?: () => { connected: boolean; reconnects: number };
   /** Each TLS port's certificate state (ports without TLS are absent). */
   tls?: () => Partial<Record<string, { notAfterSeconds: number; reloads: number; rejected: number; filesValid: boolean }>>;
@@ -100,10 +114,22 @@ export class Metrics {
     const r = this.registry;
     const counter = (name: string, help: string, read: () => number) => followed(r, name, help, read);
     const gauge = (name: string, help: string, read: () => number) =>
-      new Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
+      new Gauge({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          this.set(read());
+        },
+      });
     if (s.tls) {
       const t = s.tls;
-      const perPort = (name: string, help: string, type: 'gauge' | 'counter', read: (v: { notAfterSeconds: number; reloads: number; rejected: number; filesValid: boolean }) => number) =>
+      const perPort = (
+        name: string,
+        help: string,
+        type: 'gauge' | 'counter',
+        read: (v: { notAfterSeconds: number; reloads: number; rejected: number; filesValid: boolean }) => number,
+      ) =>
         new (type === 'gauge' ? Gauge : Counter)({
           name,
           help,
@@ -114,8 +140,18 @@ export class Metrics {
             for (const [port, v] of Object.entries(t())) if (v) (this as Gauge<'port'>).inc({ port }, read(v));
           },
         });
-      perPort('keyward_tls_certificate_not_after_seconds', 'Expiry (Unix time) of the certificate each TLS port serves.', 'gauge', (v) => v.notAfterSeconds);
-      perPort('keyward_tls_files_valid', '1 while the certificate files on disk are a valid set, 0 while a rewrite is rejected (the last good set keeps serving).', 'gauge', (v) => (v.filesValid ? 1 : 0));
+      perPort(
+        'keyward_tls_certificate_not_after_seconds',
+        'Expiry (Unix time) of the certificate each TLS port serves.',
+        'gauge',
+        (v) => v.notAfterSeconds,
+      );
+      perPort(
+        'keyward_tls_files_valid',
+        '1 while the certificate files on disk are a valid set, 0 while a rewrite is rejected (the last good set keeps serving).',
+        'gauge',
+        (v) => (v.filesValid ? 1 : 0),
+      );
       perPort('keyward_tls_reloads_total', 'Certificate sets reloaded from changed files.', 'counter', (v) => v.reloads);
       perPort('keyward_tls_reloads_rejected_total', 'Changed certificate files rejected as not a valid set.', 'counter', (v) => v.rejected);
     }
@@ -125,10 +161,22 @@ export class Metrics {
       counter('keyward_cache_misses_total', 'Key cache misses (a store lookup, or a throttled miss).', () => c().misses);
       counter('keyward_cache_negative_hits_total', 'Checks of unknown keys answered from the negative cache.', () => c().negativeHits);
       counter('keyward_cache_evictions_total', 'Cached keys evicted because the cache was full.', () => c().evictions);
-      counter('keyward_cache_stale_served_total', 'Checks answered from an expired entry while the store failed or the lookup budget was spent.', () => c().staleServed);
-      counter('keyward_cache_misses_throttled_total', 'Misses answered without a lookup because KEYWARD_CACHE_MISS_QUERIES_PER_SECOND was spent.', () => c().missesThrottled);
+      counter(
+        'keyward_cache_stale_served_total',
+        'Checks answered from an expired entry while the store failed or the lookup budget was spent.',
+        () => c().staleServed,
+      );
+      counter(
+        'keyward_cache_misses_throttled_total',
+        'Misses answered without a lookup because KEYWARD_CACHE_MISS_QUERIES_PER_SECOND was spent.',
+        () => c().missesThrottled,
+      );
       gauge('keyward_cache_entries', 'Keys in the cache.', () => c().size);
-      counter('keyward_cache_previous_secret_lookups_total', 'Key lookups under the previous hash secret (a miss under the primary while it is rotated).', () => c().previousLookups ?? 0);
+      counter(
+        'keyward_cache_previous_secret_lookups_total',
+        'Key lookups under the previous hash secret (a miss under the primary while it is rotated).',
+        () => c().previousLookups ?? 0,
+      );
     }
     const storeErrors = () => (s.cache?.().storeErrors ?? 0) + (s.store?.().errors ?? 0);
     counter('keyward_store_errors_total', 'Failed store operations on the data plane (key lookups and other reads).', storeErrors);
@@ -137,22 +185,50 @@ export class Metrics {
       counter('keyward_ratelimit_allowed_total', 'Requests the rate limiter allowed.', () => l().allowed);
       counter('keyward_ratelimit_limited_total', 'Requests the rate limiter refused.', () => l().limited);
       counter('keyward_redis_errors_total', 'Redis commands of the limiter that failed.', () => l().redisErrors);
-      counter('keyward_ratelimit_fallback_decisions_total', 'Decisions the limiter made with its fallback while Redis failed.', () => l().fallbackDecisions);
+      counter(
+        'keyward_ratelimit_fallback_decisions_total',
+        'Decisions the limiter made with its fallback while Redis failed.',
+        () => l().fallbackDecisions,
+      );
       gauge('keyward_ratelimit_tracked_keys', 'Keys the in-memory limiter tracks.', () => l().trackedKeys);
     }
     if (s.usage) {
       const u = s.usage;
-      gauge('keyward_usage_buffer_depth', 'Usage events waiting to be written (including a write in flight).', () => u().buffered + u().inFlight);
+      gauge(
+        'keyward_usage_buffer_depth',
+        'Usage events waiting to be written (including a write in flight).',
+        () => u().buffered + u().inFlight,
+      );
       counter('keyward_usage_flushes_total', 'Usage batch writes that succeeded.', () => u().flushes);
       counter('keyward_usage_flush_errors_total', 'Usage batch writes that failed (their events were kept).', () => u().flushErrors);
       counter('keyward_usage_events_written_total', 'Usage events written to the store.', () => u().flushed);
       counter('keyward_usage_events_dropped_total', 'Usage events dropped because the buffer was full.', () => u().dropped);
-      gauge('keyward_usage_journal_pending_events', 'Usage events in the journal waiting to be replayed into the store.', () => u().journal?.pendingEvents ?? 0);
+      gauge(
+        'keyward_usage_journal_pending_events',
+        'Usage events in the journal waiting to be replayed into the store.',
+        () => u().journal?.pendingEvents ?? 0,
+      );
       gauge('keyward_usage_journal_bytes', 'Bytes the usage journal holds on disk.', () => u().journal?.bytes ?? 0);
-      counter('keyward_usage_journal_spilled_events_total', 'Usage events appended to the journal because the store could not take them.', () => u().journal?.spilled ?? 0);
-      counter('keyward_usage_journal_replayed_events_total', 'Usage events replayed from the journal into the store.', () => u().journal?.replayed ?? 0);
-      counter('keyward_usage_journal_duplicate_batches_total', 'Replayed batches the store already had (written before a crash); skipped.', () => u().journal?.duplicates ?? 0);
-      counter('keyward_usage_journal_errors_total', 'Usage journal appends that failed (the events stayed in memory).', () => u().journal?.errors ?? 0);
+      counter(
+        'keyward_usage_journal_spilled_events_total',
+        'Usage events appended to the journal because the store could not take them.',
+        () => u().journal?.spilled ?? 0,
+      );
+      counter(
+        'keyward_usage_journal_replayed_events_total',
+        'Usage events replayed from the journal into the store.',
+        () => u().journal?.replayed ?? 0,
+      );
+      counter(
+        'keyward_usage_journal_duplicate_batches_total',
+        'Replayed batches the store already had (written before a crash); skipped.',
+        () => u().journal?.duplicates ?? 0,
+      );
+      counter(
+        'keyward_usage_journal_errors_total',
+        'Usage journal appends that failed (the events stayed in memory).',
+        () => u().journal?.errors ?? 0,
+      );
     }
     if (s.lastUsed) {
       const lu = s.lastUsed;
@@ -161,22 +237,46 @@ export class Metrics {
     }
     if (s.hashRotation) {
       const h = s.hashRotation;
-      gauge('keyward_keys_on_previous_hash_secret', 'Usable keys still stored under KEYWARD_HASH_SECRET_PREVIOUS (counted every minute; 0 without one).', () => h().keysOnPrevious);
-      gauge('keyward_admin_tokens_on_previous_hash_secret', 'Admin tokens still stored under KEYWARD_HASH_SECRET_PREVIOUS (counted every minute; 0 without one).', () => h().adminTokensOnPrevious);
+      gauge(
+        'keyward_keys_on_previous_hash_secret',
+        'Usable keys still stored under KEYWARD_HASH_SECRET_PREVIOUS (counted every minute; 0 without one).',
+        () => h().keysOnPrevious,
+      );
+      gauge(
+        'keyward_admin_tokens_on_previous_hash_secret',
+        'Admin tokens still stored under KEYWARD_HASH_SECRET_PREVIOUS (counted every minute; 0 without one).',
+        () => h().adminTokensOnPrevious,
+      );
       counter('keyward_keys_rehashed_total', 'Key hashes rewritten from the previous hash secret to the primary.', () => h().rehashed);
-      counter('keyward_rehash_flush_errors_total', 'Batch writes of rewritten key hashes that failed (their keys were kept).', () => h().flushErrors);
+      counter(
+        'keyward_rehash_flush_errors_total',
+        'Batch writes of rewritten key hashes that failed (their keys were kept).',
+        () => h().flushErrors,
+      );
     }
     if (s.accessLog) {
       const a = s.accessLog;
       counter('keyward_accesslog_entries_total', 'Access-log entries received.', () => a().entriesSeen);
       counter('keyward_accesslog_entries_recorded_total', 'Access-log entries recorded as usage.', () => a().entriesRecorded);
-      counter('keyward_accesslog_entries_ignored_total', 'Access-log entries without a keyward identity (not recorded).', () => a().entriesIgnored);
+      counter(
+        'keyward_accesslog_entries_ignored_total',
+        'Access-log entries without a keyward identity (not recorded).',
+        () => a().entriesIgnored,
+      );
       counter('keyward_accesslog_undecodable_total', 'Access-log messages that could not be decoded.', () => a().undecodable);
-      counter('keyward_accesslog_pauses_total', 'Times an access-log stream was paused because the usage buffer was congested.', () => a().pauses);
+      counter(
+        'keyward_accesslog_pauses_total',
+        'Times an access-log stream was paused because the usage buffer was congested.',
+        () => a().pauses,
+      );
     }
     if (s.changes) {
       const ch = s.changes;
-      counter('keyward_notification_reconnects_total', 'Times the change-notification connection was re-established.', () => ch().reconnects);
+      counter(
+        'keyward_notification_reconnects_total',
+        'Times the change-notification connection was re-established.',
+        () => ch().reconnects,
+      );
       gauge('keyward_notification_connected', '1 while change notifications are received, else 0.', () => (ch().connected ? 1 : 0));
     }
     if (s.quota) {

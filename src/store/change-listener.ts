@@ -47,7 +47,12 @@ export function parseChanges(payload: string | undefined, self: string = PROCESS
     if (!Array.isArray(v)) return [];
     return v.filter(
       (c): c is Change =>
-        typeof c === 'object' && c !== null && (c.type === 'key' || c.type === 'org') && typeof c.id === 'string' && ID.test(c.id) && c.id.startsWith(c.type),
+        typeof c === 'object' &&
+        c !== null &&
+        (c.type === 'key' || c.type === 'org') &&
+        typeof c.id === 'string' &&
+        ID.test(c.id) &&
+        c.id.startsWith(c.type),
     );
   } catch {
     return [];

@@ -133,7 +133,9 @@ export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): 
       const out = new Map<string, string>();
       if (ids.length === 0) return out;
       try {
-        const rows = (await knex('api_keys').select('id', 'key_hash').whereIn('id', [...ids])) as { id: string; key_hash: string }[];
+        const rows = (await knex('api_keys')
+          .select('id', 'key_hash')
+          .whereIn('id', [...ids])) as { id: string; key_hash: string }[];
         for (const r of rows) out.set(r.id, r.key_hash);
       } catch (e) {
         rethrowStoreError(e);
@@ -155,7 +157,9 @@ export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): 
       const fork = em.fork();
       const onSecret = { $or: [{ hashSecretId: secretId }, { hashSecretId: null }] };
       try {
-        const keys = await fork.count(ApiKeyRecord, { $and: [onSecret, { revokedAt: null }, { $or: [{ expiresAt: null }, { expiresAt: { $gt: new Date(nowMs) } }] }] });
+        const keys = await fork.count(ApiKeyRecord, {
+          $and: [onSecret, { revokedAt: null }, { $or: [{ expiresAt: null }, { expiresAt: { $gt: new Date(nowMs) } }] }],
+        });
         const adminTokens = await fork.count(AdminTokenRecord, onSecret);
         return { keys, adminTokens };
       } catch (e) {

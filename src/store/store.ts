@@ -13,12 +13,7 @@
 import { ConnectionException, LockMode, type FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/knex';
 import { StoreUnavailableError } from '../errors/domain';
-import {
-  AdminTokenRecord,
-  ApiKeyRecord,
-  AuditEventRecord,
-  OrganizationRecord,
-} from './entities';
+import { AdminTokenRecord, ApiKeyRecord, AuditEventRecord, OrganizationRecord } from './entities';
 import type { Orm } from './orm';
 
 export interface Page {
@@ -163,10 +158,29 @@ function repos(em: EntityManager, locking: boolean): Repos {
           await em.getConnection().execute('select pg_notify(?, ?)', [CHANGES_CHANNEL, payload], 'run', em.getTransactionContext());
         }
       : async () => undefined,
-    orgs: new OrganizationRepo(em, locking), keys: new KeyRepo(em), audit: new AuditRepo(em), adminTokens: new AdminTokenRepo(em) };
+    orgs: new OrganizationRepo(em, locking),
+    keys: new KeyRepo(em),
+    audit: new AuditRepo(em),
+    adminTokens: new AdminTokenRepo(em),
+  };
 }
 
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P03', '08006', '08001', '08003', '08004', 'SQLITE_BUSY', 'SQLITE_CANTOPEN', 'SQLITE_IOERR']);
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  '57P01',
+  '57P03',
+  '08006',
+  '08001',
+  '08003',
+  '08004',
+  'SQLITE_BUSY',
+  'SQLITE_CANTOPEN',
+  'SQLITE_IOERR',
+]);
 
 /** True for failures that mean "the database cannot be reached now". */
 export function isUnavailable(e: unknown): boolean {
@@ -175,7 +189,9 @@ export function isUnavailable(e: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   if (typeof err.code === 'string' && UNREACHABLE.has(err.code)) return true;
   const msg = typeof err.message === 'string' ? err.message : '';
-  return /Connection terminated|Connection ended unexpectedly|connect ECONNREFUSED|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection|is not currently accepting connections|is not accepting connections|the database system is (starting up|shutting down)/i.test(msg);
+  return /Connection terminated|Connection ended unexpectedly|connect ECONNREFUSED|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection|is not currently accepting connections|is not accepting connections|the database system is (starting up|shutting down)/i.test(
+    msg,
+  );
 }
 
 /** Rethrows a failure: store_unavailable when the database cannot be reached, else as is. */

@@ -162,7 +162,8 @@ export class UsageBatcher {
     private readonly sink: UsageSink,
     options: UsageBatcherOptions,
   ) {
-    if (!Number.isSafeInteger(options.maxBuffered) || options.maxBuffered < 1) throw new RangeError('maxBuffered must be a positive integer');
+    if (!Number.isSafeInteger(options.maxBuffered) || options.maxBuffered < 1)
+      throw new RangeError('maxBuffered must be a positive integer');
     this.maxBuffered = options.maxBuffered;
     const flushAt = options.flushAt ?? Math.min(5000, options.maxBuffered);
     if (!Number.isSafeInteger(flushAt) || flushAt < 1) throw new RangeError('flushAt must be a positive integer');

@@ -16,7 +16,9 @@
  */
 
 /** Upper bounds (inclusive) of the finite buckets, in ms. */
-export const BUCKET_BOUNDS_MS: readonly number[] = Object.freeze([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000]);
+export const BUCKET_BOUNDS_MS: readonly number[] = Object.freeze([
+  1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000,
+]);
 
 /** Finite buckets plus the overflow (+Inf) bucket. */
 export const BUCKET_COUNT = BUCKET_BOUNDS_MS.length + 1;

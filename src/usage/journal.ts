@@ -131,7 +131,9 @@ export class UsageJournal {
     const j = new UsageJournal(o);
     mkdirSync(o.dir, { recursive: true, mode: 0o700 });
     j.lock();
-    for (const name of readdirSync(o.dir).filter((n) => SEGMENT.test(n)).sort()) {
+    for (const name of readdirSync(o.dir)
+      .filter((n) => SEGMENT.test(n))
+      .sort()) {
       const text = readFileSync(join(o.dir, name), 'utf8');
       const seg: Segment = { name, bytes: Buffer.byteLength(text), batches: 0, events: 0, doneLines: 0 };
       for (const line of text.split('\n')) {

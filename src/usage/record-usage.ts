@@ -78,7 +78,8 @@ function fail(field: string, description: string, reason: string): never {
 export function validateRecordUsage(req: RecordUsageRequest, nowMs: number): ValidatedUsageRecord[] {
   const records = req?.records ?? [];
   if (records.length < RECORD_USAGE_LIMITS.recordsMin) fail('records', 'must hold at least one record', 'required');
-  if (records.length > RECORD_USAGE_LIMITS.recordsMax) fail('records', `must hold at most ${RECORD_USAGE_LIMITS.recordsMax} records`, 'too_many');
+  if (records.length > RECORD_USAGE_LIMITS.recordsMax)
+    fail('records', `must hold at most ${RECORD_USAGE_LIMITS.recordsMax} records`, 'too_many');
 
   return records.map((r, i): ValidatedUsageRecord => {
     const f = (name: string) => `records[${i}].${name}`;
@@ -92,7 +93,8 @@ export function validateRecordUsage(req: RecordUsageRequest, nowMs: number): Val
     const cut = endpoint.search(/[?#]/);
     if (cut >= 0) endpoint = endpoint.slice(0, cut);
     if (endpoint === '') fail(f('endpoint'), 'is required', 'required');
-    if (endpoint.length > RECORD_USAGE_LIMITS.endpointMax) fail(f('endpoint'), `must be at most ${RECORD_USAGE_LIMITS.endpointMax} characters`, 'too_long');
+    if (endpoint.length > RECORD_USAGE_LIMITS.endpointMax)
+      fail(f('endpoint'), `must be at most ${RECORD_USAGE_LIMITS.endpointMax} characters`, 'too_long');
     if (CONTROL.test(endpoint)) fail(f('endpoint'), 'must not contain control characters', 'invalid_characters');
 
     const method = r.method === '' || r.method === undefined ? DEFAULT_RECORD_METHOD : r.method;
@@ -104,7 +106,8 @@ export function validateRecordUsage(req: RecordUsageRequest, nowMs: number): Val
 
     const requestId = r.requestId ?? '';
     if (requestId !== '') {
-      if (requestId.length > RECORD_USAGE_LIMITS.requestIdMax) fail(f('request_id'), `must be at most ${RECORD_USAGE_LIMITS.requestIdMax} characters`, 'too_long');
+      if (requestId.length > RECORD_USAGE_LIMITS.requestIdMax)
+        fail(f('request_id'), `must be at most ${RECORD_USAGE_LIMITS.requestIdMax} characters`, 'too_long');
       if (CONTROL.test(requestId)) fail(f('request_id'), 'must not contain control characters', 'invalid_characters');
       out.requestId = requestId;
     }
@@ -122,11 +125,13 @@ export function validateRecordUsage(req: RecordUsageRequest, nowMs: number): Val
     if (duration > 0) out.durationMs = duration;
 
     const tokens = r.tokens ?? 0;
-    if (!Number.isSafeInteger(tokens) || tokens < 0 || tokens > USAGE_VALUE_MAX.tokens) fail(f('tokens'), `must be an integer from 0 to ${USAGE_VALUE_MAX.tokens}`, 'out_of_range');
+    if (!Number.isSafeInteger(tokens) || tokens < 0 || tokens > USAGE_VALUE_MAX.tokens)
+      fail(f('tokens'), `must be an integer from 0 to ${USAGE_VALUE_MAX.tokens}`, 'out_of_range');
     if (tokens > 0) out.tokens = tokens;
 
     const cost = r.costUsd ?? 0;
-    if (typeof cost !== 'number' || !Number.isFinite(cost) || cost < 0 || cost > USAGE_VALUE_MAX.costUsd) fail(f('cost_usd'), `must be a number from 0 to ${USAGE_VALUE_MAX.costUsd}`, 'out_of_range');
+    if (typeof cost !== 'number' || !Number.isFinite(cost) || cost < 0 || cost > USAGE_VALUE_MAX.costUsd)
+      fail(f('cost_usd'), `must be a number from 0 to ${USAGE_VALUE_MAX.costUsd}`, 'out_of_range');
     if (cost > 0) out.costUsd = cost;
 
     if (r.time !== undefined && r.time !== null) {

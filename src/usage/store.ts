@@ -129,7 +129,13 @@ function normalize(e: UsageEvent): EventRow | undefined {
   if (!e || typeof e.at !== 'number' || !(e.at >= MIN_AT && e.at <= MAX_AT)) return undefined;
   const organizationId = text(e.organizationId, MAX.id);
   const keyId = text(e.keyId, MAX.id);
-  if (organizationId === '' || keyId === '' || organizationId.length !== (e.organizationId as string).length || keyId.length !== (e.keyId as string).length) return undefined;
+  if (
+    organizationId === '' ||
+    keyId === '' ||
+    organizationId.length !== (e.organizationId as string).length ||
+    keyId.length !== (e.keyId as string).length
+  )
+    return undefined;
   const status = e.statusCode;
   const tokens = e.tokens;
   return {
@@ -201,8 +207,35 @@ const BATCH_SQL = {
 } as const;
 const BATCH_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
-const EVENT_COLUMNS = ['at', 'organization_id', 'key_id', 'request_id', 'endpoint', 'method', 'requests', 'status_code', 'duration_ms', 'tokens', 'cost_usd', 'source'];
-const AGG_COLUMNS = ['organization_id', 'key_id', 'period', 'endpoint', 'method', 'requests', 'errors4xx', 'errors5xx', 'tokens', 'cost_usd', 'duration_count', 'duration_sum_ms', 'duration_buckets'];
+const EVENT_COLUMNS = [
+  'at',
+  'organization_id',
+  'key_id',
+  'request_id',
+  'endpoint',
+  'method',
+  'requests',
+  'status_code',
+  'duration_ms',
+  'tokens',
+  'cost_usd',
+  'source',
+];
+const AGG_COLUMNS = [
+  'organization_id',
+  'key_id',
+  'period',
+  'endpoint',
+  'method',
+  'requests',
+  'errors4xx',
+  'errors5xx',
+  'tokens',
+  'cost_usd',
+  'duration_count',
+  'duration_sum_ms',
+  'duration_buckets',
+];
 const SUMMED = ['requests', 'errors4xx', 'errors5xx', 'tokens', 'cost_usd', 'duration_count', 'duration_sum_ms'];
 
 /** The SQL expression that adds the batch's histogram (excluded) to the stored one, element by element. */
@@ -251,12 +284,39 @@ function upsertSql(dialect: 'sqlite' | 'postgres', table: 'usage_daily' | 'usage
 
 /** A row's values in EVENT_COLUMNS order. */
 function eventValues(r: EventRow): unknown[] {
-  return [r.at, r.organizationId, r.keyId, r.requestId, r.endpoint, r.method, r.requests, r.statusCode, r.durationMs, r.tokens, r.costUsd, r.source];
+  return [
+    r.at,
+    r.organizationId,
+    r.keyId,
+    r.requestId,
+    r.endpoint,
+    r.method,
+    r.requests,
+    r.statusCode,
+    r.durationMs,
+    r.tokens,
+    r.costUsd,
+    r.source,
+  ];
 }
 
 /** An aggregate's values in AGG_COLUMNS order. */
 function aggValues(a: Aggregate): unknown[] {
-  return [a.organizationId, a.keyId, a.period, a.endpoint, a.method, a.requests, a.errors4xx, a.errors5xx, a.tokens, a.costUsd, a.durationCount, a.durationSumMs, JSON.stringify(a.buckets)];
+  return [
+    a.organizationId,
+    a.keyId,
+    a.period,
+    a.endpoint,
+    a.method,
+    a.requests,
+    a.errors4xx,
+    a.errors5xx,
+    a.tokens,
+    a.costUsd,
+    a.durationCount,
+    a.durationSumMs,
+    JSON.stringify(a.buckets),
+  ];
 }
 
 /** Rows of values → one array per column. */
@@ -325,13 +385,25 @@ interface AggregateRow {
   duration_buckets: unknown;
 }
 
-const STAT_COLUMNS = ['key_id', 'period', 'endpoint', 'method', 'requests', 'errors4xx', 'errors5xx', 'tokens', 'cost_usd', 'duration_count', 'duration_sum_ms', 'duration_buckets'];
+const STAT_COLUMNS = [
+  'key_id',
+  'period',
+  'endpoint',
+  'method',
+  'requests',
+  'errors4xx',
+  'errors5xx',
+  'tokens',
+  'cost_usd',
+  'duration_count',
+  'duration_sum_ms',
+  'duration_buckets',
+];
 
 export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): UsageStore {
   const knex = (orm.em as unknown as EntityManager).getKnex();
   const at = (ms: number): Date | number => (dialect === 'postgres' ? new Date(ms) : ms);
   let skipped = 0;
-
 
   // The batch is written on the transaction's driver connection, outside the query
   // builder: prepared statements (SQLite) or three array-parameter statements
@@ -342,7 +414,14 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
   type Statement = { run(...values: unknown[]): unknown };
   const sqliteStatements = new WeakMap<object, { batch: Statement; event: Statement; daily: Statement; monthly: Statement }>();
 
-  async function writeSqlite(trx: Knex.Transaction, rows: EventRow[], daily: Aggregate[], monthly: Aggregate[], batchId: string | undefined, now: number): Promise<boolean> {
+  async function writeSqlite(
+    trx: Knex.Transaction,
+    rows: EventRow[],
+    daily: Aggregate[],
+    monthly: Aggregate[],
+    batchId: string | undefined,
+    now: number,
+  ): Promise<boolean> {
     const db = (await connectionOf(trx)) as { prepare(sql: string): Statement };
     let st = sqliteStatements.get(db);
     if (!st) {
@@ -365,7 +444,14 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
   const DAILY_PG = upsertSql('postgres', 'usage_daily');
   const MONTHLY_PG = upsertSql('postgres', 'usage_monthly');
 
-  async function writePostgres(trx: Knex.Transaction, rows: EventRow[], daily: Aggregate[], monthly: Aggregate[], batchId: string | undefined, now: number): Promise<boolean> {
+  async function writePostgres(
+    trx: Knex.Transaction,
+    rows: EventRow[],
+    daily: Aggregate[],
+    monthly: Aggregate[],
+    batchId: string | undefined,
+    now: number,
+  ): Promise<boolean> {
     const conn = (await connectionOf(trx)) as { query(sql: string, values: unknown[]): Promise<{ rowCount?: number | null }> };
     if (batchId !== undefined && (await conn.query(BATCH_SQL.postgres, [batchId, new Date(now)])).rowCount === 0) return false;
     await conn.query(EVENTS_PG, columnsOf(rows.map(eventValues), EVENT_COLUMNS.length));
@@ -397,7 +483,9 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
       let written = false;
       try {
         written = await knex.transaction((trx) =>
-          dialect === 'sqlite' ? writeSqlite(trx, rows, daily, monthly, batchId, now) : writePostgres(trx, rows, daily, monthly, batchId, now),
+          dialect === 'sqlite'
+            ? writeSqlite(trx, rows, daily, monthly, batchId, now)
+            : writePostgres(trx, rows, daily, monthly, batchId, now),
         );
       } catch (e) {
         rethrowStoreError(e);
@@ -414,7 +502,10 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
         const byKey = (q: Knex.QueryBuilder) => {
           if (keyId) q.where('key_id', keyId);
         };
-        monthRows = await knex('usage_monthly').where({ organization_id: organizationId, period: month }).modify(byKey).select(STAT_COLUMNS);
+        monthRows = await knex('usage_monthly')
+          .where({ organization_id: organizationId, period: month })
+          .modify(byKey)
+          .select(STAT_COLUMNS);
         dayRows = await knex('usage_daily')
           .where('organization_id', organizationId)
           .andWhere('period', '>=', `${month}-01`)

@@ -8,8 +8,22 @@ import pino, { type Logger } from 'pino';
 export type { Logger };
 
 export const REDACTED_FIELDS = [
-  'secret', 'key', 'token', 'authorization', 'keyHash', 'tokenHash', 'hashSecret', 'adminToken',
-  '*.secret', '*.key', '*.token', '*.authorization', '*.keyHash', '*.tokenHash', '*.hashSecret', '*.adminToken',
+  'secret',
+  'key',
+  'token',
+  'authorization',
+  'keyHash',
+  'tokenHash',
+  'hashSecret',
+  'adminToken',
+  '*.secret',
+  '*.key',
+  '*.token',
+  '*.authorization',
+  '*.keyHash',
+  '*.tokenHash',
+  '*.hashSecret',
+  '*.adminToken',
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

@@ -65,6 +65,7 @@ export default async function globalSetup() {
   await server.start();
   globalThis.__KEYWARD_EMBEDDED_PG__ = { server, dir };
   process.env.KEYWARD_TEST_PG_URL = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
-  console.log(`\n[test setup] ${forceEmbedded ? "KEYWARD_TEST_EMBEDDED_PG=1" : `no PostgreSQL at ${url}`}; started an embedded one on port ${port}`);
+  console.log(
+    `\n[test setup] ${forceEmbedded ? 'KEYWARD_TEST_EMBEDDED_PG=1' : `no PostgreSQL at ${url}`}; started an embedded one on port ${port}`,
+  );
 }
-

@@ -3,7 +3,14 @@
  * independent of the generated code, as Envoy would be: it sends CheckRequests as
  * plain objects and reads CheckResponses field by field.
  */
-import { credentials, loadPackageDefinition, type ChannelCredentials, type Client, type GrpcObject, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  type ChannelCredentials,
+  type Client,
+  type GrpcObject,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { join } from 'node:path';
 
@@ -18,7 +25,10 @@ const definition = loadSync('envoy/service/auth/v3/external_auth.proto', {
   oneofs: true,
 });
 const pkg = loadPackageDefinition(definition) as unknown as { envoy: { service: { auth: { v3: GrpcObject } } } };
-const AuthorizationCtor = pkg.envoy.service.auth.v3.Authorization as unknown as new (addr: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
+const AuthorizationCtor = pkg.envoy.service.auth.v3.Authorization as unknown as new (
+  addr: string,
+  creds: ReturnType<typeof credentials.createInsecure>,
+) => Client;
 
 export interface WireHeaderOption {
   header: { key: string; value?: string; raw_value?: Buffer };
@@ -80,8 +90,11 @@ export class EnvoyClient {
 
   raw(request: unknown): Promise<WireCheckResponse> {
     return new Promise((resolve, reject) => {
-      (this.client as unknown as Record<string, Function>).Check!.call(this.client, request, { deadline: Date.now() + 10000 }, (e: ServiceError | null, r: WireCheckResponse) =>
-        e ? reject(e) : resolve(r),
+      (this.client as unknown as Record<string, Function>).Check!.call(
+        this.client,
+        request,
+        { deadline: Date.now() + 10000 },
+        (e: ServiceError | null, r: WireCheckResponse) => (e ? reject(e) : resolve(r)),
       );
     });
   }

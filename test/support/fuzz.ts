@@ -30,7 +30,10 @@ export const DENY_CODES: readonly DenyCode[] = [
 ];
 const DOCUMENTED_HTTP = new Set([401, 403, 429, 503]);
 
-export type CheckOutcome = { allow: true; response: CheckResponse } | { allow: false; code: DenyCode; response: CheckResponse } | { allow: false; grpcError: ErrorCode | 'message_too_large' | 'transport' };
+export type CheckOutcome =
+  | { allow: true; response: CheckResponse }
+  | { allow: false; code: DenyCode; response: CheckResponse }
+  | { allow: false; grpcError: ErrorCode | 'message_too_large' | 'transport' };
 
 /** Which gRPC failures a Check may answer with in a given test. */
 export interface CheckFailuresAllowed {
@@ -58,7 +61,8 @@ export function checkOutcome(r: RawResult, allowed: CheckFailuresAllowed, config
       expect(e.info).toMatchObject({ reason: 'invalid_argument', domain: 'keyward', metadata: { field: 'request' } });
       return { allow: false, grpcError: 'invalid_argument' };
     }
-    if (allowed.messageTooLarge && r.status === 8 && /^Received message larger than max \(\d+ vs 4194304\)$/.test(r.details)) return { allow: false, grpcError: 'message_too_large' };
+    if (allowed.messageTooLarge && r.status === 8 && /^Received message larger than max \(\d+ vs 4194304\)$/.test(r.details))
+      return { allow: false, grpcError: 'message_too_large' };
     if (allowed.metadataTooLarge && r.status === 8) {
       if (e.trailerCode === '') return { allow: false, grpcError: 'transport' }; // Node's HTTP/2 refused the header list
       expect(e.trailerCode).toBe('metadata_too_large');
@@ -111,7 +115,10 @@ export function checkOutcome(r: RawResult, allowed: CheckFailuresAllowed, config
  * exception has happened.
  */
 export async function stillServing(h: Harness, authz: RawClient, activeKey: string, failures: string[]): Promise<void> {
-  const r = await authz.unary(CHECK, checkRequest({ method: 'GET', path: '/v1/x', host: 'api.example.com', headers: [['x-api-key', activeKey]] }));
+  const r = await authz.unary(
+    CHECK,
+    checkRequest({ method: 'GET', path: '/v1/x', host: 'api.example.com', headers: [['x-api-key', activeKey]] }),
+  );
   expect(checkOutcome(r, {}, h.config).allow).toBe(true);
   await expect(h.root.getRateLimiterStats({})).resolves.toBeDefined();
   expect(failures).toEqual([]);
@@ -121,7 +128,18 @@ export async function stillServing(h: Harness, authz: RawClient, activeKey: stri
 
 /** Bytes that are not valid UTF-8: lone continuation bytes, overlongs, surrogates, truncated sequences, 0xff. */
 export const invalidUtf8 = fc.oneof(
-  fc.constantFrom([0xff], [0xc3], [0x80], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82], [0xf8, 0x88, 0x80, 0x80, 0x80]).map((b) => Buffer.from(b)),
+  fc
+    .constantFrom(
+      [0xff],
+      [0xc3],
+      [0x80],
+      [0xed, 0xa0, 0x80],
+      [0xc0, 0xaf],
+      [0xf4, 0x90, 0x80, 0x80],
+      [0xe2, 0x82],
+      [0xf8, 0x88, 0x80, 0x80, 0x80],
+    )
+    .map((b) => Buffer.from(b)),
   fc.uint8Array({ minLength: 1, maxLength: 40 }).map((u) => Buffer.concat([Buffer.from(u), Buffer.from([0xfe])])),
 );
 
@@ -137,19 +155,46 @@ export function junkText(maxBig = 70_000): fc.Arbitrary<string | Buffer> {
     { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 24 }) },
     { weight: 1, arbitrary: fc.constant('') },
     { weight: 2, arbitrary: invalidUtf8 },
-    { weight: 2, arbitrary: fc.tuple(fc.string({ maxLength: 10 }), invalidUtf8, fc.string({ maxLength: 10 })).map(([a, b, c]) => Buffer.concat([Buffer.from(a), b, Buffer.from(c)])) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .tuple(fc.string({ maxLength: 10 }), invalidUtf8, fc.string({ maxLength: 10 }))
+        .map(([a, b, c]) => Buffer.concat([Buffer.from(a), b, Buffer.from(c)])),
+    },
     { weight: 1, arbitrary: bigString(maxBig) },
   );
 }
 
 /** Header names: random, reserved, look-alikes of keyward's own and of credential headers. */
 export function junkHeaderName(opts: { credentialNames: boolean }): fc.Arbitrary<string | Buffer> {
-  const names = [':path', ':authority', ':method', 'host', 'x-request-id', 'x-keyward-key-id', 'X-Keyward-Org-Id', 'x-keyward-scopes', 'x-keyward-', 'cookie', 'content-length', 'proxy-authorization', 'x-api-key-2', 'authorization2'];
+  const names = [
+    ':path',
+    ':authority',
+    ':method',
+    'host',
+    'x-request-id',
+    'x-keyward-key-id',
+    'X-Keyward-Org-Id',
+    'x-keyward-scopes',
+    'x-keyward-',
+    'cookie',
+    'content-length',
+    'proxy-authorization',
+    'x-api-key-2',
+    'authorization2',
+  ];
   if (opts.credentialNames) names.push('authorization', 'Authorization', 'x-api-key', 'X-API-KEY', 'AUTHORIZATION');
   const base = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...names) }, { weight: 4, arbitrary: junkText(1000) });
   if (opts.credentialNames) return base;
   // A name the server lower-cases (ASCII only) to a credential header is not junk.
-  return base.filter((n) => !['authorization', 'x-api-key'].includes(Buffer.from(n).toString('latin1').replace(/[A-Z]/g, (c) => c.toLowerCase())));
+  return base.filter(
+    (n) =>
+      !['authorization', 'x-api-key'].includes(
+        Buffer.from(n)
+          .toString('latin1')
+          .replace(/[A-Z]/g, (c) => c.toLowerCase()),
+      ),
+  );
 }
 
 /** Header values: junk, bearer-shaped, comma lists, key-shaped strings that are not keys. */
@@ -157,7 +202,12 @@ export function junkHeaderValue(shapes: string[]): fc.Arbitrary<string | Buffer>
   return fc.oneof(
     { weight: 4, arbitrary: junkText() },
     { weight: 2, arbitrary: fc.constantFrom(...shapes) },
-    { weight: 1, arbitrary: fc.tuple(fc.constantFrom('Bearer ', 'bearer\t', 'Basic ', 'Bearer', ''), junkText(200)).map(([p, v]) => (typeof v === 'string' ? p + v : Buffer.concat([Buffer.from(p), v]))) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.constantFrom('Bearer ', 'bearer\t', 'Basic ', 'Bearer', ''), junkText(200))
+        .map(([p, v]) => (typeof v === 'string' ? p + v : Buffer.concat([Buffer.from(p), v]))),
+    },
   );
 }
 
@@ -165,7 +215,10 @@ export function junkHeaderValue(shapes: string[]): fc.Arbitrary<string | Buffer>
 export type JunkHeader = { where: 'headers' | 'value' | 'raw' | 'both'; name: string | Buffer; value: string | Buffer };
 
 /** Spreads headers over a CheckRequest: `headers` entries go to the map unless any header_map entry exists. */
-export function placeHeaders(list: JunkHeader[]): { headers: [string | Buffer, string | Buffer][]; headerMap?: { key: string | Buffer; value?: string | Buffer; raw?: string | Buffer }[] } {
+export function placeHeaders(list: JunkHeader[]): {
+  headers: [string | Buffer, string | Buffer][];
+  headerMap?: { key: string | Buffer; value?: string | Buffer; raw?: string | Buffer }[];
+} {
   const headers: [string | Buffer, string | Buffer][] = [];
   const headerMap: { key: string | Buffer; value?: string | Buffer; raw?: string | Buffer }[] = [];
   for (const h of list) {
@@ -195,9 +248,17 @@ export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
   fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
   fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 12 }) }),
-  fc.record({ kind: fc.constant('unknown-field' as const), field: fc.integer({ min: 14, max: 2 ** 29 - 1 }), wireType: fc.constantFrom(0 as const, 1 as const, 2 as const, 5 as const) }),
+  fc.record({
+    kind: fc.constant('unknown-field' as const),
+    field: fc.integer({ min: 14, max: 2 ** 29 - 1 }),
+    wireType: fc.constantFrom(0 as const, 1 as const, 2 as const, 5 as const),
+  }),
   fc.record({ kind: fc.constant('wrong-wire-type' as const), field: fc.integer({ min: 1, max: 13 }), wireType: fc.constantFrom(0, 1, 5) }),
-  fc.record({ kind: fc.constant('enormous-varint' as const), field: fc.integer({ min: 1, max: 13 }), bytes: fc.integer({ min: 10, max: 40 }) }),
+  fc.record({
+    kind: fc.constant('enormous-varint' as const),
+    field: fc.integer({ min: 1, max: 13 }),
+    bytes: fc.integer({ min: 10, max: 40 }),
+  }),
   fc.record({ kind: fc.constant('length-beyond' as const), field: fc.integer({ min: 1, max: 13 }) }),
   fc.record({ kind: fc.constant('group' as const), field: fc.integer({ min: 1, max: 13 }) }),
   fc.record({ kind: fc.constant('field-zero' as const) }),
@@ -221,7 +282,14 @@ export function mutate(bytes: Buffer, m: Mutation): Buffer {
       return Buffer.concat([bytes.subarray(0, i), Buffer.from(m.bytes), bytes.subarray(i)]);
     }
     case 'unknown-field': {
-      const payload = m.wireType === 0 ? varint(2n ** 63n) : m.wireType === 1 ? Buffer.alloc(8, 0xab) : m.wireType === 5 ? Buffer.alloc(4, 0xcd) : Buffer.concat([varint(3), Buffer.from([0xff, 0x00, 0x80])]);
+      const payload =
+        m.wireType === 0
+          ? varint(2n ** 63n)
+          : m.wireType === 1
+            ? Buffer.alloc(8, 0xab)
+            : m.wireType === 5
+              ? Buffer.alloc(4, 0xcd)
+              : Buffer.concat([varint(3), Buffer.from([0xff, 0x00, 0x80])]);
       return Buffer.concat([bytes, tag(m.field, m.wireType), payload]);
     }
     case 'wrong-wire-type': {
@@ -250,7 +318,26 @@ export const junkMetadata: fc.Arbitrary<Metadata> = fc
   .map(([entries, big]) => {
     const md = new Metadata();
     for (const [k, v] of entries) {
-      if (['content-type', 'te', 'user-agent', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'accept-encoding', 'host', 'connection', 'upgrade', 'keep-alive', 'transfer-encoding', 'proxy-connection'].includes(k) || k.startsWith('grpc-') || k.endsWith('-bin')) continue;
+      if (
+        [
+          'content-type',
+          'te',
+          'user-agent',
+          'grpc-timeout',
+          'grpc-encoding',
+          'grpc-accept-encoding',
+          'accept-encoding',
+          'host',
+          'connection',
+          'upgrade',
+          'keep-alive',
+          'transfer-encoding',
+          'proxy-connection',
+        ].includes(k) ||
+        k.startsWith('grpc-') ||
+        k.endsWith('-bin')
+      )
+        continue;
       md.add(k, v);
     }
     if (big) md.set(big[0], 'm'.repeat(big[1]));

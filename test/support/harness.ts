@@ -47,8 +47,12 @@ export function adminClient(port: number, credential?: string): AdminClient {
           const md = new Metadata();
           if (credential !== undefined) md.set('authorization', `Bearer ${credential}`);
           const fn = (raw as unknown as Record<string, Function>)[prop]!;
-          const type = (pb as unknown as Record<string, { fromPartial(o: unknown): unknown }>)[`${prop[0]!.toUpperCase()}${prop.slice(1)}Request`]!;
-          fn.call(raw, type.fromPartial(req ?? {}), md, { deadline: Date.now() + 15000 }, (e: ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r)));
+          const type = (pb as unknown as Record<string, { fromPartial(o: unknown): unknown }>)[
+            `${prop[0]!.toUpperCase()}${prop.slice(1)}Request`
+          ]!;
+          fn.call(raw, type.fromPartial(req ?? {}), md, { deadline: Date.now() + 15000 }, (e: ServiceError | null, r: unknown) =>
+            e ? reject(e) : resolve(r),
+          );
         });
     },
   });
@@ -91,7 +95,13 @@ export async function startHarness(dialect: Dialect, options: HarnessOverrides =
     ...overrides,
     authz: { ...defaultAuthzConfig(), ...overrides.authz },
   };
-  const app = await startApp({ config, logger: createLogger('debug', sink), clock, onGeneratedAdminToken: () => undefined, ...(routes && { routes }) });
+  const app = await startApp({
+    config,
+    logger: createLogger('debug', sink),
+    clock,
+    onGeneratedAdminToken: () => undefined,
+    ...(routes && { routes }),
+  });
   const clients: AdminClient[] = [];
   const client = (credential?: string) => {
     const c = adminClient(app.adminPort, credential);
@@ -113,7 +123,9 @@ export async function startHarness(dialect: Dialect, options: HarnessOverrides =
       // Every harness test logs at debug: none of its lines may hold a secret.
       const leaks = secretsIn(logs.join(''), config);
       if (leaks.length > 0) {
-        const fields = [...new Set(logs.filter((l) => secretsIn(l, config).length > 0).flatMap((l) => Object.keys(JSON.parse(l) as object)))];
+        const fields = [
+          ...new Set(logs.filter((l) => secretsIn(l, config).length > 0).flatMap((l) => Object.keys(JSON.parse(l) as object))),
+        ];
         throw new Error(`the log holds secrets: ${leaks.join(', ')} (in lines with the fields ${fields.join(', ')})`);
       }
     },
@@ -125,7 +137,10 @@ export async function startHarness(dialect: Dialect, options: HarnessOverrides =
  * whichever test made it), the test's admin token, the hash secret (hex or base64), or
  * anything shaped like a keyed hash (64 hex digits). Names the kind, never the value.
  */
-export function secretsIn(text: string, config: Pick<Config, 'hashSecret' | 'adminToken'> & Partial<Pick<Config, 'hashSecretPrevious'>>): string[] {
+export function secretsIn(
+  text: string,
+  config: Pick<Config, 'hashSecret' | 'adminToken'> & Partial<Pick<Config, 'hashSecretPrevious'>>,
+): string[] {
   const found: string[] = [];
   if (text.match(KEY_SCANNER_REGEX)) found.push('an API key');
   if (text.match(ADMIN_TOKEN_SCANNER_REGEX)) found.push('an admin token');
@@ -138,7 +153,15 @@ export function secretsIn(text: string, config: Pick<Config, 'hashSecret' | 'adm
 }
 
 /** The keyward error of a failed call, read from both trailers. */
-export function errorOf(e: unknown): { grpc: number; code: string; trailerCode: string; field?: string; info?: ErrorInfo; badRequest?: BadRequest; message: string } {
+export function errorOf(e: unknown): {
+  grpc: number;
+  code: string;
+  trailerCode: string;
+  field?: string;
+  info?: ErrorInfo;
+  badRequest?: BadRequest;
+  message: string;
+} {
   const err = e as ServiceError;
   if (!err || typeof err.code !== 'number') throw new Error(`not a gRPC error: ${String(e)}`);
   const trailerCode = String(err.metadata?.get('x-error-code')[0] ?? '');

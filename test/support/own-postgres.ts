@@ -71,11 +71,15 @@ export class OwnPostgres {
     const user = postgresUser();
     const native = binDir();
     const env = { ...process.env, LD_LIBRARY_PATH: join(native, 'lib') };
-    execFileSync(join(native, 'bin', 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync'], {
-      env,
-      stdio: 'pipe',
-      ...(user && { uid: user.uid, gid: user.gid }),
-    });
+    execFileSync(
+      join(native, 'bin', 'initdb'),
+      ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync'],
+      {
+        env,
+        stdio: 'pipe',
+        ...(user && { uid: user.uid, gid: user.gid }),
+      },
+    );
     if (user) chownSync(dataDir, user.uid, user.gid);
     const own = new OwnPostgres(root, dataDir, await freePort(), user);
     await own.start();
@@ -108,8 +112,25 @@ export class OwnPostgres {
     const native = binDir();
     const proc = spawn(
       join(native, 'bin', 'postgres'),
-      ['-D', this.dataDir, '-p', String(this.port), '-k', this.root, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=100'],
-      { env: { ...process.env, LD_LIBRARY_PATH: join(native, 'lib') }, stdio: ['ignore', 'ignore', 'pipe'], ...(this.user && { uid: this.user.uid, gid: this.user.gid }) },
+      [
+        '-D',
+        this.dataDir,
+        '-p',
+        String(this.port),
+        '-k',
+        this.root,
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'fsync=off',
+        '-c',
+        'max_connections=100',
+      ],
+      {
+        env: { ...process.env, LD_LIBRARY_PATH: join(native, 'lib') },
+        stdio: ['ignore', 'ignore', 'pipe'],
+        ...(this.user && { uid: this.user.uid, gid: this.user.gid }),
+      },
     );
     let log = '';
     proc.stderr!.on('data', (d) => (log = (log + String(d)).slice(-4000)));

@@ -125,7 +125,9 @@ export function checkRequest(r: RawCheck): Buffer {
   if (r.path !== undefined) http.push(ld(4, r.path));
   if (r.host !== undefined) http.push(ld(5, r.host));
   if (r.headerMap) {
-    const entries = r.headerMap.map((h) => ld(1, ld(1, h.key), ...(h.value !== undefined ? [ld(2, h.value)] : []), ...(h.raw !== undefined ? [ld(3, h.raw)] : [])));
+    const entries = r.headerMap.map((h) =>
+      ld(1, ld(1, h.key), ...(h.value !== undefined ? [ld(2, h.value)] : []), ...(h.raw !== undefined ? [ld(3, h.raw)] : [])),
+    );
     http.push(ldAll(13, entries));
   }
   if (r.extraHttp) http.push(r.extraHttp);
@@ -155,16 +157,28 @@ export class RawClient {
   readonly client: Client;
   constructor(port: number, options: Record<string, unknown> = {}) {
     // Let the client receive as much as the server may send (16 MiB).
-    this.client = new Client(`127.0.0.1:${port}`, credentials.createInsecure(), { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1, ...options });
+    this.client = new Client(`127.0.0.1:${port}`, credentials.createInsecure(), {
+      'grpc.max_receive_message_length': -1,
+      'grpc.max_send_message_length': -1,
+      ...options,
+    });
   }
 
   unary(path: string, body: Buffer, metadata: Metadata = new Metadata(), timeoutMs = 20_000): Promise<RawResult> {
     return new Promise((resolve) => {
       let trailers = new Metadata();
-      const call = this.client.makeUnaryRequest(path, identity, identity, body, metadata, { deadline: Date.now() + timeoutMs }, (e: ServiceError | null, r?: Buffer) => {
-        if (e) resolve({ status: e.code, details: e.details, trailers: e.metadata ?? new Metadata() });
-        else resolve({ status: 0, details: '', trailers, response: r });
-      });
+      const call = this.client.makeUnaryRequest(
+        path,
+        identity,
+        identity,
+        body,
+        metadata,
+        { deadline: Date.now() + timeoutMs },
+        (e: ServiceError | null, r?: Buffer) => {
+          if (e) resolve({ status: e.code, details: e.details, trailers: e.metadata ?? new Metadata() });
+          else resolve({ status: 0, details: '', trailers, response: r });
+        },
+      );
       call.on('status', (s) => (trailers = s.metadata));
     });
   }
@@ -173,10 +187,17 @@ export class RawClient {
   clientStream(path: string, messages: Buffer[], metadata: Metadata = new Metadata(), timeoutMs = 20_000): Promise<RawResult> {
     return new Promise((resolve) => {
       let trailers = new Metadata();
-      const call = this.client.makeClientStreamRequest(path, identity, identity, metadata, { deadline: Date.now() + timeoutMs }, (e: ServiceError | null, r?: Buffer) => {
-        if (e) resolve({ status: e.code, details: e.details, trailers: e.metadata ?? new Metadata() });
-        else resolve({ status: 0, details: '', trailers, response: r });
-      });
+      const call = this.client.makeClientStreamRequest(
+        path,
+        identity,
+        identity,
+        metadata,
+        { deadline: Date.now() + timeoutMs },
+        (e: ServiceError | null, r?: Buffer) => {
+          if (e) resolve({ status: e.code, details: e.details, trailers: e.metadata ?? new Metadata() });
+          else resolve({ status: 0, details: '', trailers, response: r });
+        },
+      );
       call.on('status', (s) => (trailers = s.metadata));
       call.on('error', () => undefined);
       for (const m of messages) call.write(m);
@@ -217,7 +238,13 @@ export function grpcFrame(payload: Buffer): Buffer {
 }
 
 /** A unary gRPC call with headers as given (values may hold anything HTTP/2 carries). */
-export function http2Unary(port: number, path: string, body: Buffer, headers: Record<string, string>, timeoutMs = 20_000): Promise<RawResult> {
+export function http2Unary(
+  port: number,
+  path: string,
+  body: Buffer,
+  headers: Record<string, string>,
+  timeoutMs = 20_000,
+): Promise<RawResult> {
   return new Promise((resolve) => {
     const session: ClientHttp2Session = connect(`http://127.0.0.1:${port}`);
     const done = (r: RawResult) => {
@@ -250,12 +277,21 @@ export function http2Unary(port: number, path: string, body: Buffer, headers: Re
     req.on('trailers', (t) => {
       const all = { ...head, ...t };
       const data = Buffer.concat(chunks);
-      done({ status: Number(all['grpc-status']), details: decodeURIComponent(String(all['grpc-message'] ?? '')), trailers: metadataOf(all), response: data.length >= 5 ? data.subarray(5) : undefined });
+      done({
+        status: Number(all['grpc-status']),
+        details: decodeURIComponent(String(all['grpc-message'] ?? '')),
+        trailers: metadataOf(all),
+        response: data.length >= 5 ? data.subarray(5) : undefined,
+      });
     });
     req.on('end', () => {
       // Trailers-only responses carry grpc-status in the headers.
       if (head['grpc-status'] !== undefined) {
-        done({ status: Number(head['grpc-status']), details: decodeURIComponent(String(head['grpc-message'] ?? '')), trailers: metadataOf(head) });
+        done({
+          status: Number(head['grpc-status']),
+          details: decodeURIComponent(String(head['grpc-message'] ?? '')),
+          trailers: metadataOf(head),
+        });
       }
     });
     req.on('error', (e) => done({ status: -3, details: `stream error: ${e.message}`, trailers: new Metadata() }));

@@ -27,7 +27,14 @@ export const REDIS_REQUIRED_MESSAGE = 'Redis is required (KEYWARD_REQUIRE_REDIS=
 
 /** Connects and PINGs with a short timeout. */
 export async function redisAvailable(url = testRedisUrl(), timeoutMs = 1000): Promise<boolean> {
-  const c = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  const c = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
   c.on('error', () => undefined);
   try {
     await c.connect();
@@ -71,7 +78,9 @@ export function describeRedis(name: string, fn: () => void): void {
     });
     return;
   }
-  console.warn(`Skipping "${name}": no Redis at ${testRedisUrl()} (set KEYWARD_TEST_REDIS_URL; KEYWARD_REQUIRE_REDIS=1 makes this a failure)`);
+  console.warn(
+    `Skipping "${name}": no Redis at ${testRedisUrl()} (set KEYWARD_TEST_REDIS_URL; KEYWARD_REQUIRE_REDIS=1 makes this a failure)`,
+  );
   describe.skip(name, fn);
 }
 

@@ -17,26 +17,30 @@ export interface ClientPem {
 }
 
 export function tlsCredentials(o: ClientPem): ChannelCredentials {
-  return credentials.createSsl(
-    o.ca ? Buffer.from(o.ca) : null,
-    o.key ? Buffer.from(o.key) : null,
-    o.cert ? Buffer.from(o.cert) : null,
-  );
+  return credentials.createSsl(o.ca ? Buffer.from(o.ca) : null, o.key ? Buffer.from(o.key) : null, o.cert ? Buffer.from(o.cert) : null);
 }
 
 /** A KeyAdmin client on `creds` that calls ListOrganizations / CreateOrganization with a bearer token. */
 export class TlsAdminClient {
   private readonly client: KeyAdminClient;
-  constructor(port: number, creds: ChannelCredentials, private readonly token: string) {
+  constructor(
+    port: number,
+    creds: ChannelCredentials,
+    private readonly token: string,
+  ) {
     this.client = new KeyAdminClient(`127.0.0.1:${port}`, creds);
   }
 
   createOrganization(name: string): Promise<pb.Organization> {
-    return this.unary((md, cb) => this.client.createOrganization(pb.CreateOrganizationRequest.fromPartial({ name }), md, { deadline: Date.now() + 10_000 }, cb));
+    return this.unary((md, cb) =>
+      this.client.createOrganization(pb.CreateOrganizationRequest.fromPartial({ name }), md, { deadline: Date.now() + 10_000 }, cb),
+    );
   }
 
   createKey(organizationId: string, name: string): Promise<pb.CreateKeyResponse> {
-    return this.unary((md, cb) => this.client.createKey(pb.CreateKeyRequest.fromPartial({ organizationId, name }), md, { deadline: Date.now() + 10_000 }, cb));
+    return this.unary((md, cb) =>
+      this.client.createKey(pb.CreateKeyRequest.fromPartial({ organizationId, name }), md, { deadline: Date.now() + 10_000 }, cb),
+    );
   }
 
   private unary<T>(fn: (md: Metadata, cb: (e: ServiceError | null, r?: T) => void) => unknown): Promise<T> {
@@ -67,12 +71,15 @@ export async function grpcCodeOf(p: Promise<unknown>): Promise<number> {
  */
 export function servedFingerprint(port: number, o: ClientPem & { alpn?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, ALPNProtocols: [o.alpn ?? 'h2'], rejectUnauthorized: false, ...(o.cert && { cert: o.cert, key: o.key }) }, () => {
-      const fp = socket.getPeerX509Certificate()?.fingerprint256;
-      socket.destroy();
-      if (fp) resolve(fp);
-      else reject(new Error('no peer certificate'));
-    });
+    const socket = connect(
+      { host: '127.0.0.1', port, ALPNProtocols: [o.alpn ?? 'h2'], rejectUnauthorized: false, ...(o.cert && { cert: o.cert, key: o.key }) },
+      () => {
+        const fp = socket.getPeerX509Certificate()?.fingerprint256;
+        socket.destroy();
+        if (fp) resolve(fp);
+        else reject(new Error('no peer certificate'));
+      },
+    );
     socket.on('error', reject);
   });
 }

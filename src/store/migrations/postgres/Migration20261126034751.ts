@@ -1,7 +1,6 @@
 import { Migration } from '@mikro-orm/migrations';
 
 export class Migration20261126034751 extends Migration {
-
   override async up(): Promise<void> {
     this.addSql(`alter table "admin_tokens" add column "hash_secret_id" varchar(16) null;`);
 
@@ -15,5 +14,4 @@ export class Migration20261126034751 extends Migration {
     this.addSql(`drop index "api_keys_hash_secret_id_index";`);
     this.addSql(`alter table "api_keys" drop column "hash_secret_id";`);
   }
-
 }
