@@ -9,7 +9,7 @@
 # (gRPC reflection reads them), package.json and the production dependencies; no
 # compiler, no dev dependency, no src/ or test/. It runs as UID/GID 10001 and writes only
 # to /app/data (the default SQLite database, its generated hash secret and the usage
-# journal). The README's "Deployment" section describes it.
+# journal). docs/deployment.md describes it.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
