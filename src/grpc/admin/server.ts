@@ -1,7 +1,6 @@
 /**
- * The KeyAdmin gRPC service: authenticates each call, reads the request into domain
- * input (./mapping), hands it to AdminService's module, maps the result back to a
- * message and any error through toServiceError. Logs method, outcome code and
+ * The KeyAdmin gRPC service: authenticates each call, hands it to AdminService (through
+ * ./rpcs) and maps any error through toServiceError. Logs method, outcome code and
  * latency, never the credential.
  */
 import type { sendUnaryData, ServerUnaryCall, UntypedHandleCall } from '@grpc/grpc-js';
@@ -13,19 +12,7 @@ import { KeyAdminService, type KeyAdminServer } from '../../gen/keyward/admin/v1
 import { toServiceError, toWireError } from '../errors';
 import { decoded, safeDefinition } from '../decode';
 import { checkMetadataSize } from '../metadata-limit';
-import {
-  auditMessage,
-  auditQuery,
-  keyMessage,
-  keyPatch,
-  newKey,
-  newOrganization,
-  organizationMessage,
-  organizationPatch,
-  quotaMessage,
-  rateLimiterStatsMessage,
-  rateLimitStatusMessage,
-} from './mapping';
+import { keyAdminRpcs } from './rpcs';
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
@@ -69,54 +56,25 @@ export function keyAdminImplementation(
     };
   }
 
-  const { organizations, keys, limits, usage, audit } = admin;
+  const rpc = keyAdminRpcs(admin);
   return {
-    createOrganization: unary('CreateOrganization', async (caller, req) =>
-      organizationMessage(await organizations.create(caller, newOrganization(req))),
-    ),
-    getOrganization: unary('GetOrganization', async (caller, req) => organizationMessage(await organizations.get(caller, req.id))),
-    listOrganizations: unary('ListOrganizations', async (caller, req) => {
-      const page = await organizations.list(caller, { pageSize: req.pageSize, pageToken: req.pageToken });
-      return { organizations: page.rows.map(organizationMessage), nextPageToken: page.nextPageToken };
-    }),
-    updateOrganization: unary('UpdateOrganization', async (caller, req) =>
-      organizationMessage(await organizations.update(caller, organizationPatch(req))),
-    ),
-    createKey: unary('CreateKey', async (caller, req) => {
-      const created = await keys.create(caller, newKey(req));
-      return { key: keyMessage(created.key), secret: created.secret };
-    }),
-    getKey: unary('GetKey', async (caller, req) => keyMessage(await keys.get(caller, req.id))),
-    listKeys: unary('ListKeys', async (caller, req) => {
-      const query = {
-        organizationId: req.organizationId,
-        includeRevoked: req.includeRevoked,
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
-      };
-      const page = await keys.list(caller, query);
-      return { keys: page.rows.map(keyMessage), nextPageToken: page.nextPageToken };
-    }),
-    updateKey: unary('UpdateKey', async (caller, req) => keyMessage(await keys.update(caller, keyPatch(req)))),
-    revokeKey: unary('RevokeKey', async (caller, req) => keyMessage(await keys.revoke(caller, req.id, req.reason))),
-    rotateKey: unary('RotateKey', async (caller, req) => {
-      const rotated = await keys.rotate(caller, req.id, req.gracePeriodSeconds);
-      return { newKey: keyMessage(rotated.newKey), secret: rotated.secret, oldKey: keyMessage(rotated.oldKey) };
-    }),
-    listAuditEvents: unary('ListAuditEvents', async (caller, req) => {
-      const page = await audit.list(caller, auditQuery(req));
-      return { events: page.rows.map(auditMessage), nextPageToken: page.nextPageToken };
-    }),
-    getRateLimitStatus: unary('GetRateLimitStatus', async (caller, req) =>
-      rateLimitStatusMessage(await limits.rateLimitStatus(caller, req.keyId)),
-    ),
-    resetRateLimit: unary('ResetRateLimit', async (caller, req) => rateLimitStatusMessage(await limits.resetRateLimit(caller, req.keyId))),
-    getRateLimiterStats: unary('GetRateLimiterStats', async (caller) => rateLimiterStatsMessage(await limits.limiterStats(caller))),
-    getQuota: unary('GetQuota', async (caller, req) => quotaMessage(await limits.quota(caller, req.organizationId))),
-    recordUsage: unary('RecordUsage', async (caller, req) => ({ accepted: await usage.record(caller, req.records) })),
-    getUsageStats: unary('GetUsageStats', (caller, req) =>
-      usage.stats(caller, { organizationId: req.organizationId, keyId: req.keyId, month: req.month }),
-    ),
+    createOrganization: unary('CreateOrganization', rpc.createOrganization),
+    getOrganization: unary('GetOrganization', rpc.getOrganization),
+    listOrganizations: unary('ListOrganizations', rpc.listOrganizations),
+    updateOrganization: unary('UpdateOrganization', rpc.updateOrganization),
+    createKey: unary('CreateKey', rpc.createKey),
+    getKey: unary('GetKey', rpc.getKey),
+    listKeys: unary('ListKeys', rpc.listKeys),
+    updateKey: unary('UpdateKey', rpc.updateKey),
+    revokeKey: unary('RevokeKey', rpc.revokeKey),
+    rotateKey: unary('RotateKey', rpc.rotateKey),
+    listAuditEvents: unary('ListAuditEvents', rpc.listAuditEvents),
+    getRateLimitStatus: unary('GetRateLimitStatus', rpc.getRateLimitStatus),
+    resetRateLimit: unary('ResetRateLimit', rpc.resetRateLimit),
+    getRateLimiterStats: unary('GetRateLimiterStats', rpc.getRateLimiterStats),
+    getQuota: unary('GetQuota', rpc.getQuota),
+    recordUsage: unary('RecordUsage', rpc.recordUsage),
+    getUsageStats: unary('GetUsageStats', rpc.getUsageStats),
   };
 }
 
