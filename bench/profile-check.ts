@@ -19,7 +19,6 @@ import { performance } from 'node:perf_hooks';
 import { startApp } from '../src/app';
 import { defaultAuthzConfig, parseDatabaseUrl, type Config } from '../src/config';
 import { ROOT } from '../src/admin/principal';
-import { Environment } from '../src/gen/keyward/admin/v1/key_admin';
 import { SafeAuthorizationService } from '../src/grpc/authz-server';
 import { decoded } from '../src/grpc/decode';
 import { createLogger } from '../src/util/logger';
@@ -47,22 +46,22 @@ async function main(): Promise<void> {
   };
   const app = await startApp({ config, logger: createLogger('warn'), onGeneratedAdminToken: () => undefined });
   const ctx = { principal: ROOT, peer: 'profile' };
-  const org = await app.admin.createOrganization(ctx, {
+  const org = await app.admin.organizations.create(ctx, {
     name: `profile-${Date.now()}`,
     maxKeys: KEYS + 10,
     rateLimitPerMinute: RATE,
     monthlyQuota: 0,
     billingAnchorDay: 1,
-  } as never);
+  });
   const bodies: Buffer[] = [];
   for (let i = 0; i < KEYS; i++) {
-    const k = await app.admin.createKey(ctx, {
+    const k = await app.admin.keys.create(ctx, {
       organizationId: org.id,
       name: `k${i}`,
-      environment: Environment.ENVIRONMENT_LIVE,
+      environment: 'live',
       scopes: [],
       metadata: {},
-    } as never);
+    });
     bodies.push(checkRequestBytes(k.secret));
   }
   const m = SafeAuthorizationService.check;

@@ -10,7 +10,7 @@ import { HashRotation } from './authz/hash-rotation';
 import { generateAdminToken } from './keys/format';
 import { AdminService } from './admin/service';
 import { AuthThrottle } from './admin/auth-throttle';
-import { keyAdminImplementation, SafeKeyAdminService } from './grpc/admin-server';
+import { keyAdminImplementation, SafeKeyAdminService } from './grpc/admin/server';
 import { addHealth, addReflection } from './grpc/discovery';
 import { openOrm, migrate, pendingMigrations, type Orm } from './store/orm';
 import { Metrics } from './observability/metrics';
@@ -271,7 +271,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       quota,
       usage,
     });
-    const { generated } = await admin.bootstrapAdminToken(config.adminToken, generateAdminToken);
+    const { generated } = await admin.authenticator.bootstrapAdminToken(config.adminToken, generateAdminToken);
     if (generated) (opts.onGeneratedAdminToken ?? printGeneratedAdminToken)(generated);
 
     // Metadata is limited by each keyward RPC itself (src/grpc/metadata-limit.ts): grpc-js has no such option.

@@ -29,50 +29,50 @@ interface PeerState {
 
 /** The host of a gRPC peer string: `ipv4:10.0.0.1:5000`, `ipv6:[::1]:5000`, `10.0.0.1:5000`, `unix:/path`. */
 export function peerHost(peer: string): string {
-  const p = peer.replace(/^(ipv4|ipv6):/, '');
-  const v6 = /^\[([^\]]*)\](?::\d+)?$/.exec(p);
+  const address = peer.replace(/^(ipv4|ipv6):/, '');
+  const v6 = /^\[([^\]]*)\](?::\d+)?$/.exec(address);
   if (v6) return v6[1]!;
-  const m = /^(.*):\d+$/.exec(p);
-  return m && !m[1]!.includes(':') ? m[1]! : p;
+  const withPort = /^(.*):\d+$/.exec(address);
+  return withPort && !withPort[1]!.includes(':') ? withPort[1]! : address;
 }
 
 export class AuthThrottle {
   private readonly peers = new Map<string, PeerState>();
   private readonly oldest = new MapCursor(this.peers);
 
-  constructor(private readonly o: AuthThrottleOptions) {}
+  constructor(private readonly options: AuthThrottleOptions) {}
 
   /** ms until `host` may try again (0: now). */
   blockedForMs(host: string, nowMs: number): number {
-    const s = this.peers.get(host);
-    return s && s.blockedUntil > nowMs ? s.blockedUntil - nowMs : 0;
+    const state = this.peers.get(host);
+    return state && state.blockedUntil > nowMs ? state.blockedUntil - nowMs : 0;
   }
 
   /** Counts a failure; true when it starts a block. */
   failure(host: string, nowMs: number): boolean {
-    if (this.o.maxFailures <= 0) return false;
-    let s = this.peers.get(host);
-    if (!s) {
-      if (this.peers.size >= (this.o.maxPeers ?? 10_000)) {
-        const c = this.oldest.current();
-        if (c) {
-          this.oldest.mutated(c[0]);
-          this.peers.delete(c[0]);
+    if (this.options.maxFailures <= 0) return false;
+    let state = this.peers.get(host);
+    if (!state) {
+      if (this.peers.size >= (this.options.maxPeers ?? 10_000)) {
+        const oldest = this.oldest.current();
+        if (oldest) {
+          this.oldest.mutated(oldest[0]);
+          this.peers.delete(oldest[0]);
         }
       }
-      s = { windowStart: nowMs, failures: 0, blockedUntil: 0 };
-      this.peers.set(host, s);
+      state = { windowStart: nowMs, failures: 0, blockedUntil: 0 };
+      this.peers.set(host, state);
       this.oldest.mutated(host);
     }
-    if (s.blockedUntil > nowMs) return false;
-    if (nowMs - s.windowStart >= this.o.windowMs || s.blockedUntil > 0) {
-      s.windowStart = nowMs;
-      s.failures = 0;
-      s.blockedUntil = 0;
+    if (state.blockedUntil > nowMs) return false;
+    if (nowMs - state.windowStart >= this.options.windowMs || state.blockedUntil > 0) {
+      state.windowStart = nowMs;
+      state.failures = 0;
+      state.blockedUntil = 0;
     }
-    s.failures++;
-    if (s.failures < this.o.maxFailures) return false;
-    s.blockedUntil = nowMs + this.o.blockMs;
+    state.failures++;
+    if (state.failures < this.options.maxFailures) return false;
+    state.blockedUntil = nowMs + this.options.blockMs;
     return true;
   }
 

@@ -23,13 +23,19 @@ export function pageSize(n: number): number {
 
 export type CursorKind = 'string' | 'number';
 
+/** One page of a list and the token of the next one ('' on the last page). */
+export interface PageOf<T> {
+  rows: T[];
+  nextPageToken: string;
+}
+
 export function decodeToken(token: string, kind: CursorKind): string | number | undefined {
   if (token === '') return undefined;
   try {
     if (token.length > 200) throw new Error('too long');
-    const v = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { c?: unknown };
-    if (kind === 'string' && typeof v.c === 'string') return v.c;
-    if (kind === 'number' && typeof v.c === 'number' && Number.isSafeInteger(v.c)) return v.c;
+    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { c?: unknown };
+    if (kind === 'string' && typeof parsed.c === 'string') return parsed.c;
+    if (kind === 'number' && typeof parsed.c === 'number' && Number.isSafeInteger(parsed.c)) return parsed.c;
   } catch {
     // fall through
   }
@@ -49,7 +55,7 @@ export async function paged<T>(
   kind: CursorKind,
   cursorOf: (row: T) => string | number,
   fetch: (after: string | number | undefined, limit: number) => Promise<T[]>,
-): Promise<{ rows: T[]; nextPageToken: string }> {
+): Promise<PageOf<T>> {
   const size = pageSize(req.pageSize);
   const after = decodeToken(req.pageToken, kind);
   const rows = await fetch(after, size + 1);

@@ -3,6 +3,7 @@
  * request field (snake_case, as in the proto).
  */
 import { InvalidArgumentError } from '../errors/domain';
+import type { Environment } from '../keys/format';
 import { ID_PATTERN } from '../util/ids';
 
 export const LIMITS = {
@@ -21,23 +22,25 @@ export const LIMITS = {
   filterMax: 64,
 } as const;
 
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const SCOPE = /^[A-Za-z0-9_.:*-]+$/;
 
 export function name(value: string, field = 'name'): string {
-  const v = value.trim();
-  if (v === '') throw new InvalidArgumentError(field, 'must not be empty', 'required');
-  if (v.length > LIMITS.nameMax) throw new InvalidArgumentError(field, `must be at most ${LIMITS.nameMax} characters`, 'too_long');
-  if (CONTROL.test(v)) throw new InvalidArgumentError(field, 'must not contain control characters', 'invalid_characters');
-  return v;
+  const trimmed = value.trim();
+  if (trimmed === '') throw new InvalidArgumentError(field, 'must not be empty', 'required');
+  if (trimmed.length > LIMITS.nameMax) throw new InvalidArgumentError(field, `must be at most ${LIMITS.nameMax} characters`, 'too_long');
+  if (CONTROL.test(trimmed)) throw new InvalidArgumentError(field, 'must not contain control characters', 'invalid_characters');
+  return trimmed;
 }
 
 export function reason(value: string): string {
-  const v = value.trim();
-  if (v === '') throw new InvalidArgumentError('reason', 'must not be empty', 'required');
-  if (v.length > LIMITS.reasonMax) throw new InvalidArgumentError('reason', `must be at most ${LIMITS.reasonMax} characters`, 'too_long');
-  if (CONTROL.test(v)) throw new InvalidArgumentError('reason', 'must not contain control characters', 'invalid_characters');
-  return v;
+  const trimmed = value.trim();
+  if (trimmed === '') throw new InvalidArgumentError('reason', 'must not be empty', 'required');
+  if (trimmed.length > LIMITS.reasonMax)
+    throw new InvalidArgumentError('reason', `must be at most ${LIMITS.reasonMax} characters`, 'too_long');
+  if (CONTROL.test(trimmed)) throw new InvalidArgumentError('reason', 'must not contain control characters', 'invalid_characters');
+  return trimmed;
 }
 
 export function intInRange(value: number, field: string, min: number, max: number): number {
@@ -49,19 +52,20 @@ export function intInRange(value: number, field: string, min: number, max: numbe
 
 export function id(value: string, kind: 'org' | 'key', field: string): string {
   if (value === '') throw new InvalidArgumentError(field, 'is required', 'required');
-  const m = ID_PATTERN.exec(value);
-  if (!m || m[1] !== kind) throw new InvalidArgumentError(field, `is not a ${kind === 'org' ? 'organization' : 'key'} id`, 'malformed');
+  const match = ID_PATTERN.exec(value);
+  if (!match || match[1] !== kind)
+    throw new InvalidArgumentError(field, `is not a ${kind === 'org' ? 'organization' : 'key'} id`, 'malformed');
   return value;
 }
 
 export function scopes(values: string[], field = 'scopes'): string[] {
   if (values.length > LIMITS.scopesMax) throw new InvalidArgumentError(field, `at most ${LIMITS.scopesMax} scopes`, 'too_many');
   const out: string[] = [];
-  for (const s of values) {
-    if (s.length === 0 || s.length > LIMITS.scopeLength || !SCOPE.test(s)) {
+  for (const scope of values) {
+    if (scope.length === 0 || scope.length > LIMITS.scopeLength || !SCOPE.test(scope)) {
       throw new InvalidArgumentError(field, `each scope is 1..${LIMITS.scopeLength} characters of A-Z a-z 0-9 _ . : * -`, 'invalid_scope');
     }
-    if (!out.includes(s)) out.push(s);
+    if (!out.includes(scope)) out.push(scope);
   }
   return out;
 }
@@ -71,15 +75,25 @@ export function metadata(map: Record<string, string>, field = 'metadata'): Recor
   if (entries.length > LIMITS.metadataEntries)
     throw new InvalidArgumentError(field, `at most ${LIMITS.metadataEntries} entries`, 'too_many');
   const out: Record<string, string> = {};
-  for (const [k, v] of entries) {
-    if (k.length === 0 || k.length > LIMITS.metadataKeyMax || CONTROL.test(k)) {
+  for (const [key, value] of entries) {
+    if (key.length === 0 || key.length > LIMITS.metadataKeyMax || CONTROL.test(key)) {
       throw new InvalidArgumentError(field, `keys are 1..${LIMITS.metadataKeyMax} characters without control characters`, 'invalid_key');
     }
-    if (v.length > LIMITS.metadataValueMax)
+    if (value.length > LIMITS.metadataValueMax)
       throw new InvalidArgumentError(field, `values are at most ${LIMITS.metadataValueMax} characters`, 'too_long');
-    out[k] = v;
+    out[key] = value;
   }
   return out;
+}
+
+/**
+ * A key's environment as read from the request: undefined (unspecified) means live;
+ * any value other than 'live' or 'test' is refused.
+ */
+export function environment(value: string | undefined): Environment {
+  if (value === undefined || value === 'live') return 'live';
+  if (value === 'test') return 'test';
+  throw new InvalidArgumentError('environment', 'must be ENVIRONMENT_LIVE or ENVIRONMENT_TEST', 'unknown_value');
 }
 
 export function futureTime(value: Date, now: Date, field: string): Date {

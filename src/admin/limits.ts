@@ -1,0 +1,107 @@
+/** KeyAdmin's view of the data plane's limits: a key's rate-limit window, the limiter's counters, an organization's quota. */
+import { DomainError } from '../errors/domain';
+import { LimiterUnavailableError, type QuotaCounter, type RateLimiter, type RateLimiterStats } from '../limits/types';
+import { billingPeriod } from '../limits/billing';
+import type { ApiKeyRecord, OrganizationRecord } from '../store/entities';
+import type { AdminContext } from './context';
+import type { CallContext } from './principal';
+import * as validate from './validate';
+
+/** A key's rate-limit window now. `limit` 0: unlimited. */
+export interface RateLimitState {
+  keyId: string;
+  limit: number;
+  remaining: number;
+  resetSeconds: number;
+  /** Whether the limit is the key's own or its organization's. */
+  limitSource: 'organization' | 'key';
+}
+
+/** An organization's quota in its current billing period. `limit` 0: unlimited. */
+export interface QuotaState {
+  organizationId: string;
+  limit: number;
+  used: number;
+  remaining: number;
+  /** 0..100 (or more), two decimals. */
+  percentUsed: number;
+  periodStart: Date;
+  periodEnd: Date;
+}
+
+export interface LimitsDeps {
+  limiter: RateLimiter;
+  quota: QuotaCounter;
+}
+
+export class Limits {
+  constructor(
+    private readonly context: AdminContext,
+    private readonly deps: LimitsDeps,
+  ) {}
+
+  async rateLimitStatus(caller: CallContext, id: string): Promise<RateLimitState> {
+    const keyId = validate.id(id, 'key', 'key_id');
+    const { key, org } = await this.context.tx(caller, (repos) =>
+      this.context.loadKeyAndOrg(repos, caller, keyId, 'key.rate_limit_status'),
+    );
+    return this.rateState(key, org);
+  }
+
+  /** Forgets the key's window (audited), then reports it. */
+  async resetRateLimit(caller: CallContext, id: string): Promise<RateLimitState> {
+    const keyId = validate.id(id, 'key', 'key_id');
+    const { key, org } = await this.context.tx(caller, async (repos) => {
+      const found = await this.context.loadKeyAndOrg(repos, caller, keyId, 'key.rate_limit_reset');
+      const target = { organizationId: found.key.organizationId, keyId: found.key.id };
+      repos.audit.append(this.context.event(caller, 'key.rate_limit_reset', target, 'success', null));
+      return found;
+    });
+    await limiterCall(() => this.deps.limiter.reset(key.id));
+    return this.rateState(key, org);
+  }
+
+  /** Administrator token only. */
+  async limiterStats(caller: CallContext): Promise<RateLimiterStats> {
+    await this.context.requireRoot(caller, 'rate_limiter.stats');
+    return this.deps.limiter.stats();
+  }
+
+  async quota(caller: CallContext, id: string): Promise<QuotaState> {
+    const orgId = validate.id(id, 'org', 'organization_id');
+    const org = await this.context.tx(caller, (repos) => this.context.loadOrg(repos, caller, orgId, 'quota.get'));
+    const now = this.context.now().getTime();
+    const limit = Number(org.monthlyQuota);
+    const quotaOrg = { id: org.id, monthlyQuota: limit, billingAnchorDay: org.billingAnchorDay };
+    const { used, period } =
+      limit > 0 ? await this.deps.quota.used(quotaOrg, now) : { used: 0, period: billingPeriod(org.billingAnchorDay, now) };
+    return {
+      organizationId: org.id,
+      limit,
+      used,
+      remaining: limit > 0 ? Math.max(0, limit - used) : 0,
+      percentUsed: limit > 0 ? Math.round((used / limit) * 10000) / 100 : 0,
+      periodStart: period.start,
+      periodEnd: period.end,
+    };
+  }
+
+  private async rateState(key: ApiKeyRecord, org: OrganizationRecord): Promise<RateLimitState> {
+    const limit = key.rateLimitPerMinute ?? org.rateLimitPerMinute;
+    const limitSource = key.rateLimitPerMinute === null || key.rateLimitPerMinute === undefined ? 'organization' : 'key';
+    if (limit === 0) return { keyId: key.id, limit: 0, remaining: 0, resetSeconds: 0, limitSource };
+    const decision = await limiterCall(() => this.deps.limiter.peek(key.id, limit, this.context.now().getTime()));
+    return { keyId: key.id, limit, remaining: decision.remaining, resetSeconds: decision.resetSeconds, limitSource };
+  }
+}
+
+/** A limiter call, with an unreachable Redis reported as service_unavailable. */
+async function limiterCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    if (e instanceof LimiterUnavailableError)
+      throw new DomainError('service_unavailable', 'the rate limiter (Redis) is unavailable; retry later');
+    throw e;
+  }
+}

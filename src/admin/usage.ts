@@ -1,0 +1,74 @@
+/** KeyAdmin's usage: RecordUsage (detail records reported by the application) and GetUsageStats. */
+import { InvalidArgumentError } from '../errors/domain';
+import type { UsageEvent } from '../usage/types';
+import { monthOf, type UsageStore } from '../usage/store';
+import { toUsageEvents, usageKeyIds, validateRecordUsage } from '../usage/record-usage';
+import type { AdminContext } from './context';
+import type { CallContext } from './principal';
+import * as validate from './validate';
+
+/** One usage record as read from the request; validated by validateRecordUsage. Zero or '' means not reported. */
+export interface UsageRecordInput {
+  keyId: string;
+  requestId: string;
+  endpoint: string;
+  method: string;
+  statusCode: number;
+  durationMs: number;
+  tokens: number;
+  costUsd: number;
+  time: Date | undefined;
+}
+
+/** GetUsageStats' input: '' for keyId means every key, '' for month the current UTC month. */
+export interface UsageQuery {
+  organizationId: string;
+  keyId: string;
+  month: string;
+}
+
+/** An organization's usage in one month, as the usage store reports it. */
+export type UsageReport = Awaited<ReturnType<UsageStore['stats']>>;
+
+export interface UsageReportsDeps {
+  /** Usage buffering: RecordUsage's events, flushed before GetUsageStats reads. */
+  usage: { record(event: UsageEvent): void; flush(): Promise<void> };
+  usageStore: UsageStore;
+}
+
+export class UsageReports {
+  constructor(
+    private readonly context: AdminContext,
+    private readonly deps: UsageReportsDeps,
+  ) {}
+
+  /** Buffers the records as usage events; returns how many were accepted (all or none). */
+  async record(caller: CallContext, records: UsageRecordInput[]): Promise<number> {
+    const validated = validateRecordUsage({ records }, this.context.now().getTime());
+    const ids = usageKeyIds(validated);
+    const keys = await this.context.store.read(async (repos) => Promise.all(ids.map((id) => repos.keys.get(id))));
+    const orgOfKey = new Map<string, string>();
+    for (let i = 0; i < ids.length; i++) {
+      const key = keys[i];
+      const id = ids[i]!;
+      const at = validated.findIndex((record) => record.keyId === id);
+      // An unknown key and another organization's key read the same to a scoped caller.
+      if (!key || (caller.principal.kind === 'org' && key.organizationId !== caller.principal.organizationId)) {
+        throw new InvalidArgumentError(`records[${at}].key_id`, 'is not a key of this organization', 'unknown_key');
+      }
+      orgOfKey.set(id, key.organizationId);
+    }
+    for (const event of toUsageEvents(validated, orgOfKey)) this.deps.usage.record(event);
+    return validated.length;
+  }
+
+  async stats(caller: CallContext, query: UsageQuery): Promise<UsageReport> {
+    const orgId = validate.id(query.organizationId, 'org', 'organization_id');
+    const keyId = query.keyId === '' ? undefined : validate.id(query.keyId, 'key', 'key_id');
+    const month = query.month === '' ? monthOf(this.context.now().getTime()) : query.month;
+    await this.context.tx(caller, (repos) => this.context.loadOrg(repos, caller, orgId, 'usage.get'));
+    // Include what this process has buffered; other replicas' usage lags by their flush interval.
+    await this.deps.usage.flush().catch(() => undefined);
+    return this.deps.usageStore.stats(orgId, month, keyId);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Each KeyAdmin RPC as a call of the control plane: the request read into domain input
+ * (./mapping), the AdminService module called, its result mapped back to a message.
+ */
+import type { handleUnaryCall } from '@grpc/grpc-js';
+import type { AdminService } from '../../admin/service';
+import type { CallContext } from '../../admin/principal';
+import type { KeyAdminServer, KeyAdminService } from '../../gen/keyward/admin/v1/key_admin';
+import {
+  auditMessage,
+  auditQuery,
+  keyMessage,
+  keyPatch,
+  newKey,
+  newOrganization,
+  organizationMessage,
+  organizationPatch,
+  quotaMessage,
+  rateLimiterStatsMessage,
+  rateLimitStatusMessage,
+} from './mapping';
+
+/** One handler per RPC, for an authenticated caller and a decoded request. */
+export type KeyAdminRpcs = {
+  [Method in keyof KeyAdminService]: KeyAdminServer[Method] extends handleUnaryCall<infer Req, infer Res>
+    ? (caller: CallContext, req: Req) => Promise<Res>
+    : never;
+};
+
+export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
+  const { organizations, keys, limits, usage, audit } = admin;
+  return {
+    createOrganization: async (caller, req) => organizationMessage(await organizations.create(caller, newOrganization(req))),
+    getOrganization: async (caller, req) => organizationMessage(await organizations.get(caller, req.id)),
+    listOrganizations: async (caller, req) => {
+      const page = await organizations.list(caller, { pageSize: req.pageSize, pageToken: req.pageToken });
+      return { organizations: page.rows.map(organizationMessage), nextPageToken: page.nextPageToken };
+    },
+    updateOrganization: async (caller, req) => organizationMessage(await organizations.update(caller, organizationPatch(req))),
+    createKey: async (caller, req) => {
+      const created = await keys.create(caller, newKey(req));
+      return { key: keyMessage(created.key), secret: created.secret };
+    },
+    getKey: async (caller, req) => keyMessage(await keys.get(caller, req.id)),
+    listKeys: async (caller, req) => {
+      const { organizationId, includeRevoked, pageSize, pageToken } = req;
+      const page = await keys.list(caller, { organizationId, includeRevoked, pageSize, pageToken });
+      return { keys: page.rows.map(keyMessage), nextPageToken: page.nextPageToken };
+    },
+    updateKey: async (caller, req) => keyMessage(await keys.update(caller, keyPatch(req))),
+    revokeKey: async (caller, req) => keyMessage(await keys.revoke(caller, req.id, req.reason)),
+    rotateKey: async (caller, req) => {
+      const rotated = await keys.rotate(caller, req.id, req.gracePeriodSeconds);
+      return { newKey: keyMessage(rotated.newKey), secret: rotated.secret, oldKey: keyMessage(rotated.oldKey) };
+    },
+    listAuditEvents: async (caller, req) => {
+      const page = await audit.list(caller, auditQuery(req));
+      return { events: page.rows.map(auditMessage), nextPageToken: page.nextPageToken };
+    },
+    getRateLimitStatus: async (caller, req) => rateLimitStatusMessage(await limits.rateLimitStatus(caller, req.keyId)),
+    resetRateLimit: async (caller, req) => rateLimitStatusMessage(await limits.resetRateLimit(caller, req.keyId)),
+    getRateLimiterStats: async (caller) => rateLimiterStatsMessage(await limits.limiterStats(caller)),
+    getQuota: async (caller, req) => quotaMessage(await limits.quota(caller, req.organizationId)),
+    recordUsage: async (caller, req) => ({ accepted: await usage.record(caller, req.records) }),
+    getUsageStats: (caller, req) => usage.stats(caller, { organizationId: req.organizationId, keyId: req.keyId, month: req.month }),
+  };
+}

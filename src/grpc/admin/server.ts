@@ -1,0 +1,83 @@
+/**
+ * The KeyAdmin gRPC service: authenticates each call, hands it to AdminService (through
+ * ./rpcs) and maps any error through toServiceError. Logs method, outcome code and
+ * latency, never the credential.
+ */
+import type { sendUnaryData, ServerUnaryCall, UntypedHandleCall } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { describeError } from '../../util/logger';
+import type { AdminService } from '../../admin/service';
+import type { CallContext } from '../../admin/principal';
+import { KeyAdminService, type KeyAdminServer } from '../../gen/keyward/admin/v1/key_admin';
+import { toServiceError, toWireError } from '../errors';
+import { decoded, safeDefinition } from '../decode';
+import { checkMetadataSize } from '../metadata-limit';
+import { keyAdminRpcs } from './rpcs';
+
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+/** The bearer credential of a call, or undefined when missing or malformed. */
+export function bearer(call: ServerUnaryCall<unknown, unknown>): string | undefined {
+  const values = call.metadata.get('authorization');
+  if (values.length !== 1 || typeof values[0] !== 'string') return undefined;
+  return BEARER.exec(values[0])?.[1];
+}
+
+/** `onCall(method, code)` is told each call's outcome (metrics); code is `ok` or the wire error code. */
+export function keyAdminImplementation(
+  admin: AdminService,
+  logger: Logger,
+  onCall?: (method: string, code: string) => void,
+): KeyAdminServer {
+  function unary<Req, Res>(method: string, handler: (caller: CallContext, req: Req) => Promise<Res>) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      const started = process.hrtime.bigint();
+      const peer = call.getPeer();
+      const run = async (): Promise<Res> => {
+        checkMetadataSize(call.metadata);
+        const principal = await admin.authenticator.authenticate(bearer(call), peer);
+        return handler({ principal, peer }, decoded(call.request));
+      };
+      run().then(
+        (res) => {
+          logger.info({ method, code: 'ok', ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'admin call');
+          onCall?.(method, 'ok');
+          callback(null, res);
+        },
+        (err: unknown) => {
+          const code = toWireError(err).code;
+          const ms = Number(process.hrtime.bigint() - started) / 1e6;
+          if (code === 'internal') logger.error({ method, code, ms, err: describeError(err) }, 'admin call failed');
+          else logger.info({ method, code, ms }, 'admin call');
+          onCall?.(method, code);
+          callback(toServiceError(err));
+        },
+      );
+    };
+  }
+
+  const rpc = keyAdminRpcs(admin);
+  return {
+    createOrganization: unary('CreateOrganization', rpc.createOrganization),
+    getOrganization: unary('GetOrganization', rpc.getOrganization),
+    listOrganizations: unary('ListOrganizations', rpc.listOrganizations),
+    updateOrganization: unary('UpdateOrganization', rpc.updateOrganization),
+    createKey: unary('CreateKey', rpc.createKey),
+    getKey: unary('GetKey', rpc.getKey),
+    listKeys: unary('ListKeys', rpc.listKeys),
+    updateKey: unary('UpdateKey', rpc.updateKey),
+    revokeKey: unary('RevokeKey', rpc.revokeKey),
+    rotateKey: unary('RotateKey', rpc.rotateKey),
+    listAuditEvents: unary('ListAuditEvents', rpc.listAuditEvents),
+    getRateLimitStatus: unary('GetRateLimitStatus', rpc.getRateLimitStatus),
+    resetRateLimit: unary('ResetRateLimit', rpc.resetRateLimit),
+    getRateLimiterStats: unary('GetRateLimiterStats', rpc.getRateLimiterStats),
+    getQuota: unary('GetQuota', rpc.getQuota),
+    recordUsage: unary('RecordUsage', rpc.recordUsage),
+    getUsageStats: unary('GetUsageStats', rpc.getUsageStats),
+  };
+}
+
+/** KeyAdmin's service definition, with undecodable requests turned into invalid_argument. */
+export const SafeKeyAdminService = safeDefinition(KeyAdminService);
+export type { UntypedHandleCall };
