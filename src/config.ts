@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync, statSync
 import { dirname, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { readClientTls, readServerTls, TlsFileError, type ClientTlsFiles, type TlsFiles, type TlsPort } from './grpc/tls';
+import { readClientTls } from './tls/client';
+import { readServerTls, TlsFileError, type ClientTlsFiles, type TlsFiles, type TlsPort } from './tls/files';
 
 /** A configuration error: its message is the one line printed before exiting. */
 export class ConfigError extends Error {
@@ -81,7 +82,7 @@ export interface Config {
    */
   heapGrowingPercent: number;
   /**
-   * Transport security per port (src/grpc/tls.ts). For each of authz, admin and http:
+   * Transport security per port (src/tls/). For each of authz, admin and http:
    * KEYWARD_<PORT>_TLS_CERT and KEYWARD_<PORT>_TLS_KEY (PEM files, set together) turn on
    * TLS; KEYWARD_<PORT>_TLS_CLIENT_CA (a PEM CA bundle, needs the other two) also
    * requires client certificates that chain to it (mTLS). A port without them is
