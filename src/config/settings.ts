@@ -25,7 +25,11 @@ export const GROUPS = {
       'A port with a certificate and key serves TLS; with a client CA it requires client certificates (mTLS). The files are checked at start and reloaded when they change.',
   },
   operations: { title: 'Operations', intro: 'Logging, shutdown and memory.' },
-  cli: { title: 'CLI', intro: 'Read by the `keyward` client commands (org, key, audit, usage), not by the server.' },
+  cli: {
+    title: 'CLI',
+    intro:
+      'Read by the `keyward` client commands (`org`, `key`, `audit`), not by the server. `keyward health` reads KEYWARD_HTTP_LISTEN and KEYWARD_HTTP_TLS_CERT as `serve` does.',
+  },
 } as const;
 
 export type SettingGroup = keyof typeof GROUPS;
@@ -112,7 +116,8 @@ export const SETTINGS = {
     group: 'database',
     default: 'true',
     schema: schema.bool,
-    description: 'Whether `serve` applies pending migrations at start (`true`/`false`, `1`/`0`, `yes`/`no`).',
+    description:
+      'Whether `serve` applies pending migrations at start (`true`/`false`, `1`/`0`, `yes`/`no`); `serve --no-migrate` skips them too.',
   },
 
   // secrets
@@ -152,7 +157,7 @@ export const SETTINGS = {
     group: 'controlPlane',
     default: '10',
     schema: schema.intIn(0, 1_000_000),
-    description: 'Failed KeyAdmin authentications from one address within a minute before it is refused; 0 = no throttling.',
+    description: 'Failed KeyAdmin authentications from one address within a minute before it is refused (0–1000000); 0 = no throttling.',
   },
   KEYWARD_ADMIN_AUTH_BLOCK_SECONDS: {
     group: 'controlPlane',
@@ -352,7 +357,7 @@ export const SETTINGS = {
     default: '20',
     schema: schema.intIn(0, 400),
     description:
-      "Once the heap passes 128 MB, how far V8 may grow it past its live size before a full collection; 0 = V8's own heuristics.",
+      "Once the heap passes 128 MB, how far V8 may grow it past its live size before a full collection (0–400); 0 = V8's own heuristics.",
   },
 
   // CLI
