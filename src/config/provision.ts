@@ -15,28 +15,35 @@ import type { Config, LoadedConfig } from './types';
  * it first), which is then returned instead. The file appears complete or not at all.
  */
 function storeHashSecret(file: string, secret: Buffer): Buffer | undefined {
+  const text = secret.toString('hex') + '\n';
   const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, secret.toString('hex') + '\n', { mode: 0o600, flag: 'w' });
+  writeFileSync(temporary, text, { mode: 0o600 });
   chmodSync(temporary, 0o600);
   try {
     linkSync(temporary, file);
-    return undefined;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    return storedHashSecret(file);
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      const stored = storedHashSecret(file);
+      if (!stored) throw new Error(`${file} disappeared while it was being created`, { cause: e });
+      return stored;
+    }
+    // A filesystem without hard links: create the file itself, exclusively.
+    writeFileSync(file, text, { mode: 0o600, flag: 'wx' });
+    chmodSync(file, 0o600);
   } finally {
     unlinkSync(temporary);
   }
+  return undefined;
 }
 
 /** Creates what `config` needs on disk and returns it with its hash secret. `env` names the variables in errors. */
 export function provision(config: LoadedConfig, env: Env = process.env): Config {
   const { database } = config;
-  const file = database.kind === 'sqlite' && database.path !== ':memory:' ? database.path : undefined;
-  if (file) mkdirSync(dirname(file), { recursive: true });
+  const databaseFile = database.kind === 'sqlite' && database.path !== ':memory:' ? database.path : undefined;
+  if (databaseFile) mkdirSync(dirname(databaseFile), { recursive: true });
   if (config.hashSecretSource !== 'unset') return config;
   const generated = randomBytes(32);
-  const stored = file ? storeHashSecret(secretFileFor(file), generated) : undefined;
+  const stored = databaseFile ? storeHashSecret(secretFileFor(databaseFile), generated) : undefined;
   if (stored) checkPreviousDiffers(config.hashSecretPrevious, stored, env);
   return { ...config, hashSecret: stored ?? generated, hashSecretSource: stored ? 'stored' : 'generated' };
 }

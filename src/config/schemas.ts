@@ -60,7 +60,7 @@ export const headerNames = z
   .refine((l) => l.length > 0 && l.every((h) => HEADER_NAME.test(h)), 'must be a comma-separated list of header names');
 
 /** Decodes a secret given as hex or base64 (standard or url-safe); undefined if neither. */
-export function decodeSecret(text: string): Buffer | undefined {
+function decodeSecret(text: string): Buffer | undefined {
   if (/^[0-9a-fA-F]+$/.test(text) && text.length % 2 === 0) return Buffer.from(text, 'hex');
   if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) {
     const bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');

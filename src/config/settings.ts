@@ -4,6 +4,7 @@
  * (./doc.ts, `npm run docs:config`) all come from here.
  */
 import type { z } from 'zod';
+import type { TlsPort } from '../tls/files';
 import * as schema from './schemas';
 
 /** The groups of docs/configuration.md, in order. */
@@ -51,7 +52,7 @@ export interface Setting {
   emptyIsValue?: boolean;
 }
 
-type TlsPortName = 'AUTHZ' | 'ADMIN' | 'HTTP';
+type TlsPortName = Uppercase<TlsPort>;
 type PortTlsSetting = Setting & { schema: typeof schema.path; default?: undefined };
 
 /** A server port's three TLS variables, KEYWARD_<PORT>_TLS_CERT, _KEY and _CLIENT_CA. */
