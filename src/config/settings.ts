@@ -1,7 +1,9 @@
 /**
  * Every KEYWARD_* variable, in one table: its group, schema, default and description.
  * The typed Config (./types.ts), its defaults (./load.ts) and docs/configuration.md
- * (./doc.ts, `npm run docs:config`) all come from here.
+ * (./doc.ts) all come from here. To add one: an entry below, its field in ./types.ts
+ * (a data-plane one: a line in AUTHZ_VARIABLES, nothing else), its read in ./load.ts,
+ * then `npm run docs:config`.
  */
 import type { z } from 'zod';
 import type { TlsPort } from '../tls/files';
