@@ -33,7 +33,8 @@ import { createUsageStore, retentionCutoff, type UsageStore } from './usage/stor
 import { UsageBatcher } from './usage/batcher';
 import { JournalLockedError, UsageJournal } from './usage/journal';
 import { accessLogImplementation, newAccessLogStats, SafeAccessLogService, type AccessLogStats } from './grpc/accesslog-server';
-import { ServerTls, TlsFileError, type TlsPort } from './grpc/tls';
+import { TlsFileError, type TlsPort } from './tls/files';
+import { ServerTls } from './tls/server';
 import { routeGrpcLibraryLog } from './grpc/library-log';
 
 export interface AppOptions {
@@ -333,7 +334,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         },
       },
     );
-    // Optional TLS per port, following its certificate files (src/grpc/tls.ts).
+    // Optional TLS per port, following its certificate files (src/tls/).
     const tls: Partial<Record<TlsPort, ServerTls>> = {};
     for (const port of ['authz', 'admin', 'http'] as const) {
       const files = config.tls?.[port];

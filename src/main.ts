@@ -3,16 +3,20 @@
  * A configuration error prints one line naming the variable and exits with status 2.
  */
 import { capHeapGrowth } from './util/heap';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, loadConfig, provision, secretFileFor, type Config } from './config';
 import { createLogger, describeError } from './util/logger';
 import { startApp } from './app';
 import { openOrm, migrate } from './store/orm';
 import { isUnavailable } from './store/store';
 import { loadRouteRules, RouteRulesError, RouteTable } from './authz/routes';
 
+/**
+ * The configuration, with the files it needs created (the SQLite database's folder, a
+ * generated hash secret): what `serve` and `migrate` start from.
+ */
 function configOrExit(): Config {
   try {
-    return loadConfig();
+    return provision(loadConfig());
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`keyward: configuration error: ${e.message}\n`);
@@ -22,20 +26,20 @@ function configOrExit(): Config {
   }
 }
 
+/** The used heap above which KEYWARD_HEAP_GROWING_PERCENT applies. */
+export const HEAP_CAP_ABOVE_BYTES = 128 * 1024 * 1024;
+
 /**
  * Runs keyward until SIGTERM or SIGINT, then shuts down gracefully; resolves once it
  * has. A database that cannot be reached at start stops the process with one line.
  */
-/** The used heap above which KEYWARD_HEAP_GROWING_PERCENT applies. */
-export const HEAP_CAP_ABOVE_BYTES = 128 * 1024 * 1024;
-
 export async function serveCommand(opts: { migrate: boolean }): Promise<void> {
   const config = configOrExit();
   capHeapGrowth({ percent: config.heapGrowingPercent, aboveBytes: HEAP_CAP_ABOVE_BYTES });
   const logger = createLogger(config.logLevel);
   if (config.hashSecretSource === 'generated' && config.database.kind === 'sqlite') {
     logger.warn(
-      { file: config.database.path === ':memory:' ? undefined : config.database.path.replace(/\.db$/, '') + '.secret' },
+      { file: config.database.path === ':memory:' ? undefined : secretFileFor(config.database.path) },
       'KEYWARD_HASH_SECRET is not set; generated one and stored it beside the SQLite database. Back it up with the database: keys cannot be checked without it',
     );
   }

@@ -9,7 +9,7 @@ import { DIALECTS } from './support/databases';
 import { errorOf, failure, startHarness, TEST_ADMIN_TOKEN, type AdminClient, type Harness } from './support/harness';
 import { generateKey } from '../src/keys/format';
 import { newId } from '../src/util/ids';
-import { toServiceError } from '../src/grpc/errors';
+import { toServiceError } from '../src/errors/wire';
 import { StoreUnavailableError } from '../src/errors/domain';
 import { Environment, KeyAdminClient, ListOrganizationsRequest } from '../src/gen/keyward/admin/v1/key_admin';
 

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultAuthzConfig, loadClientConfig, loadConfig } from '../src/config';
+import { defaultAuthzConfig, loadClientConfig, loadConfig, provision } from '../src/config';
 import { configErrorOf as errorOf } from './support/config';
 
 const HEX32 = 'ab'.repeat(32);
@@ -22,7 +22,10 @@ describe('configuration', () => {
     expect(c.rotationGraceSeconds).toBe(86400);
     // The journal is on by default for `serve`; defaultAuthzConfig() (embedded and test use) has none.
     expect(c.authz).toEqual({ ...defaultAuthzConfig(), usageJournalDir: './data/usage-journal' });
-    expect(c.hashSecret.equals(Buffer.from(HEX32, 'hex'))).toBe(true);
+    expect(c.hashSecret?.equals(Buffer.from(HEX32, 'hex'))).toBe(true);
+    // The database's folder is created by `serve` and `migrate` (provision), not by loading.
+    expect(existsSync(join(dir, 'sub'))).toBe(false);
+    expect(provision(c).hashSecretSource).toBe('env');
     expect(existsSync(join(dir, 'sub'))).toBe(true);
     expect(loadClientConfig({}).adminUrl).toBe('127.0.0.1:9192');
   });
@@ -34,7 +37,8 @@ describe('configuration', () => {
     try {
       const c = loadConfig({});
       expect(c.database).toMatchObject({ kind: 'sqlite', path: join(dir, 'data', 'keyward.db') });
-      expect(c.hashSecretSource).toBe('generated');
+      expect(c.hashSecretSource).toBe('unset');
+      expect(provision(c).hashSecretSource).toBe('generated');
     } finally {
       process.chdir(cwd);
     }
@@ -43,20 +47,45 @@ describe('configuration', () => {
   it('creates the SQLite hash secret once, beside the database, readable only by its owner', () => {
     const dir = tmp();
     const env = { KEYWARD_DATABASE_URL: `sqlite:${dir}/keyward.db` };
-    const first = loadConfig(env);
+    const first = provision(loadConfig(env));
     expect(first.hashSecretSource).toBe('generated');
     const file = join(dir, 'keyward.secret');
     expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir)).toEqual(['keyward.secret']);
     const second = loadConfig(env);
     expect(second.hashSecretSource).toBe('stored');
-    expect(second.hashSecret.equals(first.hashSecret)).toBe(true);
+    expect(second.hashSecret?.equals(first.hashSecret)).toBe(true);
     expect(first.hashSecret.length).toBe(32);
+    // Provisioning again keeps the stored secret.
+    expect(provision(second).hashSecret.equals(first.hashSecret)).toBe(true);
+  });
+
+  it('writes no file while loading: the secret is generated and stored by `serve` and `migrate`', () => {
+    const dir = tmp();
+    const c = loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/sub/keyward.db` });
+    expect(c.hashSecretSource).toBe('unset');
+    expect(c.hashSecret).toBeUndefined();
+    expect(readdirSync(dir)).toEqual([]);
+    const memory = provision(loadConfig({ KEYWARD_DATABASE_URL: 'sqlite::memory:' }));
+    expect(memory.hashSecretSource).toBe('generated');
+    expect(memory.hashSecret.length).toBe(32);
+  });
+
+  it('keeps the secret another process stored first', () => {
+    const dir = tmp();
+    const env = { KEYWARD_DATABASE_URL: `sqlite:${dir}/keyward.db` };
+    const loaded = loadConfig(env);
+    writeFileSync(join(dir, 'keyward.secret'), `${HEX32}\n`, { mode: 0o600 });
+    const c = provision(loaded);
+    expect(c.hashSecretSource).toBe('stored');
+    expect(c.hashSecret.equals(Buffer.from(HEX32, 'hex'))).toBe(true);
+    expect(readdirSync(dir)).toEqual(['keyward.secret']);
   });
 
   it('accepts the secret as base64 and from a file', () => {
     const dir = tmp();
     const b64 = Buffer.alloc(40, 7).toString('base64');
-    expect(loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/a.db`, KEYWARD_HASH_SECRET: b64 }).hashSecret.length).toBe(40);
+    expect(loadConfig({ KEYWARD_DATABASE_URL: `sqlite:${dir}/a.db`, KEYWARD_HASH_SECRET: b64 }).hashSecret?.length).toBe(40);
     writeFileSync(join(dir, 's'), `${HEX32}\n`);
     const c = loadConfig({ KEYWARD_DATABASE_URL: 'postgres://u@127.0.0.1/db', KEYWARD_HASH_SECRET_FILE: join(dir, 's') });
     expect(c.hashSecretSource).toBe('file');
@@ -77,6 +106,7 @@ describe('configuration', () => {
     [{ KEYWARD_HASH_SECRET_FILE: '/nonexistent/secret' }, 'KEYWARD_HASH_SECRET_FILE'],
     [{ KEYWARD_ADMIN_LISTEN: 'nonsense' }, 'KEYWARD_ADMIN_LISTEN'],
     [{ KEYWARD_AUTHZ_LISTEN: '127.0.0.1:70000' }, 'KEYWARD_AUTHZ_LISTEN'],
+    [{ KEYWARD_HTTP_LISTEN: '' }, 'KEYWARD_HTTP_LISTEN'],
     [{ KEYWARD_LOG_LEVEL: 'loud' }, 'KEYWARD_LOG_LEVEL'],
     [{ KEYWARD_AUTO_MIGRATE: 'maybe' }, 'KEYWARD_AUTO_MIGRATE'],
     [{ KEYWARD_ROTATION_GRACE_SECONDS: '-1' }, 'KEYWARD_ROTATION_GRACE_SECONDS'],

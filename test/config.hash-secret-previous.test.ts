@@ -22,7 +22,7 @@ describe('KEYWARD_HASH_SECRET_PREVIOUS', () => {
       KEYWARD_HASH_SECRET: B.toString('hex'),
       KEYWARD_HASH_SECRET_PREVIOUS: A.toString('hex'),
     });
-    expect(hex.hashSecret.equals(B)).toBe(true);
+    expect(hex.hashSecret?.equals(B)).toBe(true);
     expect(hex.hashSecretPrevious?.equals(A)).toBe(true);
     const b64 = loadConfig({
       KEYWARD_DATABASE_URL: PG,

@@ -13,7 +13,7 @@ import { startHarness, TEST_ADMIN_TOKEN, type Harness } from './support/harness'
 import { EnvoyClient } from './support/envoy-client';
 import { createPki, writeCa, writePair, type Issued, type TestPki } from './support/certs';
 import { eventually, grpcCodeOf, httpsGet, servedFingerprint, tlsCredentials, TlsAdminClient } from './support/tls-clients';
-import { ServerTls } from '../src/grpc/tls';
+import { ServerTls } from '../src/tls/server';
 import { createLogger } from '../src/util/logger';
 
 const UNAVAILABLE = 14;

@@ -21,7 +21,7 @@ import { ERROR_TABLE, WWW_AUTHENTICATE, type DenyCode } from '../errors/codes';
 import { ErrorInfo } from '../gen/google/rpc/error_details';
 import type { CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
 import type { HeaderValueOption } from '../gen/envoy/config/core/v3/base';
-import { ERROR_DOMAIN } from '../grpc/errors';
+import { ERROR_DOMAIN } from '../errors/wire';
 import type { Decision } from './decision';
 import { IDENTITY_PREFIX } from './request';
 import { rateLimitHeaders } from '../limits/limiter';

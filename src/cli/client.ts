@@ -14,7 +14,8 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { ConfigError, loadClientConfig, type ClientConfig } from '../config';
-import { clientChannelCredentials, TlsFileError } from '../grpc/tls';
+import { clientChannelCredentials } from '../tls/client';
+import { TlsFileError } from '../tls/files';
 import { KeyAdminClient, KeyAdminService } from '../gen/keyward/admin/v1/key_admin';
 import { Status } from '../gen/google/rpc/status';
 import { ErrorInfo } from '../gen/google/rpc/error_details';

@@ -1,7 +1,8 @@
 /**
  * The one wire mapping: every keyward error code, with its gRPC status code, the HTTP
  * status a data-plane denial of that kind gets, and the headers it carries. Anything
- * not in this table is reported as `internal`, with no detail.
+ * not in this table is reported as `internal`, with no detail (./wire.ts for gRPC,
+ * src/authz/response.ts for Check denials).
  *
  * gRPC status numbers (google.rpc.Code) are used rather than grpc-js's enum so that
  * this table is shared by the admin server (grpc-js status) and the data plane

@@ -1,6 +1,6 @@
 /**
- * The domain error hierarchy. Services throw these; the gRPC layer maps them to the
- * wire through ERROR_TABLE (src/errors/codes.ts). Messages are safe to show to the
+ * The domain error hierarchy. Services throw these; ./wire.ts maps them to the wire
+ * through ERROR_TABLE (./codes.ts). Messages are safe to show to the
  * caller: they never contain a secret, a hash or a token.
  */
 import { ERROR_TABLE, type ErrorCode } from './codes';
@@ -29,7 +29,6 @@ export class InvalidArgumentError extends DomainError {
   }
 }
 
-export class NotFoundError extends DomainError {}
 export class PermissionDeniedError extends DomainError {
   constructor(message?: string) {
     super('permission_denied', message);

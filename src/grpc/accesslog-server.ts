@@ -28,7 +28,7 @@ import type { UsageEvent } from '../usage/types';
 import type { Clock } from '../util/clock';
 import { safeDefinition, UndecodableRequest } from './decode';
 import { checkMetadataSize } from './metadata-limit';
-import { toServiceError } from './errors';
+import { toServiceError } from '../errors/wire';
 
 export interface AccessLogStats {
   /** Streams opened. */

@@ -16,13 +16,13 @@ import type { Authorizer } from '../authz/service';
 import { AuthorizationService, CheckRequest, type CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
 import { decodeCheckAttributes, encodeCheckResponse, WireError, type RequestAttributes } from '../authz/wire';
 import { describeError } from '../util/logger';
-import { toServiceError, toWireError } from './errors';
+import { toServiceError, toWireStatus } from '../errors/wire';
 import { decoded, UndecodableRequest } from './decode';
 import { checkMetadataSize } from './metadata-limit';
 
 export function authorizationImplementation(authorizer: Authorizer, logger: Logger): UntypedServiceImplementation {
   const fail = (callback: sendUnaryData<CheckResponse>, err: unknown) => {
-    if (toWireError(err).code === 'internal') logger.error({ err: describeError(err) }, 'check failed');
+    if (toWireStatus(err).code === 'internal') logger.error({ err: describeError(err) }, 'check failed');
     callback(toServiceError(err));
   };
   return {

@@ -6,7 +6,7 @@
  *                 applied, else 503; the body is JSON naming each check
  * Anything else is 404; methods other than GET and HEAD are 405. Responses carry no
  * secrets and no request data. Optional TLS: `tls` is the port's certificate set
- * (src/grpc/tls.ts); new connections get its current certificates, so they can be
+ * (src/tls/server.ts); new connections get its current certificates, so they can be
  * replaced without a restart.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
@@ -14,7 +14,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Metrics } from './metrics';
 import type { Readiness } from './readiness';
-import type { ServerTls } from '../grpc/tls';
+import type { ServerTls } from '../tls/server';
 
 export interface OpsHttpOptions {
   metrics: Metrics;

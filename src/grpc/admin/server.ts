@@ -9,7 +9,7 @@ import { describeError } from '../../util/logger';
 import type { AdminService } from '../../admin/service';
 import type { CallContext } from '../../admin/principal';
 import { KeyAdminService, type KeyAdminServer } from '../../gen/keyward/admin/v1/key_admin';
-import { toServiceError, toWireError } from '../errors';
+import { toServiceError, toWireStatus } from '../../errors/wire';
 import { decoded, safeDefinition } from '../decode';
 import { checkMetadataSize } from '../metadata-limit';
 import { keyAdminRpcs } from './rpcs';
@@ -45,7 +45,7 @@ export function keyAdminImplementation(
           callback(null, res);
         },
         (err: unknown) => {
-          const code = toWireError(err).code;
+          const code = toWireStatus(err).code;
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
           if (code === 'internal') logger.error({ method, code, ms, err: describeError(err) }, 'admin call failed');
           else logger.info({ method, code, ms }, 'admin call');
