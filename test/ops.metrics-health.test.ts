@@ -3,7 +3,8 @@
  * real Checks and KeyAdmin calls (counts by outcome code, latency histogram, cache,
  * limiter, usage, admin calls by method and code), every metric named keyward_*,
  * 404/405; and Readiness on its own against probes that fail, hang or see pending
- * migrations, with gRPC health following it.
+ * migrations, calling onChange on each flip. gRPC health following it on a real server:
+ * grpc.health-readiness.test.ts.
  */
 import { request } from 'node:http';
 import { DIALECTS } from './support/databases';
