@@ -1,5 +1,5 @@
-/** The scheduler tests hold the app's periodic tasks still with (src/util/scheduler.ts). */
-import { ManualScheduler } from '../src/util/scheduler';
+/** The app's periodic tasks run on a Scheduler: timers in production, held still in tests. */
+import { ManualScheduler, timerScheduler } from '../src/util/scheduler';
 
 describe('ManualScheduler', () => {
   it('runs a task only when told to, every task of that name once, until cancelled', () => {
@@ -21,5 +21,15 @@ describe('ManualScheduler', () => {
     const s = new ManualScheduler();
     s.every('readiness', 5000, () => undefined);
     expect(() => s.run('quota-sync')).toThrow('no task named quota-sync is scheduled (scheduled: readiness)');
+  });
+});
+
+describe('timerScheduler', () => {
+  it('keeps no timer holding the process open (the timers are unref()ed)', () => {
+    const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timeouts();
+    const stop = timerScheduler.every('usage-flush', 60_000, () => undefined);
+    expect(timeouts()).toBe(before);
+    stop();
   });
 });
