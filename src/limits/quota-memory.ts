@@ -384,7 +384,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
     }
   }
 
-  /** Flushes every intervalMs (default syncIntervalMs); the timer does not keep the process alive. */
+  /** Flushes every intervalMs (default syncIntervalMs) on `scheduler` (default: unref()ed timers). */
   start(intervalMs: number = this.syncIntervalMs, scheduler: Scheduler = timerScheduler): void {
     this.stop();
     this.cancelTimer = scheduler.every('quota-sync', intervalMs, () => {

@@ -375,7 +375,7 @@ export class UsageBatcher {
     return { counted, details };
   }
 
-  /** Flushes every `intervalMs` (the timer does not keep the process alive). */
+  /** Flushes every `intervalMs` on `scheduler` (default: unref()ed timers). */
   start(intervalMs: number, scheduler: Scheduler = timerScheduler): void {
     this.stop();
     this.cancelTimer = scheduler.every('usage-flush', intervalMs, () => {
