@@ -8,6 +8,8 @@ module.exports = {
   },
   globalSetup: '<rootDir>/test/setup/global-setup.mjs',
   globalTeardown: '<rootDir>/test/setup/global-teardown.mjs',
+  // The last line of a run names every skipped suite and why.
+  reporters: ['default', '<rootDir>/test/setup/skip-summary-reporter.js'],
   testTimeout: 60000,
   maxWorkers: 2,
 };

@@ -20,6 +20,7 @@ import { CHANGES_CHANNEL, createStore, type Store } from './store/store';
 import { ChangeListener } from './store/change-listener';
 import { createDataPlaneStore } from './store/key-lookup';
 import { systemClock, type Clock } from './util/clock';
+import { timerScheduler, type Scheduler } from './util/scheduler';
 import { KeyCache } from './authz/cache';
 import { LastUsedRecorder } from './authz/last-used';
 import { loadRouteRules, RouteTable } from './authz/routes';
@@ -41,6 +42,11 @@ export interface AppOptions {
   config: Config;
   logger: Logger;
   clock?: Clock;
+  /**
+   * Runs every periodic task (flushes, the readiness probe, the usage purge). Default:
+   * timers. Tests pass a ManualScheduler to hold them still and run them on demand.
+   */
+  scheduler?: Scheduler;
   /** Apply pending migrations before serving (default: config.autoMigrate). */
   migrate?: boolean;
   /** Called with a generated admin token, once, when none existed. Default: print to stderr. */
@@ -117,6 +123,7 @@ function shutdown(server: Server, graceMs: number): Promise<void> {
 export async function startApp(opts: AppOptions): Promise<App> {
   const { config, logger } = opts;
   const clock = opts.clock ?? systemClock;
+  const scheduler = opts.scheduler ?? timerScheduler;
   let orm: Orm | undefined;
   const servers: Server[] = [];
   const closers: (() => Promise<void>)[] = [];
@@ -174,7 +181,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         );
       }
       const j = journal;
-      closers.push(async () => j.close());
+      closers.push(() => Promise.resolve(j.close()));
       const pending = j.stats();
       if (pending.pendingBatches > 0)
         logger.info(
@@ -307,7 +314,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       lastUsed: () => ({ pending: lastUsed.size, flushErrors: lastUsed.flushErrors }),
       hashRotation: () => hashRotation.stats,
       accessLog: () => accessLogStats,
-      ...(changes && { changes: () => ({ connected: changes!.connected, reconnects: changes!.reconnects }) }),
+      ...(changes && { changes: () => ({ connected: changes.connected, reconnects: changes.reconnects }) }),
     });
     // gRPC health on both ports follows readiness (the store answers, migrations applied).
     const setServing = (ready: boolean) => {
@@ -344,34 +351,33 @@ export async function startApp(opts: AppOptions): Promise<App> {
       } catch (e) {
         throw e instanceof TlsFileError ? new ConfigError(e.variable, e.problem) : e;
       }
-      const t = tls[port]!;
-      closers.push(async () => t.close());
+      const t = tls[port];
+      closers.push(() => Promise.resolve(t.close()));
     }
-    tlsStats = () => Object.fromEntries(Object.entries(tls).map(([port, t]) => [port, t!.stats()]));
+    tlsStats = () => Object.fromEntries(Object.entries(tls).map(([port, t]) => [port, t.stats()]));
     const adminPort = await bind(adminServer, config.adminListen, tls.admin);
     const authzPort = await bind(authzServer, config.authzListen, tls.authz);
     await readiness.check();
-    const readinessTimer = setInterval(() => void readiness.check(), 5000);
-    readinessTimer.unref();
+    const stopReadinessProbe = scheduler.every('readiness', 5000, () => void readiness.check());
     let ops: OpsHttpServer | undefined;
     if (config.httpListen !== undefined) {
       ops = await startOpsHttp(config.httpListen, { metrics, readiness, tls: tls.http });
       closers.push(() => ops!.close());
     }
-    lastUsed.start(a.lastUsedFlushSeconds * 1000);
-    hashRotation.start(a.lastUsedFlushSeconds * 1000, 60_000);
-    usage.start(a.usageFlushSeconds * 1000);
-    quota.start();
+    lastUsed.start(a.lastUsedFlushSeconds * 1000, scheduler);
+    hashRotation.start(a.lastUsedFlushSeconds * 1000, 60_000, scheduler);
+    usage.start(a.usageFlushSeconds * 1000, scheduler);
+    quota.start(undefined, scheduler);
     const purge = () =>
       usageStore.purgeEventsBefore(retentionCutoff(clock.now().getTime(), a.usageRetentionDays)).then(
         (n) => n > 0 && logger.info({ events: n, retentionDays: a.usageRetentionDays }, 'old usage events purged'),
         (e: unknown) => logger.warn({ err: describeError(e) }, 'usage retention purge failed'),
       );
     void purge();
-    const purgeTimer = setInterval(() => void purge(), 3_600_000);
+    const stopPurge = scheduler.every('usage-purge', 3_600_000, () => void purge());
     // Dropped usage is never silent: a warning per 10 s while it happens.
     let droppedSeen = 0;
-    const dropTimer = setInterval(() => {
+    const stopDropWarning = scheduler.every('usage-drop-warning', 10_000, () => {
       const dropped = usage.stats().dropped;
       if (dropped > droppedSeen)
         logger.warn(
@@ -379,9 +385,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
           'usage events dropped: the buffer (KEYWARD_USAGE_BUFFER_MAX) was full',
         );
       droppedSeen = dropped;
-    }, 10_000);
-    dropTimer.unref();
-    purgeTimer.unref();
+    });
     logger.info(
       {
         admin: config.adminListen.replace(/:\d+$/, `:${adminPort}`),
@@ -414,12 +418,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
       readiness,
       httpPort: ops?.port,
       async close(graceMs = 5000) {
-        clearInterval(readinessTimer);
+        stopReadinessProbe();
         setServing(false);
         // In-flight Checks finish first; then everything they buffered is written.
         await Promise.all(servers.map((s) => shutdown(s, graceMs)));
-        clearInterval(purgeTimer);
-        clearInterval(dropTimer);
+        stopPurge();
+        stopDropWarning();
         lastUsed.stop();
         hashRotation.stop();
         usage.stop();

@@ -15,8 +15,8 @@ describe.each(DIALECTS)('last_used_at on %s', (dialect) => {
   let n = 0;
 
   beforeAll(async () => {
-    // A flush interval far longer than the test, so that only explicit flushes write.
-    h = await startHarness(dialect, { authz: { lastUsedFlushSeconds: 3600 } });
+    // The harness holds the app's timers: only explicit flushes write.
+    h = await startHarness(dialect);
     envoy = new EnvoyClient(h.app.authzPort);
     orgId = (await h.root.createOrganization({ name: 'Acme' })).id;
   });

@@ -97,7 +97,8 @@ describeRedis('Redis outage and automatic recovery, under Check traffic', () => 
       // Quota keys live until 2030 + 35 days: deleted at the end.
       const quotaKeys: string[] = [];
       try {
-        h = await startHarness('sqlite', { authz: { redisUrl: viaProxy.toString(), redisFailureMode: mode } });
+        // Real timers: the recovery happens by itself, the quota sync included.
+        h = await startHarness('sqlite', { realTimers: true, authz: { redisUrl: viaProxy.toString(), redisFailureMode: mode } });
         const clock = h.clock;
         // A window start; the quota keys expire at period end + 35 days, in Redis's own
         // time, so the period must lie ahead of the real date.

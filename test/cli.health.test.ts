@@ -3,7 +3,7 @@
  * operations HTTP server for /healthz or /readyz, maps wildcard listen addresses to
  * loopback, and exits 0 / 1 / 2 as documented.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { runCli } from '../src/cli/main';
 import { healthTarget } from '../src/cli/health';
+import { createPki, writePair } from './support/certs';
 import { adminPgUrl } from './support/databases';
 import { startHarness, type Harness } from './support/harness';
 
@@ -97,34 +98,15 @@ describe('keyward health against a running keyward', () => {
 describe('keyward health against an operations port serving TLS', () => {
   let h: Harness;
   let dir: string;
+  let files: { cert: string; key: string };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'keyward-health-tls-'));
-    const r = spawnSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { encoding: 'utf8' },
-    );
-    if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+    // In-process certificates (test/support/certs.ts): no openssl binary needed.
+    files = writePair(dir, 'server', createPki('health').server);
     h = await startHarness('sqlite', {
       httpListen: '127.0.0.1:0',
-      tls: { http: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }, reloadSeconds: 10 },
+      tls: { http: files, reloadSeconds: 10 },
     });
   });
   afterAll(async () => {
@@ -134,7 +116,7 @@ describe('keyward health against an operations port serving TLS', () => {
 
   it('speaks HTTPS when KEYWARD_HTTP_TLS_CERT is set, and fails with plain HTTP', async () => {
     const listen = `127.0.0.1:${h.app.httpPort!}`;
-    expect(await cli(['health'], { KEYWARD_HTTP_LISTEN: listen, KEYWARD_HTTP_TLS_CERT: join(dir, 'cert.pem') })).toEqual({
+    expect(await cli(['health'], { KEYWARD_HTTP_LISTEN: listen, KEYWARD_HTTP_TLS_CERT: files.cert })).toEqual({
       code: 0,
       out: 'ok\n',
       err: '',

@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import { createHasher, type CredentialHasher } from '../keys/hash';
 import type { Clock } from '../util/clock';
 import { describeError } from '../util/logger';
+import { timerScheduler, type Scheduler } from '../util/scheduler';
 import type { Rehash } from '../store/key-lookup';
 import type { PreviousSecretLookup } from './cache';
 
@@ -49,7 +50,7 @@ export class HashRotation {
   readonly stats: HashRotationStats = { keysOnPrevious: 0, adminTokensOnPrevious: 0, rehashed: 0, flushErrors: 0 };
   private pending = new Map<string, Rehash>();
   private flushing: Promise<void> | undefined;
-  private timers: NodeJS.Timeout[] = [];
+  private cancelTimers: (() => void)[] = [];
 
   constructor(
     secrets: { primary: Buffer; previous?: Buffer },
@@ -121,7 +122,7 @@ export class HashRotation {
   }
 
   /** Logs the rotation once, and writes and counts every interval (nothing without a previous secret). */
-  start(flushIntervalMs: number, countIntervalMs: number): void {
+  start(flushIntervalMs: number, countIntervalMs: number, scheduler: Scheduler = timerScheduler): void {
     this.stop();
     if (!this.previous) return;
     this.opts.logger.info(
@@ -129,12 +130,14 @@ export class HashRotation {
       'hash secret rotation: new keys use the primary secret; keys not found under it are looked up under the previous one and rehashed',
     );
     void this.refreshCounts();
-    this.timers = [setInterval(() => void this.flush(), flushIntervalMs), setInterval(() => void this.refreshCounts(), countIntervalMs)];
-    for (const t of this.timers) t.unref();
+    this.cancelTimers = [
+      scheduler.every('hash-rotation-flush', flushIntervalMs, () => void this.flush()),
+      scheduler.every('hash-rotation-count', countIntervalMs, () => void this.refreshCounts()),
+    ];
   }
 
   stop(): void {
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
+    for (const cancel of this.cancelTimers) cancel();
+    this.cancelTimers = [];
   }
 }

@@ -4,13 +4,15 @@
  * transaction, every `intervalMs` and at shutdown. A failed flush keeps its times for
  * the next one. last_used_at may therefore lag by up to one interval.
  */
+import { timerScheduler, type Scheduler } from '../util/scheduler';
+
 export interface LastUsedSink {
   touchLastUsed(batch: ReadonlyMap<string, number>): Promise<void>;
 }
 
 export class LastUsedRecorder {
   private pending = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer: (() => void) | undefined;
   private flushing: Promise<void> | undefined;
   /** Writes that failed (their times were kept for the next one). */
   flushErrors = 0;
@@ -48,14 +50,13 @@ export class LastUsedRecorder {
     return this.flushing;
   }
 
-  start(intervalMs: number): void {
+  start(intervalMs: number, scheduler: Scheduler = timerScheduler): void {
     this.stop();
-    this.timer = setInterval(() => void this.flush(), intervalMs);
-    this.timer.unref();
+    this.cancelTimer = scheduler.every('last-used-flush', intervalMs, () => void this.flush());
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
   }
 }

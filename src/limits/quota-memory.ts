@@ -59,6 +59,7 @@ import type { Orm } from '../store/orm';
 import { rethrowStoreError } from '../store/store';
 import { billingPeriod } from './billing';
 import type { BillingPeriod, QuotaCounter, QuotaDecision, QuotaOrg } from './types';
+import { timerScheduler, type Scheduler } from '../util/scheduler';
 
 export type QuotaDialect = 'sqlite' | 'postgres';
 
@@ -119,7 +120,7 @@ export class QuotaTable {
     for (const part of chunks(rows)) {
       const values = part.map(() => '(?, ?, ?)').join(', ');
       const bindings = part.flatMap((r) => [r.organizationId, this.start(r.startMs), r.count]);
-      const res = await trx.raw(
+      const res: unknown = await trx.raw(
         `insert into quota_counters (organization_id, period_start, count) values ${values} ` +
           `on conflict (organization_id, period_start) do update set ${onConflict} ` +
           `returning organization_id, ${this.startMsColumn}, count`,
@@ -235,7 +236,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
   private readonly entries = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<Entry>>();
   private readonly serial = new Serial();
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer: (() => void) | undefined;
   /** The latest time seen by consume/used: periods ending before it are over. */
   private latestNowMs = Number.NEGATIVE_INFINITY;
   private counts = { allowed: 0, denied: 0, syncErrors: 0, loadErrors: 0 };
@@ -383,19 +384,18 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
     }
   }
 
-  /** Flushes every intervalMs (default syncIntervalMs); the timer does not keep the process alive. */
-  start(intervalMs: number = this.syncIntervalMs): void {
+  /** Flushes every intervalMs (default syncIntervalMs) on `scheduler` (default: unref()ed timers). */
+  start(intervalMs: number = this.syncIntervalMs, scheduler: Scheduler = timerScheduler): void {
     this.stop();
-    this.timer = setInterval(() => {
+    this.cancelTimer = scheduler.every('quota-sync', intervalMs, () => {
       // A flush still running (a slow database) is not queued behind again.
       if (!this.serial.busy) this.flush().catch(this.onError);
-    }, intervalMs);
-    this.timer.unref();
+    });
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
   }
 
   /** Stops the timer and writes what is pending (a failure goes to onError). */

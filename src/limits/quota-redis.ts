@@ -40,6 +40,7 @@ import { billingPeriod } from './billing';
 import { withDeadline } from './deadline';
 import { DbSyncedQuotaCounter, QuotaTable, type QuotaDialect, type QuotaRow } from './quota-memory';
 import { LimiterUnavailableError, type BillingPeriod, type QuotaCounter, type QuotaDecision, type QuotaOrg } from './types';
+import { timerScheduler, type Scheduler } from '../util/scheduler';
 
 /** Keys live this long after their period ends (GetQuota of the previous period, late reports). */
 export const QUOTA_KEY_GRACE_MS = 35 * 24 * 60 * 60 * 1000;
@@ -144,7 +145,7 @@ export class RedisQuotaCounter implements QuotaCounter {
   private readonly idleFlushes: number;
   private readonly onError: (e: unknown) => void;
   private readonly seen = new Map<string, Seen>();
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer: (() => void) | undefined;
   private readonly commandTimeoutMs: number;
   private flushing: Promise<void> | undefined;
   /** Pending while an own client's first connection attempt is under way. */
@@ -431,18 +432,17 @@ export class RedisQuotaCounter implements QuotaCounter {
     if (errors.length) throw errors[0];
   }
 
-  /** Flushes every intervalMs (default syncIntervalMs); the timer does not keep the process alive. */
-  start(intervalMs: number = this.syncIntervalMs): void {
+  /** Flushes every intervalMs (default syncIntervalMs) on `scheduler` (default: unref()ed timers). */
+  start(intervalMs: number = this.syncIntervalMs, scheduler: Scheduler = timerScheduler): void {
     this.stop();
-    this.timer = setInterval(() => {
+    this.cancelTimer = scheduler.every('quota-sync', intervalMs, () => {
       if (!this.flushing) this.flush().catch(this.onError);
-    }, intervalMs);
-    this.timer.unref();
+    });
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
   }
 
   /** Stops the timer, flushes (a failure goes to onError), and closes an own client. */

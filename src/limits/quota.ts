@@ -10,6 +10,7 @@ import type { Orm } from '../store/orm';
 import { DbSyncedQuotaCounter, type QuotaDialect } from './quota-memory';
 import { RedisQuotaCounter } from './quota-redis';
 import type { QuotaCounter } from './types';
+import type { Scheduler } from '../util/scheduler';
 
 export { billingPeriod, secondsUntil } from './billing';
 export { DbSyncedQuotaCounter, QuotaTable } from './quota-memory';
@@ -30,9 +31,9 @@ export interface QuotaCounterOptions {
   onError?: (e: unknown) => void;
 }
 
-/** A QuotaCounter with its background flush (start(intervalMs = syncIntervalMs) / stop()). */
+/** A QuotaCounter with its background flush (start(intervalMs = syncIntervalMs, scheduler = timers) / stop()). */
 export type ManagedQuotaCounter = QuotaCounter & {
-  start(intervalMs?: number): void;
+  start(intervalMs?: number, scheduler?: Scheduler): void;
   stop(): void;
 };
 

@@ -44,6 +44,7 @@
 import { randomBytes } from 'node:crypto';
 import type { UsageEvent, UsageSink } from './types';
 import type { UsageJournal, UsageJournalStats } from './journal';
+import { timerScheduler, type Scheduler } from '../util/scheduler';
 
 export interface UsageBatcherOptions {
   /** Most events held in the buffer (KEYWARD_USAGE_BUFFER_MAX). */
@@ -142,7 +143,7 @@ export class UsageBatcher {
   private readonly maxBuffered: number;
   private readonly flushAt: number;
   private readonly onError: (e: unknown) => void;
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer: (() => void) | undefined;
   private flushing: Promise<void> | undefined;
   private followUp: Promise<void> | undefined;
   private inFlight = 0;
@@ -374,20 +375,19 @@ export class UsageBatcher {
     return { counted, details };
   }
 
-  /** Flushes every `intervalMs` (the timer does not keep the process alive). */
-  start(intervalMs: number): void {
+  /** Flushes every `intervalMs` on `scheduler` (default: unref()ed timers). */
+  start(intervalMs: number, scheduler: Scheduler = timerScheduler): void {
     this.stop();
-    this.timer = setInterval(() => {
+    this.cancelTimer = scheduler.every('usage-flush', intervalMs, () => {
       if (!this.flushing) void this.flush();
-    }, intervalMs);
+    });
     // Batches a previous process left in the journal go in at once.
     if (this.journal && this.journal.pendingBatches > 0) void this.flush();
-    this.timer.unref();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
   }
 
   stats(): UsageBatcherStats {

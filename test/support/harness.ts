@@ -1,6 +1,7 @@
 /**
  * Starts a real keyward (KeyAdmin on a real gRPC port 0, a real database) with a
- * manual clock, and gives a promisified KeyAdmin client that authenticates as asked.
+ * manual clock and held timers, and gives a promisified KeyAdmin client that
+ * authenticates as asked.
  */
 import { credentials, Metadata, type handleUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +12,7 @@ import { createLogger } from '../../src/util/logger';
 import { ADMIN_TOKEN_SCANNER_REGEX, KEY_SCANNER_REGEX } from '../../src/keys/format';
 import type { RouteTable } from '../../src/authz/routes';
 import { ManualClock } from '../../src/util/clock';
+import { ManualScheduler, timerScheduler } from '../../src/util/scheduler';
 import * as pb from '../../src/gen/keyward/admin/v1/key_admin';
 import { KeyAdminClient, KeyAdminService, type KeyAdminServer } from '../../src/gen/keyward/admin/v1/key_admin';
 import { Status } from '../../src/gen/google/rpc/status';
@@ -23,6 +25,11 @@ export interface Harness {
   app: App;
   db: TestDatabase;
   clock: ManualClock;
+  /**
+   * The app's periodic tasks (flushes, the readiness probe, purges), held still: none
+   * runs unless the test calls timers.run(name). Empty with `realTimers`.
+   */
+  timers: ManualScheduler;
   config: Config;
   /** Every log line the server wrote. */
   logs: string[];
@@ -46,7 +53,7 @@ export function adminClient(port: number, credential?: string): AdminClient {
         new Promise((resolve, reject) => {
           const md = new Metadata();
           if (credential !== undefined) md.set('authorization', `Bearer ${credential}`);
-          const fn = (raw as unknown as Record<string, Function>)[prop]!;
+          const fn = (raw as unknown as Record<string, (...args: unknown[]) => unknown>)[prop]!;
           const type = (pb as unknown as Record<string, { fromPartial(o: unknown): unknown }>)[
             `${prop[0]!.toUpperCase()}${prop.slice(1)}Request`
           ]!;
@@ -68,12 +75,15 @@ export type HarnessOverrides = Omit<Partial<Config>, 'authz'> & {
    * stop() then leaves it to its owner to dispose. Default: a fresh one, disposed by stop().
    */
   reuseDatabase?: TestDatabase;
+  /** Run the app's periodic tasks on real timers, for tests of what happens by itself. Default: held. */
+  realTimers?: boolean;
 };
 
 export async function startHarness(dialect: Dialect, options: HarnessOverrides = {}): Promise<Harness> {
-  const { routes, reuseDatabase, ...overrides } = options;
+  const { routes, reuseDatabase, realTimers, ...overrides } = options;
   const db = reuseDatabase ?? (await createTestDatabase(dialect));
   const clock = new ManualClock();
+  const timers = new ManualScheduler();
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -99,6 +109,7 @@ export async function startHarness(dialect: Dialect, options: HarnessOverrides =
     config,
     logger: createLogger('debug', sink),
     clock,
+    scheduler: realTimers ? timerScheduler : timers,
     onGeneratedAdminToken: () => undefined,
     ...(routes && { routes }),
   });
@@ -112,6 +123,7 @@ export async function startHarness(dialect: Dialect, options: HarnessOverrides =
     app,
     db,
     clock,
+    timers,
     config,
     logs,
     client,

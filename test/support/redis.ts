@@ -6,10 +6,12 @@
  * tests synchronously, so availability is probed synchronously, once per test file,
  * by a short child process (ioredis PING, 1.5 s budget). Then:
  *  - Redis answers: the suite runs.
- *  - It does not, and KEYWARD_REQUIRE_REDIS=1: one test fails with
- *    'Redis is required (KEYWARD_REQUIRE_REDIS=1) but not reachable' (CI sets this).
+ *  - It does not, and KEYWARD_REQUIRE_REDIS is 1 or true: one test fails with
+ *    'Redis is required (KEYWARD_REQUIRE_REDIS) but not reachable' (CI sets it to 1).
  *  - It does not, otherwise: the suite is registered with describe.skip, so its tests
- *    are reported as skipped (never as passed), and a console.warn says why.
+ *    are reported as skipped (never as passed); a console.warn says why, and so does
+ *    the last line of the run (test/support/skips.ts).
+ * Any other KEYWARD_REQUIRE_REDIS value than 1, true, 0, false or empty fails the file.
  *
  * Also here: the edge cases every RateLimiter backend must pass (limiterEdgeCases),
  * run by limits.sliding-window.test.ts (memory) and limits.redis.test.ts (Redis).
@@ -18,12 +20,32 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import type { RateLimiter } from '../../src/limits/types';
+import { recordSkip } from './skips';
 
 export function testRedisUrl(): string {
   return process.env.KEYWARD_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 }
 
-export const REDIS_REQUIRED_MESSAGE = 'Redis is required (KEYWARD_REQUIRE_REDIS=1) but not reachable';
+export const REDIS_REQUIRED_MESSAGE = 'Redis is required (KEYWARD_REQUIRE_REDIS) but not reachable';
+
+/** KEYWARD_REQUIRE_REDIS: 1 or true (any case) require Redis; unset, empty, 0 or false do not. */
+export function redisRequired(env: NodeJS.ProcessEnv = process.env): boolean {
+  const value = (env.KEYWARD_REQUIRE_REDIS ?? '').trim().toLowerCase();
+  if (value === '1' || value === 'true') return true;
+  if (value === '' || value === '0' || value === 'false') return false;
+  throw new Error(`KEYWARD_REQUIRE_REDIS must be 1, true, 0 or false, not ${JSON.stringify(env.KEYWARD_REQUIRE_REDIS)}`);
+}
+
+/** The test Redis URL without its password, for messages. */
+function redactedRedisUrl(): string {
+  try {
+    const url = new URL(testRedisUrl());
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(KEYWARD_TEST_REDIS_URL is not a URL)';
+  }
+}
 
 /** Connects and PINGs with a short timeout. */
 export async function redisAvailable(url = testRedisUrl(), timeoutMs = 1000): Promise<boolean> {
@@ -66,21 +88,22 @@ export function redisAvailableSync(url = testRedisUrl()): boolean {
 }
 
 export function describeRedis(name: string, fn: () => void): void {
+  const required = redisRequired();
   if (redisAvailableSync()) {
     describe(name, fn);
     return;
   }
-  if (process.env.KEYWARD_REQUIRE_REDIS === '1') {
+  if (required) {
     describe(name, () => {
       it('has a reachable Redis', () => {
-        throw new Error(`${REDIS_REQUIRED_MESSAGE}: ${testRedisUrl()}`);
+        throw new Error(`${REDIS_REQUIRED_MESSAGE}: ${redactedRedisUrl()}`);
       });
     });
     return;
   }
-  console.warn(
-    `Skipping "${name}": no Redis at ${testRedisUrl()} (set KEYWARD_TEST_REDIS_URL; KEYWARD_REQUIRE_REDIS=1 makes this a failure)`,
-  );
+  const reason = `Redis not reachable at ${redactedRedisUrl()}: set KEYWARD_TEST_REDIS_URL, or KEYWARD_REQUIRE_REDIS=1 to fail instead`;
+  console.warn(`Skipping "${name}": ${reason}`);
+  recordSkip(name, reason);
   describe.skip(name, fn);
 }
 
