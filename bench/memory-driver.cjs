@@ -23,7 +23,7 @@ const { capHeapGrowth } = require('../dist/util/heap');
 const { HEAP_CAP_ABOVE_BYTES } = require('../dist/main');
 const { startApp } = require('../dist/app');
 const { createLogger } = require('../dist/util/logger');
-const { decodeCheckAttributes } = require('../dist/authz/wire');
+const { decodeCheckAttributes } = require('../dist/grpc/check-codec');
 
 function rssKb() {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));

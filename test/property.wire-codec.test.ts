@@ -1,5 +1,5 @@
 /**
- * The hand-coded Check codec (src/authz/wire.ts) against the generated one:
+ * The hand-coded Check codec (src/grpc/check-codec.ts) against the generated one:
  *  - decodeCheckAttributes(bytes) equals attributesOf(CheckRequest.decode(bytes)) for
  *    random requests, for concatenated requests (last-wins rules), and for random
  *    mutations of real request bytes that are still well formed; on any bytes it
@@ -10,7 +10,7 @@
 import fc from 'fast-check';
 import { CheckRequest, CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { attributesOf } from '../src/authz/request';
-import { decodeCheckAttributes, encodeCheckResponse, WireError } from '../src/authz/wire';
+import { decodeCheckAttributes, encodeCheckResponse, WireError } from '../src/grpc/check-codec';
 import { setHeader } from '../src/authz/response';
 
 const text = fc.oneof(

@@ -10,7 +10,7 @@
  */
 import type { CheckRequest } from '../gen/envoy/service/auth/v3/external_auth';
 import { asciiLower, extractCredential, headersOfMap, type HeaderList } from './credentials';
-import type { RequestAttributes } from './wire';
+import type { RequestAttributes } from '../grpc/check-codec';
 import type { CheckInput } from './decision';
 import type { RouteTable } from './routes';
 import { parseScopeList, type ScopeRequirement } from './scopes';

@@ -25,7 +25,7 @@ import type { UsageEvent } from '../usage/types';
 import { normalizePath } from './routes';
 import type { LastUsedRecorder } from './last-used';
 import { attributesOf, readAttributes, type CheckRequestInput, type RequestReaderOptions } from './request';
-import type { RequestAttributes } from './wire';
+import type { RequestAttributes } from '../grpc/check-codec';
 import { toCheckResponse, type ResponseOptions } from './response';
 
 const NO_HEADERS: readonly string[] = [];

@@ -4,7 +4,7 @@
  * `error` mode becomes a gRPC error, so Envoy's failure_mode_allow and
  * status_on_error decide.
  *
- * The Check method is served with the hand-coded codec of src/authz/wire.ts: the
+ * The Check method is served with the hand-coded codec of src/grpc/check-codec.ts: the
  * request bytes are read straight into the decision's attributes and the response
  * is written without the generic writer. Bytes that are not a CheckRequest become
  * INVALID_ARGUMENT (invalid_argument, field `request`), as with every other method;
@@ -14,7 +14,7 @@ import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } fro
 import type { Logger } from 'pino';
 import type { Authorizer } from '../authz/service';
 import { AuthorizationService, CheckRequest, type CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
-import { decodeCheckAttributes, encodeCheckResponse, WireError, type RequestAttributes } from '../authz/wire';
+import { decodeCheckAttributes, encodeCheckResponse, WireError, type RequestAttributes } from './check-codec';
 import { describeError } from '../util/logger';
 import { toServiceError, toWireError } from './errors';
 import { decoded, UndecodableRequest } from './decode';

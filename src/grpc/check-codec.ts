@@ -23,7 +23,7 @@
 import { CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
 import type { HeaderValueOption } from '../gen/envoy/config/core/v3/base';
 import type { Status } from '../gen/google/rpc/status';
-import { asciiLower, headersOfMap, type HeaderList } from './credentials';
+import { asciiLower, headersOfMap, type HeaderList } from '../authz/credentials';
 
 /** What a decision reads from a CheckRequest (see request.ts for its meaning). */
 export interface RequestAttributes {
