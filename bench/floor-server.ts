@@ -1,7 +1,7 @@
 /**
  * The floor: the least an API-key ext_authz server on @grpc/grpc-js must do per Check
  * under keyward's contract, built from keyward's own pieces, and nothing more:
- *  - read the request's headers from its bytes (src/authz/wire.ts, keyward's decoder);
+ *  - read the request's headers from its bytes (src/grpc/check-codec.ts, keyward's decoder);
  *  - find the credential header and compute its keyed hash (HMAC-SHA256 with a server
  *    secret, src/keys/hash.ts: keys are stored only as that hash);
  *  - look the hash up in a Map;
@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { handleUnaryCall } from '@grpc/grpc-js';
 import { serveCheck } from './support/check-server';
-import { decodeCheckAttributes } from '../src/authz/wire';
+import { decodeCheckAttributes } from '../src/grpc/check-codec';
 import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { createHasher } from '../src/keys/hash';
 

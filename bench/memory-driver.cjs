@@ -5,7 +5,7 @@
  * over gRPC, so that every key can be checked within the limiter's 2-minute idle time
  * (the wire load on this machine cannot). Each Check goes through the real path from
  * request bytes on: decodeCheckAttributes (the server's decoder), then
- * Authorizer.checkAttributes (hash, cache, store lookup on a miss, limiter, quota,
+ * Authorizer.authorize (hash, cache, store lookup on a miss, limiter, quota,
  * usage, last-used). The driver keeps no keys: the parent sends them in chunks.
  *
  * Plain CommonJS on purpose: no TypeScript loader (with its own thread and heap) in
@@ -23,7 +23,7 @@ const { capHeapGrowth } = require('../dist/util/heap');
 const { HEAP_CAP_ABOVE_BYTES } = require('../dist/main');
 const { startApp } = require('../dist/app');
 const { createLogger } = require('../dist/util/logger');
-const { decodeCheckAttributes } = require('../dist/authz/wire');
+const { decodeCheckAttributes } = require('../dist/grpc/check-codec');
 
 function rssKb() {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
@@ -50,8 +50,8 @@ async function runChunk(app, m) {
       const bytes = Buffer.from(template);
       keys.copy(bytes, m.offset, i * m.keyLen, (i + 1) * m.keyLen);
       try {
-        const r = app.authorizer.checkAttributes(decodeCheckAttributes(bytes));
-        outcome(r instanceof Promise ? await r : r, tally);
+        const r = app.authorizer.authorize(decodeCheckAttributes(bytes));
+        outcome((r instanceof Promise ? await r : r).response, tally);
       } catch {
         tally.errors++;
       }

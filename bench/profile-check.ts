@@ -1,6 +1,6 @@
 /**
  * In-process cost of one hot Check, by phase, without gRPC transport:
- * request decode (the method's deserializer), Authorizer.check, response encode
+ * request decode (the method's deserializer), Authorizer.authorize, response encode
  * (the method's serializer), and usage flushing (the batcher's writes, which run
  * on the same event loop). Prints µs per Check for each.
  *
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   const m = SafeAuthorizationService.check;
   // Warm the cache and the JIT.
   for (let i = 0; i < Math.min(OPS, 20_000); i++)
-    m.responseSerialize(await app.authorizer.checkAttributes(decoded(m.requestDeserialize(bodies[i % KEYS]!))));
+    m.responseSerialize((await app.authorizer.authorize(decoded(m.requestDeserialize(bodies[i % KEYS]!)))).response);
   await app.usage.flush();
 
   let decode = 0;
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     const a = performance.now();
     const req = decoded(m.requestDeserialize(bodies[i % KEYS]!));
     const b = performance.now();
-    const res = await app.authorizer.checkAttributes(req);
+    const res = (await app.authorizer.authorize(req)).response;
     const c = performance.now();
     bytes += m.responseSerialize(res).length;
     const d = performance.now();

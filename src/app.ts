@@ -25,6 +25,7 @@ import { KeyCache } from './authz/cache';
 import { LastUsedRecorder } from './authz/last-used';
 import { loadRouteRules, RouteTable } from './authz/routes';
 import { Authorizer } from './authz/service';
+import { LimitSpender } from './authz/spend';
 import { authorizationImplementation, SafeAuthorizationService } from './grpc/authz-server';
 import { describeError } from './util/logger';
 import { createRateLimiter } from './limits/limiter';
@@ -265,18 +266,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
     });
     const metrics = new Metrics();
     const authorizer = new Authorizer({
-      observe: (code, seconds) => metrics.checkDecided(code, seconds),
-      decisionLog: { mode: a.checkLog, sample: a.checkLogSample },
       cache,
       hasher,
       clock,
-      logger,
       lastUsed,
       reader: { credentialHeaders: a.credentialHeaders, routes },
       response: { stripCredential: a.stripCredential, retryAfterSeconds: 1 },
       onStoreError: a.onStoreError,
-      limiter,
-      quota,
+      spender: new LimitSpender({ limiter, quota, onStoreError: a.onStoreError }),
       usage,
     });
     const { generated } = await admin.authenticator.bootstrapAdminToken(config.adminToken, generateAdminToken);
@@ -296,7 +293,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
     servers.push(adminServer);
 
     const authzServer = new Server(limits);
-    authzServer.addService(SafeAuthorizationService, authorizationImplementation(authorizer, logger));
+    authzServer.addService(
+      SafeAuthorizationService,
+      authorizationImplementation(authorizer, {
+        logger,
+        observe: (code, seconds) => metrics.checkDecided(code, seconds),
+        decisionLog: { mode: a.checkLog, sample: a.checkLogSample },
+      }),
+    );
     authzServer.addService(
       SafeAccessLogService,
       accessLogImplementation(usage, { tokensHeader: a.usageTokensHeader, costHeader: a.usageCostHeader }, logger, clock, accessLogStats),

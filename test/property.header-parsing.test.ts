@@ -11,10 +11,11 @@
  */
 import fc from 'fast-check';
 import { extractCredential, type CredentialResult, type HeaderList } from '../src/authz/credentials';
-import { headerList, readCheckRequest } from '../src/authz/request';
+import { readAttributes, type RequestReaderOptions } from '../src/authz/request';
 import { RouteTable } from '../src/authz/routes';
-import { generateKey } from '../src/keys/format';
+import { generateKey, parseKey } from '../src/keys/format';
 import type { CheckRequest } from '../src/gen/envoy/service/auth/v3/external_auth';
+import { attributesOf, headerList } from './support/check-attributes';
 
 const NAMES = ['authorization', 'x-api-key'] as const;
 
@@ -236,6 +237,8 @@ describe('extractCredential (property-based)', () => {
 
 const routes = RouteTable.empty();
 const READER = { credentialHeaders: NAMES, routes };
+/** A decoded CheckRequest read as the Check reads its attributes. */
+const readCheckRequest = (req: CheckRequest, opts: RequestReaderOptions) => readAttributes(attributesOf(req), opts);
 
 const bytes = fc.oneof(
   fc.constant(Buffer.alloc(0)),
@@ -342,7 +345,10 @@ describe('readCheckRequest (property-based)', () => {
         const r = readCheckRequest(req, READER);
         const hs = expectedHeaders(req);
         expect(r.headers).toEqual(hs);
-        expect(r.credential).toEqual(model(hs, NAMES));
+        const credential = model(hs, NAMES);
+        expect(r.credential).toEqual(credential);
+        // The key is parsed when the request is read: its text when well formed, else nothing to look up.
+        expect(r.wellFormedKey).toBe(credential.kind === 'found' && parseKey(credential.key).ok ? credential.key : undefined);
         const ext = req.attributes?.contextExtensions;
         const fromEnvoy = { all: scopeModel(own(ext, 'required_scopes')), any: scopeModel(own(ext, 'any_scopes')) };
         expect(r.requirements).toEqual(fromEnvoy.all.length || fromEnvoy.any.length ? [fromEnvoy] : []);

@@ -1,17 +1,19 @@
 /**
- * The hand-coded Check codec (src/authz/wire.ts) against the generated one:
+ * The hand-coded Check codec (src/grpc/check-codec.ts, check-response-encoder.ts)
+ * against the generated one:
  *  - decodeCheckAttributes(bytes) equals attributesOf(CheckRequest.decode(bytes)) for
  *    random requests, for concatenated requests (last-wins rules), and for random
  *    mutations of real request bytes that are still well formed; on any bytes it
- *    returns well-typed attributes or throws WireError, nothing else;
- *  - an HttpRequest.size beyond ±(2^53-1) is refused by both;
+ *    returns well-typed attributes or throws CheckDecodeError, nothing else;
+ *  - an HttpRequest.size beyond ±(2^53-1) is refused by both (reason integer_too_large);
  *  - encodeCheckResponse(r) is byte-for-byte CheckResponse.encode(r).
  */
 import fc from 'fast-check';
 import { CheckRequest, CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
-import { attributesOf } from '../src/authz/request';
-import { decodeCheckAttributes, encodeCheckResponse, WireError } from '../src/authz/wire';
+import { CheckDecodeError, decodeCheckAttributes } from '../src/grpc/check-codec';
+import { encodeCheckResponse } from '../src/grpc/check-response-encoder';
 import { setHeader } from '../src/authz/response';
+import { attributesOf } from './support/check-attributes';
 
 const text = fc.oneof(
   { weight: 5, arbitrary: fc.string({ maxLength: 12 }) },
@@ -77,7 +79,7 @@ const request = fc.record(
 const encode = (r: unknown) => Buffer.from(CheckRequest.encode(CheckRequest.fromPartial(r as CheckRequest)).finish());
 
 /**
- * The hand-coded reader on arbitrary bytes: a WireError or well-typed attributes,
+ * The hand-coded reader on arbitrary bytes: a CheckDecodeError or well-typed attributes,
  * never another exception. Where the bytes are a well-formed request (the generated
  * decoder reads them and re-encodes them to the same bytes), both must agree. On
  * malformed bytes they may differ: the generated decoder does not check that a
@@ -88,7 +90,8 @@ function compare(b: Buffer): void {
   try {
     got = decodeCheckAttributes(b);
   } catch (e) {
-    expect(e).toBeInstanceOf(WireError);
+    expect(e).toBeInstanceOf(CheckDecodeError);
+    expect(['truncated', 'bad_varint', 'bad_wire_type', 'bad_field_number', 'integer_too_large']).toContain((e as CheckDecodeError).reason);
     return;
   }
   expect(typeof got.method === 'string' && typeof got.path === 'string' && typeof got.host === 'string').toBe(true);
@@ -101,6 +104,16 @@ function compare(b: Buffer): void {
     return;
   }
   if (Buffer.from(CheckRequest.encode(decoded).finish()).equals(b)) expect(got).toEqual(attributesOf(decoded));
+}
+
+/** The reason decodeCheckAttributes refuses `b` with; undefined if it reads it. */
+function decodeReason(b: Buffer): string | undefined {
+  try {
+    decodeCheckAttributes(b);
+  } catch (e) {
+    return e instanceof CheckDecodeError ? e.reason : 'not a CheckDecodeError';
+  }
+  return undefined;
 }
 
 describe('decodeCheckAttributes', () => {
@@ -124,7 +137,7 @@ describe('decodeCheckAttributes', () => {
     );
   });
 
-  it('never throws anything but WireError on mutated or truncated bytes, and agrees whenever both decode', () => {
+  it('never throws anything but CheckDecodeError on mutated or truncated bytes, and agrees whenever both decode', () => {
     fc.assert(
       fc.property(request, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat(), (r, flips, cut) => {
         const b = encode(r);
@@ -142,6 +155,7 @@ describe('decodeCheckAttributes', () => {
       const b = encode({ attributes: { request: { http: { size: size as unknown as number } } } });
       expect(() => CheckRequest.decode(b)).toThrow();
       expect(() => decodeCheckAttributes(b)).toThrow(/2\^53/);
+      expect(decodeReason(b)).toBe('integer_too_large');
     }
     for (const size of [Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, -1, 0]) {
       const b = encode({ attributes: { request: { http: { size, path: '/p' } } } });

@@ -4,20 +4,21 @@
  *
  * Order, cheapest first — a request is denied by the first check it fails:
  *   1. missing credential          missing_api_key        (also: ambiguous_credentials)
- *   2. malformed: format, checksum invalid_api_key        (no lookup is made)
+ *   2. malformed: format, checksum invalid_api_key        (no lookup is made; keyToLookUp)
  *   3. unknown key                 invalid_api_key
- *   4. revoked                     revoked_api_key
+ *   4. revoked                     revoked_api_key        (4–6: keyUsable, src/keys/usable.ts)
  *   5. expired                     expired_api_key        (details: expired_at)
  *   6. organization inactive       organization_inactive
  *   7. scopes                      insufficient_scope     (details: required, any_of)
- *   8. rate limit and monthly quota: spent only by requests that passed 1–7 (see limits)
+ *   8. rate limit and monthly quota: spent only by requests that passed 1–7 (spend.ts)
  *   9. allow
  * A store failure for an uncached key yields service_unavailable (or an error, by
  * configuration); it is never an allow.
  */
 import type { DenyCode } from '../errors/codes';
-import type { QuotaDecision, RateDecision } from '../limits/types';
+import type { RateDecision } from '../limits/types';
 import { parseKey, type Environment } from '../keys/format';
+import { keyUsable, type KeyUnusable } from '../keys/usable';
 import type { CredentialResult } from './credentials';
 import { missingScopes, type ScopeRequirement } from './scopes';
 
@@ -51,6 +52,12 @@ export interface CheckInput {
    * matched route rule. Empty: any valid key.
    */
   requirements: readonly ScopeRequirement[];
+  /**
+   * The credential's text when it is a well-formed key, parsed once when the request
+   * was read (keyToLookUp); the text the key is looked up by. Undefined: nothing to
+   * look up (public route; missing, ambiguous or malformed credential).
+   */
+  wellFormedKey: string | undefined;
   /** A public route: allowed without examining credentials. */
   public: boolean;
   /** The matched route rule, for logs. */
@@ -67,75 +74,40 @@ export type Decision =
   | { allow: true; key: KeyView; org: OrgView; rate?: RateDecision }
   | { allow: false; code: DenyCode; key?: KeyView; details?: Record<string, unknown>; rate?: RateDecision; retryAfterSeconds?: number };
 
-/** The key's requests-per-minute limit: its own override, else its organization's; 0 = unlimited. */
-export function effectiveRateLimit(key: KeyView, org: OrgView): number {
-  return key.rateLimitPerMinute ?? org.rateLimitPerMinute;
+/**
+ * Steps 1–2, the one parse of the key in a Check (request.ts calls it when it reads the
+ * request): the credential's text when it is a well-formed key (format and checksum),
+ * the text to look up; undefined when there is none to look up (a public route, a
+ * missing, ambiguous or malformed credential).
+ */
+export function keyToLookUp(credential: CredentialResult, isPublic: boolean): string | undefined {
+  if (isPublic || credential.kind !== 'found') return undefined;
+  return parseKey(credential.key).ok ? credential.key : undefined;
 }
+
+const UNUSABLE_CODE: Record<KeyUnusable, DenyCode> = {
+  revoked: 'revoked_api_key',
+  expired: 'expired_api_key',
+  organization_inactive: 'organization_inactive',
+};
 
 /**
- * Step 8, pure: the outcome of an allowed request once the limiter and the quota have
- * answered (null: not limited). The caller spends in this order and refunds the rate
- * limit when the quota denies, so a denied request spends nothing.
+ * Steps 1–7 and 9. `lookup` is the outcome of looking input.wellFormedKey up (undefined:
+ * no lookup was made). An allow with a key still goes through step 8 (spend.ts).
  */
-export function decideLimits(key: KeyView, org: OrgView, rate: RateDecision | null, quota: QuotaDecision | null, nowMs: number): Decision {
-  if (rate && !rate.allowed) {
-    const retry = Math.max(1, rate.resetSeconds);
-    return {
-      allow: false,
-      code: 'rate_limit_exceeded',
-      key,
-      rate,
-      retryAfterSeconds: retry,
-      details: { limit: rate.limit, retry_after_seconds: retry },
-    };
-  }
-  if (quota && !quota.allowed) {
-    const retry = Math.max(1, Math.ceil((quota.period.end.getTime() - nowMs) / 1000));
-    // The caller refunds the rate-limit request this one spent; the headers say so.
-    const refunded = rate && { ...rate, remaining: Math.min(rate.limit, rate.remaining + 1), resetSeconds: 0 };
-    return {
-      allow: false,
-      code: 'monthly_quota_exceeded',
-      key,
-      ...(refunded && { rate: refunded }),
-      retryAfterSeconds: retry,
-      details: { limit: quota.limit, used: quota.used, period_end: quota.period.end.toISOString(), retry_after_seconds: retry },
-    };
-  }
-  return { allow: true, key, org, ...(rate && { rate }) };
-}
-
-// keyToLookUp and decide both ask about the same text in one Check: remember the last answer.
-let lastText: string | undefined;
-let lastWellFormed = false;
-function wellFormed(text: string): boolean {
-  if (text !== lastText) {
-    lastWellFormed = parseKey(text).ok;
-    lastText = text;
-  }
-  return lastWellFormed;
-}
-
-/** The key text to look up, when steps 1–2 pass; undefined otherwise. */
-export function keyToLookUp(input: CheckInput): string | undefined {
-  if (input.public || input.credential.kind !== 'found') return undefined;
-  return wellFormed(input.credential.key) ? input.credential.key : undefined;
-}
-
 export function decide(input: CheckInput, lookup: KeyLookup | undefined, nowMs: number): Decision {
   if (input.public) return { allow: true, key: null };
   const cred = input.credential;
   if (cred.kind === 'missing') return { allow: false, code: 'missing_api_key' };
   if (cred.kind === 'ambiguous') return { allow: false, code: 'ambiguous_credentials' };
-  if (!wellFormed(cred.key)) return { allow: false, code: 'invalid_api_key' };
-  if (!lookup || lookup.kind === 'unknown') return { allow: false, code: 'invalid_api_key' };
+  if (input.wellFormedKey === undefined || !lookup || lookup.kind === 'unknown') return { allow: false, code: 'invalid_api_key' };
   if (lookup.kind === 'unavailable') return { allow: false, code: 'service_unavailable' };
   const { key, org } = lookup;
-  if (key.revokedAt !== null) return { allow: false, code: 'revoked_api_key', key };
-  if (key.expiresAt !== null && key.expiresAt <= nowMs) {
-    return { allow: false, code: 'expired_api_key', key, details: { expired_at: new Date(key.expiresAt).toISOString() } };
+  const unusable = keyUsable(key, org, nowMs);
+  if (unusable === 'expired') {
+    return { allow: false, code: UNUSABLE_CODE.expired, key, details: { expired_at: new Date(key.expiresAt!).toISOString() } };
   }
-  if (!org || !org.active) return { allow: false, code: 'organization_inactive', key };
+  if (unusable !== undefined) return { allow: false, code: UNUSABLE_CODE[unusable], key };
   let required: string[] | undefined;
   let anyOf: string[] | undefined;
   for (const req of input.requirements) {
@@ -153,5 +125,5 @@ export function decide(input: CheckInput, lookup: KeyLookup | undefined, nowMs: 
   }
   // Step 8 (rate limit and monthly quota) is applied by the caller to an allow
   // decision, so that nothing is spent on requests denied above.
-  return { allow: true, key, org };
+  return { allow: true, key, org: org! }; // usable: its organization is there and active
 }

@@ -1,6 +1,6 @@
 /**
- * Reads what keyward needs from an ext_authz CheckRequest: the headers (from
- * `headers` or raw `header_map`), the credential, the route's scope requirement and
+ * Reads what a Check asks from the request's attributes (src/grpc/check-codec.ts): the
+ * credential and whether it is a well-formed key, the route's scope requirement and
  * spoofed x-keyward-* headers. Pure; unknown or missing fields are treated as absent.
  *
  * Route requirements: the scopes of context_extensions (`required_scopes`,
@@ -8,10 +8,9 @@
  * (KEYWARD_ROUTES_FILE) must all hold. A rule with `public: true` allows without a
  * key, unless context_extensions ask for scopes.
  */
-import type { CheckRequest } from '../gen/envoy/service/auth/v3/external_auth';
-import { asciiLower, extractCredential, headersOfMap, type HeaderList } from './credentials';
-import type { RequestAttributes } from './wire';
-import type { CheckInput } from './decision';
+import { extractCredential, type HeaderList } from './credentials';
+import type { RequestAttributes } from '../grpc/check-codec';
+import { keyToLookUp, type CheckInput } from './decision';
 import type { RouteTable } from './routes';
 import { parseScopeList, type ScopeRequirement } from './scopes';
 
@@ -21,29 +20,6 @@ export interface RequestReaderOptions {
   /** Lower-case header names that may carry the key. */
   credentialHeaders: readonly string[];
   routes: RouteTable;
-}
-
-/** The request's headers as [name, value] pairs, from header_map when Envoy sent it. */
-export function headerList(req: CheckRequest): HeaderList {
-  const http = req.attributes?.request?.http;
-  if (!http) return [];
-  const raw = http.headerMap?.headers;
-  if (raw && raw.length > 0) {
-    return raw.map((h) => [asciiLower(h.key), h.rawValue && h.rawValue.length > 0 ? h.rawValue.toString('latin1') : h.value] as const);
-  }
-  return headersOfMap(http.headers ?? {});
-}
-
-/** The decision's attributes of a decoded CheckRequest (the hot path reads them from the bytes: wire.ts). */
-export function attributesOf(req: CheckRequest): RequestAttributes {
-  const http = req.attributes?.request?.http;
-  return {
-    method: http?.method ?? '',
-    path: http?.path ?? '',
-    host: http?.host ?? '',
-    headers: headerList(req),
-    contextExtensions: req.attributes?.contextExtensions ?? {},
-  };
 }
 
 function header(list: HeaderList, name: string): string | undefined {
@@ -56,10 +32,6 @@ function hasScopes(r: ScopeRequirement): boolean {
 }
 
 export type CheckRequestInput = CheckInput & { headers: HeaderList; requestId?: string; method: string; path: string };
-
-export function readCheckRequest(req: CheckRequest, opts: RequestReaderOptions): CheckRequestInput {
-  return readAttributes(attributesOf(req), opts);
-}
 
 const NO_SCOPES: ScopeRequirement = { all: [], any: [] };
 
@@ -76,15 +48,16 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]+$/;
 /** The prefixes of keys (kw_live_, kw_test_) and admin tokens (kwadm_). */
 const SECRET_PREFIX = /kw_(live|test)_|kwadm_/;
 
-export function readAttributes(a: RequestAttributes, opts: RequestReaderOptions): CheckRequestInput {
-  const headers = a.headers;
-  const ext = a.contextExtensions;
+/** What the Check asks, from the request's attributes; the key, if any, is parsed here (keyToLookUp), once. */
+export function readAttributes(attributes: RequestAttributes, opts: RequestReaderOptions): CheckRequestInput {
+  const headers = attributes.headers;
+  const ext = attributes.contextExtensions;
   const req = ext.required_scopes;
   const any = ext.any_scopes;
   const fromEnvoy: ScopeRequirement = req || any ? { all: parseScopeList(req ?? ''), any: parseScopeList(any ?? '') } : NO_SCOPES;
-  const method = (a.method || header(headers, ':method') || '').toUpperCase();
-  const host = a.host || header(headers, ':authority') || header(headers, 'host') || '';
-  const path = a.path || header(headers, ':path') || '/';
+  const method = (attributes.method || header(headers, ':method') || '').toUpperCase();
+  const host = attributes.host || header(headers, ':authority') || header(headers, 'host') || '';
+  const path = attributes.path || header(headers, ':path') || '/';
   const rule = opts.routes.size > 0 ? opts.routes.match(method, host, path) : undefined;
   const envoyAsks = hasScopes(fromEnvoy);
   const spoofed: string[] = [];
@@ -103,14 +76,17 @@ export function readAttributes(a: RequestAttributes, opts: RequestReaderOptions)
   const requirements: ScopeRequirement[] = [];
   if (envoyAsks) requirements.push(fromEnvoy);
   if (rule && !rule.public && hasScopes(rule.requirement)) requirements.push(rule.requirement);
+  const credential = extractCredential(headers, opts.credentialHeaders);
+  const isPublic = rule?.public === true && !envoyAsks;
   return {
     headers,
     requestId,
     method,
     path,
-    credential: extractCredential(headers, opts.credentialHeaders),
+    credential,
+    wellFormedKey: keyToLookUp(credential, isPublic),
     requirements,
-    public: rule?.public === true && !envoyAsks,
+    public: isPublic,
     route: rule?.rule,
     spoofed,
   };

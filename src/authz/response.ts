@@ -26,13 +26,13 @@ import type { Decision } from './decision';
 import { IDENTITY_PREFIX } from './request';
 import { rateLimitHeaders } from '../limits/limiter';
 
-export const IDENTITY_HEADERS = {
+const IDENTITY_HEADERS = {
   keyId: `${IDENTITY_PREFIX}key-id`,
   orgId: `${IDENTITY_PREFIX}org-id`,
   scopes: `${IDENTITY_PREFIX}scopes`,
   environment: `${IDENTITY_PREFIX}environment`,
 } as const;
-export const ERROR_CODE_HEADER = `${IDENTITY_PREFIX}error-code`;
+const ERROR_CODE_HEADER = `${IDENTITY_PREFIX}error-code`;
 const IDENTITY_NAMES: readonly string[] = Object.values(IDENTITY_HEADERS);
 
 const NO_BYTES = Buffer.alloc(0);
@@ -54,41 +54,40 @@ export interface ResponseContext {
   credentialHeaders: readonly string[];
   /** x-keyward-* headers the client sent, each once. */
   spoofed: readonly string[];
-  /** Extra headers for the client's response (rate-limit headers). */
-  responseHeaders?: HeaderValueOption[];
 }
 
 const errorInfoCache = new Map<string, Buffer>();
 function errorInfo(code: DenyCode): Buffer {
-  let b = errorInfoCache.get(code);
-  if (!b) {
-    b = Buffer.from(ErrorInfo.encode({ reason: code, domain: ERROR_DOMAIN, metadata: {} }).finish());
-    errorInfoCache.set(code, b);
+  let encoded = errorInfoCache.get(code);
+  if (!encoded) {
+    encoded = Buffer.from(ErrorInfo.encode({ reason: code, domain: ERROR_DOMAIN, metadata: {} }).finish());
+    errorInfoCache.set(code, encoded);
   }
-  return b;
+  return encoded;
 }
 
-export function toCheckResponse(d: Decision, ctx: ResponseContext, opts: ResponseOptions): CheckResponse {
-  if (d.allow) {
+export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: ResponseOptions): CheckResponse {
+  if (decision.allow) {
+    const key = decision.key;
     const remove: string[] = [];
     if (opts.stripCredential) for (const h of ctx.credentialHeaders) if (!remove.includes(h)) remove.push(h);
     const headers: HeaderValueOption[] = [];
     let metadata: Record<string, unknown> = {};
-    if (d.key) {
+    if (key) {
       headers.push(
-        setHeader(IDENTITY_HEADERS.keyId, d.key.id),
-        setHeader(IDENTITY_HEADERS.orgId, d.key.organizationId),
-        setHeader(IDENTITY_HEADERS.scopes, d.key.scopes.join(',')),
-        setHeader(IDENTITY_HEADERS.environment, d.key.environment),
+        setHeader(IDENTITY_HEADERS.keyId, key.id),
+        setHeader(IDENTITY_HEADERS.orgId, key.organizationId),
+        setHeader(IDENTITY_HEADERS.scopes, key.scopes.join(',')),
+        setHeader(IDENTITY_HEADERS.environment, key.environment),
       );
-      metadata = { key_id: d.key.id, org_id: d.key.organizationId, environment: d.key.environment };
+      metadata = { key_id: key.id, org_id: key.organizationId, environment: key.environment };
     }
     // Identity headers keyward sets overwrite the client's; the rest are removed.
     // (spoofed is unique: only the few credential headers can already be listed)
     for (const h of ctx.spoofed)
-      if (!(d.key && IDENTITY_NAMES.includes(h)) && !(opts.stripCredential && ctx.credentialHeaders.includes(h))) remove.push(h);
-    const toClient = ctx.responseHeaders ? [...ctx.responseHeaders] : [];
-    if (d.key && d.rate) for (const [k, v] of rateLimitHeaders(d.rate)) toClient.push(setHeader(k, v));
+      if (!(key && IDENTITY_NAMES.includes(h)) && !(opts.stripCredential && ctx.credentialHeaders.includes(h))) remove.push(h);
+    const toClient: HeaderValueOption[] = [];
+    if (key && decision.rate) for (const [k, v] of rateLimitHeaders(decision.rate)) toClient.push(setHeader(k, v));
     return {
       status: { code: 0, message: '', details: [] },
       okResponse: {
@@ -103,25 +102,24 @@ export function toCheckResponse(d: Decision, ctx: ResponseContext, opts: Respons
     };
   }
 
-  const wire = ERROR_TABLE[d.code];
-  const headers = [setHeader('content-type', 'application/json'), setHeader(ERROR_CODE_HEADER, d.code)];
+  const wire = ERROR_TABLE[decision.code];
+  const headers = [setHeader('content-type', 'application/json'), setHeader(ERROR_CODE_HEADER, decision.code)];
   if (wire.http === 401) headers.push(setHeader('www-authenticate', WWW_AUTHENTICATE));
-  if (d.code === 'service_unavailable') headers.push(setHeader('retry-after', String(opts.retryAfterSeconds)));
-  else if (d.retryAfterSeconds !== undefined) headers.push(setHeader('retry-after', String(d.retryAfterSeconds)));
-  if (d.rate) for (const [k, v] of rateLimitHeaders(d.rate)) headers.push(setHeader(k, v));
-  if (ctx.responseHeaders) headers.push(...ctx.responseHeaders);
-  const body = JSON.stringify({ error: { code: d.code, message: wire.message, ...d.details } });
-  const metadata: Record<string, unknown> = { error_code: d.code };
-  if (d.key) {
-    metadata.key_id = d.key.id;
-    metadata.org_id = d.key.organizationId;
-    metadata.environment = d.key.environment;
+  if (decision.code === 'service_unavailable') headers.push(setHeader('retry-after', String(opts.retryAfterSeconds)));
+  else if (decision.retryAfterSeconds !== undefined) headers.push(setHeader('retry-after', String(decision.retryAfterSeconds)));
+  if (decision.rate) for (const [k, v] of rateLimitHeaders(decision.rate)) headers.push(setHeader(k, v));
+  const body = JSON.stringify({ error: { code: decision.code, message: wire.message, ...decision.details } });
+  const metadata: Record<string, unknown> = { error_code: decision.code };
+  if (decision.key) {
+    metadata.key_id = decision.key.id;
+    metadata.org_id = decision.key.organizationId;
+    metadata.environment = decision.key.environment;
   }
   return {
     status: {
       code: wire.grpc,
       message: wire.message,
-      details: [{ typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo', value: errorInfo(d.code) }],
+      details: [{ typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo', value: errorInfo(decision.code) }],
     },
     deniedResponse: { status: { code: wire.http }, headers, body },
     dynamicMetadata: metadata,

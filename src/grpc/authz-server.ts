@@ -4,50 +4,43 @@
  * `error` mode becomes a gRPC error, so Envoy's failure_mode_allow and
  * status_on_error decide.
  *
- * The Check method is served with the hand-coded codec of src/authz/wire.ts: the
- * request bytes are read straight into the decision's attributes and the response
- * is written without the generic writer. Bytes that are not a CheckRequest become
- * INVALID_ARGUMENT (invalid_argument, field `request`), as with every other method;
- * metadata beyond the limit becomes RESOURCE_EXHAUSTED (metadata_too_large).
+ * The Check method is served with the hand-coded codec (check-codec.ts,
+ * check-response-encoder.ts): the request bytes are read straight into the decision's
+ * attributes and the response is written without the generic writer. Bytes that are
+ * not a CheckRequest become INVALID_ARGUMENT (invalid_argument, field `request`), as
+ * with every other method; metadata beyond the limit becomes RESOURCE_EXHAUSTED
+ * (metadata_too_large).
  */
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { Logger } from 'pino';
 import type { Authorizer } from '../authz/service';
 import { AuthorizationService, CheckRequest, type CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
-import { decodeCheckAttributes, encodeCheckResponse, WireError, type RequestAttributes } from '../authz/wire';
 import { describeError } from '../util/logger';
+import { attempt } from '../util/maybe-async';
+import { CheckDecodeError, decodeCheckAttributes, type RequestAttributes } from './check-codec';
+import { observedCheck, type CheckObserverOptions } from './check-observer';
+import { encodeCheckResponse } from './check-response-encoder';
 import { toServiceError, toWireStatus } from '../errors/wire';
 import { decoded, UndecodableRequest } from './decode';
 import { checkMetadataSize } from './metadata-limit';
 
-export function authorizationImplementation(authorizer: Authorizer, logger: Logger): UntypedServiceImplementation {
+/** The Check handler: `options` carries the logger, metrics and the decision log (check-observer.ts). */
+export function authorizationImplementation(authorizer: Authorizer, options: CheckObserverOptions): UntypedServiceImplementation {
+  const { logger } = options;
+  const check = observedCheck((attributes) => authorizer.authorize(attributes), options);
   const fail = (callback: sendUnaryData<CheckResponse>, err: unknown) => {
     if (toWireStatus(err).code === 'internal') logger.error({ err: describeError(err) }, 'check failed');
     callback(toServiceError(err));
   };
   return {
     check(call: ServerUnaryCall<RequestAttributes | UndecodableRequest, CheckResponse>, callback: sendUnaryData<CheckResponse>): void {
-      let attributes: RequestAttributes;
-      try {
-        checkMetadataSize(call.metadata);
-        attributes = decoded(call.request);
-      } catch (e) {
-        fail(callback, e);
-        return;
-      }
-      let res: CheckResponse | Promise<CheckResponse>;
-      try {
-        res = authorizer.checkAttributes(attributes);
-      } catch (e) {
-        fail(callback, e);
-        return;
-      }
-      if (res instanceof Promise) {
-        res.then(
-          (r) => callback(null, r),
-          (err: unknown) => fail(callback, err),
-        );
-      } else callback(null, res);
+      void attempt(
+        () => {
+          checkMetadataSize(call.metadata);
+          return check(decoded(call.request));
+        },
+        (response) => callback(null, response),
+        (err) => fail(callback, err),
+      );
     },
   };
 }
@@ -56,10 +49,8 @@ function readRequest(bytes: Buffer): RequestAttributes | UndecodableRequest {
   try {
     return decodeCheckAttributes(bytes);
   } catch (e) {
-    if (!(e instanceof WireError)) throw e;
-    return new UndecodableRequest(
-      /2\^53/.test(e.message) ? 'an integer field is larger than 2^53-1' : 'the message is not valid protobuf for this method',
-    );
+    if (!(e instanceof CheckDecodeError)) throw e;
+    return new UndecodableRequest(e.reason === 'integer_too_large' ? 'integer_too_large' : 'not_protobuf');
   }
 }
 

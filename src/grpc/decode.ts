@@ -3,15 +3,37 @@
  * the generated code refuses) become a clear INVALID_ARGUMENT with code
  * `invalid_argument` and field `request`, instead of grpc-js's bare INTERNAL.
  *
- * safeDefinition wraps each method's deserializer; a request that fails to decode
- * reaches the handler as an UndecodableRequest, which `decoded()` turns into the
- * domain error.
+ * A method's deserializer returns an UndecodableRequest instead of throwing (safeDefinition
+ * wraps generated ones; the Check's codec builds one from CheckDecodeError), and
+ * `decoded()` turns it into the domain error in the handler.
  */
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { InvalidArgumentError } from '../errors/domain';
 
+/** Why a request could not be decoded, as far as the caller is told. */
+export type UndecodableReason = 'integer_too_large' | 'not_protobuf';
+
+const DESCRIPTIONS: Record<UndecodableReason, string> = {
+  integer_too_large: 'an integer field is larger than 2^53-1',
+  not_protobuf: 'the message is not valid protobuf for this method',
+};
+
 export class UndecodableRequest {
-  constructor(readonly reason: string) {}
+  constructor(readonly reason: UndecodableReason) {}
+
+  /** The violation's description on the wire. */
+  get description(): string {
+    return DESCRIPTIONS[this.reason];
+  }
+}
+
+/**
+ * The reason of a generated decoder's failure. The generated code reports a 64-bit
+ * integer beyond 2^53-1 only by its message (longToNumber: "Value is larger than
+ * Number.MAX_SAFE_INTEGER"), so that message is the one thing read here.
+ */
+function generatedDecoderReason(e: unknown): UndecodableReason {
+  return e instanceof Error && e.message.includes('MAX_SAFE_INTEGER') ? 'integer_too_large' : 'not_protobuf';
 }
 
 export function safeDefinition<T extends ServiceDefinition>(def: T): T {
@@ -22,12 +44,9 @@ export function safeDefinition<T extends ServiceDefinition>(def: T): T {
       ...method,
       requestDeserialize: (bytes: Buffer) => {
         try {
-          return deserialize(bytes);
+          return deserialize(bytes) as unknown;
         } catch (e) {
-          const msg = e instanceof Error ? e.message : '';
-          return new UndecodableRequest(
-            /MAX_SAFE_INTEGER/.test(msg) ? 'an integer field is larger than 2^53-1' : 'the message is not valid protobuf for this method',
-          );
+          return new UndecodableRequest(generatedDecoderReason(e));
         }
       },
     };
@@ -37,6 +56,6 @@ export function safeDefinition<T extends ServiceDefinition>(def: T): T {
 
 /** Returns the request, or throws invalid_argument if it could not be decoded. */
 export function decoded<T>(req: T | UndecodableRequest): T {
-  if (req instanceof UndecodableRequest) throw new InvalidArgumentError('request', req.reason, 'undecodable');
+  if (req instanceof UndecodableRequest) throw new InvalidArgumentError('request', req.description, 'undecodable');
   return req;
 }
