@@ -40,7 +40,7 @@ import {
   write,
   writeSync,
 } from 'node:fs';
-import { readFile, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { UsageEvent } from './types';
@@ -337,7 +337,8 @@ export class UsageJournal {
         seg.events -= batch.events.length;
         seg.doneLines = i + 1;
       }
-      await unlink(path);
+      // In the same tick as the last batch's count: no one sees it pending-free yet on disk.
+      unlinkSync(path);
       this.segments.shift();
     }
   }
