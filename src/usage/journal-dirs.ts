@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 /** A segment file: `segment-<ms>-<n>.jsonl`, ordered by name. */
 export const SEGMENT = /^segment-(\d{13})-(\d{6})\.jsonl$/;
@@ -77,7 +77,7 @@ export interface Adopted {
  */
 export function adoptLeftovers(root: string, own: string): Adopted {
   const adopted: Adopted = { directories: 0, segments: 0 };
-  const ownName = own.slice(root.length + 1);
+  const ownName = basename(own);
   for (const name of readdirSync(root)) {
     const match = PROCESS_DIR.exec(name);
     if (!match || name === ownName) continue;
