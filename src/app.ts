@@ -33,7 +33,7 @@ import { createQuotaCounter } from './limits/quota';
 import type { QuotaCounter, RateLimiter } from './limits/types';
 import { createUsageStore, retentionCutoff, type UsageStore } from './usage/store';
 import { UsageBatcher } from './usage/batcher';
-import { JournalLockedError, UsageJournal } from './usage/journal';
+import { UsageJournal } from './usage/journal';
 import { accessLogImplementation, newAccessLogStats, SafeAccessLogService, type AccessLogStats } from './grpc/accesslog-server';
 import { TlsFileError, type TlsPort } from './tls/files';
 import { ServerTls } from './tls/server';
@@ -174,19 +174,17 @@ export async function startApp(opts: AppOptions): Promise<App> {
     let journal: UsageJournal | undefined;
     if (a.usageJournalDir !== undefined) {
       try {
-        journal = UsageJournal.openDir({ dir: a.usageJournalDir, maxBytes: a.usageJournalMaxMb * 1024 * 1024 });
+        // Its own subdirectory; what dead processes left there is taken over.
+        journal = UsageJournal.openForProcess({ dir: a.usageJournalDir, maxBytes: a.usageJournalMaxMb * 1024 * 1024 });
       } catch (e) {
-        throw new ConfigError(
-          'KEYWARD_USAGE_JOURNAL_DIR',
-          e instanceof JournalLockedError ? e.message : `${a.usageJournalDir}: ${describeError(e).code ?? (e as Error).message}`,
-        );
+        throw new ConfigError('KEYWARD_USAGE_JOURNAL_DIR', `${a.usageJournalDir}: ${describeError(e).code ?? (e as Error).message}`);
       }
       const j = journal;
       closers.push(() => Promise.resolve(j.close()));
       const pending = j.stats();
       if (pending.pendingBatches > 0)
         logger.info(
-          { batches: pending.pendingBatches, events: pending.pendingEvents },
+          { batches: pending.pendingBatches, events: pending.pendingEvents, takenOver: j.adopted.directories },
           'usage journal holds batches from before; replaying',
         );
     }

@@ -1,11 +1,12 @@
 /**
- * Replicas that start together on an empty PostgreSQL database all migrate it: they
- * take turns under an advisory lock, every migration is applied exactly once, and
- * none of them fails.
+ * Replicas that start together on an empty database all migrate it: they take turns
+ * (PostgreSQL: an advisory lock; SQLite: one BEGIN IMMEDIATE transaction), every
+ * migration is applied exactly once, and none of them fails.
  */
 import { Client } from 'pg';
 import { migrate, openOrm, pendingMigrations, type Orm } from '../src/store/orm';
-import { postgresMigrations } from '../src/store/migrations';
+import { postgresMigrations, sqliteMigrations } from '../src/store/migrations';
+import type { EntityManager } from '@mikro-orm/knex';
 import { createTestDatabase, type TestDatabase } from './support/databases';
 
 describe('concurrent migrations on postgres', () => {
@@ -34,13 +35,48 @@ describe('concurrent migrations on postgres', () => {
       expect(rows.rows).toHaveLength(postgresMigrations.length);
       // The lock is released: nobody holds it on this database any more (other test
       // files migrate their own databases meanwhile; advisory locks are per database).
-      const held = await c.query(
+      const held = await c.query<{ n: number }>(
         `select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = $1 and database = (select oid from pg_database where datname = current_database())`,
         [0x6b776d67],
       );
-      expect(held.rows[0].n).toBe(0);
+      expect(held.rows[0]!.n).toBe(0);
     } finally {
       await c.end();
     }
+  });
+});
+
+describe('concurrent migrations on sqlite', () => {
+  let db: TestDatabase;
+  const orms: Orm[] = [];
+  beforeAll(async () => {
+    db = await createTestDatabase('sqlite');
+  });
+  afterAll(async () => {
+    for (const o of orms) await o.close(true);
+    await db.dispose();
+  });
+
+  it('applies each migration once while four connections migrate one file at the same time', async () => {
+    for (let i = 0; i < 4; i++) orms.push(await openOrm(db.config));
+    const results = await Promise.allSettled(orms.map((o) => migrate(o)));
+    expect(results.map((r) => (r.status === 'rejected' ? String(r.reason) : r.status))).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ]);
+    const applied = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
+    expect(applied.sort()).toEqual(sqliteMigrations.map((m) => m.name).sort());
+    for (const o of orms) expect(await pendingMigrations(o)).toEqual([]);
+    const knex = (orms[0]!.em as unknown as EntityManager).getKnex();
+    const rows = await knex<{ name: string }>('keyward_migrations').select('name');
+    expect(rows.map((r) => r.name).sort()).toEqual(sqliteMigrations.map((m) => m.name).sort());
+    // Every connection writes again afterwards: nobody kept the write lock.
+    for (const [i, o] of orms.entries())
+      await (o.em as unknown as EntityManager)
+        .getKnex()
+        .insert({ id: `batch-${i}`, written_at: Date.now() })
+        .into('usage_batches');
   });
 });

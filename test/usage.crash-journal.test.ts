@@ -7,10 +7,12 @@
  *    counted twice; the loss is at most what was recorded since the last flush
  *    (printed, for the README);
  *  - a second signal during a graceful shutdown exits at once (130), after writing
- *    the buffer to the journal; the next process replays it.
+ *    the buffer to the journal; the next process replays it;
+ *  - a second process on the same journal directory starts, in a subdirectory of its
+ *    own, and never takes the live first one's.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -36,6 +38,13 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Segment files anywhere under the journal directory (each process has its own subdirectory). */
+function segmentsUnder(root: string): string[] {
+  return readdirSync(root, { recursive: true })
+    .map(String)
+    .filter((n) => n.endsWith('.jsonl'));
 }
 
 async function metric(port: number, name: string): Promise<number> {
@@ -124,10 +133,10 @@ describe('usage across crashes', () => {
       );
       a.proc.kill('SIGKILL');
       await a.exited;
-      expect(readdirSync(join(dir, 'journal')).some((n) => n.endsWith('.jsonl'))).toBe(true);
+      expect(segmentsUnder(join(dir, 'journal')).length).toBeGreaterThan(0);
 
       await own.start();
-      const b = await serve(env); // takes over the dead process's journal directory
+      const b = await serve(env); // takes over the dead process's journal subdirectory
       const rootB = admin(b);
       await until('the journal replayed', async () => (await metric(b.httpPort!, 'keyward_usage_journal_pending_events')) === 0);
       expect(await metric(b.httpPort!, 'keyward_usage_journal_replayed_events_total')).toBeGreaterThan(0);
@@ -163,15 +172,24 @@ describe('usage across crashes', () => {
     }, 180_000);
   });
 
-  it('a second process on the same journal directory stops at start, naming the variable', async () => {
+  it("a second process on the same journal directory starts in its own subdirectory, leaving the live first one's", async () => {
     const env = { KEYWARD_DATABASE_URL: `sqlite:${join(dir, 'kw.db')}` };
-    await serve(env);
-    const err = await serve(env).then(
-      () => '',
-      (e: Error) => e.message,
-    );
-    expect(err).toMatch(/keyward: configuration error: KEYWARD_USAGE_JOURNAL_DIR: .* is in use by process \d+/);
-    expect(err.match(/configuration error/g)).toHaveLength(1);
+    const a = await serve(env);
+    const b = await serve(env);
+    const journal = join(dir, 'journal');
+    const owned = (s: ServerProcess) => readdirSync(journal).filter((n) => n.startsWith(`process-${s.proc.pid}-`));
+    expect(owned(a)).toHaveLength(1);
+    expect(owned(b)).toHaveLength(1);
+    expect(readFileSync(join(journal, owned(a)[0]!, 'LOCK'), 'utf8').trim()).toBe(String(a.proc.pid));
+    const root = admin(a);
+    const org = await root.createOrganization({ name: 'second', rateLimitPerMinute: 1_000_000, monthlyQuota: 0 });
+    const { secret } = await root.createKey({ organizationId: org.id, name: 'k' });
+    expect(await checks(a.authzPort, secret, 5)).toBe(5);
+    expect(await checks(b.authzPort, secret, 5)).toBe(5);
+    // A graceful stop leaves nothing pending: the subdirectory goes with the process.
+    expect(await b.stop()).toBe(0);
+    expect(owned(b)).toEqual([]);
+    expect(existsSync(join(journal, owned(a)[0]!, 'LOCK'))).toBe(true);
   }, 60_000);
 
   it('a second signal during shutdown exits at once after writing the buffer to the journal', async () => {
@@ -196,7 +214,7 @@ describe('usage across crashes', () => {
     expect(await a.exited).toBe(130);
     stream.client.close();
     expect(a.stdout()).toContain('second signal');
-    expect(readdirSync(join(dir, 'journal')).some((n) => n.endsWith('.jsonl'))).toBe(true);
+    expect(segmentsUnder(join(dir, 'journal')).length).toBeGreaterThan(0);
 
     const b = await serve(env);
     const rootB = admin(b);
@@ -219,11 +237,12 @@ const AccessLogService = pkg.envoy.service.accesslog.v3.AccessLogService as unkn
 
 function openStream(port: number): { call: ClientWritableStream<unknown>; client: Client } {
   const client = new AccessLogService(`127.0.0.1:${port}`, credentials.createInsecure());
-  const call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(
+  type Open = (options: { deadline: number }, callback: (e: ServiceError | null) => void) => ClientWritableStream<unknown>;
+  const call = (client as unknown as Record<string, Open>).StreamAccessLogs!.call(
     client,
     { deadline: Date.now() + 60_000 },
-    (_e: ServiceError | null) => undefined,
-  ) as ClientWritableStream<unknown>;
+    () => undefined,
+  );
   call.write({ identifier: { log_name: 'crash-test' }, http_logs: { log_entry: [] } });
   return { call, client };
 }

@@ -8,13 +8,17 @@
  *  - a reopened journal finds what an earlier process left, skips a torn last line,
  *    and replays the rest; a batch the store already had is skipped, not recounted;
  *  - one process per directory (a live owner's lock refuses, a dead one's is taken);
+ *  - openForProcess: each opener gets its own subdirectory; what a dead process left
+ *    (its subdirectory, or segments in the directory itself) is taken over by exactly
+ *    one later opener, even from inside a directory a crash left half taken over; a
+ *    live process's subdirectory is never taken;
  *  - a full journal keeps the batch in memory and counts the error;
  *  - spillSync() writes the buffer for a process about to exit.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { EntityManager, Knex } from '@mikro-orm/knex';
 import { openOrm, migrate, type Orm } from '../src/store/orm';
 import { createUsageStore, type UsageStore } from '../src/usage/store';
@@ -47,8 +51,8 @@ function events(ids: { org: string; key: string }, count: number): UsageEvent[] 
 }
 
 async function monthlyRequests(knex: Knex, organizationId: string): Promise<number> {
-  const rows = await knex('usage_monthly').where('organization_id', organizationId).select('requests');
-  return rows.reduce((s: number, r: { requests: number | string }) => s + Number(r.requests), 0);
+  const rows: { requests: number | string }[] = await knex('usage_monthly').where('organization_id', organizationId).select('requests');
+  return rows.reduce((s, r) => s + Number(r.requests), 0);
 }
 
 /** The real store behind a switch that makes writes fail as an unreachable store does. */
@@ -161,6 +165,102 @@ describe.each(DIALECTS)('usage journal on %s', (dialect) => {
     expect(readdirSync(dir)).not.toContain('LOCK');
   });
 
+  it('gives each opener its own subdirectory with its own lock, removed on close when empty', () => {
+    const a = UsageJournal.openForProcess({ dir, maxBytes: 1024 });
+    const b = UsageJournal.openForProcess({ dir, maxBytes: 1024 });
+    expect(a.directory).not.toBe(b.directory);
+    for (const j of [a, b]) {
+      expect(basename(j.directory)).toMatch(new RegExp(`^process-${process.pid}-[0-9a-f]{8}$`));
+      expect(readFileSync(join(j.directory, 'LOCK'), 'utf8').trim()).toBe(String(process.pid));
+      expect(j.adopted).toEqual({ directories: 0, segments: 0 });
+    }
+    a.close();
+    b.close();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("takes over a dead process's subdirectory exactly once, never a live one's", async () => {
+    const ids = org();
+    const sleeper = spawn('node', ['-e', 'setTimeout(() => {}, 60000)']);
+    await new Promise((r) => sleeper.once('spawn', r));
+    const live = join(dir, `process-${sleeper.pid}-0000beef`);
+    try {
+      await leaveJournal(live, 'live-1', events(ids, 3), sleeper.pid);
+      const first = UsageJournal.openForProcess({ dir, maxBytes: 64 * 1024 * 1024 });
+      expect(first.adopted).toEqual({ directories: 0, segments: 0 });
+      expect(first.stats().pendingBatches).toBe(0);
+      expect(existsSync(join(live, 'LOCK'))).toBe(true);
+      first.close();
+    } finally {
+      sleeper.kill('SIGKILL');
+      await new Promise((r) => sleeper.once('exit', r));
+    }
+    // Its owner is gone: the next two openers find it; only the first takes it.
+    const a = UsageJournal.openForProcess({ dir, maxBytes: 64 * 1024 * 1024 });
+    const b = UsageJournal.openForProcess({ dir, maxBytes: 64 * 1024 * 1024 });
+    expect(a.adopted).toEqual({ directories: 1, segments: 1 });
+    expect(a.stats()).toMatchObject({ pendingBatches: 1, pendingEvents: 3 });
+    expect(b.adopted).toEqual({ directories: 0, segments: 0 });
+    expect(b.stats().pendingBatches).toBe(0);
+    expect(existsSync(live)).toBe(false);
+    await new UsageBatcher(store, { maxBuffered: 1000, journal: a }).flush();
+    expect(a.stats()).toMatchObject({ pendingBatches: 0, replayed: 3, duplicates: 0 });
+    expect(await monthlyRequests(knex, ids.org)).toBe(3);
+    a.close();
+    b.close();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('takes over the segments of a one-directory journal, and a takeover a crash interrupted', async () => {
+    const ids = org();
+    const dead = await deadPid();
+    // An older keyward's journal: segments in the directory itself, its LOCK stale.
+    await leaveJournal(dir, 'flat-1', events(ids, 2), dead);
+    // A process that died while taking over another dead one's directory.
+    const outer = join(dir, `process-${dead}-0000cafe`);
+    await leaveJournal(outer, 'outer-1', events(ids, 4), dead);
+    await leaveJournal(join(outer, `process-${dead}-0000f00d`), 'inner-1', events(ids, 5), dead);
+    const j = UsageJournal.openForProcess({ dir, maxBytes: 64 * 1024 * 1024 });
+    expect(j.adopted).toEqual({ directories: 1, segments: 3 });
+    expect(j.stats()).toMatchObject({ pendingBatches: 3, pendingEvents: 11 });
+    expect(readdirSync(dir).filter((n) => n.endsWith('.jsonl'))).toEqual([]);
+    expect(readdirSync(j.directory).filter((n) => n.startsWith('process-'))).toEqual([]);
+    await new UsageBatcher(store, { maxBuffered: 1000, journal: j }).flush();
+    expect(j.stats()).toMatchObject({ pendingBatches: 0, replayed: 11 });
+    expect(await monthlyRequests(knex, ids.org)).toBe(11);
+    j.close();
+  });
+
+  it('leaves a one-directory journal whose LOCK names a live process', async () => {
+    const ids = org();
+    const sleeper = spawn('node', ['-e', 'setTimeout(() => {}, 60000)']);
+    await new Promise((r) => sleeper.once('spawn', r));
+    try {
+      await leaveJournal(dir, 'held-1', events(ids, 2), sleeper.pid);
+      const j = UsageJournal.openForProcess({ dir, maxBytes: 64 * 1024 * 1024 });
+      expect(j.adopted).toEqual({ directories: 0, segments: 0 });
+      expect(readdirSync(dir).filter((n) => n.endsWith('.jsonl'))).toHaveLength(1);
+      j.close();
+    } finally {
+      sleeper.kill('SIGKILL');
+      await new Promise((r) => sleeper.once('exit', r));
+    }
+  });
+
+  it('keeps a subdirectory with pending batches on close, for the next process', async () => {
+    const ids = org();
+    const j = UsageJournal.openForProcess({ dir, maxBytes: 64 * 1024 * 1024 });
+    await j.append('kept-1', events(ids, 2));
+    j.close();
+    expect(existsSync(join(j.directory, 'LOCK'))).toBe(false);
+    expect(readdirSync(j.directory).filter((n) => n.endsWith('.jsonl'))).toHaveLength(1);
+    // A later journal in this process takes it over (its pid is this one, but it is closed).
+    const next = UsageJournal.openForProcess({ dir, maxBytes: 64 * 1024 * 1024 });
+    expect(next.adopted).toEqual({ directories: 1, segments: 1 });
+    expect(existsSync(j.directory)).toBe(false);
+    next.close();
+  });
+
   it('keeps the batch in memory when the journal is full, and spillSync writes the buffer', async () => {
     const ids = org();
     const journal = UsageJournal.openDir({ dir, maxBytes: 2000 });
@@ -188,6 +288,22 @@ describe.each(DIALECTS)('usage journal on %s', (dialect) => {
     roomy.close();
   });
 });
+
+/** Writes a journal with one batch into `path`, as process `owner` would leave it (its LOCK, if given). */
+async function leaveJournal(path: string, id: string, batch: UsageEvent[], owner?: number): Promise<void> {
+  mkdirSync(path, { recursive: true });
+  const j = UsageJournal.openDir({ dir: path, maxBytes: 64 * 1024 * 1024 });
+  await j.append(id, batch);
+  j.close();
+  if (owner !== undefined) writeFileSync(join(path, 'LOCK'), `${owner}\n`);
+}
+
+/** The pid of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn('node', ['-e', '']);
+  await new Promise((r) => child.once('exit', r));
+  return child.pid!;
+}
 
 async function waitFor(cond: () => boolean): Promise<void> {
   const deadline = Date.now() + 10_000;

@@ -7,12 +7,55 @@ import { MikroORM as SqliteORM } from '@mikro-orm/better-sqlite';
 import { MikroORM as PostgresORM } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { Client } from 'pg';
-import type { MikroORM as KnexORM } from '@mikro-orm/knex';
+import { BetterSqliteKnexDialect, type MikroORM as KnexORM } from '@mikro-orm/knex';
 import type { DatabaseConfig } from '../config';
 import { ALL_SCHEMAS } from './entities';
 import { sqliteMigrations, postgresMigrations } from './migrations';
 
 export type Orm = KnexORM;
+
+/** How long a SQLite statement waits for another connection's lock before `database is locked`. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+/** How long `migrate` waits for another process's SQLite migration to finish. */
+export const SQLITE_MIGRATION_LOCK_WAIT_MS = 120_000;
+
+/** The raw better-sqlite3 connection, as far as the pool hook uses it. */
+interface SqliteHandle {
+  pragma(source: string): unknown;
+}
+
+/**
+ * knex's better-sqlite3 client whose transactions begin IMMEDIATE: a transaction takes
+ * the write lock up front, waiting (busy timeout) for another process's writer, instead
+ * of failing with `database is locked` when its first write finds one after its reads.
+ */
+class ImmediateTransactionDialect extends BetterSqliteKnexDialect {
+  transaction(...args: unknown[]): unknown {
+    const trx = (super.transaction as (...a: unknown[]) => KnexTransaction)(...args);
+    trx.begin = (conn) => trx.query(conn, 'BEGIN IMMEDIATE;');
+    return trx;
+  }
+}
+
+/** The part of knex's (untyped) transaction the dialect above replaces. */
+interface KnexTransaction {
+  begin(conn: unknown): unknown;
+  query(conn: unknown, sql: string): unknown;
+}
+
+/** Every SQLite connection the pool opens: wait for locks, WAL, foreign keys. */
+function prepareSqliteConnection(conn: SqliteHandle, done: (err: Error | null, conn: SqliteHandle) => void): void {
+  try {
+    // The busy timeout first: switching to WAL itself waits for a concurrent opener.
+    conn.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+    // WAL lets readers proceed while a writer commits.
+    conn.pragma('journal_mode = wal');
+    conn.pragma('foreign_keys = on');
+    done(null, conn);
+  } catch (e) {
+    done(e as Error, conn);
+  }
+}
 
 export function ormOptions(db: DatabaseConfig, migrationsPath?: string): Options {
   const common = {
@@ -29,11 +72,14 @@ export function ormOptions(db: DatabaseConfig, migrationsPath?: string): Options
     return {
       ...common,
       dbName: db.path,
+      pool: { afterCreate: prepareSqliteConnection },
+      driverOptions: { client: ImmediateTransactionDialect },
       migrations: {
         tableName: 'keyward_migrations',
         path: migrationsPath,
         migrationsList: migrationsPath ? undefined : sqliteMigrations,
-        transactional: true,
+        // migrate() runs the whole pass in one BEGIN IMMEDIATE transaction of its own.
+        transactional: false,
         allOrNothing: true,
         emit: 'ts',
         snapshot: false,
@@ -62,30 +108,25 @@ export function ormOptions(db: DatabaseConfig, migrationsPath?: string): Options
  */
 export async function openOrm(db: DatabaseConfig, migrationsPath?: string, connect = true): Promise<Orm> {
   const opts = { ...ormOptions(db, migrationsPath), connect };
-  if (db.kind === 'sqlite') {
-    const orm = await SqliteORM.init(opts as Parameters<typeof SqliteORM.init>[0]);
-    // WAL lets readers proceed while a writer commits; a busy timeout rides out short locks.
-    const conn = orm.em.getConnection();
-    await conn.execute('pragma journal_mode = wal');
-    await conn.execute('pragma busy_timeout = 5000');
-    await conn.execute('pragma foreign_keys = on');
-    return orm as unknown as Orm;
-  }
-  return (await PostgresORM.init(opts as Parameters<typeof PostgresORM.init>[0])) as unknown as Orm;
+  if (db.kind === 'sqlite') return await SqliteORM.init(opts);
+  return await PostgresORM.init(opts);
 }
 
 /** The PostgreSQL advisory lock key `migrate` holds ("keyward-migrate" as an int). */
 export const MIGRATION_LOCK_KEY = 0x6b77_6d67;
 
 /**
- * Applies pending migrations; returns the names applied. On PostgreSQL, replicas that
- * start together take turns: each holds a session advisory lock (MIGRATION_LOCK_KEY)
- * on its own connection while it migrates, so the second finds nothing left to do.
+ * Applies pending migrations; returns the names applied. Replicas that start together
+ * take turns, so the second finds nothing left to do:
+ *  - PostgreSQL: each holds a session advisory lock (MIGRATION_LOCK_KEY) on its own
+ *    connection while it migrates;
+ *  - SQLite: the whole pass (migrations table, check, apply) is one `BEGIN IMMEDIATE`
+ *    transaction, which holds the database's write lock; a second process waits for
+ *    it (up to SQLITE_MIGRATION_LOCK_WAIT_MS) without blocking its event loop.
  */
 export async function migrate(orm: Orm): Promise<string[]> {
   const url = orm.config.get('clientUrl');
-  // SQLite: one file, whose writers SQLite itself serializes.
-  if (typeof url !== 'string' || !/^postgres(ql)?:/.test(url)) return (await orm.getMigrator().up()).map((m) => m.name);
+  if (typeof url !== 'string' || !/^postgres(ql)?:/.test(url)) return migrateSqlite(orm);
   const lock = new Client({ connectionString: url });
   await lock.connect();
   try {
@@ -94,6 +135,45 @@ export async function migrate(orm: Orm): Promise<string[]> {
   } finally {
     await lock.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     await lock.end().catch(() => undefined);
+  }
+}
+
+function isSqliteBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
+/** Takes SQLite's write lock by polling `BEGIN IMMEDIATE` (a blocking wait would stall other work in this process). */
+async function beginImmediate(orm: Orm): Promise<void> {
+  const conn = orm.em.getConnection();
+  const deadline = Date.now() + SQLITE_MIGRATION_LOCK_WAIT_MS;
+  await conn.execute('pragma busy_timeout = 0');
+  try {
+    for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+      try {
+        await conn.execute('begin immediate');
+        return;
+      } catch (e) {
+        if (!isSqliteBusy(e) || Date.now() > deadline) throw e;
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  } finally {
+    await conn.execute(`pragma busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+  }
+}
+
+async function migrateSqlite(orm: Orm): Promise<string[]> {
+  // One connection (the pool holds one for SQLite): everything below runs inside the transaction.
+  const conn = orm.em.getConnection();
+  await beginImmediate(orm);
+  try {
+    const applied = (await orm.getMigrator().up()).map((m) => m.name);
+    await conn.execute('commit');
+    return applied;
+  } catch (e) {
+    await conn.execute('rollback').catch(() => undefined);
+    throw e;
   }
 }
 

@@ -17,17 +17,34 @@
  *  - The journal holds at most `maxBytes` on disk; an append beyond that throws
  *    JournalFullError (the batcher then keeps the batch in memory, where the buffer's
  *    drop policy applies).
- *  - One process per directory: a `LOCK` file holds the owner's pid. Opening a
+ *  - One process per directory: a `LOCK` file holds the owner's pid. openDir() on a
  *    directory locked by a live process throws JournalLockedError; a stale lock (its
  *    process is gone) is taken over, and that process's segments are replayed.
+ *  - openForProcess() (what `serve` uses) never shares: it creates the process's own
+ *    `process-<pid>-<hex>` directory under the configured one and first takes over
+ *    what dead processes left there, each exactly once (./journal-dirs.ts). A live
+ *    process's directory is never taken. On close, an empty own directory is removed.
  *  - Memory: the pending batches are counted, not held; replay reads one segment at a
  *    time.
  */
-import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, write, writeSync } from 'node:fs';
-import { readFile, unlink } from 'node:fs/promises';
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  unlinkSync,
+  write,
+  writeSync,
+} from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { UsageEvent } from './types';
+import { adoptLeftovers, alive, createProcessDir, lockOwner, releaseProcessDir, SEGMENT, segmentName, type Adopted } from './journal-dirs';
 
 export class JournalLockedError extends Error {
   constructor(
@@ -86,17 +103,6 @@ interface Segment {
 const writeAsync = promisify(write);
 const datasyncAsync = promisify(fdatasync);
 
-const SEGMENT = /^segment-(\d{13})-(\d{6})\.jsonl$/;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function parseLine(line: string): JournalBatch | undefined {
   try {
     const v = JSON.parse(line) as Partial<JournalBatch>;
@@ -119,6 +125,9 @@ export class UsageJournal {
   /** Appends run one at a time, in order. */
   private tail: Promise<void> = Promise.resolve();
   private closed = false;
+  /** openForProcess(): the directory is this process's own, removed on close when empty. */
+  private ownDir = false;
+  private adoptedFrom: Adopted = { directories: 0, segments: 0 };
 
   private constructor(o: UsageJournalOptions) {
     this.dir = o.dir;
@@ -131,10 +140,45 @@ export class UsageJournal {
     const j = new UsageJournal(o);
     mkdirSync(o.dir, { recursive: true, mode: 0o700 });
     j.lock();
-    for (const name of readdirSync(o.dir)
+    j.load();
+    return j;
+  }
+
+  /**
+   * Opens this process's own journal under `o.dir` (created if needed): a new
+   * `process-<pid>-<hex>` directory, holding what dead processes left under `o.dir`.
+   */
+  static openForProcess(o: UsageJournalOptions): UsageJournal {
+    mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    const own = createProcessDir(o.dir);
+    const j = new UsageJournal({ ...o, dir: own });
+    j.ownDir = true;
+    try {
+      j.lock();
+      j.adoptedFrom = adoptLeftovers(o.dir, own);
+      j.load();
+    } catch (e) {
+      j.close();
+      throw e;
+    }
+    return j;
+  }
+
+  /** This journal's directory (under the configured one, for openForProcess()). */
+  get directory(): string {
+    return this.dir;
+  }
+
+  /** What openForProcess() took over from dead processes. */
+  get adopted(): Adopted {
+    return { ...this.adoptedFrom };
+  }
+
+  private load(): void {
+    for (const name of readdirSync(this.dir)
       .filter((n) => SEGMENT.test(n))
       .sort()) {
-      const text = readFileSync(join(o.dir, name), 'utf8');
+      const text = readFileSync(join(this.dir, name), 'utf8');
       const seg: Segment = { name, bytes: Buffer.byteLength(text), batches: 0, events: 0, doneLines: 0 };
       for (const line of text.split('\n')) {
         if (line === '') continue;
@@ -144,9 +188,8 @@ export class UsageJournal {
           seg.events += b.events.length;
         }
       }
-      j.segments.push(seg);
+      this.segments.push(seg);
     }
-    return j;
   }
 
   private lock(): void {
@@ -159,8 +202,8 @@ export class UsageJournal {
         return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-        if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw new JournalLockedError(this.dir, pid);
+        const pid = lockOwner(path);
+        if (pid !== undefined && pid !== process.pid && alive(pid)) throw new JournalLockedError(this.dir, pid);
         unlinkSync(path); // stale
       }
     }
@@ -196,8 +239,18 @@ export class UsageJournal {
   private target(size: number): { seg: Segment; fd: number } {
     if (this.open && this.open.seg.bytes > 0 && this.open.seg.bytes + size > this.segmentBytes) this.seal();
     if (!this.open) {
-      const name = `segment-${String(Date.now()).padStart(13, '0')}-${String(this.counter++ % 1_000_000).padStart(6, '0')}.jsonl`;
-      const fd = openSync(join(this.dir, name), 'a', 0o600);
+      // A fresh file: never append to a pending segment that happens to share the name.
+      let name: string;
+      let fd: number;
+      for (;;) {
+        name = segmentName(Date.now(), this.counter++);
+        try {
+          fd = openSync(join(this.dir, name), 'ax', 0o600);
+          break;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
+      }
       const seg: Segment = { name, bytes: 0, batches: 0, events: 0, doneLines: 0 };
       this.segments.push(seg);
       this.open = { seg, fd };
@@ -284,21 +337,34 @@ export class UsageJournal {
         seg.events -= batch.events.length;
         seg.doneLines = i + 1;
       }
-      await unlink(path);
+      // In the same tick as the last batch's count: no one sees it pending-free yet on disk.
+      unlinkSync(path);
       this.segments.shift();
     }
   }
 
-  /** Closes the open segment and releases the lock. Pending segments stay on disk. */
+  /**
+   * Closes the open segment and releases the lock. Pending segments stay on disk (the
+   * next process to start replays them); an empty own directory is removed.
+   */
   close(): void {
     if (this.closed) return;
     this.seal();
     this.closed = true;
     try {
       const path = join(this.dir, 'LOCK');
-      if (Number.parseInt(readFileSync(path, 'utf8'), 10) === process.pid) unlinkSync(path);
+      if (lockOwner(path) === process.pid) unlinkSync(path);
     } catch {
       // already gone
+    }
+    if (!this.ownDir) return;
+    releaseProcessDir(this.dir);
+    if (this.segments.length === 0) {
+      try {
+        rmdirSync(this.dir);
+      } catch {
+        // not empty: left for the next process
+      }
     }
   }
 }
