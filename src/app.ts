@@ -12,7 +12,7 @@ import { AdminService } from './admin/service';
 import { AuthThrottle } from './admin/auth-throttle';
 import { keyAdminImplementation, SafeKeyAdminService } from './grpc/admin/server';
 import { addHealth, addReflection } from './grpc/discovery';
-import { openOrm, migrate, pendingMigrations, type Orm } from './store/orm';
+import { openOrm, migrate, pendingMigrations, schemaPresent, type Orm } from './store/orm';
 import { Metrics } from './observability/metrics';
 import { Readiness } from './observability/readiness';
 import { startOpsHttp, type OpsHttpServer } from './observability/http-server';
@@ -133,6 +133,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
     if (opts.migrate ?? config.autoMigrate) {
       const applied = await migrate(orm);
       if (applied.length) logger.info({ migrations: applied }, 'migrations applied');
+    } else if (!(await schemaPresent(orm, config.database.kind))) {
+      throw new ConfigError(
+        'KEYWARD_AUTO_MIGRATE',
+        'migrations are off (serve --no-migrate or KEYWARD_AUTO_MIGRATE=false) and the database has no keyward schema; run `keyward migrate` first',
+      );
     }
     const routes = opts.routes ?? (config.authz.routesFile ? loadRouteRules(config.authz.routesFile) : RouteTable.empty());
     const store = createStore(orm, config.database.kind);

@@ -2,8 +2,9 @@
  * `keyward migrate` and `keyward serve --no-migrate`, as processes, on both dialects:
  *  - `migrate` on a fresh database applies every migration and logs them; a second
  *    run applies none ("database is up to date");
- *  - `serve --no-migrate` on a database never migrated stops at start with status 1
- *    and one line naming the missing table, and creates no table;
+ *  - `serve --no-migrate` on a database never migrated stops at start with status 2
+ *    and one configuration-error line naming KEYWARD_AUTO_MIGRATE and the fix, and
+ *    creates no table;
  *  - `serve --no-migrate` on a migrated database serves: ready, and a Check is decided.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -71,11 +72,12 @@ describe.each(DIALECTS)('keyward migrate and serve --no-migrate on %s', (dialect
       .filter((l) => l.msg === msg);
 
   // The tests run in order on one database: unmigrated, then migrated.
-  it('serve --no-migrate on a database never migrated stops at start, naming the missing table', async () => {
+  it('serve --no-migrate on a database never migrated stops at start with one line naming the setting and the fix', async () => {
     const r = run('serve', '--no-migrate');
-    expect(r.status).toBe(1);
-    const missing = dialect === 'sqlite' ? 'no such table: admin_tokens' : 'relation "admin_tokens" does not exist';
-    expect(r.stderr).toMatch(new RegExp(`^error: internal: .*${missing.replace(/"/g, '.')}\\n$`));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      'keyward: configuration error: KEYWARD_AUTO_MIGRATE: migrations are off (serve --no-migrate or KEYWARD_AUTO_MIGRATE=false) and the database has no keyward schema; run `keyward migrate` first\n',
+    );
     expect(r.stdout).not.toContain('keyward serving');
     expect(await tables(db)).toEqual([]);
   });

@@ -14,6 +14,9 @@ import { sqliteMigrations, postgresMigrations } from './migrations';
 
 export type Orm = KnexORM;
 
+/** The table MikroORM records applied migrations in. */
+const MIGRATIONS_TABLE = 'keyward_migrations';
+
 /** How long a SQLite statement waits for another connection's lock before `database is locked`. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 /** How long `migrate` waits for another process's SQLite migration to finish. */
@@ -75,7 +78,7 @@ export function ormOptions(db: DatabaseConfig, migrationsPath?: string): Options
       pool: { afterCreate: prepareSqliteConnection },
       driverOptions: { client: ImmediateTransactionDialect },
       migrations: {
-        tableName: 'keyward_migrations',
+        tableName: MIGRATIONS_TABLE,
         path: migrationsPath,
         migrationsList: migrationsPath ? undefined : sqliteMigrations,
         // migrate() runs the whole pass in one BEGIN IMMEDIATE transaction of its own.
@@ -91,7 +94,7 @@ export function ormOptions(db: DatabaseConfig, migrationsPath?: string): Options
     clientUrl: db.url,
     pool: { min: 0, max: 10 },
     migrations: {
-      tableName: 'keyward_migrations',
+      tableName: MIGRATIONS_TABLE,
       path: migrationsPath,
       migrationsList: migrationsPath ? undefined : postgresMigrations,
       transactional: true,
@@ -180,4 +183,23 @@ async function migrateSqlite(orm: Orm): Promise<string[]> {
 /** Names of migrations not yet applied (readiness uses this). */
 export async function pendingMigrations(orm: Orm): Promise<string[]> {
   return (await orm.getMigrator().getPendingMigrations()).map((m) => m.name);
+}
+
+/**
+ * Whether any migration was ever applied to this database, read without writing
+ * anything (the migrations table is not created when it is missing).
+ */
+export async function schemaPresent(orm: Orm, kind: DatabaseConfig['kind']): Promise<boolean> {
+  const conn = orm.em.getConnection();
+  if (kind === 'sqlite') {
+    const rows = await conn.execute<{ n: number }[]>(
+      `select count(*) as n from sqlite_master where type = 'table' and name = '${MIGRATIONS_TABLE}'`,
+    );
+    if (Number(rows[0]?.n ?? 0) === 0) return false;
+  } else {
+    const rows = await conn.execute<{ t: string | null }[]>(`select to_regclass('${MIGRATIONS_TABLE}')::text as t`);
+    if (!rows[0]?.t) return false;
+  }
+  const applied = await conn.execute<{ n: number | string }[]>(`select count(*) as n from ${MIGRATIONS_TABLE}`);
+  return Number(applied[0]?.n ?? 0) > 0;
 }
