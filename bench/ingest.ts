@@ -19,6 +19,7 @@ import { parseDatabaseUrl } from '../src/config';
 import { migrate, openOrm } from '../src/store/orm';
 import { UsageBatcher } from '../src/usage/batcher';
 import { createUsageStore } from '../src/usage/store';
+import { createUsageTables } from '../src/store/usage-tables';
 import type { UsageEvent } from '../src/usage/types';
 
 const EVENTS = Number(process.env.BENCH_INGEST_EVENTS ?? 500_000);
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
   const orm = await openOrm(parseDatabaseUrl(url.toString()));
   try {
     await migrate(orm);
-    const store = createUsageStore(orm, 'postgres');
+    const store = createUsageStore(createUsageTables(orm, 'postgres'));
     const errors: unknown[] = [];
     const batcher = new UsageBatcher(store, { maxBuffered: Math.max(EVENTS, 200_000), flushAt: BATCH, onError: (e) => errors.push(e) });
 

@@ -28,8 +28,10 @@ import { authorizationImplementation, SafeAuthorizationService } from './grpc/au
 import { describeError } from './util/logger';
 import { createRateLimiter } from './limits/limiter';
 import { createQuotaCounter } from './limits/quota';
+import { createQuotaStore } from './store/quota-counters';
 import type { QuotaCounter, RateLimiter } from './limits/types';
 import { createUsageStore, retentionCutoff, type UsageStore } from './usage/store';
+import { createUsageTables } from './store/usage-tables';
 import { UsageBatcher } from './usage/batcher';
 import { JournalLockedError, UsageJournal } from './usage/journal';
 import { accessLogImplementation, newAccessLogStats, SafeAccessLogService, type AccessLogStats } from './grpc/accesslog-server';
@@ -153,15 +155,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
     });
     closers.push(() => limiter.close());
     const quota = createQuotaCounter({
-      db: orm,
-      dialect: config.database.kind,
+      store: createQuotaStore(orm, config.database.kind),
       redisUrl: a.redisUrl,
       redisFailureMode: a.redisFailureMode,
       syncIntervalMs: a.quotaSyncSeconds * 1000,
       onError: (e) => logger.warn({ err: describeError(e) }, 'quota counter: sync failed; will retry'),
     });
     closers.push(() => quota.close());
-    const usageStore = createUsageStore(orm, config.database.kind);
+    const usageStore = createUsageStore(createUsageTables(orm, config.database.kind));
     let journal: UsageJournal | undefined;
     if (a.usageJournalDir !== undefined) {
       try {
@@ -319,11 +320,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     const readyOrm = orm;
     const readiness = new Readiness(
       {
-        ping: () =>
-          readyOrm.em
-            .getConnection()
-            .execute('select 1')
-            .then(() => undefined),
+        ping: () => store.ping(),
         pendingMigrations: () => pendingMigrations(readyOrm),
       },
       {

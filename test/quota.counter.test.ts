@@ -6,10 +6,11 @@
  */
 import type { EntityManager } from '@mikro-orm/knex';
 import { billingPeriod } from '../src/limits/billing';
-import { DbSyncedQuotaCounter, QuotaTable } from '../src/limits/quota-memory';
+import { DbSyncedQuotaCounter } from '../src/limits/quota-memory';
 import { createQuotaCounter } from '../src/limits/quota';
 import type { QuotaOrg } from '../src/limits/types';
 import { migrate, openOrm, type Orm } from '../src/store/orm';
+import { SqlQuotaStore } from '../src/store/quota-counters';
 import { createTestDatabase, DIALECTS, type TestDatabase } from './support/databases';
 
 /** 2026-03-10 12:00 UTC: anchor 1 → [Mar 1, Apr 1). */
@@ -24,14 +25,14 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
   let db: TestDatabase;
   let orms: Orm[];
   let main: Orm;
-  let table: QuotaTable;
+  let table: SqlQuotaStore;
 
   beforeEach(async () => {
     db = await createTestDatabase(dialect);
     main = await openOrm(db.config);
     await migrate(main);
     orms = [main];
-    table = new QuotaTable(main, dialect);
+    table = new SqlQuotaStore(main, dialect);
   });
 
   afterEach(async () => {
@@ -44,11 +45,11 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
     const orm = await openOrm(db.config);
     orms.push(orm);
     latest = orm;
-    return new DbSyncedQuotaCounter({ db: orm, dialect, syncIntervalMs: 5000 });
+    return new DbSyncedQuotaCounter({ store: new SqlQuotaStore(orm, dialect), syncIntervalMs: 5000 });
   }
 
   const consume = async (c: DbSyncedQuotaCounter, o: QuotaOrg, now = T) => c.consume(o, now);
-  const stored = (o: QuotaOrg, startMs = MAR) => table.readOne(o.id, startMs);
+  const stored = (o: QuotaOrg, startMs = MAR) => table.count(o.id, startMs);
   const knex = () => (main.em as unknown as EntityManager).getKnex();
   // Schema changes go through the newest replica's own connection, so that SQLite's
   // connection sees them without depending on another connection's schema refresh.
@@ -279,7 +280,7 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
     const errors: unknown[] = [];
     const orm = await openOrm(db.config);
     orms.push(orm);
-    const c = new DbSyncedQuotaCounter({ db: orm, dialect, syncIntervalMs: 5000, onError: (e) => errors.push(e) });
+    const c = new DbSyncedQuotaCounter({ store: new SqlQuotaStore(orm, dialect), syncIntervalMs: 5000, onError: (e) => errors.push(e) });
     const o = org(3);
     expect(await spend(a, o, 2)).toBe(2);
     await a.flush();
@@ -298,7 +299,7 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
 
   it('idle periods are dropped from memory and reloaded from the database on their next use', async () => {
     const orm = orms[0]!;
-    const c = new DbSyncedQuotaCounter({ db: orm, dialect, syncIntervalMs: 5000, idleFlushes: 2 });
+    const c = new DbSyncedQuotaCounter({ store: new SqlQuotaStore(orm, dialect), syncIntervalMs: 5000, idleFlushes: 2 });
     const other = await replica();
     const o = org(10);
     await spend(c, o, 2);
@@ -324,7 +325,7 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
   });
 
   it('createQuotaCounter without a Redis URL is the database-synced memory backend', async () => {
-    const q = createQuotaCounter({ db: main, dialect, syncIntervalMs: 1000 });
+    const q = createQuotaCounter({ store: new SqlQuotaStore(main, dialect), syncIntervalMs: 1000 });
     expect(q.backend).toBe('memory');
     expect(q).toBeInstanceOf(DbSyncedQuotaCounter);
     const o = org(1);

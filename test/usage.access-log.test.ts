@@ -23,6 +23,7 @@ import { entryToUsage, parseCost, parseTokens } from '../src/usage/access-log';
 import { UsageBatcher } from '../src/usage/batcher';
 import type { UsageEvent } from '../src/usage/types';
 import { createUsageStore } from '../src/usage/store';
+import { createUsageTables } from '../src/store/usage-tables';
 import { openOrm, migrate, type Orm } from '../src/store/orm';
 import { HTTPAccessLogEntry } from '../src/gen/envoy/data/accesslog/v3/accesslog';
 import { RequestMethod } from '../src/gen/envoy/config/core/v3/base';
@@ -136,7 +137,7 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     orm = await openOrm(db.config);
     await migrate(orm);
     knex = (orm.em as unknown as EntityManager).getKnex();
-    batcher = new UsageBatcher(createUsageStore(orm, dialect), { maxBuffered: 10_000, flushAt: 10_000 });
+    batcher = new UsageBatcher(createUsageStore(createUsageTables(orm, dialect)), { maxBuffered: 10_000, flushAt: 10_000 });
     stats = newAccessLogStats();
     // The real batcher, telling the test when the server has recorded an entry.
     const recorder = {

@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import { createHasher, type CredentialHasher } from '../keys/hash';
 import type { Clock } from '../util/clock';
 import { describeError } from '../util/logger';
+import { PendingFlusher, unrefInterval, type IntervalScheduler } from '../util/flusher';
 import type { Rehash } from '../store/key-lookup';
 import type { PreviousSecretLookup } from './cache';
 
@@ -47,9 +48,8 @@ export class HashRotation {
   /** Undefined unless KEYWARD_HASH_SECRET_PREVIOUS is set. */
   readonly previous: CredentialHasher | undefined;
   readonly stats: HashRotationStats = { keysOnPrevious: 0, adminTokensOnPrevious: 0, rehashed: 0, flushErrors: 0 };
-  private pending = new Map<string, Rehash>();
-  private flushing: Promise<void> | undefined;
-  private timers: NodeJS.Timeout[] = [];
+  private readonly pending: PendingFlusher<string, Rehash>;
+  private stopCounting: (() => void) | undefined;
 
   constructor(
     secrets: { primary: Buffer; previous?: Buffer },
@@ -58,6 +58,16 @@ export class HashRotation {
   ) {
     this.primary = createHasher(secrets.primary);
     this.previous = secrets.previous && createHasher(secrets.previous);
+    this.pending = new PendingFlusher({
+      write: (batch) => sink.rehashKeys(batch, this.primary.id),
+      onWritten: (batch) => {
+        this.stats.rehashed += batch.size;
+      },
+      onError: (e, batch) => {
+        this.stats.flushErrors++;
+        this.opts.logger.warn({ err: describeError(e), keys: batch.size }, 'hash secret rotation: rewriting key hashes failed; will retry');
+      },
+    });
   }
 
   /** What the key cache needs for lookups under the previous secret (undefined without one). */
@@ -81,31 +91,9 @@ export class HashRotation {
     return this.pending.size;
   }
 
-  /** Writes the queued rewrites; concurrent calls share one write. */
+  /** Writes the queued rewrites; concurrent calls share one write. Never rejects. */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    if (this.pending.size === 0) return Promise.resolve();
-    const batch = this.pending;
-    this.pending = new Map();
-    this.flushing = this.sink
-      .rehashKeys(batch, this.primary.id)
-      .then(
-        () => {
-          this.stats.rehashed += batch.size;
-        },
-        (e: unknown) => {
-          this.stats.flushErrors++;
-          for (const [id, r] of batch) if (!this.pending.has(id)) this.pending.set(id, r);
-          this.opts.logger.warn(
-            { err: describeError(e), keys: batch.size },
-            'hash secret rotation: rewriting key hashes failed; will retry',
-          );
-        },
-      )
-      .finally(() => {
-        this.flushing = undefined;
-      });
-    return this.flushing;
+    return this.pending.flush();
   }
 
   /** Counts what is still on the previous secret (a no-op without one). Never throws. */
@@ -121,7 +109,7 @@ export class HashRotation {
   }
 
   /** Logs the rotation once, and writes and counts every interval (nothing without a previous secret). */
-  start(flushIntervalMs: number, countIntervalMs: number): void {
+  start(flushIntervalMs: number, countIntervalMs: number, schedule: IntervalScheduler = unrefInterval): void {
     this.stop();
     if (!this.previous) return;
     this.opts.logger.info(
@@ -129,12 +117,13 @@ export class HashRotation {
       'hash secret rotation: new keys use the primary secret; keys not found under it are looked up under the previous one and rehashed',
     );
     void this.refreshCounts();
-    this.timers = [setInterval(() => void this.flush(), flushIntervalMs), setInterval(() => void this.refreshCounts(), countIntervalMs)];
-    for (const t of this.timers) t.unref();
+    this.pending.start(flushIntervalMs, schedule);
+    this.stopCounting = schedule(() => void this.refreshCounts(), countIntervalMs);
   }
 
   stop(): void {
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
+    this.pending.stop();
+    this.stopCounting?.();
+    this.stopCounting = undefined;
   }
 }

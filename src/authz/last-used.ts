@@ -4,58 +4,46 @@
  * transaction, every `intervalMs` and at shutdown. A failed flush keeps its times for
  * the next one. last_used_at may therefore lag by up to one interval.
  */
+import { PendingFlusher, type IntervalScheduler } from '../util/flusher';
+
 export interface LastUsedSink {
   touchLastUsed(batch: ReadonlyMap<string, number>): Promise<void>;
 }
 
 export class LastUsedRecorder {
-  private pending = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
-  /** Writes that failed (their times were kept for the next one). */
-  flushErrors = 0;
+  private readonly pending: PendingFlusher<string, number>;
 
-  constructor(
-    private readonly sink: LastUsedSink,
-    private readonly onError: (e: unknown) => void = () => undefined,
-  ) {}
+  constructor(sink: LastUsedSink, onError: (e: unknown) => void = () => undefined) {
+    this.pending = new PendingFlusher({
+      write: (batch) => sink.touchLastUsed(batch),
+      combine: (older, newer) => Math.max(older, newer),
+      onError: (e) => onError(e),
+    });
+  }
 
   record(keyId: string, atMs: number): void {
-    const prev = this.pending.get(keyId);
-    if (prev === undefined || prev < atMs) this.pending.set(keyId, atMs);
+    this.pending.set(keyId, atMs);
   }
 
   get size(): number {
     return this.pending.size;
   }
 
-  /** Writes what was recorded; concurrent calls share one write. */
-  flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    if (this.pending.size === 0) return Promise.resolve();
-    const batch = this.pending;
-    this.pending = new Map();
-    this.flushing = this.sink
-      .touchLastUsed(batch)
-      .catch((e: unknown) => {
-        this.flushErrors++;
-        for (const [id, at] of batch) this.record(id, at);
-        this.onError(e);
-      })
-      .finally(() => {
-        this.flushing = undefined;
-      });
-    return this.flushing;
+  /** Writes that failed (their times were kept for the next one). */
+  get flushErrors(): number {
+    return this.pending.flushErrors;
   }
 
-  start(intervalMs: number): void {
-    this.stop();
-    this.timer = setInterval(() => void this.flush(), intervalMs);
-    this.timer.unref();
+  /** Writes what was recorded; concurrent calls share one write. Never rejects. */
+  flush(): Promise<void> {
+    return this.pending.flush();
+  }
+
+  start(intervalMs: number, schedule?: IntervalScheduler): void {
+    this.pending.start(intervalMs, schedule);
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.pending.stop();
   }
 }

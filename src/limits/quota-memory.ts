@@ -54,117 +54,12 @@
  * unflushed pending counts (at most one interval of its requests; under-counting);
  * close() flushes them.
  */
-import type { EntityManager, Knex } from '@mikro-orm/knex';
-import type { Orm } from '../store/orm';
 import { rethrowStoreError } from '../store/store';
 import { billingPeriod } from './billing';
-import type { BillingPeriod, QuotaCounter, QuotaDecision, QuotaOrg } from './types';
-
-export type QuotaDialect = 'sqlite' | 'postgres';
-
-/** One period's count in quota_counters. */
-export interface QuotaRow {
-  organizationId: string;
-  /** The period start, epoch ms. */
-  startMs: number;
-  count: number;
-}
-
-const CHUNK = 500;
-
-function chunks<T>(xs: readonly T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += CHUNK) out.push(xs.slice(i, i + CHUNK));
-  return out;
-}
+import type { BillingPeriod, QuotaCounter, QuotaDecision, QuotaOrg, QuotaRow, QuotaStore } from './types';
 
 function rowKey(organizationId: string, startMs: number): string {
   return `${startMs}:${organizationId}`;
-}
-
-/**
- * Raw access to quota_counters that works on SQLite (period_start as epoch-ms
- * integers) and PostgreSQL (timestamptz, bound as ISO-8601 UTC strings).
- */
-export class QuotaTable {
-  private readonly knex: Knex;
-
-  constructor(
-    db: Orm | Knex,
-    readonly dialect: QuotaDialect,
-  ) {
-    this.knex = 'em' in db ? (db.em as unknown as EntityManager).getKnex() : db;
-  }
-
-  private start(ms: number): number | string {
-    return this.dialect === 'postgres' ? new Date(ms).toISOString() : ms;
-  }
-
-  /** period_start as epoch ms in a select list. */
-  private get startMsColumn(): string {
-    return this.dialect === 'postgres' ? '(extract(epoch from period_start) * 1000)::bigint as start_ms' : 'period_start as start_ms';
-  }
-
-  private rows(result: unknown): { organization_id: string; start_ms: number | string; count: number | string }[] {
-    const r = result as { rows?: unknown } | unknown[];
-    return (Array.isArray(r) ? r : (r as { rows: unknown[] }).rows) as never;
-  }
-
-  private toRows(result: unknown): QuotaRow[] {
-    return this.rows(result).map((r) => ({ organizationId: r.organization_id, startMs: Number(r.start_ms), count: Number(r.count) }));
-  }
-
-  private async upsert(trx: Knex, rows: readonly QuotaRow[], onConflict: string): Promise<QuotaRow[]> {
-    const out: QuotaRow[] = [];
-    for (const part of chunks(rows)) {
-      const values = part.map(() => '(?, ?, ?)').join(', ');
-      const bindings = part.flatMap((r) => [r.organizationId, this.start(r.startMs), r.count]);
-      const res = await trx.raw(
-        `insert into quota_counters (organization_id, period_start, count) values ${values} ` +
-          `on conflict (organization_id, period_start) do update set ${onConflict} ` +
-          `returning organization_id, ${this.startMsColumn}, count`,
-        bindings,
-      );
-      out.push(...this.toRows(res));
-    }
-    return out;
-  }
-
-  /** count += row.count for each row (inserting missing rows); returns the new totals. */
-  add(trx: Knex, rows: readonly QuotaRow[]): Promise<QuotaRow[]> {
-    return this.upsert(trx, rows, 'count = quota_counters.count + excluded.count');
-  }
-
-  /** count = max(count, row.count) for each row (inserting missing rows); returns the new totals. */
-  raiseTo(trx: Knex, rows: readonly QuotaRow[]): Promise<QuotaRow[]> {
-    const max = this.dialect === 'postgres' ? 'greatest' : 'max';
-    return this.upsert(trx, rows, `count = ${max}(quota_counters.count, excluded.count)`);
-  }
-
-  /** The stored counts of these periods (absent rows are absent from the result). */
-  async read(trx: Knex, keys: readonly { organizationId: string; startMs: number }[]): Promise<QuotaRow[]> {
-    const out: QuotaRow[] = [];
-    for (const part of chunks(keys)) {
-      const res = await trx('quota_counters')
-        .whereIn(
-          ['organization_id', 'period_start'],
-          part.map((k) => [k.organizationId, this.start(k.startMs)]),
-        )
-        .select('organization_id', trx.raw(this.startMsColumn), 'count');
-      out.push(...this.toRows(res));
-    }
-    return out;
-  }
-
-  /** One period's stored count, 0 when it has no row. */
-  async readOne(organizationId: string, startMs: number): Promise<number> {
-    const rows = await this.read(this.knex, [{ organizationId, startMs }]);
-    return rows[0]?.count ?? 0;
-  }
-
-  transaction<T>(fn: (trx: Knex) => Promise<T>): Promise<T> {
-    return this.knex.transaction((trx) => fn(trx));
-  }
 }
 
 /** A chain of async work run one at a time; when idle, fn starts synchronously. */
@@ -200,9 +95,8 @@ interface Entry {
 }
 
 export interface DbSyncedQuotaOptions {
-  /** The ORM (its knex is used) or a knex instance. */
-  db: Orm | Knex;
-  dialect: QuotaDialect;
+  /** quota_counters (src/store/quota-counters.ts). */
+  store: QuotaStore;
   /** KEYWARD_QUOTA_SYNC_SECONDS × 1000: the default interval of start(). */
   syncIntervalMs: number;
   /**
@@ -229,7 +123,7 @@ export interface DbSyncedQuotaStats {
 export class DbSyncedQuotaCounter implements QuotaCounter {
   readonly backend = 'memory' as const;
   readonly syncIntervalMs: number;
-  private readonly table: QuotaTable;
+  private readonly store: QuotaStore;
   private readonly idleFlushes: number;
   private readonly onError: (e: unknown) => void;
   private readonly entries = new Map<string, Entry>();
@@ -241,7 +135,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
   private counts = { allowed: 0, denied: 0, syncErrors: 0, loadErrors: 0 };
 
   constructor(opts: DbSyncedQuotaOptions) {
-    this.table = new QuotaTable(opts.db, opts.dialect);
+    this.store = opts.store;
     this.syncIntervalMs = opts.syncIntervalMs;
     this.idleFlushes = opts.idleFlushes ?? 12;
     this.onError = opts.onError ?? (() => undefined);
@@ -273,8 +167,8 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
     let p = this.loading.get(k);
     if (!p) {
       const startMs = period.start.getTime();
-      p = this.table
-        .readOne(organizationId, startMs)
+      p = this.store
+        .count(organizationId, startMs)
         .then(
           (count) => ({ base: count, loaded: true }),
           (e: unknown) => {
@@ -316,7 +210,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
     return this.serial.run(async () => {
       let stored: number;
       try {
-        stored = await this.table.readOne(org.id, startMs);
+        stored = await this.store.count(org.id, startMs);
       } catch (e) {
         rethrowStoreError(e);
       }
@@ -352,26 +246,19 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
       e.idleFlushes++;
     }
     if (writes.length === 0 && reads.length === 0) return;
-    let added: QuotaRow[];
-    let stored: QuotaRow[];
+    let totalsRows: QuotaRow[];
     try {
-      [added, stored] = await this.table.transaction(async (trx) => {
-        const a = writes.length
-          ? await this.table.add(
-              trx,
-              writes.map(({ e, sent }) => ({ organizationId: e.organizationId, startMs: e.startMs, count: sent })),
-            )
-          : [];
-        const s = reads.length ? await this.table.read(trx, reads) : [];
-        return [a, s] as const;
-      });
+      totalsRows = await this.store.sync(
+        writes.map(({ e, sent }) => ({ organizationId: e.organizationId, startMs: e.startMs, count: sent })),
+        reads,
+      );
     } catch (err) {
       this.counts.syncErrors++;
       throw err;
     }
     // Committed: apply it, synchronously.
     const totals = new Map<string, number>();
-    for (const r of [...added, ...stored]) totals.set(rowKey(r.organizationId, r.startMs), r.count);
+    for (const r of totalsRows) totals.set(rowKey(r.organizationId, r.startMs), r.count);
     for (const { e, sent } of writes) {
       e.pending -= sent;
       e.base = totals.get(rowKey(e.organizationId, e.startMs)) ?? e.base + sent;
