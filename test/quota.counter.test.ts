@@ -50,11 +50,13 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
 
   const consume = async (c: DbSyncedQuotaCounter, o: QuotaOrg, now = T) => c.consume(o, now);
   const stored = (o: QuotaOrg, startMs = MAR) => table.count(o.id, startMs);
-  const knex = () => (main.em as unknown as EntityManager).getKnex();
-  // Schema changes go through the newest replica's own connection, so that SQLite's
-  // connection sees them without depending on another connection's schema refresh.
+  const knexOf = (orm: Orm) => (orm.em as unknown as EntityManager).getKnex();
+  const knex = () => knexOf(main);
+  // Failures are injected through the counter's own ORM: on SQLite that is the
+  // counter's one connection (knex pools one per SQLite database), so the counter meets
+  // the failure on the very connection that made it, whatever the other connections do.
   let latest: Orm | undefined;
-  const ddl = () => ((latest ?? main).em as unknown as EntityManager).getKnex();
+  const ddl = () => knexOf(latest ?? main);
 
   /** Consumes n times; returns how many were allowed. */
   async function spend(c: DbSyncedQuotaCounter, o: QuotaOrg, n: number, now = T): Promise<number> {
@@ -186,7 +188,7 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
   it('concurrent first consumes of a period share one load and stay exact', async () => {
     const c = await replica();
     const o = org(3);
-    const ds = await Promise.all(Array.from({ length: 8 }, () => c.consume(o, T)));
+    const ds = await Promise.all(Array.from({ length: 8 }, () => Promise.resolve(c.consume(o, T))));
     expect(ds.filter((d) => d.allowed)).toHaveLength(3);
     expect(ds.map((d) => d.used).sort()).toEqual([1, 2, 3, 3, 3, 3, 3, 3]);
     expect(c.stats().trackedPeriods).toBe(1);
@@ -223,23 +225,27 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
     expect((await consume(c, o)).used).toBe(6);
   });
 
-  // The failure tests break the schema under a live connection. On SQLite, under the
-  // full suite's parallel load, a second connection sometimes kept using the old schema
-  // (the cause is not yet understood), so they run on PostgreSQL only for now; the
-  // flush logic they check is the same code on both.
-  const failureIt = dialect === 'postgres' ? it : it.skip;
+  /**
+   * Makes the counter's writes fail, and undoes it. SQLite: its connection turns
+   * query-only (no schema change; reads still work). PostgreSQL: the table goes away.
+   */
+  const breakWrites = (orm: Orm) =>
+    knexOf(orm).raw(dialect === 'sqlite' ? 'pragma query_only = on' : 'alter table quota_counters rename to quota_counters_away');
+  const restoreWrites = (orm: Orm) =>
+    knexOf(orm).raw(dialect === 'sqlite' ? 'pragma query_only = off' : 'alter table quota_counters_away rename to quota_counters');
 
-  failureIt('a failed flush (the table is gone) loses nothing and counts nothing twice', async () => {
+  it('a failed flush (writes refused) loses nothing and counts nothing twice', async () => {
     const c = await replica();
+    const own = latest!;
     const o = org(10);
     await spend(c, o, 3);
-    await ddl().raw('alter table quota_counters rename to quota_counters_away');
-    await expect(c.flush()).rejects.toThrow();
+    await breakWrites(own);
+    await expect(c.flush()).rejects.toThrow(dialect === 'sqlite' ? /readonly/ : /quota_counters/);
     expect(c.stats()).toMatchObject({ pending: 3, syncErrors: 1 });
     // Still deciding on the local count meanwhile.
     expect(await consume(c, o)).toMatchObject({ allowed: true, used: 4 });
     await expect(c.flush()).rejects.toThrow();
-    await ddl().raw('alter table quota_counters_away rename to quota_counters');
+    await restoreWrites(own);
     await c.flush();
     expect(await stored(o)).toBe(4);
     expect(c.stats()).toMatchObject({ pending: 0, syncErrors: 2 });
@@ -247,7 +253,7 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
     expect(await stored(o)).toBe(4);
   });
 
-  failureIt('a flush failing on its second statement rolls back the first: retried, nothing is counted twice', async () => {
+  it('a flush failing on its second statement rolls back the first: retried, nothing is counted twice', async () => {
     const c = await replica();
     // 500 upserts go in one statement: 501 periods make two statements, the poisoned one last.
     const orgs = Array.from({ length: 500 }, () => org(10));
@@ -255,10 +261,10 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
     for (const [i, o] of orgs.entries()) await spend(c, o, 1 + (i % 3));
     await spend(c, poisoned, 2);
     if (dialect === 'postgres') {
-      await knex().raw(
+      await ddl().raw(
         `create function kw_poison() returns trigger language plpgsql as $$ begin if new.organization_id = 'org_poison' then raise exception 'poisoned'; end if; return new; end $$`,
       );
-      await knex().raw('create trigger kw_poison before insert on quota_counters for each row execute function kw_poison()');
+      await ddl().raw('create trigger kw_poison before insert on quota_counters for each row execute function kw_poison()');
     } else {
       await ddl().raw(
         `create trigger kw_poison before insert on quota_counters when new.organization_id = 'org_poison' begin select raise(abort, 'poisoned'); end`,
@@ -275,7 +281,7 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
     expect(c.stats().pending).toBe(0);
   });
 
-  failureIt('a failed first load counts locally from 0 (fail-open), and the next flush restores the true total', async () => {
+  it('a failed first load counts locally from 0 (fail-open), and the next flush restores the true total', async () => {
     const a = await replica();
     const errors: unknown[] = [];
     const orm = await openOrm(db.config);
@@ -284,14 +290,16 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
     const o = org(3);
     expect(await spend(a, o, 2)).toBe(2);
     await a.flush();
-    await ddl().raw('alter table quota_counters rename to quota_counters_away');
+    // The table goes away, on c's own connection.
+    await knexOf(orm).raw('alter table quota_counters rename to quota_counters_away');
     // The stored 2 cannot be read: the period starts here at 0.
     expect(await consume(c, o)).toMatchObject({ allowed: true, used: 1 });
     expect(c.stats().loadErrors).toBe(1);
     expect(errors).toHaveLength(1);
+    expect(String(errors[0])).toMatch(/quota_counters/);
     // used() reports the failure instead of guessing.
-    await expect(c.used(o, T)).rejects.toThrow();
-    await ddl().raw('alter table quota_counters_away rename to quota_counters');
+    await expect(c.used(o, T)).rejects.toThrow(/quota_counters/);
+    await knexOf(orm).raw('alter table quota_counters_away rename to quota_counters');
     await c.flush();
     expect(await stored(o)).toBe(3);
     expect(await consume(c, o)).toMatchObject({ allowed: false, used: 3 });

@@ -99,10 +99,13 @@ function wireEntry(o: {
   };
 }
 
+/** A method of a generic gRPC client, called with `this` = the client. */
+type GrpcMethod = (this: unknown, ...args: unknown[]) => unknown;
+
 /** Streams messages and resolves with the server's reply once the stream is ended. */
 function stream(client: Client, messages: unknown[]): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(
+    const call = (client as unknown as Record<string, GrpcMethod>).StreamAccessLogs!.call(
       client,
       { deadline: Date.now() + 15000 },
       (e: ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r)),
@@ -375,7 +378,9 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     const recorded = new Promise<UsageEvent>((resolve) => (onRecord = resolve));
     let call!: ClientWritableStream<unknown> & { cancel(): void };
     const ended = new Promise<ServiceError | null>((resolve) => {
-      call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(client, (e: ServiceError | null) => resolve(e));
+      call = (client as unknown as Record<string, GrpcMethod>).StreamAccessLogs!.call(client, (e: ServiceError | null) =>
+        resolve(e),
+      ) as typeof call;
     });
     call.write({ identifier: { log_name: 'x' } });
     call.write({

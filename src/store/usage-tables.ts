@@ -9,7 +9,7 @@
  * NOTHING): already there, the batch was written before and nothing else is done.
  */
 import type { EntityManager, Knex } from '@mikro-orm/knex';
-import type { Aggregate, AggregateRow, EventRow, UsageTables } from '../usage/store';
+import type { Aggregate, EventRow, UsageTables } from '../usage/store';
 import { BUCKET_COUNT } from '../usage/histogram';
 import type { Orm } from './orm';
 import { rethrowStoreError } from './store';

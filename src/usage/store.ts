@@ -122,7 +122,7 @@ export interface Aggregate {
 function text(v: unknown, max: number): string {
   if (typeof v !== 'string') return '';
   // PostgreSQL text cannot hold NUL.
-  let s = v.includes('\u0000') ? v.replace(/\u0000/g, '') : v;
+  let s = v.includes('\u0000') ? v.replaceAll('\u0000', '') : v;
   if (s.length > max) {
     s = s.slice(0, max);
     // Do not leave half a surrogate pair.
@@ -141,12 +141,7 @@ function normalize(e: UsageEvent): EventRow | undefined {
   if (!e || typeof e.at !== 'number' || !(e.at >= MIN_AT && e.at <= MAX_AT)) return undefined;
   const organizationId = text(e.organizationId, MAX.id);
   const keyId = text(e.keyId, MAX.id);
-  if (
-    organizationId === '' ||
-    keyId === '' ||
-    organizationId.length !== (e.organizationId as string).length ||
-    keyId.length !== (e.keyId as string).length
-  )
+  if (organizationId === '' || keyId === '' || organizationId.length !== e.organizationId.length || keyId.length !== e.keyId.length)
     return undefined;
   const status = e.statusCode;
   const tokens = e.tokens;
