@@ -17,7 +17,7 @@ import { Metrics } from './observability/metrics';
 import { Readiness } from './observability/readiness';
 import { startOpsHttp, type OpsHttpServer } from './observability/http-server';
 import { CHANGES_CHANNEL, createStore, type Store } from './store/store';
-import { ChangeListener } from './store/change-listener';
+import { ChangeListener, hearsChanges } from './store/change-listener';
 import { createDataPlaneStore } from './store/key-lookup';
 import { systemClock, type Clock } from './util/clock';
 import { KeyCache } from './authz/cache';
@@ -194,7 +194,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     });
     const accessLogStats = newAccessLogStats();
     let changes: ChangeListener | undefined;
-    if (config.database.kind === 'postgres') {
+    if (hearsChanges(config.database)) {
       // Until the listener hears, and whenever it cannot, cached keys live briefly.
       cache.setTtl(a.cacheTtlUnnotifiedSeconds * 1000);
       // Notifications name keys by id only; the cache is keyed by hash: one primary-key

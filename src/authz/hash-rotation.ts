@@ -1,23 +1,6 @@
 /**
  * Rotation of the hash secret: KEYWARD_HASH_SECRET (the primary) with
  * KEYWARD_HASH_SECRET_PREVIOUS (the secret being rotated away from).
- *
- * Contract:
- *  - New keys and admin tokens are hashed with the primary only.
- *  - A credential is looked up under the primary first; only when that finds nothing
- *    is it hashed with the previous secret and looked up again (the key cache does
- *    this for Checks, AdminService for KeyAdmin authentication).
- *  - A key found under the previous secret has its stored hash rewritten with the
- *    primary (the plaintext is at hand only then): keyFoundByPrevious() queues it, and
- *    flush() writes the queue in one statement, every interval and at shutdown, off the
- *    Check's path. A failed write keeps its keys for the next one. A key another
- *    process already rewrote is left alone.
- *  - The number of usable keys and admin tokens still on the previous secret is counted
- *    every countIntervalMs (metrics read the last count), so operators can see when
- *    the previous secret can be dropped. Without a previous secret nothing is counted
- *    or queued, and the counts stay 0.
- *  - Logs carry the secrets' ids (keys/hash.ts secretId) only: never a secret, a
- *    credential or a hash.
  */
 import type { Logger } from 'pino';
 import { createHasher, type CredentialHasher } from '../keys/hash';
@@ -43,6 +26,24 @@ export interface HashRotationStats {
   flushErrors: number;
 }
 
+/**
+ * Contract:
+ *  - New keys and admin tokens are hashed with the primary only.
+ *  - A credential is looked up under the primary first; only when that finds nothing
+ *    is it hashed with the previous secret and looked up again (the key cache does
+ *    this for Checks, AdminService for KeyAdmin authentication).
+ *  - A key found under the previous secret has its stored hash rewritten with the
+ *    primary (the plaintext is at hand only then): keyFoundByPrevious() queues it, and
+ *    flush() writes the queue in one statement, every interval and at shutdown, off the
+ *    Check's path. A failed write keeps its keys for the next one. A key another
+ *    process already rewrote is left alone.
+ *  - The number of usable keys and admin tokens still on the previous secret is counted
+ *    every countIntervalMs (metrics read the last count), so operators can see when
+ *    the previous secret can be dropped. Without a previous secret nothing is counted
+ *    or queued, and the counts stay 0.
+ *  - Logs carry the secrets' ids (keys/hash.ts secretId) only: never a secret, a
+ *    credential or a hash.
+ */
 export class HashRotation {
   readonly primary: CredentialHasher;
   /** Undefined unless KEYWARD_HASH_SECRET_PREVIOUS is set. */

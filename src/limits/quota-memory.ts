@@ -1,58 +1,7 @@
 /**
  * The quota without Redis (backend `memory`): counted in memory on each replica and
- * synced through the database (table quota_counters) every sync interval
- * (KEYWARD_QUOTA_SYNC_SECONDS), so the quota holds across replicas within a bounded
- * delay, with no database round trip on the hot path.
- *
- * Per (organization, period start) a replica keeps
- *   base    — the period's count as last read from the database (every replica's
- *             flushed requests);
- *   pending — requests allowed here since the last successful flush.
- * consume() allows iff base + pending < limit, and then pending += 1; it is
- * synchronous once the period is known here. The first consume of a period not yet
- * known loads `base` from the database (one read, shared by concurrent requests).
- *
- * flush() (every interval, and at close), in ONE transaction:
- *   - entries with pending > 0: `count = count + pending` (an upsert, one statement
- *     per 500 entries) RETURNING the new total, which becomes `base`;
- *   - entries with pending = 0 that were used in the last `idleFlushes` flushes: `base`
- *     is re-read, so other replicas' counts become visible here;
- *   - entries idle longer, and entries of periods that have ended, are dropped from
- *     memory (their counts are all in the database; a later consume reloads).
- * Memory changes only after the commit, and synchronously: pending -= what was sent
- * (requests counted during the flush stay pending), base = the returned total. The
- * total comes back from the upsert statement itself (RETURNING: PostgreSQL, and
- * SQLite >= 3.35 — better-sqlite3 bundles 3.5x), so there is no separate read that
- * could fail after the write committed. A failed flush changes nothing: every pending
- * request is sent again by the next flush, none is counted twice. The one ambiguous
- * case is a connection lost while COMMIT is in flight: the write may have committed
- * although the client saw an error; it is then sent again (counted twice, at most one
- * batch) — the error is on the side of enforcing the quota, and needs the connection
- * to drop in that exact window.
- *
- * Flushes and used() run one at a time, so used() never mixes a total read before a
- * flush committed with pending counts taken after it.
- *
- * A database failure on the first load of a period is fail-open to counting locally:
- * the period starts here with base 0 (loadErrors is incremented and onError called),
- * the requests allowed meanwhile are pending as usual, and the next successful flush
- * adds them to the database and replaces base by the true total. consume() never
- * throws for a database failure — the Check goes on (the key lookup has its own
- * store-failure handling); while the database is down each replica enforces the quota
- * only on its own counts.
- *
- * Overshoot bound. With one replica: none — base + pending is the exact count.
- * With N replicas, a replica does not see the requests other replicas allowed since
- * their last flush before its own last flush: at most N − 1 replicas' worth of
- * requests per staleness window can be allowed beyond the quota, i.e. at most
- * (replicas − 1) × (requests per replica per sync interval), where the window is one
- * interval when the replicas flush at about the same time and up to two intervals (plus
- * a flush's duration) when their timers are out of phase. Since each replica counts
- * its own requests exactly, the overshoot is also never more than (replicas − 1) ×
- * limit. After every replica has flushed twice with no new requests, all agree on the
- * exact count and nothing more is allowed. A replica that crashes loses its
- * unflushed pending counts (at most one interval of its requests; under-counting);
- * close() flushes them.
+ * synced through quota_counters every KEYWARD_QUOTA_SYNC_SECONDS, with no database
+ * round trip on the hot path once a period is known here.
  */
 import { rethrowStoreError } from '../store/store';
 import { billingPeriod } from './billing';
@@ -120,6 +69,26 @@ export interface DbSyncedQuotaStats {
   loadErrors: number;
 }
 
+/**
+ * Contract:
+ *  - Per (organization, period) a replica keeps `base` (the stored count, last read)
+ *    and `pending` (allowed here since the last successful flush). consume() allows iff
+ *    base + pending < limit, then pending += 1, synchronously once the period is known;
+ *    the first consume of a period loads base (one read shared by concurrent callers).
+ *  - flush() is ONE QuotaStore.sync transaction: pending counts are added (the new
+ *    totals become base), periods used in the last `idleFlushes` flushes are re-read;
+ *    idle and ended periods with nothing pending are dropped from memory. Memory changes
+ *    only after the commit; a failed flush changes nothing, so no request is lost or
+ *    counted twice (except a connection lost while COMMIT is in flight: one batch may
+ *    count twice, erring on the side of the quota). flush() and used() run one at a time.
+ *  - A failed first load is fail-open: the period counts here from 0 (loadErrors,
+ *    onError) until a flush brings the true total; consume() never throws for the
+ *    database, used() rethrows (StoreUnavailableError when unreachable).
+ *  - Overshoot: none with one replica. With N replicas, at most (N − 1) × the requests a
+ *    replica allows per staleness window (one interval, up to two when the timers are
+ *    out of phase), and never more than (N − 1) × limit. A crash loses at most one
+ *    interval of the replica's counts (under-counting); close() flushes.
+ */
 export class DbSyncedQuotaCounter implements QuotaCounter {
   readonly backend = 'memory' as const;
   readonly syncIntervalMs: number;
@@ -224,9 +193,9 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
   }
 
   /**
-   * Sends the pending counts and refreshes recently used periods (see the top of this
-   * file). Rejects when the database fails; nothing is lost then. Calls run one at a
-   * time, each with the counts pending when it starts (at once when none is running).
+   * Sends the pending counts and refreshes recently used periods (see the class
+   * contract). Rejects when the database fails; nothing is lost then. Calls run one at
+   * a time, each with the counts pending when it starts (at once when none is running).
    */
   flush(): Promise<void> {
     return this.serial.run(() => this.sync());

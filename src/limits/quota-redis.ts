@@ -1,37 +1,6 @@
 /**
- * The quota in Redis (backend `redis`, KEYWARD_REDIS_URL): exact across replicas.
- * Each consume is one Lua script on the key `kw:quota:{<orgId>}:<periodStartMs>`
- * (the braces are a cluster hash tag): if the count is below the limit it is
- * incremented and the key set to expire 35 days after the period ends; the script
- * answers {allowed, count}.
- *
- * Redis failures (KEYWARD_REDIS_FAILURE_MODE, option onFailure):
- *   - `deny`: consume() and used() throw LimiterUnavailableError (the Check answers 503);
- *   - `local`: the request is decided here. The local count of a period is the last
- *     count Redis returned for it plus the requests allowed here during the failure
- *     ("outage" counts). With a database (option db) the decision is also made by an
- *     internal DbSyncedQuotaCounter, so during a Redis outage the replicas still share
- *     their counts through quota_counters (which starts from the count last persisted
- *     from Redis, see below); without one the local count alone decides.
- *     Outage counts are added back to Redis once it answers again: by the next consume
- *     of that period (in the same script, atomically) or by the next flush. So the
- *     requests allowed during an outage are not forgotten by Redis afterwards.
- *   A command that fails on the client but ran on the server (a timeout at the wrong
- *   moment) is then counted twice; that errs on the side of the quota. An own client
- *   never resends a command cut off by a lost connection (ioredis'
- *   autoResendUnfulfilledCommands is off: the request was already decided as failed).
- *   Like the rate limiter, an own client fails fast (no offline queue, a command
- *   timeout), drops a connection that answers nothing for socketTimeoutMs while
- *   commands wait and reconnects in the background (so it returns to Redis by itself),
- *   calls wait for its first connection attempt to settle rather than fall back at
- *   startup, and onError hears of Redis failures once per outage.
- *
- * Persistence (flush(), every sync interval and at close): the Redis counts of the
- * periods consumed here since the last flush are read (MGET) and written into
- * quota_counters as count = max(count, redisCount), so GetQuota and reporting keep the
- * count if Redis loses its data. It is a floor, not a second counter: enforcement
- * stays in Redis (after a Redis data loss Redis counts again from 0 for the rest of
- * the period), and used() answers max(Redis count, stored count).
+ * The quota in Redis (backend `redis`, KEYWARD_REDIS_URL): exact across replicas, with
+ * quota_counters as a persisted floor and, in `local` failure mode, as the shared fallback.
  */
 import type Redis from 'ioredis';
 import { RedisConnection } from '../redis/client';
@@ -100,6 +69,24 @@ export interface RedisQuotaStats {
   persistErrors: number;
 }
 
+/**
+ * Contract:
+ *  - consume() is one Lua script (./quota-redis-scripts) on `kw:quota:{<orgId>}:<periodStartMs>`:
+ *    incremented if below the limit, expiring QUOTA_KEY_GRACE_MS after the period ends.
+ *  - Redis failures (onFailure = KEYWARD_REDIS_FAILURE_MODE): `deny` throws
+ *    LimiterUnavailableError from consume() and used() (the Check answers 503); `local`
+ *    decides here on the last Redis count plus the requests allowed during the failure
+ *    ("outage" counts), and, with a store, also through an internal DbSyncedQuotaCounter
+ *    so replicas share their outage counts. Outage counts go back to Redis once it
+ *    answers: with the next consume of the period (atomically, in its script) or the
+ *    next flush. A command that ran on Redis but failed here counts twice (on the side
+ *    of the quota). The connection policy is ../redis/client's.
+ *  - flush() (every interval, at close; concurrent calls share one run) adds outage
+ *    counts back, writes the Redis counts of the periods consumed since the last flush
+ *    into quota_counters as max(stored, Redis) — a floor, so reporting survives a Redis
+ *    data loss while enforcement stays in Redis — and flushes the fallback. It rejects
+ *    with the first error after trying every step. used() answers max(Redis, stored).
+ */
 export class RedisQuotaCounter implements QuotaCounter {
   readonly backend = 'redis' as const;
   readonly syncIntervalMs: number;

@@ -1,31 +1,6 @@
 /**
  * The rate limiter shared by every replica through Redis: the sliding-window counter
  * of sliding-window.ts, decided atomically by a Lua script.
- *
- * Contract:
- *  - Keys: `kw:rl:{<keyId>}:<windowStart>`, one counter per key and window; the hash
- *    tag keeps a key's windows in one cluster slot. A counter expires 2 windows after
- *    its last increment. Time is the caller's `nowMs`, never Redis TIME, so replicas
- *    and tests decide by the clock they are given.
- *  - consume is ONE round trip (EVALSHA; EVAL the first time on a connection): the
- *    script reads both windows, tests estimate + 1 <= limit, INCRs and PEXPIREs the
- *    current one if allowed, and returns {allowed, prev, curr}; remaining and
- *    resetSeconds are then computed here with the same functions as the memory limiter.
- *  - refund is one script: DECR the current window's counter if it is > 0.
- *  - Failures: the connection follows ../redis/client (fail fast within
- *    `commandTimeoutMs`, reconnect in the background, wait for the first connection
- *    attempt at startup, onError once per outage). A failed consume or peek counts in
- *    `redisErrors`; then `onFailure: 'local'` decides with an in-process
- *    MemoryRateLimiter (each replica then limits on its own: up to replicas x limit;
- *    consumes so decided count in `fallbackDecisions`), `'deny'` throws
- *    LimiterUnavailableError (the Check answers 503). A timed-out consume may still
- *    have been counted by Redis.
- *  - refund never throws: it is best effort (on failure the local fallback is refunded
- *    and the key loses at most one request until its window passes).
- *    reset throws LimiterUnavailableError in both modes when Redis fails (after
- *    resetting the fallback): it cannot be done locally.
- *  - reset deletes the counters of the windows containing `clock.now()` and the one
- *    before: pass the same clock as the Check's.
  */
 import type Redis from 'ioredis';
 import type { Clock } from '../util/clock';
@@ -94,6 +69,32 @@ export function windowKey(keyId: string, windowStart: number): string {
   return `kw:rl:{${keyId}}:${windowStart}`;
 }
 
+/**
+ * Contract:
+ *  - Keys: `kw:rl:{<keyId>}:<windowStart>`, one counter per key and window; the hash
+ *    tag keeps a key's windows in one cluster slot. A counter expires 2 windows after
+ *    its last increment. Time is the caller's `nowMs`, never Redis TIME, so replicas
+ *    and tests decide by the clock they are given.
+ *  - consume is ONE round trip (EVALSHA; EVAL the first time on a connection): the
+ *    script reads both windows, tests estimate + 1 <= limit, INCRs and PEXPIREs the
+ *    current one if allowed, and returns {allowed, prev, curr}; remaining and
+ *    resetSeconds are then computed here with the same functions as the memory limiter.
+ *  - refund is one script: DECR the current window's counter if it is > 0.
+ *  - Failures: the connection follows ../redis/client (fail fast within
+ *    `commandTimeoutMs`, reconnect in the background, wait for the first connection
+ *    attempt at startup, onError once per outage). A failed consume or peek counts in
+ *    `redisErrors`; then `onFailure: 'local'` decides with an in-process
+ *    MemoryRateLimiter (each replica then limits on its own: up to replicas x limit;
+ *    consumes so decided count in `fallbackDecisions`), `'deny'` throws
+ *    LimiterUnavailableError (the Check answers 503). A timed-out consume may still
+ *    have been counted by Redis.
+ *  - refund never throws: it is best effort (on failure the local fallback is refunded
+ *    and the key loses at most one request until its window passes).
+ *    reset throws LimiterUnavailableError in both modes when Redis fails (after
+ *    resetting the fallback): it cannot be done locally.
+ *  - reset deletes the counters of the windows containing `clock.now()` and the one
+ *    before: pass the same clock as the Check's.
+ */
 export class RedisRateLimiter implements RateLimiter {
   readonly backend = 'redis' as const;
   /** The limiter's connection; exposed for diagnostics and tests. */

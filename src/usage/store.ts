@@ -2,20 +2,6 @@
  * The usage store: the UsageSink the batcher writes through, the monthly statistics
  * GetUsageStats answers from, and the retention purge of raw events. The rows are
  * made storable and pre-aggregated here; the SQL is src/store/usage-tables.ts.
- *
- * write(events, batchId?) is ONE transaction of UsageTables.writeBatch: the raw events,
- * and the batch pre-aggregated in memory per (organization, key, period, endpoint,
- * method), each aggregate row added once per batch to usage_daily and usage_monthly,
- * in primary-key order (concurrent writers lock rows in the same order).
- * Days (`YYYY-MM-DD`) and months (`YYYY-MM`) are UTC, from each event's `at`.
- *
- * Counting: requests from `requests` (1 only for allowed Checks); 4xx/5xx from
- * statusCode; tokens and cost summed where present; duration count, sum and
- * histogram (./histogram) from the events that have durationMs.
- *
- * An event that cannot be stored at all (no finite time, no ids) is skipped rather
- * than failing the batch forever; over-long strings are cut to the column sizes.
- * A database that cannot be reached surfaces as StoreUnavailableError.
  */
 import { InvalidArgumentError } from '../errors/domain';
 import type { DayUsage, EndpointUsage, KeyUsage, UsageStats, UsageTotals } from '../gen/keyward/admin/v1/key_admin';
@@ -31,6 +17,21 @@ const MAX_AT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 export const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
 
+/**
+ * write(events, batchId?) is ONE transaction of UsageTables.writeBatch: the raw events,
+ * and the batch pre-aggregated in memory per (organization, key, period, endpoint,
+ * method), each aggregate row added once per batch to usage_daily and usage_monthly,
+ * in primary-key order (concurrent writers lock rows in the same order).
+ * Days (`YYYY-MM-DD`) and months (`YYYY-MM`) are UTC, from each event's `at`.
+ *
+ * Counting: requests from `requests` (1 only for allowed Checks); 4xx/5xx from
+ * statusCode; tokens and cost summed where present; duration count, sum and
+ * histogram (./histogram) from the events that have durationMs.
+ *
+ * An event that cannot be stored at all (no finite time, no ids) is skipped rather
+ * than failing the batch forever; over-long strings are cut to the column sizes.
+ * A database that cannot be reached surfaces as StoreUnavailableError.
+ */
 export interface UsageStore extends UsageSink {
   /**
    * Usage of one UTC calendar month (`YYYY-MM`) of an organization, optionally of one
