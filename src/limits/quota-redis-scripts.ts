@@ -12,7 +12,7 @@ export function quotaKey(organizationId: string, periodStartMs: number): string 
  * KEYS[1] the counter; ARGV[1] limit, ARGV[2] expire-at (ms), ARGV[3] requests counted
  * during a Redis failure to add first (0 normally). Returns {allowed 0|1, count}.
  */
-export const CONSUME_LUA = `
+const CONSUME_LUA = `
 local add = tonumber(ARGV[3])
 local c
 if add > 0 then
@@ -30,7 +30,7 @@ return {0, c}
 `;
 
 /** KEYS[1] the counter; ARGV[1] to add, ARGV[2] expire-at (ms). Returns the count. */
-export const ADD_LUA = `
+const ADD_LUA = `
 local c = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return c

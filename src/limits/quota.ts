@@ -9,7 +9,7 @@ import { DbSyncedQuotaCounter } from './quota-memory';
 import { RedisQuotaCounter } from './quota-redis';
 import type { QuotaStore } from './types';
 
-export { billingPeriod, secondsUntil } from './billing';
+export { billingPeriod } from './billing';
 export { DbSyncedQuotaCounter } from './quota-memory';
 export { RedisQuotaCounter, quotaKey } from './quota-redis';
 

@@ -15,7 +15,7 @@ const DAY_MS = 86_400_000;
 const MIN_AT = Date.UTC(1970, 0, 1);
 const MAX_AT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
-export const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
+const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
 
 /**
  * write(events, batchId?) is ONE transaction of UsageTables.writeBatch: the raw events,
