@@ -19,6 +19,7 @@ import { parseDatabaseUrl } from '../src/config';
 import { migrate, openOrm } from '../src/store/orm';
 import { UsageBatcher } from '../src/usage/batcher';
 import { createUsageStore } from '../src/usage/store';
+import { createUsageTables } from '../src/store/usage-tables';
 import type { UsageEvent } from '../src/usage/types';
 
 const EVENTS = Number(process.env.BENCH_INGEST_EVENTS ?? 500_000);
@@ -44,14 +45,14 @@ async function main(): Promise<void> {
   const orm = await openOrm(parseDatabaseUrl(url.toString()));
   try {
     await migrate(orm);
-    const store = createUsageStore(orm, 'postgres');
+    const store = createUsageStore(createUsageTables(orm, 'postgres'));
     const errors: unknown[] = [];
     const batcher = new UsageBatcher(store, { maxBuffered: Math.max(EVENTS, 200_000), flushAt: BATCH, onError: (e) => errors.push(e) });
 
     const keys = Array.from({ length: 1000 }, (_, i) => `key_bench${String(i).padStart(6, '0')}`);
     const endpoints = Array.from({ length: 20 }, (_, i) => `/v1/resource${i}`);
     const start = Date.UTC(2026, 10, 20);
-    const events: UsageEvent[] = new Array(EVENTS);
+    const events = new Array<UsageEvent>(EVENTS);
     for (let i = 0; i < EVENTS; i++) {
       events[i] = {
         at: start + Math.floor((i / EVENTS) * 3 * 86_400_000),

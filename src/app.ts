@@ -17,7 +17,7 @@ import { Metrics } from './observability/metrics';
 import { Readiness } from './observability/readiness';
 import { startOpsHttp, type OpsHttpServer } from './observability/http-server';
 import { CHANGES_CHANNEL, createStore, type Store } from './store/store';
-import { ChangeListener } from './store/change-listener';
+import { ChangeListener, hearsChanges } from './store/change-listener';
 import { createDataPlaneStore } from './store/key-lookup';
 import { systemClock, type Clock } from './util/clock';
 import { timerScheduler, type Scheduler } from './util/scheduler';
@@ -30,8 +30,10 @@ import { authorizationImplementation, SafeAuthorizationService } from './grpc/au
 import { describeError } from './util/logger';
 import { createRateLimiter } from './limits/limiter';
 import { createQuotaCounter } from './limits/quota';
+import { createQuotaStore } from './store/quota-counters';
 import type { QuotaCounter, RateLimiter } from './limits/types';
 import { createUsageStore, retentionCutoff, type UsageStore } from './usage/store';
+import { createUsageTables } from './store/usage-tables';
 import { UsageBatcher } from './usage/batcher';
 import { UsageJournal } from './usage/journal';
 import { accessLogImplementation, newAccessLogStats, SafeAccessLogService, type AccessLogStats } from './grpc/accesslog-server';
@@ -167,15 +169,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
     });
     closers.push(() => limiter.close());
     const quota = createQuotaCounter({
-      db: orm,
-      dialect: config.database.kind,
+      store: createQuotaStore(orm, config.database.kind),
       redisUrl: a.redisUrl,
       redisFailureMode: a.redisFailureMode,
       syncIntervalMs: a.quotaSyncSeconds * 1000,
       onError: (e) => logger.warn({ err: describeError(e) }, 'quota counter: sync failed; will retry'),
     });
     closers.push(() => quota.close());
-    const usageStore = createUsageStore(orm, config.database.kind);
+    const usageStore = createUsageStore(createUsageTables(orm, config.database.kind));
     let journal: UsageJournal | undefined;
     if (a.usageJournalDir !== undefined) {
       try {
@@ -205,7 +206,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     });
     const accessLogStats = newAccessLogStats();
     let changes: ChangeListener | undefined;
-    if (config.database.kind === 'postgres') {
+    if (hearsChanges(config.database)) {
       // Until the listener hears, and whenever it cannot, cached keys live briefly.
       cache.setTtl(a.cacheTtlUnnotifiedSeconds * 1000);
       // Notifications name keys by id only; the cache is keyed by hash: one primary-key
@@ -334,11 +335,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     const readyOrm = orm;
     const readiness = new Readiness(
       {
-        ping: () =>
-          readyOrm.em
-            .getConnection()
-            .execute('select 1')
-            .then(() => undefined),
+        ping: () => store.ping(),
         pendingMigrations: () => pendingMigrations(readyOrm),
       },
       {

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { CommandTimeoutError, withDeadline } from '../src/limits/deadline';
+import { CommandTimeoutError, withDeadline } from '../src/redis/deadline';
 import { RedisRateLimiter } from '../src/limits/redis-limiter';
 import { describeRedis, T0, testRedisUrl, uniqueKeyId } from './support/redis';
 

@@ -10,8 +10,8 @@ import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { billingPeriod } from '../src/limits/billing';
 import { createQuotaCounter } from '../src/limits/quota';
-import { QuotaTable } from '../src/limits/quota-memory';
 import { QUOTA_KEY_GRACE_MS, quotaKey, RedisQuotaCounter } from '../src/limits/quota-redis';
+import { SqlQuotaStore } from '../src/store/quota-counters';
 import { LimiterUnavailableError, type QuotaOrg } from '../src/limits/types';
 import { migrate, openOrm, type Orm } from '../src/store/orm';
 import { createTestDatabase, type TestDatabase } from './support/databases';
@@ -197,12 +197,12 @@ describeRedis('RedisQuotaCounter', () => {
   describe('with a database (sqlite)', () => {
     let db: TestDatabase;
     let orm: Orm;
-    let table: QuotaTable;
+    let table: SqlQuotaStore;
     beforeEach(async () => {
       db = await createTestDatabase('sqlite');
       orm = await openOrm(db.config);
       await migrate(orm);
-      table = new QuotaTable(orm, 'sqlite');
+      table = new SqlQuotaStore(orm, 'sqlite');
     });
     afterEach(async () => {
       for (const c of counters.splice(0)) await c.close();
@@ -211,40 +211,40 @@ describeRedis('RedisQuotaCounter', () => {
     });
 
     it('flush persists the Redis counts as max(stored, Redis); used() survives a Redis data loss', async () => {
-      const a = counter({ db: { db: orm, dialect: 'sqlite' } });
-      const b = counter({ db: { db: orm, dialect: 'sqlite' } });
+      const a = counter({ store: new SqlQuotaStore(orm, 'sqlite') });
+      const b = counter({ store: new SqlQuotaStore(orm, 'sqlite') });
       const o = newOrg(10);
       for (let i = 0; i < 3; i++) await a.consume(o, T);
       await b.consume(o, T);
-      expect(await table.readOne(o.id, MAR)).toBe(0);
+      expect(await table.count(o.id, MAR)).toBe(0);
       await a.flush();
-      expect(await table.readOne(o.id, MAR)).toBe(4); // the Redis count, b's request included
+      expect(await table.count(o.id, MAR)).toBe(4); // the Redis count, b's request included
       await a.flush(); // nothing consumed since: nothing written
       await b.flush();
-      expect(await table.readOne(o.id, MAR)).toBe(4);
+      expect(await table.count(o.id, MAR)).toBe(4);
       // Redis loses the key: reporting keeps the stored count; enforcement restarts in Redis.
       await admin.del(quotaKey(o.id, MAR));
       expect(await a.used(o, T)).toMatchObject({ used: 4 });
       expect(await a.consume(o, T)).toMatchObject({ allowed: true, used: 1 });
       await a.flush();
-      expect(await table.readOne(o.id, MAR)).toBe(4); // max: never lowered
+      expect(await table.count(o.id, MAR)).toBe(4); // max: never lowered
     });
 
     it("'local' with a database: replicas share their outage counts through it, and a later flush persists them", async () => {
       const port = await closedPort();
-      const a = counter({ redis: `redis://127.0.0.1:${port}`, db: { db: orm, dialect: 'sqlite' } });
-      const b = counter({ redis: `redis://127.0.0.1:${port}`, db: { db: orm, dialect: 'sqlite' } });
+      const a = counter({ redis: `redis://127.0.0.1:${port}`, store: new SqlQuotaStore(orm, 'sqlite') });
+      const b = counter({ redis: `redis://127.0.0.1:${port}`, store: new SqlQuotaStore(orm, 'sqlite') });
       await Promise.all([a.ready(), b.ready()]);
       const o = newOrg(5);
       for (let i = 0; i < 3; i++) expect((await a.consume(o, T)).allowed).toBe(true);
       // The Redis part of the flush fails; the database fallback's sync still runs.
       await expect(a.flush()).rejects.toThrow();
-      expect(await table.readOne(o.id, MAR)).toBe(3);
+      expect(await table.count(o.id, MAR)).toBe(3);
       expect(await b.consume(o, T)).toMatchObject({ allowed: true, used: 4 });
       expect(await b.consume(o, T)).toMatchObject({ allowed: true, used: 5 });
       expect(await b.consume(o, T)).toMatchObject({ allowed: false, used: 5 });
       await expect(b.flush()).rejects.toThrow();
-      expect(await table.readOne(o.id, MAR)).toBe(5);
+      expect(await table.count(o.id, MAR)).toBe(5);
       expect(await b.used(o, T)).toMatchObject({ used: 5 });
     });
   });
@@ -305,7 +305,7 @@ describeRedis('RedisQuotaCounter', () => {
     const db = await createTestDatabase('sqlite');
     const orm = await openOrm(db.config);
     try {
-      const q = createQuotaCounter({ db: orm, dialect: 'sqlite', redisUrl: testRedisUrl(), syncIntervalMs: 1000 });
+      const q = createQuotaCounter({ store: new SqlQuotaStore(orm, 'sqlite'), redisUrl: testRedisUrl(), syncIntervalMs: 1000 });
       expect(q.backend).toBe('redis');
       expect(q).toBeInstanceOf(RedisQuotaCounter);
       const o = newOrg(1);

@@ -23,6 +23,7 @@ import { entryToUsage, parseCost, parseTokens } from '../src/usage/access-log';
 import { UsageBatcher } from '../src/usage/batcher';
 import type { UsageEvent } from '../src/usage/types';
 import { createUsageStore } from '../src/usage/store';
+import { createUsageTables } from '../src/store/usage-tables';
 import { openOrm, migrate, type Orm } from '../src/store/orm';
 import { HTTPAccessLogEntry } from '../src/gen/envoy/data/accesslog/v3/accesslog';
 import { RequestMethod } from '../src/gen/envoy/config/core/v3/base';
@@ -98,10 +99,13 @@ function wireEntry(o: {
   };
 }
 
+/** A method of a generic gRPC client, called with `this` = the client. */
+type GrpcMethod = (this: unknown, ...args: unknown[]) => unknown;
+
 /** Streams messages and resolves with the server's reply once the stream is ended. */
 function stream(client: Client, messages: unknown[]): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(
+    const call = (client as unknown as Record<string, GrpcMethod>).StreamAccessLogs!.call(
       client,
       { deadline: Date.now() + 15000 },
       (e: ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r)),
@@ -136,7 +140,7 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     orm = await openOrm(db.config);
     await migrate(orm);
     knex = (orm.em as unknown as EntityManager).getKnex();
-    batcher = new UsageBatcher(createUsageStore(orm, dialect), { maxBuffered: 10_000, flushAt: 10_000 });
+    batcher = new UsageBatcher(createUsageStore(createUsageTables(orm, dialect)), { maxBuffered: 10_000, flushAt: 10_000 });
     stats = newAccessLogStats();
     // The real batcher, telling the test when the server has recorded an entry.
     const recorder = {
@@ -374,7 +378,9 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     const recorded = new Promise<UsageEvent>((resolve) => (onRecord = resolve));
     let call!: ClientWritableStream<unknown> & { cancel(): void };
     const ended = new Promise<ServiceError | null>((resolve) => {
-      call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(client, (e: ServiceError | null) => resolve(e));
+      call = (client as unknown as Record<string, GrpcMethod>).StreamAccessLogs!.call(client, (e: ServiceError | null) =>
+        resolve(e),
+      ) as typeof call;
     });
     call.write({ identifier: { log_name: 'x' } });
     call.write({

@@ -8,6 +8,7 @@ import type { EntityManager, Knex } from '@mikro-orm/knex';
 import { Client } from 'pg';
 import { openOrm, migrate, type Orm } from '../src/store/orm';
 import { createUsageStore, type UsageStore } from '../src/usage/store';
+import { createUsageTables } from '../src/store/usage-tables';
 import { UsageBatcher } from '../src/usage/batcher';
 import { ManualScheduler } from '../src/util/scheduler';
 import type { UsageEvent, UsageSink } from '../src/usage/types';
@@ -31,7 +32,7 @@ async function openEnv(dialect: Dialect): Promise<Env> {
   const db = await createTestDatabase(dialect);
   const orm = await openOrm(db.config);
   await migrate(orm);
-  const store = createUsageStore(orm, dialect);
+  const store = createUsageStore(createUsageTables(orm, dialect));
   const writes: number[] = [];
   return {
     db,

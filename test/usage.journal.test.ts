@@ -22,6 +22,7 @@ import { basename, join } from 'node:path';
 import type { EntityManager, Knex } from '@mikro-orm/knex';
 import { openOrm, migrate, type Orm } from '../src/store/orm';
 import { createUsageStore, type UsageStore } from '../src/usage/store';
+import { createUsageTables } from '../src/store/usage-tables';
 import { UsageBatcher } from '../src/usage/batcher';
 import { JournalFullError, JournalLockedError, UsageJournal } from '../src/usage/journal';
 import type { UsageEvent, UsageSink } from '../src/usage/types';
@@ -77,7 +78,7 @@ describe.each(DIALECTS)('usage journal on %s', (dialect) => {
     db = await createTestDatabase(dialect);
     orm = await openOrm(db.config);
     await migrate(orm);
-    store = createUsageStore(orm, dialect);
+    store = createUsageStore(createUsageTables(orm, dialect));
     knex = (orm.em as unknown as EntityManager).getKnex();
   });
   afterAll(async () => {

@@ -6,6 +6,7 @@
 import type { EntityManager, Knex } from '@mikro-orm/knex';
 import { openOrm, migrate, type Orm } from '../src/store/orm';
 import { createUsageStore, dayOf, monthOf, retentionCutoff, type UsageStore } from '../src/usage/store';
+import { createUsageTables } from '../src/store/usage-tables';
 import type { UsageEvent } from '../src/usage/types';
 import { InvalidArgumentError } from '../src/errors/domain';
 import { newId } from '../src/util/ids';
@@ -57,7 +58,7 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
     db = await createTestDatabase(dialect);
     orm = await openOrm(db.config);
     await migrate(orm);
-    usage = createUsageStore(orm, dialect);
+    usage = createUsageStore(createUsageTables(orm, dialect));
     knex = (orm.em as unknown as EntityManager).getKnex();
   });
   afterAll(async () => {

@@ -1,28 +1,12 @@
 /**
  * Rotation of the hash secret: KEYWARD_HASH_SECRET (the primary) with
  * KEYWARD_HASH_SECRET_PREVIOUS (the secret being rotated away from).
- *
- * Contract:
- *  - New keys and admin tokens are hashed with the primary only.
- *  - A credential is looked up under the primary first; only when that finds nothing
- *    is it hashed with the previous secret and looked up again (the key cache does
- *    this for Checks, AdminService for KeyAdmin authentication).
- *  - A key found under the previous secret has its stored hash rewritten with the
- *    primary (the plaintext is at hand only then): keyFoundByPrevious() queues it, and
- *    flush() writes the queue in one statement, every interval and at shutdown, off the
- *    Check's path. A failed write keeps its keys for the next one. A key another
- *    process already rewrote is left alone.
- *  - The number of usable keys and admin tokens still on the previous secret is counted
- *    every countIntervalMs (metrics read the last count), so operators can see when
- *    the previous secret can be dropped. Without a previous secret nothing is counted
- *    or queued, and the counts stay 0.
- *  - Logs carry the secrets' ids (keys/hash.ts secretId) only: never a secret, a
- *    credential or a hash.
  */
 import type { Logger } from 'pino';
 import { createHasher, type CredentialHasher } from '../keys/hash';
 import type { Clock } from '../util/clock';
 import { describeError } from '../util/logger';
+import { PendingFlusher } from '../util/flusher';
 import { timerScheduler, type Scheduler } from '../util/scheduler';
 import type { Rehash } from '../store/key-lookup';
 import type { PreviousSecretLookup } from './cache';
@@ -43,14 +27,31 @@ export interface HashRotationStats {
   flushErrors: number;
 }
 
+/**
+ * Contract:
+ *  - New keys and admin tokens are hashed with the primary only.
+ *  - A credential is looked up under the primary first; only when that finds nothing
+ *    is it hashed with the previous secret and looked up again (the key cache does
+ *    this for Checks, AdminService for KeyAdmin authentication).
+ *  - A key found under the previous secret has its stored hash rewritten with the
+ *    primary (the plaintext is at hand only then): keyFoundByPrevious() queues it, and
+ *    flush() writes the queue in one statement, every interval and at shutdown, off the
+ *    Check's path. A failed write keeps its keys for the next one. A key another
+ *    process already rewrote is left alone.
+ *  - The number of usable keys and admin tokens still on the previous secret is counted
+ *    every countIntervalMs (metrics read the last count), so operators can see when
+ *    the previous secret can be dropped. Without a previous secret nothing is counted
+ *    or queued, and the counts stay 0.
+ *  - Logs carry the secrets' ids (keys/hash.ts secretId) only: never a secret, a
+ *    credential or a hash.
+ */
 export class HashRotation {
   readonly primary: CredentialHasher;
   /** Undefined unless KEYWARD_HASH_SECRET_PREVIOUS is set. */
   readonly previous: CredentialHasher | undefined;
   readonly stats: HashRotationStats = { keysOnPrevious: 0, adminTokensOnPrevious: 0, rehashed: 0, flushErrors: 0 };
-  private pending = new Map<string, Rehash>();
-  private flushing: Promise<void> | undefined;
-  private cancelTimers: (() => void)[] = [];
+  private readonly pending: PendingFlusher<string, Rehash>;
+  private stopCounting: (() => void) | undefined;
 
   constructor(
     secrets: { primary: Buffer; previous?: Buffer },
@@ -59,6 +60,16 @@ export class HashRotation {
   ) {
     this.primary = createHasher(secrets.primary);
     this.previous = secrets.previous && createHasher(secrets.previous);
+    this.pending = new PendingFlusher({
+      write: (batch) => sink.rehashKeys(batch, this.primary.id),
+      onWritten: (batch) => {
+        this.stats.rehashed += batch.size;
+      },
+      onError: (e, batch) => {
+        this.stats.flushErrors++;
+        this.opts.logger.warn({ err: describeError(e), keys: batch.size }, 'hash secret rotation: rewriting key hashes failed; will retry');
+      },
+    });
   }
 
   /** What the key cache needs for lookups under the previous secret (undefined without one). */
@@ -82,31 +93,9 @@ export class HashRotation {
     return this.pending.size;
   }
 
-  /** Writes the queued rewrites; concurrent calls share one write. */
+  /** Writes the queued rewrites; concurrent calls share one write. Never rejects. */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    if (this.pending.size === 0) return Promise.resolve();
-    const batch = this.pending;
-    this.pending = new Map();
-    this.flushing = this.sink
-      .rehashKeys(batch, this.primary.id)
-      .then(
-        () => {
-          this.stats.rehashed += batch.size;
-        },
-        (e: unknown) => {
-          this.stats.flushErrors++;
-          for (const [id, r] of batch) if (!this.pending.has(id)) this.pending.set(id, r);
-          this.opts.logger.warn(
-            { err: describeError(e), keys: batch.size },
-            'hash secret rotation: rewriting key hashes failed; will retry',
-          );
-        },
-      )
-      .finally(() => {
-        this.flushing = undefined;
-      });
-    return this.flushing;
+    return this.pending.flush();
   }
 
   /** Counts what is still on the previous secret (a no-op without one). Never throws. */
@@ -130,14 +119,13 @@ export class HashRotation {
       'hash secret rotation: new keys use the primary secret; keys not found under it are looked up under the previous one and rehashed',
     );
     void this.refreshCounts();
-    this.cancelTimers = [
-      scheduler.every('hash-rotation-flush', flushIntervalMs, () => void this.flush()),
-      scheduler.every('hash-rotation-count', countIntervalMs, () => void this.refreshCounts()),
-    ];
+    this.pending.start('hash-rotation-flush', flushIntervalMs, scheduler);
+    this.stopCounting = scheduler.every('hash-rotation-count', countIntervalMs, () => void this.refreshCounts());
   }
 
   stop(): void {
-    for (const cancel of this.cancelTimers) cancel();
-    this.cancelTimers = [];
+    this.pending.stop();
+    this.stopCounting?.();
+    this.stopCounting = undefined;
   }
 }

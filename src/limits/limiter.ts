@@ -15,7 +15,7 @@
  *    draft-ietf-httpapi-ratelimit-headers, one policy named "default":
  *      ratelimit-policy: "default";q=<limit>;w=60
  *      ratelimit:        "default";r=<remaining>;t=<x-ratelimit-reset>
- * A 429 also carries retry-after: retryAfterSeconds(d) = max(1, resetSeconds).
+ * A 429 also carries retry-after = max(1, resetSeconds) (src/authz/decision.ts).
  */
 import type { Clock } from '../util/clock';
 import { RedisRateLimiter } from './redis-limiter';
@@ -54,9 +54,4 @@ export function rateLimitHeaders(d: RateDecision): [string, string][] {
     ['ratelimit-policy', `"default";q=${d.limit};w=60`],
     ['ratelimit', `"default";r=${d.remaining};t=${d.resetSeconds}`],
   ];
-}
-
-/** The retry-after of a 429, in whole seconds, at least 1. */
-export function retryAfterSeconds(d: RateDecision): number {
-  return Math.max(1, d.resetSeconds);
 }

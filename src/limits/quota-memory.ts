@@ -1,171 +1,15 @@
 /**
  * The quota without Redis (backend `memory`): counted in memory on each replica and
- * synced through the database (table quota_counters) every sync interval
- * (KEYWARD_QUOTA_SYNC_SECONDS), so the quota holds across replicas within a bounded
- * delay, with no database round trip on the hot path.
- *
- * Per (organization, period start) a replica keeps
- *   base    — the period's count as last read from the database (every replica's
- *             flushed requests);
- *   pending — requests allowed here since the last successful flush.
- * consume() allows iff base + pending < limit, and then pending += 1; it is
- * synchronous once the period is known here. The first consume of a period not yet
- * known loads `base` from the database (one read, shared by concurrent requests).
- *
- * flush() (every interval, and at close), in ONE transaction:
- *   - entries with pending > 0: `count = count + pending` (an upsert, one statement
- *     per 500 entries) RETURNING the new total, which becomes `base`;
- *   - entries with pending = 0 that were used in the last `idleFlushes` flushes: `base`
- *     is re-read, so other replicas' counts become visible here;
- *   - entries idle longer, and entries of periods that have ended, are dropped from
- *     memory (their counts are all in the database; a later consume reloads).
- * Memory changes only after the commit, and synchronously: pending -= what was sent
- * (requests counted during the flush stay pending), base = the returned total. The
- * total comes back from the upsert statement itself (RETURNING: PostgreSQL, and
- * SQLite >= 3.35 — better-sqlite3 bundles 3.5x), so there is no separate read that
- * could fail after the write committed. A failed flush changes nothing: every pending
- * request is sent again by the next flush, none is counted twice. The one ambiguous
- * case is a connection lost while COMMIT is in flight: the write may have committed
- * although the client saw an error; it is then sent again (counted twice, at most one
- * batch) — the error is on the side of enforcing the quota, and needs the connection
- * to drop in that exact window.
- *
- * Flushes and used() run one at a time, so used() never mixes a total read before a
- * flush committed with pending counts taken after it.
- *
- * A database failure on the first load of a period is fail-open to counting locally:
- * the period starts here with base 0 (loadErrors is incremented and onError called),
- * the requests allowed meanwhile are pending as usual, and the next successful flush
- * adds them to the database and replaces base by the true total. consume() never
- * throws for a database failure — the Check goes on (the key lookup has its own
- * store-failure handling); while the database is down each replica enforces the quota
- * only on its own counts.
- *
- * Overshoot bound. With one replica: none — base + pending is the exact count.
- * With N replicas, a replica does not see the requests other replicas allowed since
- * their last flush before its own last flush: at most N − 1 replicas' worth of
- * requests per staleness window can be allowed beyond the quota, i.e. at most
- * (replicas − 1) × (requests per replica per sync interval), where the window is one
- * interval when the replicas flush at about the same time and up to two intervals (plus
- * a flush's duration) when their timers are out of phase. Since each replica counts
- * its own requests exactly, the overshoot is also never more than (replicas − 1) ×
- * limit. After every replica has flushed twice with no new requests, all agree on the
- * exact count and nothing more is allowed. A replica that crashes loses its
- * unflushed pending counts (at most one interval of its requests; under-counting);
- * close() flushes them.
+ * synced through quota_counters every KEYWARD_QUOTA_SYNC_SECONDS, with no database
+ * round trip on the hot path once a period is known here.
  */
-import type { EntityManager, Knex } from '@mikro-orm/knex';
-import type { Orm } from '../store/orm';
 import { rethrowStoreError } from '../store/store';
 import { billingPeriod } from './billing';
-import type { BillingPeriod, QuotaCounter, QuotaDecision, QuotaOrg } from './types';
 import { timerScheduler, type Scheduler } from '../util/scheduler';
-
-export type QuotaDialect = 'sqlite' | 'postgres';
-
-/** One period's count in quota_counters. */
-export interface QuotaRow {
-  organizationId: string;
-  /** The period start, epoch ms. */
-  startMs: number;
-  count: number;
-}
-
-const CHUNK = 500;
-
-function chunks<T>(xs: readonly T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += CHUNK) out.push(xs.slice(i, i + CHUNK));
-  return out;
-}
+import type { BillingPeriod, QuotaCounter, QuotaDecision, QuotaOrg, QuotaRow, QuotaStore } from './types';
 
 function rowKey(organizationId: string, startMs: number): string {
   return `${startMs}:${organizationId}`;
-}
-
-/**
- * Raw access to quota_counters that works on SQLite (period_start as epoch-ms
- * integers) and PostgreSQL (timestamptz, bound as ISO-8601 UTC strings).
- */
-export class QuotaTable {
-  private readonly knex: Knex;
-
-  constructor(
-    db: Orm | Knex,
-    readonly dialect: QuotaDialect,
-  ) {
-    this.knex = 'em' in db ? (db.em as unknown as EntityManager).getKnex() : db;
-  }
-
-  private start(ms: number): number | string {
-    return this.dialect === 'postgres' ? new Date(ms).toISOString() : ms;
-  }
-
-  /** period_start as epoch ms in a select list. */
-  private get startMsColumn(): string {
-    return this.dialect === 'postgres' ? '(extract(epoch from period_start) * 1000)::bigint as start_ms' : 'period_start as start_ms';
-  }
-
-  private rows(result: unknown): { organization_id: string; start_ms: number | string; count: number | string }[] {
-    const r = result as { rows?: unknown } | unknown[];
-    return (Array.isArray(r) ? r : (r as { rows: unknown[] }).rows) as never;
-  }
-
-  private toRows(result: unknown): QuotaRow[] {
-    return this.rows(result).map((r) => ({ organizationId: r.organization_id, startMs: Number(r.start_ms), count: Number(r.count) }));
-  }
-
-  private async upsert(trx: Knex, rows: readonly QuotaRow[], onConflict: string): Promise<QuotaRow[]> {
-    const out: QuotaRow[] = [];
-    for (const part of chunks(rows)) {
-      const values = part.map(() => '(?, ?, ?)').join(', ');
-      const bindings = part.flatMap((r) => [r.organizationId, this.start(r.startMs), r.count]);
-      const res: unknown = await trx.raw(
-        `insert into quota_counters (organization_id, period_start, count) values ${values} ` +
-          `on conflict (organization_id, period_start) do update set ${onConflict} ` +
-          `returning organization_id, ${this.startMsColumn}, count`,
-        bindings,
-      );
-      out.push(...this.toRows(res));
-    }
-    return out;
-  }
-
-  /** count += row.count for each row (inserting missing rows); returns the new totals. */
-  add(trx: Knex, rows: readonly QuotaRow[]): Promise<QuotaRow[]> {
-    return this.upsert(trx, rows, 'count = quota_counters.count + excluded.count');
-  }
-
-  /** count = max(count, row.count) for each row (inserting missing rows); returns the new totals. */
-  raiseTo(trx: Knex, rows: readonly QuotaRow[]): Promise<QuotaRow[]> {
-    const max = this.dialect === 'postgres' ? 'greatest' : 'max';
-    return this.upsert(trx, rows, `count = ${max}(quota_counters.count, excluded.count)`);
-  }
-
-  /** The stored counts of these periods (absent rows are absent from the result). */
-  async read(trx: Knex, keys: readonly { organizationId: string; startMs: number }[]): Promise<QuotaRow[]> {
-    const out: QuotaRow[] = [];
-    for (const part of chunks(keys)) {
-      const res = await trx('quota_counters')
-        .whereIn(
-          ['organization_id', 'period_start'],
-          part.map((k) => [k.organizationId, this.start(k.startMs)]),
-        )
-        .select('organization_id', trx.raw(this.startMsColumn), 'count');
-      out.push(...this.toRows(res));
-    }
-    return out;
-  }
-
-  /** One period's stored count, 0 when it has no row. */
-  async readOne(organizationId: string, startMs: number): Promise<number> {
-    const rows = await this.read(this.knex, [{ organizationId, startMs }]);
-    return rows[0]?.count ?? 0;
-  }
-
-  transaction<T>(fn: (trx: Knex) => Promise<T>): Promise<T> {
-    return this.knex.transaction((trx) => fn(trx));
-  }
 }
 
 /** A chain of async work run one at a time; when idle, fn starts synchronously. */
@@ -201,9 +45,8 @@ interface Entry {
 }
 
 export interface DbSyncedQuotaOptions {
-  /** The ORM (its knex is used) or a knex instance. */
-  db: Orm | Knex;
-  dialect: QuotaDialect;
+  /** quota_counters (src/store/quota-counters.ts). */
+  store: QuotaStore;
   /** KEYWARD_QUOTA_SYNC_SECONDS × 1000: the default interval of start(). */
   syncIntervalMs: number;
   /**
@@ -227,10 +70,30 @@ export interface DbSyncedQuotaStats {
   loadErrors: number;
 }
 
+/**
+ * Contract:
+ *  - Per (organization, period) a replica keeps `base` (the stored count, last read)
+ *    and `pending` (allowed here since the last successful flush). consume() allows iff
+ *    base + pending < limit, then pending += 1, synchronously once the period is known;
+ *    the first consume of a period loads base (one read shared by concurrent callers).
+ *  - flush() is ONE QuotaStore.sync transaction: pending counts are added (the new
+ *    totals become base), periods used in the last `idleFlushes` flushes are re-read;
+ *    idle and ended periods with nothing pending are dropped from memory. Memory changes
+ *    only after the commit; a failed flush changes nothing, so no request is lost or
+ *    counted twice (except a connection lost while COMMIT is in flight: one batch may
+ *    count twice, erring on the side of the quota). flush() and used() run one at a time.
+ *  - A failed first load is fail-open: the period counts here from 0 (loadErrors,
+ *    onError) until a flush brings the true total; consume() never throws for the
+ *    database, used() rethrows (StoreUnavailableError when unreachable).
+ *  - Overshoot: none with one replica. With N replicas, at most (N − 1) × the requests a
+ *    replica allows per staleness window (one interval, up to two when the timers are
+ *    out of phase), and never more than (N − 1) × limit. A crash loses at most one
+ *    interval of the replica's counts (under-counting); close() flushes.
+ */
 export class DbSyncedQuotaCounter implements QuotaCounter {
   readonly backend = 'memory' as const;
   readonly syncIntervalMs: number;
-  private readonly table: QuotaTable;
+  private readonly store: QuotaStore;
   private readonly idleFlushes: number;
   private readonly onError: (e: unknown) => void;
   private readonly entries = new Map<string, Entry>();
@@ -242,7 +105,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
   private counts = { allowed: 0, denied: 0, syncErrors: 0, loadErrors: 0 };
 
   constructor(opts: DbSyncedQuotaOptions) {
-    this.table = new QuotaTable(opts.db, opts.dialect);
+    this.store = opts.store;
     this.syncIntervalMs = opts.syncIntervalMs;
     this.idleFlushes = opts.idleFlushes ?? 12;
     this.onError = opts.onError ?? (() => undefined);
@@ -274,8 +137,8 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
     let p = this.loading.get(k);
     if (!p) {
       const startMs = period.start.getTime();
-      p = this.table
-        .readOne(organizationId, startMs)
+      p = this.store
+        .count(organizationId, startMs)
         .then(
           (count) => ({ base: count, loaded: true }),
           (e: unknown) => {
@@ -317,7 +180,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
     return this.serial.run(async () => {
       let stored: number;
       try {
-        stored = await this.table.readOne(org.id, startMs);
+        stored = await this.store.count(org.id, startMs);
       } catch (e) {
         rethrowStoreError(e);
       }
@@ -331,9 +194,9 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
   }
 
   /**
-   * Sends the pending counts and refreshes recently used periods (see the top of this
-   * file). Rejects when the database fails; nothing is lost then. Calls run one at a
-   * time, each with the counts pending when it starts (at once when none is running).
+   * Sends the pending counts and refreshes recently used periods (see the class
+   * contract). Rejects when the database fails; nothing is lost then. Calls run one at
+   * a time, each with the counts pending when it starts (at once when none is running).
    */
   flush(): Promise<void> {
     return this.serial.run(() => this.sync());
@@ -353,26 +216,19 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
       e.idleFlushes++;
     }
     if (writes.length === 0 && reads.length === 0) return;
-    let added: QuotaRow[];
-    let stored: QuotaRow[];
+    let totalsRows: QuotaRow[];
     try {
-      [added, stored] = await this.table.transaction(async (trx) => {
-        const a = writes.length
-          ? await this.table.add(
-              trx,
-              writes.map(({ e, sent }) => ({ organizationId: e.organizationId, startMs: e.startMs, count: sent })),
-            )
-          : [];
-        const s = reads.length ? await this.table.read(trx, reads) : [];
-        return [a, s] as const;
-      });
+      totalsRows = await this.store.sync(
+        writes.map(({ e, sent }) => ({ organizationId: e.organizationId, startMs: e.startMs, count: sent })),
+        reads,
+      );
     } catch (err) {
       this.counts.syncErrors++;
       throw err;
     }
     // Committed: apply it, synchronously.
     const totals = new Map<string, number>();
-    for (const r of [...added, ...stored]) totals.set(rowKey(r.organizationId, r.startMs), r.count);
+    for (const r of totalsRows) totals.set(rowKey(r.organizationId, r.startMs), r.count);
     for (const { e, sent } of writes) {
       e.pending -= sent;
       e.base = totals.get(rowKey(e.organizationId, e.startMs)) ?? e.base + sent;

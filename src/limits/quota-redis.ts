@@ -1,86 +1,24 @@
 /**
- * The quota in Redis (backend `redis`, KEYWARD_REDIS_URL): exact across replicas.
- * Each consume is one Lua script on the key `kw:quota:{<orgId>}:<periodStartMs>`
- * (the braces are a cluster hash tag): if the count is below the limit it is
- * incremented and the key set to expire 35 days after the period ends; the script
- * answers {allowed, count}.
- *
- * Redis failures (KEYWARD_REDIS_FAILURE_MODE, option onFailure):
- *   - `deny`: consume() and used() throw LimiterUnavailableError (the Check answers 503);
- *   - `local`: the request is decided here. The local count of a period is the last
- *     count Redis returned for it plus the requests allowed here during the failure
- *     ("outage" counts). With a database (option db) the decision is also made by an
- *     internal DbSyncedQuotaCounter, so during a Redis outage the replicas still share
- *     their counts through quota_counters (which starts from the count last persisted
- *     from Redis, see below); without one the local count alone decides.
- *     Outage counts are added back to Redis once it answers again: by the next consume
- *     of that period (in the same script, atomically) or by the next flush. So the
- *     requests allowed during an outage are not forgotten by Redis afterwards.
- *   A command that fails on the client but ran on the server (a timeout at the wrong
- *   moment) is then counted twice; that errs on the side of the quota. An own client
- *   never resends a command cut off by a lost connection (ioredis'
- *   autoResendUnfulfilledCommands is off: the request was already decided as failed).
- *   Like the rate limiter, an own client fails fast (no offline queue, a command
- *   timeout), drops a connection that answers nothing for socketTimeoutMs while
- *   commands wait and reconnects in the background (so it returns to Redis by itself),
- *   calls wait for its first connection attempt to settle rather than fall back at
- *   startup, and onError hears of Redis failures once per outage.
- *
- * Persistence (flush(), every sync interval and at close): the Redis counts of the
- * periods consumed here since the last flush are read (MGET) and written into
- * quota_counters as count = max(count, redisCount), so GetQuota and reporting keep the
- * count if Redis loses its data. It is a floor, not a second counter: enforcement
- * stays in Redis (after a Redis data loss Redis counts again from 0 for the rest of
- * the period), and used() answers max(Redis count, stored count).
+ * The quota in Redis (backend `redis`, KEYWARD_REDIS_URL): exact across replicas, with
+ * quota_counters as a persisted floor and, in `local` failure mode, as the shared fallback.
  */
-import Redis from 'ioredis';
-import type { Knex } from '@mikro-orm/knex';
-import type { Orm } from '../store/orm';
+import type Redis from 'ioredis';
+import { RedisConnection } from '../redis/client';
 import { billingPeriod } from './billing';
-import { withDeadline } from './deadline';
-import { DbSyncedQuotaCounter, QuotaTable, type QuotaDialect, type QuotaRow } from './quota-memory';
-import { LimiterUnavailableError, type BillingPeriod, type QuotaCounter, type QuotaDecision, type QuotaOrg } from './types';
 import { timerScheduler, type Scheduler } from '../util/scheduler';
+import { DbSyncedQuotaCounter } from './quota-memory';
+import { defineQuotaScripts, QUOTA_KEY_GRACE_MS, quotaKey, type QuotaScripts } from './quota-redis-scripts';
+import {
+  LimiterUnavailableError,
+  type BillingPeriod,
+  type QuotaCounter,
+  type QuotaDecision,
+  type QuotaOrg,
+  type QuotaRow,
+  type QuotaStore,
+} from './types';
 
-/** Keys live this long after their period ends (GetQuota of the previous period, late reports). */
-export const QUOTA_KEY_GRACE_MS = 35 * 24 * 60 * 60 * 1000;
-
-export function quotaKey(organizationId: string, periodStartMs: number): string {
-  return `kw:quota:{${organizationId}}:${periodStartMs}`;
-}
-
-/**
- * KEYS[1] the counter; ARGV[1] limit, ARGV[2] expire-at (ms), ARGV[3] requests counted
- * during a Redis failure to add first (0 normally). Returns {allowed 0|1, count}.
- */
-const CONSUME_LUA = `
-local add = tonumber(ARGV[3])
-local c
-if add > 0 then
-  c = redis.call('INCRBY', KEYS[1], add)
-  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-else
-  c = tonumber(redis.call('GET', KEYS[1]) or '0')
-end
-if c < tonumber(ARGV[1]) then
-  c = redis.call('INCR', KEYS[1])
-  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-  return {1, c}
-end
-return {0, c}
-`;
-
-/** KEYS[1] the counter; ARGV[1] to add, ARGV[2] expire-at (ms). Returns the count. */
-const ADD_LUA = `
-local c = redis.call('INCRBY', KEYS[1], ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-return c
-`;
-
-interface ScriptClient {
-  keywardQuotaConsume(key: string, limit: number, expireAtMs: number, add: number): Promise<[number, number]>;
-  keywardQuotaAdd(key: string, add: number, expireAtMs: number): Promise<number>;
-}
+export { QUOTA_KEY_GRACE_MS, quotaKey } from './quota-redis-scripts';
 
 interface Seen {
   organizationId: string;
@@ -106,8 +44,8 @@ export interface RedisQuotaOptions {
    */
   redis: string | Redis;
   onFailure: 'local' | 'deny';
-  /** The database: persistence of the counts, and the shared fallback in `local` mode. */
-  db?: { db: Orm | Knex; dialect: QuotaDialect };
+  /** quota_counters: persistence of the counts, and the shared fallback in `local` mode. */
+  store?: QuotaStore;
   /** The default interval of start() (KEYWARD_QUOTA_SYNC_SECONDS × 1000). */
   syncIntervalMs: number;
   /** Per command, for an own client. Default 100 ms (as the rate limiter). */
@@ -132,32 +70,44 @@ export interface RedisQuotaStats {
   persistErrors: number;
 }
 
+/**
+ * Contract:
+ *  - consume() is one Lua script (./quota-redis-scripts) on `kw:quota:{<orgId>}:<periodStartMs>`:
+ *    incremented if below the limit, expiring QUOTA_KEY_GRACE_MS after the period ends.
+ *  - Redis failures (onFailure = KEYWARD_REDIS_FAILURE_MODE): `deny` throws
+ *    LimiterUnavailableError from consume() and used() (the Check answers 503); `local`
+ *    decides here on the last Redis count plus the requests allowed during the failure
+ *    ("outage" counts), and, with a store, also through an internal DbSyncedQuotaCounter
+ *    so replicas share their outage counts. Outage counts go back to Redis once it
+ *    answers: with the next consume of the period (atomically, in its script) or the
+ *    next flush. A command that ran on Redis but failed here counts twice (on the side
+ *    of the quota). The connection policy is ../redis/client's.
+ *  - flush() (every interval, at close; concurrent calls share one run) adds outage
+ *    counts back, writes the Redis counts of the periods consumed since the last flush
+ *    into quota_counters as max(stored, Redis) — a floor, so reporting survives a Redis
+ *    data loss while enforcement stays in Redis — and flushes the fallback. It rejects
+ *    with the first error after trying every step. used() answers max(Redis, stored).
+ */
 export class RedisQuotaCounter implements QuotaCounter {
   readonly backend = 'redis' as const;
   readonly syncIntervalMs: number;
   readonly redis: Redis;
-  private readonly ownClient: boolean;
-  private readonly scripts: ScriptClient;
+  private readonly connection: RedisConnection;
+  private readonly scripts: QuotaScripts;
   private readonly onFailure: 'local' | 'deny';
-  private readonly table: QuotaTable | undefined;
+  private readonly store: QuotaStore | undefined;
   /** The `local` fallback with a database. */
   readonly fallback: DbSyncedQuotaCounter | undefined;
   private readonly idleFlushes: number;
   private readonly onError: (e: unknown) => void;
   private readonly seen = new Map<string, Seen>();
   private cancelTimer: (() => void) | undefined;
-  private readonly commandTimeoutMs: number;
   private flushing: Promise<void> | undefined;
-  /** Pending while an own client's first connection attempt is under way. */
-  private startup: Promise<void> | null = null;
-  /** Redis failed and has not answered since (onError once per outage). */
-  private failing = false;
   private closed = false;
   private latestNowMs = Number.NEGATIVE_INFINITY;
-  private counts = { allowed: 0, denied: 0, redisErrors: 0, fallbackDecisions: 0, persistErrors: 0 };
+  private counts = { allowed: 0, denied: 0, fallbackDecisions: 0, persistErrors: 0 };
 
   constructor(opts: RedisQuotaOptions) {
-    this.commandTimeoutMs = opts.commandTimeoutMs ?? 100;
     this.onFailure = opts.onFailure;
     this.syncIntervalMs = opts.syncIntervalMs;
     this.idleFlushes = opts.idleFlushes ?? 12;
@@ -169,78 +119,37 @@ export class RedisQuotaCounter implements QuotaCounter {
         // A logger that throws must not take the counter down.
       }
     };
-    if (typeof opts.redis === 'string') {
-      this.ownClient = true;
-      const connectTimeout = opts.connectTimeoutMs ?? 1000;
-      this.redis = new Redis(opts.redis, {
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        // Calls carry their own stall-tolerant deadline (./deadline); ioredis's is a backstop.
-        commandTimeout: Math.max(1000, 10 * this.commandTimeoutMs),
-        connectTimeout,
-        // A partition leaves the socket open but dead; timed-out commands alone never close it.
-        socketTimeout: opts.socketTimeoutMs ?? 1000,
-        retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times - 1, 5), 2000),
-        connectionName: 'keyward-quota',
-        // A command cut off by a lost connection has already been decided here (as failed):
-        // resending it after the reconnect would count its request a second time.
-        autoResendUnfulfilledCommands: false,
-        // disconnect() of a client that never connected waits this long for a socket already closed.
-        disconnectTimeout: 200,
+    this.connection =
+      typeof opts.redis === 'string'
+        ? RedisConnection.open({
+            url: opts.redis,
+            connectionName: 'keyward-quota',
+            commandTimeoutMs: opts.commandTimeoutMs,
+            connectTimeoutMs: opts.connectTimeoutMs,
+            socketTimeoutMs: opts.socketTimeoutMs,
+            onError: this.onError,
+          })
+        : RedisConnection.wrap(opts.redis, { commandTimeoutMs: opts.commandTimeoutMs, onError: this.onError });
+    this.redis = this.connection.client;
+    this.scripts = defineQuotaScripts(this.redis);
+    this.store = opts.store;
+    if (opts.store && opts.onFailure === 'local') {
+      this.fallback = new DbSyncedQuotaCounter({
+        store: opts.store,
+        syncIntervalMs: opts.syncIntervalMs,
+        idleFlushes: opts.idleFlushes,
+        onError: this.onError,
       });
-      this.redis.on('error', (e: unknown) => this.report(e));
-      this.redis.on('ready', () => {
-        this.failing = false;
-      });
-      // Until the first connection attempt settles, commands wait for it rather than fall back.
-      this.startup = new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          this.redis.off('ready', done);
-          this.redis.off('close', done);
-          this.startup = null;
-          resolve();
-        };
-        const timer = setTimeout(done, connectTimeout);
-        timer.unref();
-        this.redis.once('ready', done);
-        this.redis.once('close', done);
-      });
-    } else {
-      this.ownClient = false;
-      this.redis = opts.redis;
-    }
-    this.redis.defineCommand('keywardQuotaConsume', { numberOfKeys: 1, lua: CONSUME_LUA });
-    this.redis.defineCommand('keywardQuotaAdd', { numberOfKeys: 1, lua: ADD_LUA });
-    this.scripts = this.redis as unknown as ScriptClient;
-    if (opts.db) {
-      this.table = new QuotaTable(opts.db.db, opts.db.dialect);
-      if (opts.onFailure === 'local') {
-        this.fallback = new DbSyncedQuotaCounter({
-          db: opts.db.db,
-          dialect: opts.db.dialect,
-          syncIntervalMs: opts.syncIntervalMs,
-          idleFlushes: opts.idleFlushes,
-          onError: this.onError,
-        });
-      }
     }
   }
 
   /** Resolves once an own client's first connection attempt has settled (ready, failed or timed out). */
-  async ready(): Promise<void> {
-    if (this.startup) await this.startup;
-  }
-
-  private report(e: unknown): void {
-    if (this.failing) return;
-    this.failing = true;
-    this.onError(e);
+  ready(): Promise<void> {
+    return this.connection.ready();
   }
 
   private redisError(e: unknown): void {
-    this.counts.redisErrors++;
-    this.report(e);
+    this.connection.failures.failed(e);
   }
 
   private track(organizationId: string, period: BillingPeriod, nowMs: number): Seen {
@@ -276,15 +185,14 @@ export class RedisQuotaCounter implements QuotaCounter {
     s.sending += add;
     let res: [number, number];
     try {
-      if (this.startup) await this.startup;
-      res = await withDeadline(this.scripts.keywardQuotaConsume(s.key, limit, s.endMs + QUOTA_KEY_GRACE_MS, add), this.commandTimeoutMs);
+      res = await this.connection.call(() => this.scripts.keywardQuotaConsume(s.key, limit, s.endMs + QUOTA_KEY_GRACE_MS, add));
     } catch (e) {
       s.sending -= add;
       s.outage += add;
       return this.failed(e, org, nowMs, s, period);
     }
     s.sending -= add;
-    this.failing = false;
+    this.connection.failures.succeeded();
     const [ok, count] = res;
     s.redisCount = Number(count);
     s.touched = true;
@@ -331,10 +239,9 @@ export class RedisQuotaCounter implements QuotaCounter {
     const outage = (s?.outage ?? 0) + (s?.sending ?? 0);
     let redisCount: number;
     try {
-      if (this.startup) await this.startup;
-      const v = await withDeadline(this.redis.get(key), this.commandTimeoutMs);
+      const v = await this.connection.call((client) => client.get(key));
       redisCount = v === null ? 0 : Number(v);
-      this.failing = false;
+      this.connection.failures.succeeded();
     } catch (e) {
       this.redisError(e);
       if (this.onFailure === 'deny') throw new LimiterUnavailableError(e);
@@ -344,9 +251,9 @@ export class RedisQuotaCounter implements QuotaCounter {
       return { used: Math.max(f.used, local), period };
     }
     let used = redisCount + outage;
-    if (this.table) {
+    if (this.store) {
       try {
-        used = Math.max(used, await this.table.readOne(org.id, startMs));
+        used = Math.max(used, await this.store.count(org.id, startMs));
       } catch (e) {
         // Redis answered; the stored copy is only a floor.
         this.onError(e);
@@ -371,7 +278,7 @@ export class RedisQuotaCounter implements QuotaCounter {
   }
 
   private async sync(): Promise<void> {
-    if (this.startup) await this.startup;
+    await this.connection.ready();
     const errors: unknown[] = [];
     // Forget ended and idle periods with nothing left to do.
     for (const [k, s] of this.seen) {
@@ -386,9 +293,7 @@ export class RedisQuotaCounter implements QuotaCounter {
       s.outage -= add;
       s.sending += add;
       try {
-        s.redisCount = Number(
-          await withDeadline(this.scripts.keywardQuotaAdd(s.key, add, s.endMs + QUOTA_KEY_GRACE_MS), this.commandTimeoutMs),
-        );
+        s.redisCount = Number(await this.connection.call(() => this.scripts.keywardQuotaAdd(s.key, add, s.endMs + QUOTA_KEY_GRACE_MS)));
         s.sending -= add;
         s.touched = true;
       } catch (e) {
@@ -400,20 +305,20 @@ export class RedisQuotaCounter implements QuotaCounter {
       }
     }
     // 2. Redis counts into the database.
-    if (this.table) {
+    if (this.store) {
+      const store = this.store;
       const touched = [...this.seen.values()].filter((s) => s.touched);
       // Cleared now: a consume during this persist marks its period again for the next one.
       for (const s of touched) s.touched = false;
       if (touched.length) {
         try {
-          const values = await withDeadline(this.redis.mget(touched.map((s) => s.key)), this.commandTimeoutMs);
+          const values = await this.connection.call((client) => client.mget(touched.map((s) => s.key)));
           const rows: QuotaRow[] = [];
           touched.forEach((s, i) => {
             const v = values[i];
             if (v !== null && v !== undefined) rows.push({ organizationId: s.organizationId, startMs: s.startMs, count: Number(v) });
           });
-          const table = this.table;
-          if (rows.length) await table.transaction((trx) => table.raiseTo(trx, rows));
+          if (rows.length) await store.raiseTo(rows);
         } catch (e) {
           for (const s of touched) s.touched = true;
           this.counts.persistErrors++;
@@ -454,13 +359,19 @@ export class RedisQuotaCounter implements QuotaCounter {
     if (this.flushing) await this.flushing.catch(() => undefined);
     await this.flush().catch(this.onError);
     if (this.fallback) await this.fallback.close();
-    if (this.ownClient) {
-      if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
-      else this.redis.disconnect();
-    }
+    await this.connection.close();
   }
 
   stats(): RedisQuotaStats {
-    return { backend: 'redis', trackedPeriods: this.seen.size, ...this.counts };
+    const { allowed, denied, fallbackDecisions, persistErrors } = this.counts;
+    return {
+      backend: 'redis',
+      trackedPeriods: this.seen.size,
+      allowed,
+      denied,
+      redisErrors: this.connection.failures.errors,
+      fallbackDecisions,
+      persistErrors,
+    };
   }
 }

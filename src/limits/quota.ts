@@ -4,22 +4,18 @@
  * through the database (bounded overshoot across replicas, see quota-memory.ts).
  * The caller runs start() after creating it and close() at shutdown.
  */
-import type { Knex } from '@mikro-orm/knex';
 import type Redis from 'ioredis';
-import type { Orm } from '../store/orm';
-import { DbSyncedQuotaCounter, type QuotaDialect } from './quota-memory';
+import { DbSyncedQuotaCounter } from './quota-memory';
 import { RedisQuotaCounter } from './quota-redis';
-import type { QuotaCounter } from './types';
-import type { Scheduler } from '../util/scheduler';
+import type { QuotaStore } from './types';
 
-export { billingPeriod, secondsUntil } from './billing';
-export { DbSyncedQuotaCounter, QuotaTable } from './quota-memory';
+export { billingPeriod } from './billing';
+export { DbSyncedQuotaCounter } from './quota-memory';
 export { RedisQuotaCounter, quotaKey } from './quota-redis';
 
 export interface QuotaCounterOptions {
-  /** The database (ORM or knex): the memory backend's sync, the Redis backend's persistence and fallback. */
-  db: Orm | Knex;
-  dialect: QuotaDialect;
+  /** quota_counters (src/store/quota-counters.ts): the memory backend's sync, the Redis backend's persistence and fallback. */
+  store: QuotaStore;
   /** KEYWARD_REDIS_URL; set: the Redis backend. */
   redisUrl?: string;
   /** A Redis client to share instead of redisUrl (left open by close()). */
@@ -31,22 +27,16 @@ export interface QuotaCounterOptions {
   onError?: (e: unknown) => void;
 }
 
-/** A QuotaCounter with its background flush (start(intervalMs = syncIntervalMs, scheduler = timers) / stop()). */
-export type ManagedQuotaCounter = QuotaCounter & {
-  start(intervalMs?: number, scheduler?: Scheduler): void;
-  stop(): void;
-};
-
 export function createQuotaCounter(opts: QuotaCounterOptions): DbSyncedQuotaCounter | RedisQuotaCounter {
   const redis = opts.redis ?? opts.redisUrl;
   if (redis !== undefined) {
     return new RedisQuotaCounter({
       redis,
       onFailure: opts.redisFailureMode ?? 'local',
-      db: { db: opts.db, dialect: opts.dialect },
+      store: opts.store,
       syncIntervalMs: opts.syncIntervalMs,
       onError: opts.onError,
     });
   }
-  return new DbSyncedQuotaCounter({ db: opts.db, dialect: opts.dialect, syncIntervalMs: opts.syncIntervalMs, onError: opts.onError });
+  return new DbSyncedQuotaCounter({ store: opts.store, syncIntervalMs: opts.syncIntervalMs, onError: opts.onError });
 }

@@ -197,7 +197,12 @@ export class MemoryRateLimiter implements RateLimiter {
     if (i !== undefined && this.slots.start[i] === windowStartOf(Math.floor(nowMs)) && this.slots.curr[i]! > 0) this.slots.curr[i]!--;
   }
 
-  async peek(keyId: string, limit: number, nowMs: number): Promise<RateDecision> {
+  peek(keyId: string, limit: number, nowMs: number): Promise<RateDecision> {
+    // A bad limit rejects (as the Redis limiter's peek does) rather than throwing.
+    return new Promise((resolve) => resolve(this.peekNow(keyId, limit, nowMs)));
+  }
+
+  private peekNow(keyId: string, limit: number, nowMs: number): RateDecision {
     checkLimit(limit);
     const now = Math.floor(nowMs);
     this.sweep(now);
@@ -211,12 +216,14 @@ export class MemoryRateLimiter implements RateLimiter {
     return decision(admits(limit, v.prev, v.curr, elapsed), limit, v.prev, v.curr, elapsed);
   }
 
-  async reset(keyId: string): Promise<void> {
+  reset(keyId: string): Promise<void> {
     const i = this.windows.get(keyId);
-    if (i === undefined) return;
-    this.front.mutated(keyId);
-    this.windows.delete(keyId);
-    this.slots.release(i);
+    if (i !== undefined) {
+      this.front.mutated(keyId);
+      this.windows.delete(keyId);
+      this.slots.release(i);
+    }
+    return Promise.resolve();
   }
 
   /** Drops up to `max` of the keys at the front (oldest windows) if idle for 2 windows or more. */
@@ -240,10 +247,11 @@ export class MemoryRateLimiter implements RateLimiter {
     };
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.windows.clear();
     this.front.reset();
     this.slots.clear();
+    return Promise.resolve();
   }
 
   private evictOldest(): void {

@@ -87,3 +87,31 @@ export interface QuotaCounter {
   flush(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** One billing period of one organization, by its start (epoch ms). */
+export interface QuotaPeriod {
+  organizationId: string;
+  startMs: number;
+}
+
+/** One period's stored count. */
+export interface QuotaRow extends QuotaPeriod {
+  count: number;
+}
+
+/**
+ * The database half of the quota (table quota_counters), as the quota backends need it;
+ * implemented by src/store/quota-counters.ts. Each method rejects when the database fails.
+ */
+export interface QuotaStore {
+  /** One period's stored count, 0 when it has no row. */
+  count(organizationId: string, startMs: number): Promise<number>;
+  /**
+   * In ONE transaction: count += row.count for each of `adds` (inserting missing rows),
+   * then the stored counts of `reads`. Returns the new totals of `adds` and the counts
+   * of `reads` (a period with no row is absent).
+   */
+  sync(adds: readonly QuotaRow[], reads: readonly QuotaPeriod[]): Promise<QuotaRow[]>;
+  /** count = max(count, row.count) for each row (inserting missing rows), in one transaction. */
+  raiseTo(rows: readonly QuotaRow[]): Promise<void>;
+}

@@ -15,6 +15,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import type { DatabaseConfig } from '../config';
+
+/** True when other processes' changes can be heard on this database (PostgreSQL); SQLite has one process. */
+export function hearsChanges(database: DatabaseConfig): boolean {
+  return database.kind === 'postgres';
+}
 
 /** This process, in announcements. */
 export const PROCESS_ID = randomBytes(8).toString('hex');
@@ -41,19 +47,15 @@ const ID = /^(key|org)_[0-9a-z]{25}$/;
 /** The changes another process announced; [] for this process's own or a bad payload. */
 export function parseChanges(payload: string | undefined, self: string = PROCESS_ID): Change[] {
   try {
-    const m = JSON.parse(payload ?? '') as { from?: unknown; changes?: unknown };
+    const m = JSON.parse(payload ?? '') as { from?: unknown; changes?: unknown } | null;
     if (m === null || typeof m !== 'object' || m.from === self) return [];
-    const v = m.changes;
-    if (!Array.isArray(v)) return [];
-    return v.filter(
-      (c): c is Change =>
-        typeof c === 'object' &&
-        c !== null &&
-        (c.type === 'key' || c.type === 'org') &&
-        typeof c.id === 'string' &&
-        ID.test(c.id) &&
-        c.id.startsWith(c.type),
-    );
+    const list: unknown = m.changes;
+    if (!Array.isArray(list)) return [];
+    return (list as unknown[]).filter((item): item is Change => {
+      if (typeof item !== 'object' || item === null) return false;
+      const c = item as { type?: unknown; id?: unknown };
+      return (c.type === 'key' || c.type === 'org') && typeof c.id === 'string' && ID.test(c.id) && c.id.startsWith(c.type);
+    });
   } catch {
     return [];
   }

@@ -1,52 +1,37 @@
 /**
  * The usage store: the UsageSink the batcher writes through, the monthly statistics
- * GetUsageStats answers from, and the retention purge of raw events.
- *
- * write(events) is ONE transaction:
- *  1. the raw events go into usage_events with chunked multi-row inserts;
- *  2. the batch is pre-aggregated in memory per (organization, key, period, endpoint,
- *     method), so each aggregate row is written once per batch, and upserted into
- *     usage_daily and usage_monthly with INSERT ... ON CONFLICT (pk) DO UPDATE that adds
- *     the batch's numbers to the stored ones. The latency histogram (a fixed-length
- *     JSON array, see ./histogram) is merged in the same statement, element by element,
- *     so the whole upsert is atomic and needs no read-modify-write or row lock of its
- *     own. Rows are upserted in primary-key order, so concurrent writers (several
- *     replicas) lock rows in the same order and do not deadlock.
- * Days (`YYYY-MM-DD`) and months (`YYYY-MM`) are UTC, from each event's `at`.
- *
- * Counting: requests from `requests` (1 only for allowed Checks); 4xx/5xx from
- * statusCode; tokens and cost summed where present; duration count, sum and
- * histogram from the events that have durationMs.
- *
- * An event that cannot be stored at all (no finite time, no ids) is skipped rather
- * than failing the batch forever; over-long strings are cut to the column sizes.
- * A database that cannot be reached surfaces as StoreUnavailableError.
- *
- * Idempotent batches: write(events, batchId) first inserts the id into usage_batches
- * (ON CONFLICT DO NOTHING) in the same transaction; when the id is already there the
- * batch was written before, and nothing else is done. The purge removes batch ids
- * with the raw events of the same age.
+ * GetUsageStats answers from, and the retention purge of raw events. The rows are
+ * made storable and pre-aggregated here; the SQL is src/store/usage-tables.ts.
  */
-import type { EntityManager } from '@mikro-orm/knex';
-import type { Knex } from '@mikro-orm/knex';
-import type { Orm } from '../store/orm';
-import { rethrowStoreError } from '../store/store';
 import { InvalidArgumentError } from '../errors/domain';
 import type { DayUsage, EndpointUsage, KeyUsage, UsageStats, UsageTotals } from '../gen/keyward/admin/v1/key_admin';
 import type { UsageEvent, UsageSink } from './types';
-import { addInto, BUCKET_COUNT, bucketOf, emptyBuckets, p95, parseBuckets } from './histogram';
+import { addInto, bucketOf, emptyBuckets, p95, parseBuckets } from './histogram';
 
 /** Column sizes of usage_events / usage_daily / usage_monthly. */
 const MAX = { id: 32, requestId: 128, endpoint: 512, method: 16, source: 16 } as const;
-/** Raw events deleted per statement by the purge. */
-const PURGE_CHUNK = 10_000;
 const DAY_MS = 86_400_000;
 /** Events outside these years are not storable as `YYYY-MM-DD`. */
 const MIN_AT = Date.UTC(1970, 0, 1);
 const MAX_AT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
-export const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
+const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
 
+/**
+ * write(events, batchId?) is ONE transaction of UsageTables.writeBatch: the raw events,
+ * and the batch pre-aggregated in memory per (organization, key, period, endpoint,
+ * method), each aggregate row added once per batch to usage_daily and usage_monthly,
+ * in primary-key order (concurrent writers lock rows in the same order).
+ * Days (`YYYY-MM-DD`) and months (`YYYY-MM`) are UTC, from each event's `at`.
+ *
+ * Counting: requests from `requests` (1 only for allowed Checks); 4xx/5xx from
+ * statusCode; tokens and cost summed where present; duration count, sum and
+ * histogram (./histogram) from the events that have durationMs.
+ *
+ * An event that cannot be stored at all (no finite time, no ids) is skipped rather
+ * than failing the batch forever; over-long strings are cut to the column sizes.
+ * A database that cannot be reached surfaces as StoreUnavailableError.
+ */
 export interface UsageStore extends UsageSink {
   /**
    * Usage of one UTC calendar month (`YYYY-MM`) of an organization, optionally of one
@@ -76,7 +61,34 @@ export function retentionCutoff(nowMs: number, retentionDays: number): Date {
   return new Date(nowMs - retentionDays * DAY_MS);
 }
 
-interface EventRow {
+/**
+ * The usage tables (usage_events, usage_daily, usage_monthly, usage_batches), as the
+ * usage store needs them; implemented by src/store/usage-tables.ts. Each method
+ * rethrows an unreachable database as StoreUnavailableError.
+ */
+export interface UsageTables {
+  /**
+   * In ONE transaction: records `batchId` when given (if it was recorded before,
+   * nothing is written and the result is false), inserts the events, and adds the
+   * aggregates (in the given order) to usage_daily and usage_monthly. True when written.
+   */
+  writeBatch(batch: {
+    events: readonly EventRow[];
+    daily: readonly Aggregate[];
+    monthly: readonly Aggregate[];
+    batchId?: string;
+    nowMs: number;
+  }): Promise<boolean>;
+  /** usage_monthly rows of one organization's month (`YYYY-MM`), of one key if given. */
+  monthRows(organizationId: string, month: string, keyId?: string): Promise<AggregateRow[]>;
+  /** usage_daily rows of the days of one organization's month, of one key if given. */
+  dayRows(organizationId: string, month: string, keyId?: string): Promise<AggregateRow[]>;
+  /** Deletes raw events with `at` before `date`, and batch ids recorded before it; returns how many events. */
+  purgeBefore(date: Date): Promise<number>;
+}
+
+/** An event as stored in usage_events. */
+export interface EventRow {
   at: number;
   organizationId: string;
   keyId: string;
@@ -91,7 +103,8 @@ interface EventRow {
   source: string;
 }
 
-interface Aggregate {
+/** One row of usage_daily / usage_monthly: the sums of a batch, or as stored. */
+export interface Aggregate {
   organizationId: string;
   keyId: string;
   period: string;
@@ -110,7 +123,7 @@ interface Aggregate {
 function text(v: unknown, max: number): string {
   if (typeof v !== 'string') return '';
   // PostgreSQL text cannot hold NUL.
-  let s = v.includes('\u0000') ? v.replace(/\u0000/g, '') : v;
+  let s = v.includes('\u0000') ? v.replaceAll('\u0000', '') : v;
   if (s.length > max) {
     s = s.slice(0, max);
     // Do not leave half a surrogate pair.
@@ -129,12 +142,7 @@ function normalize(e: UsageEvent): EventRow | undefined {
   if (!e || typeof e.at !== 'number' || !(e.at >= MIN_AT && e.at <= MAX_AT)) return undefined;
   const organizationId = text(e.organizationId, MAX.id);
   const keyId = text(e.keyId, MAX.id);
-  if (
-    organizationId === '' ||
-    keyId === '' ||
-    organizationId.length !== (e.organizationId as string).length ||
-    keyId.length !== (e.keyId as string).length
-  )
+  if (organizationId === '' || keyId === '' || organizationId.length !== e.organizationId.length || keyId.length !== e.keyId.length)
     return undefined;
   const status = e.statusCode;
   const tokens = e.tokens;
@@ -200,130 +208,6 @@ function aggregate(rows: readonly EventRow[]): { daily: Aggregate[]; monthly: Ag
   return { daily: ordered(daily), monthly: ordered(monthly) };
 }
 
-/** Records a batch id; no row is inserted (0 changes) when the batch was written before. */
-const BATCH_SQL = {
-  sqlite: 'insert into usage_batches (id, written_at) values (?, ?) on conflict (id) do nothing',
-  postgres: 'insert into usage_batches (id, written_at) values ($1, $2) on conflict (id) do nothing',
-} as const;
-const BATCH_ID = /^[A-Za-z0-9_-]{1,32}$/;
-
-const EVENT_COLUMNS = [
-  'at',
-  'organization_id',
-  'key_id',
-  'request_id',
-  'endpoint',
-  'method',
-  'requests',
-  'status_code',
-  'duration_ms',
-  'tokens',
-  'cost_usd',
-  'source',
-];
-const AGG_COLUMNS = [
-  'organization_id',
-  'key_id',
-  'period',
-  'endpoint',
-  'method',
-  'requests',
-  'errors4xx',
-  'errors5xx',
-  'tokens',
-  'cost_usd',
-  'duration_count',
-  'duration_sum_ms',
-  'duration_buckets',
-];
-const SUMMED = ['requests', 'errors4xx', 'errors5xx', 'tokens', 'cost_usd', 'duration_count', 'duration_sum_ms'];
-
-/** The SQL expression that adds the batch's histogram (excluded) to the stored one, element by element. */
-function bucketMerge(dialect: 'sqlite' | 'postgres', table: string): string {
-  const parts: string[] = [];
-  for (let i = 0; i < BUCKET_COUNT; i++) {
-    parts.push(
-      dialect === 'postgres'
-        ? `coalesce((${table}.duration_buckets->>${i})::numeric, 0) + coalesce((excluded.duration_buckets->>${i})::numeric, 0)`
-        : `coalesce(json_extract(${table}.duration_buckets, '$[${i}]'), 0) + coalesce(json_extract(excluded.duration_buckets, '$[${i}]'), 0)`,
-    );
-  }
-  const merged = dialect === 'postgres' ? `jsonb_build_array(${parts.join(', ')})` : `json_array(${parts.join(', ')})`;
-  return `case when excluded.duration_count = 0 then ${table}.duration_buckets else ${merged} end`;
-}
-
-/**
- * The batch statements. SQLite: one row of `?` per statement, prepared once and run per
- * row. PostgreSQL: one statement per table whose parameters are column arrays (unnest),
- * in the order of EVENT_COLUMNS / AGG_COLUMNS.
- */
-function eventSql(dialect: 'sqlite' | 'postgres'): string {
-  const source =
-    dialect === 'sqlite'
-      ? `values (${EVENT_COLUMNS.map(() => '?').join(', ')})`
-      : 'select to_timestamp(u.at / 1000.0), u.o, u.k, u.r, u.e, u.m, u.n, u.s, u.d, u.t, u.c, u.src ' +
-        'from unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::smallint[], $8::smallint[], $9::float8[], $10::bigint[], $11::float8[], $12::text[]) ' +
-        'as u(at, o, k, r, e, m, n, s, d, t, c, src)';
-  return `insert into usage_events (${EVENT_COLUMNS.join(', ')}) ${source}`;
-}
-
-function upsertSql(dialect: 'sqlite' | 'postgres', table: 'usage_daily' | 'usage_monthly'): string {
-  const source =
-    dialect === 'sqlite'
-      ? `values (${AGG_COLUMNS.map(() => '?').join(', ')})`
-      : 'select u.o, u.k, u.p, u.e, u.m, u.n, u.e4, u.e5, u.t, u.c, u.dc, u.ds, u.b::jsonb ' +
-        'from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::float8[], $11::bigint[], $12::float8[], $13::text[]) ' +
-        'as u(o, k, p, e, m, n, e4, e5, t, c, dc, ds, b)';
-  const sets = SUMMED.map((c) => `${c} = ${table}.${c} + excluded.${c}`);
-  sets.push(`duration_buckets = ${bucketMerge(dialect, table)}`);
-  return (
-    `insert into ${table} (${AGG_COLUMNS.join(', ')}) ${source} ` +
-    `on conflict (organization_id, key_id, period, endpoint, method) do update set ${sets.join(', ')}`
-  );
-}
-
-/** A row's values in EVENT_COLUMNS order. */
-function eventValues(r: EventRow): unknown[] {
-  return [
-    r.at,
-    r.organizationId,
-    r.keyId,
-    r.requestId,
-    r.endpoint,
-    r.method,
-    r.requests,
-    r.statusCode,
-    r.durationMs,
-    r.tokens,
-    r.costUsd,
-    r.source,
-  ];
-}
-
-/** An aggregate's values in AGG_COLUMNS order. */
-function aggValues(a: Aggregate): unknown[] {
-  return [
-    a.organizationId,
-    a.keyId,
-    a.period,
-    a.endpoint,
-    a.method,
-    a.requests,
-    a.errors4xx,
-    a.errors5xx,
-    a.tokens,
-    a.costUsd,
-    a.durationCount,
-    a.durationSumMs,
-    JSON.stringify(a.buckets),
-  ];
-}
-
-/** Rows of values → one array per column. */
-function columnsOf(rows: unknown[][], width: number): unknown[][] {
-  return Array.from({ length: width }, (_, i) => rows.map((r) => r[i]));
-}
-
 /** Sums of aggregate rows, turned into a UsageTotals message. */
 class Totals {
   requests = 0;
@@ -370,7 +254,8 @@ class Totals {
   }
 }
 
-interface AggregateRow {
+/** A usage_daily / usage_monthly row as read (PostgreSQL returns bigint sums as strings). */
+export interface AggregateRow {
   key_id: string;
   period: string;
   endpoint: string;
@@ -385,81 +270,10 @@ interface AggregateRow {
   duration_buckets: unknown;
 }
 
-const STAT_COLUMNS = [
-  'key_id',
-  'period',
-  'endpoint',
-  'method',
-  'requests',
-  'errors4xx',
-  'errors5xx',
-  'tokens',
-  'cost_usd',
-  'duration_count',
-  'duration_sum_ms',
-  'duration_buckets',
-];
+const BATCH_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
-export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): UsageStore {
-  const knex = (orm.em as unknown as EntityManager).getKnex();
-  const at = (ms: number): Date | number => (dialect === 'postgres' ? new Date(ms) : ms);
+export function createUsageStore(tables: UsageTables): UsageStore {
   let skipped = 0;
-
-  // The batch is written on the transaction's driver connection, outside the query
-  // builder: prepared statements (SQLite) or three array-parameter statements
-  // (PostgreSQL), instead of thousands of bound parameters through knex.
-  const connectionOf = async (trx: Knex.Transaction): Promise<unknown> =>
-    (trx as unknown as { client: { acquireConnection(): Promise<unknown> } }).client.acquireConnection();
-
-  type Statement = { run(...values: unknown[]): unknown };
-  const sqliteStatements = new WeakMap<object, { batch: Statement; event: Statement; daily: Statement; monthly: Statement }>();
-
-  async function writeSqlite(
-    trx: Knex.Transaction,
-    rows: EventRow[],
-    daily: Aggregate[],
-    monthly: Aggregate[],
-    batchId: string | undefined,
-    now: number,
-  ): Promise<boolean> {
-    const db = (await connectionOf(trx)) as { prepare(sql: string): Statement };
-    let st = sqliteStatements.get(db);
-    if (!st) {
-      st = {
-        batch: db.prepare(BATCH_SQL.sqlite),
-        event: db.prepare(eventSql('sqlite')),
-        daily: db.prepare(upsertSql('sqlite', 'usage_daily')),
-        monthly: db.prepare(upsertSql('sqlite', 'usage_monthly')),
-      };
-      sqliteStatements.set(db, st);
-    }
-    if (batchId !== undefined && (st.batch.run(batchId, now) as { changes: number }).changes === 0) return false;
-    for (const r of rows) st.event.run(...eventValues(r));
-    for (const a of daily) st.daily.run(...aggValues(a));
-    for (const a of monthly) st.monthly.run(...aggValues(a));
-    return true;
-  }
-
-  const EVENTS_PG = eventSql('postgres');
-  const DAILY_PG = upsertSql('postgres', 'usage_daily');
-  const MONTHLY_PG = upsertSql('postgres', 'usage_monthly');
-
-  async function writePostgres(
-    trx: Knex.Transaction,
-    rows: EventRow[],
-    daily: Aggregate[],
-    monthly: Aggregate[],
-    batchId: string | undefined,
-    now: number,
-  ): Promise<boolean> {
-    const conn = (await connectionOf(trx)) as { query(sql: string, values: unknown[]): Promise<{ rowCount?: number | null }> };
-    if (batchId !== undefined && (await conn.query(BATCH_SQL.postgres, [batchId, new Date(now)])).rowCount === 0) return false;
-    await conn.query(EVENTS_PG, columnsOf(rows.map(eventValues), EVENT_COLUMNS.length));
-    if (daily.length > 0) await conn.query(DAILY_PG, columnsOf(daily.map(aggValues), AGG_COLUMNS.length));
-    if (monthly.length > 0) await conn.query(MONTHLY_PG, columnsOf(monthly.map(aggValues), AGG_COLUMNS.length));
-    return true;
-  }
-
   return {
     get skippedEvents() {
       return skipped;
@@ -479,42 +293,15 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
         return true;
       }
       const { daily, monthly } = aggregate(rows);
-      const now = Date.now();
-      let written = false;
-      try {
-        written = await knex.transaction((trx) =>
-          dialect === 'sqlite'
-            ? writeSqlite(trx, rows, daily, monthly, batchId, now)
-            : writePostgres(trx, rows, daily, monthly, batchId, now),
-        );
-      } catch (e) {
-        rethrowStoreError(e);
-      }
+      const written = await tables.writeBatch({ events: rows, daily, monthly, batchId, nowMs: Date.now() });
       if (written) skipped += bad;
       return written;
     },
 
     async stats(organizationId, month, keyId) {
       if (!MONTH_PATTERN.test(month)) throw new InvalidArgumentError('month', 'must be YYYY-MM', 'invalid_month');
-      let monthRows: AggregateRow[];
-      let dayRows: AggregateRow[];
-      try {
-        const byKey = (q: Knex.QueryBuilder) => {
-          if (keyId) q.where('key_id', keyId);
-        };
-        monthRows = await knex('usage_monthly')
-          .where({ organization_id: organizationId, period: month })
-          .modify(byKey)
-          .select(STAT_COLUMNS);
-        dayRows = await knex('usage_daily')
-          .where('organization_id', organizationId)
-          .andWhere('period', '>=', `${month}-01`)
-          .andWhere('period', '<=', `${month}-31`)
-          .modify(byKey)
-          .select(STAT_COLUMNS);
-      } catch (e) {
-        return rethrowStoreError(e);
-      }
+      const monthRows = await tables.monthRows(organizationId, month, keyId);
+      const dayRows = await tables.dayRows(organizationId, month, keyId);
 
       const totals = new Totals();
       const endpoints = new Map<string, { endpoint: string; method: string; t: Totals }>();
@@ -547,25 +334,6 @@ export function createUsageStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Usag
       return { organizationId, month, keyId: keyId ?? '', totals: totals.message(), byEndpoint, byKey, byDay };
     },
 
-    async purgeEventsBefore(date) {
-      const cutoff = at(date.getTime());
-      let total = 0;
-      try {
-        for (;;) {
-          const n = await knex('usage_events')
-            .whereIn('id', (q) => {
-              void q.select('id').from('usage_events').where('at', '<', cutoff).orderBy('id').limit(PURGE_CHUNK);
-            })
-            .del();
-          total += Number(n);
-          if (Number(n) < PURGE_CHUNK) break;
-        }
-        // Batch ids only guard retries and replays, which happen within hours.
-        await knex('usage_batches').where('written_at', '<', cutoff).del();
-        return total;
-      } catch (e) {
-        return rethrowStoreError(e);
-      }
-    },
+    purgeEventsBefore: (date) => tables.purgeBefore(date),
   };
 }

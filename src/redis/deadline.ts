@@ -40,6 +40,8 @@ export function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        // The command's own rejection, passed on as it is.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
         reject(e);
       },
     );
