@@ -71,7 +71,7 @@ export class ChangeListener {
   reconnects = 0;
   private everConnected = false;
 
-  constructor(private readonly o: ChangeListenerOptions) {}
+  constructor(private readonly options: ChangeListenerOptions) {}
 
   /** Connects once; on failure keeps retrying in the background. Never rejects. */
   async start(): Promise<void> {
@@ -80,7 +80,7 @@ export class ChangeListener {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const client = new Client({ connectionString: this.o.url, application_name: 'keyward-listener', connectionTimeoutMillis: 2000 });
+    const client = new Client({ connectionString: this.options.url, application_name: 'keyward-listener', connectionTimeoutMillis: 2000 });
     this.client = client;
     const lost = (e?: unknown) => {
       if (this.client !== client) return;
@@ -88,23 +88,23 @@ export class ChangeListener {
       client.removeAllListeners();
       client.on('error', () => undefined);
       client.end().catch(() => undefined);
-      if (e !== undefined) this.o.onError?.(e);
+      if (e !== undefined) this.options.onError?.(e);
       if (this.connected) {
         this.connected = false;
-        this.o.onState(false);
+        this.options.onState(false);
       }
       this.schedule();
     };
     client.on('error', lost);
     client.on('end', () => lost());
     client.on('notification', (n) => {
-      if (n.channel !== this.o.channel) return;
+      if (n.channel !== this.options.channel) return;
       const changes = parseChanges(n.payload);
-      if (changes.length) this.o.onChanges(changes);
+      if (changes.length) this.options.onChanges(changes);
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${this.o.channel}`);
+      await client.query(`LISTEN ${this.options.channel}`);
     } catch (e) {
       lost(e);
       return;
@@ -113,7 +113,7 @@ export class ChangeListener {
     this.everConnected = true;
     this.backoffMs = 250;
     this.connected = true;
-    this.o.onState(true);
+    this.options.onState(true);
   }
 
   private schedule(): void {

@@ -10,17 +10,17 @@ export const systemClock: Clock = { now: () => new Date() };
 
 /** A clock that only moves when told to; for tests. */
 export class ManualClock implements Clock {
-  private t: number;
+  private nowMs: number;
   constructor(start: Date | number = Date.UTC(2026, 0, 15, 12, 0, 0)) {
-    this.t = typeof start === 'number' ? start : start.getTime();
+    this.nowMs = typeof start === 'number' ? start : start.getTime();
   }
   now(): Date {
-    return new Date(this.t);
+    return new Date(this.nowMs);
   }
   advance(ms: number): void {
-    this.t += ms;
+    this.nowMs += ms;
   }
   set(to: Date | number): void {
-    this.t = typeof to === 'number' ? to : to.getTime();
+    this.nowMs = typeof to === 'number' ? to : to.getTime();
   }
 }

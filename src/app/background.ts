@@ -1,0 +1,47 @@
+/**
+ * The periodic upkeep a running keyward does beside its flushes: purging usage events
+ * past retention, and warning while usage events are dropped. Each runs on the Scheduler.
+ */
+import type { Logger } from 'pino';
+import type { UsageBatcher } from '../usage/batcher';
+import { retentionCutoff, type UsageStore } from '../usage/store';
+import type { Clock } from '../util/clock';
+import { describeError } from '../util/logger';
+import type { Scheduler } from '../util/scheduler';
+
+export interface UpkeepDeps {
+  usage: Pick<UsageBatcher, 'stats'>;
+  usageStore: Pick<UsageStore, 'purgeEventsBefore'>;
+  /** KEYWARD_USAGE_RETENTION_DAYS. */
+  retentionDays: number;
+  clock: Clock;
+  logger: Logger;
+  scheduler: Scheduler;
+}
+
+/** Purges once now and hourly after; warns every 10 s while usage is dropped. Returns how to stop both. */
+export function startUpkeep(deps: UpkeepDeps): () => void {
+  const { logger } = deps;
+  const purge = () =>
+    deps.usageStore.purgeEventsBefore(retentionCutoff(deps.clock.now().getTime(), deps.retentionDays)).then(
+      (n) => n > 0 && logger.info({ events: n, retentionDays: deps.retentionDays }, 'old usage events purged'),
+      (e: unknown) => logger.warn({ err: describeError(e) }, 'usage retention purge failed'),
+    );
+  void purge();
+  const stopPurge = deps.scheduler.every('usage-purge', 3_600_000, () => void purge());
+  // Dropped usage is never silent.
+  let droppedSeen = 0;
+  const stopDropWarning = deps.scheduler.every('usage-drop-warning', 10_000, () => {
+    const dropped = deps.usage.stats().dropped;
+    if (dropped > droppedSeen)
+      logger.warn(
+        { dropped: dropped - droppedSeen, total: dropped },
+        'usage events dropped: the buffer (KEYWARD_USAGE_BUFFER_MAX) was full',
+      );
+    droppedSeen = dropped;
+  });
+  return () => {
+    stopPurge();
+    stopDropWarning();
+  };
+}
