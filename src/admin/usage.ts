@@ -1,24 +1,13 @@
 /** KeyAdmin's usage: RecordUsage (detail records reported by the application) and GetUsageStats. */
 import { InvalidArgumentError } from '../errors/domain';
-import type { UsageEvent } from '../usage/types';
+import type { UsageEvent, UsageRecordInput, UsageReport } from '../usage/types';
+
+export type { UsageRecordInput, UsageReport } from '../usage/types';
 import { monthOf, type UsageStore } from '../usage/store';
 import { toUsageEvents, usageKeyIds, validateRecordUsage } from '../usage/record-usage';
 import type { AdminContext } from './context';
 import type { CallContext } from './principal';
 import * as validate from './validate';
-
-/** One usage record as read from the request; validated by validateRecordUsage. Zero or '' means not reported. */
-export interface UsageRecordInput {
-  keyId: string;
-  requestId: string;
-  endpoint: string;
-  method: string;
-  statusCode: number;
-  durationMs: number;
-  tokens: number;
-  costUsd: number;
-  time: Date | undefined;
-}
 
 /** GetUsageStats' input: '' for keyId means every key, '' for month the current UTC month. */
 export interface UsageQuery {
@@ -26,9 +15,6 @@ export interface UsageQuery {
   keyId: string;
   month: string;
 }
-
-/** An organization's usage in one month, as the usage store reports it. */
-export type UsageReport = Awaited<ReturnType<UsageStore['stats']>>;
 
 export interface UsageReportsDeps {
   /** Usage buffering: RecordUsage's events, flushed before GetUsageStats reads. */

@@ -9,7 +9,7 @@
  * tokens and cost, and never count a request.
  */
 import { InvalidArgumentError } from '../errors/domain';
-import type { RecordUsageRequest } from '../gen/keyward/admin/v1/key_admin';
+import type { UsageRecordInput } from './types';
 import { ID_PATTERN } from '../util/ids';
 import type { UsageEvent } from './types';
 
@@ -64,6 +64,7 @@ export interface ValidatedUsageRecord {
   at: number;
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this rejects
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -75,7 +76,7 @@ function fail(field: string, description: string, reason: string): never {
  * Validates a RecordUsage request at `nowMs`. Throws InvalidArgumentError naming
  * `records` (count: 1..1000) or the first bad field, `records[i].<field>`.
  */
-export function validateRecordUsage(req: RecordUsageRequest, nowMs: number): ValidatedUsageRecord[] {
+export function validateRecordUsage(req: { records: readonly UsageRecordInput[] }, nowMs: number): ValidatedUsageRecord[] {
   const records = req?.records ?? [];
   if (records.length < RECORD_USAGE_LIMITS.recordsMin) fail('records', 'must hold at least one record', 'required');
   if (records.length > RECORD_USAGE_LIMITS.recordsMax)

@@ -4,8 +4,7 @@
  * made storable and pre-aggregated here; the SQL is src/store/usage-tables.ts.
  */
 import { InvalidArgumentError } from '../errors/domain';
-import type { DayUsage, EndpointUsage, KeyUsage, UsageStats, UsageTotals } from '../gen/keyward/admin/v1/key_admin';
-import type { UsageEvent, UsageSink } from './types';
+import type { UsageEvent, UsageReport, UsageSink, UsageTotals } from './types';
 import { addInto, bucketOf, emptyBuckets, p95, parseBuckets } from './histogram';
 
 /** Column sizes of usage_events / usage_daily / usage_monthly. */
@@ -39,7 +38,7 @@ export interface UsageStore extends UsageSink {
    * and by day in order (from usage_daily). Throws InvalidArgumentError (field `month`)
    * for a malformed month.
    */
-  stats(organizationId: string, month: string, keyId?: string): Promise<UsageStats>;
+  stats(organizationId: string, month: string, keyId?: string): Promise<UsageReport>;
   /** Deletes raw events with `at` before `date` (aggregates are kept); returns how many. */
   purgeEventsBefore(date: Date): Promise<number>;
   /** Events write() skipped because they could not be stored (no finite time or ids). */
@@ -208,7 +207,7 @@ function aggregate(rows: readonly EventRow[]): { daily: Aggregate[]; monthly: Ag
   return { daily: ordered(daily), monthly: ordered(monthly) };
 }
 
-/** Sums of aggregate rows, turned into a UsageTotals message. */
+/** Sums of aggregate rows, turned into UsageTotals. */
 class Totals {
   requests = 0;
   errors4xx = 0;
@@ -324,13 +323,15 @@ export function createUsageStore(tables: UsageTables): UsageStore {
       }
 
       const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-      const byEndpoint: EndpointUsage[] = [...endpoints.values()]
+      const byEndpoint: UsageReport['byEndpoint'] = [...endpoints.values()]
         .sort((a, b) => b.t.requests - a.t.requests || cmp(a.endpoint, b.endpoint) || cmp(a.method, b.method))
         .map((e) => ({ endpoint: e.endpoint, method: e.method, totals: e.t.message() }));
-      const byKey: KeyUsage[] = [...keys.entries()]
+      const byKey: UsageReport['byKey'] = [...keys.entries()]
         .sort((a, b) => b[1].requests - a[1].requests || cmp(a[0], b[0]))
         .map(([id, t]) => ({ keyId: id, totals: t.message() }));
-      const byDay: DayUsage[] = [...days.entries()].sort((a, b) => cmp(a[0], b[0])).map(([day, t]) => ({ day, totals: t.message() }));
+      const byDay: UsageReport['byDay'] = [...days.entries()]
+        .sort((a, b) => cmp(a[0], b[0]))
+        .map(([day, t]) => ({ day, totals: t.message() }));
       return { organizationId, month, keyId: keyId ?? '', totals: totals.message(), byEndpoint, byKey, byDay };
     },
 

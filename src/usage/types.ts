@@ -34,3 +34,46 @@ export interface UsageSink {
    */
   write(events: readonly UsageEvent[], batchId?: string): Promise<boolean>;
 }
+
+/** One usage record reported through RecordUsage, as read from the request; zero or '' means not reported. */
+export interface UsageRecordInput {
+  keyId: string;
+  requestId: string;
+  endpoint: string;
+  method: string;
+  statusCode: number;
+  durationMs: number;
+  tokens: number;
+  costUsd: number;
+  time: Date | undefined;
+}
+
+/** Sums over a set of usage events (GetUsageStats). */
+export interface UsageTotals {
+  /** Allowed Checks. */
+  requests: number;
+  /** Responses with a 4xx / 5xx code (from access logs and RecordUsage). */
+  errors4xx: number;
+  errors5xx: number;
+  tokens: number;
+  costUsd: number;
+  /** Over the events that reported a duration; undefined when none did. */
+  avgDurationMs?: number;
+  /** The upper bound of the histogram bucket holding the 95th percentile. */
+  p95DurationMs?: number;
+}
+
+/** An organization's usage in one month (optionally of one key). */
+export interface UsageReport {
+  organizationId: string;
+  /** YYYY-MM. */
+  month: string;
+  /** '' for every key. */
+  keyId: string;
+  totals: UsageTotals;
+  /** Sorted by requests, most first. */
+  byEndpoint: { endpoint: string; method: string; totals: UsageTotals }[];
+  byKey: { keyId: string; totals: UsageTotals }[];
+  /** Every day of the month that had usage, in order (YYYY-MM-DD). */
+  byDay: { day: string; totals: UsageTotals }[];
+}

@@ -7,6 +7,7 @@ import type { NewOrganization, OrganizationPatch } from '../../admin/organizatio
 import type { KeyPatch, KeyStatus as KeyStatusName, KeyView, NewKey } from '../../admin/keys';
 import type { QuotaState, RateLimitState } from '../../admin/limits';
 import type { AuditQuery } from '../../admin/audit';
+import type { UsageReport, UsageTotals as UsageSums } from '../../usage/types';
 import type { RateLimiterStats as LimiterCounters } from '../../limits/types';
 import {
   Environment,
@@ -22,6 +23,8 @@ import {
   type RateLimitStatus,
   type UpdateKeyRequest,
   type UpdateOrganizationRequest,
+  type UsageStats,
+  type UsageTotals,
 } from '../../gen/keyward/admin/v1/key_admin';
 
 // ------------------------------------------------------------------ requests
@@ -184,5 +187,29 @@ export function quotaMessage(quota: QuotaState): Quota {
     percentUsed: quota.percentUsed,
     periodStart: quota.periodStart,
     periodEnd: quota.periodEnd,
+  };
+}
+
+function usageTotalsMessage(sums: UsageSums): UsageTotals {
+  return {
+    requests: sums.requests,
+    errors4xx: sums.errors4xx,
+    errors5xx: sums.errors5xx,
+    tokens: sums.tokens,
+    costUsd: sums.costUsd,
+    ...(sums.avgDurationMs !== undefined && { avgDurationMs: sums.avgDurationMs }),
+    ...(sums.p95DurationMs !== undefined && { p95DurationMs: sums.p95DurationMs }),
+  };
+}
+
+export function usageStatsMessage(report: UsageReport): UsageStats {
+  return {
+    organizationId: report.organizationId,
+    month: report.month,
+    keyId: report.keyId,
+    totals: usageTotalsMessage(report.totals),
+    byEndpoint: report.byEndpoint.map((e) => ({ endpoint: e.endpoint, method: e.method, totals: usageTotalsMessage(e.totals) })),
+    byKey: report.byKey.map((k) => ({ keyId: k.keyId, totals: usageTotalsMessage(k.totals) })),
+    byDay: report.byDay.map((d) => ({ day: d.day, totals: usageTotalsMessage(d.totals) })),
   };
 }

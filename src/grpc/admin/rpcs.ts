@@ -18,6 +18,7 @@ import {
   quotaMessage,
   rateLimiterStatsMessage,
   rateLimitStatusMessage,
+  usageStatsMessage,
 } from './mapping';
 
 /** One handler per RPC, for an authenticated caller and a decoded request. */
@@ -62,6 +63,7 @@ export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
     getRateLimiterStats: async (caller) => rateLimiterStatsMessage(await limits.limiterStats(caller)),
     getQuota: async (caller, req) => quotaMessage(await limits.quota(caller, req.organizationId)),
     recordUsage: async (caller, req) => ({ accepted: await usage.record(caller, req.records) }),
-    getUsageStats: (caller, req) => usage.stats(caller, { organizationId: req.organizationId, keyId: req.keyId, month: req.month }),
+    getUsageStats: async (caller, req) =>
+      usageStatsMessage(await usage.stats(caller, { organizationId: req.organizationId, keyId: req.keyId, month: req.month })),
   };
 }
