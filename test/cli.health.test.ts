@@ -10,7 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { runCli } from '../src/cli/main';
-import { healthTarget } from '../src/cli/health';
+import { healthTarget } from '../src/cli/commands/health';
 import { adminPgUrl } from './support/databases';
 import { startHarness, type Harness } from './support/harness';
 
