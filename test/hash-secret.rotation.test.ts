@@ -18,12 +18,13 @@ import { startHarness, failure, type Harness, type HarnessOverrides } from './su
 import { EnvoyClient, type WireCheckResponse } from './support/envoy-client';
 import { generateKey } from '../src/keys/format';
 import { secretId } from '../src/keys/hash';
+import { parseDenyBody } from './support/deny-body';
 
 const hmac = (secret: Buffer, text: string) => createHmac('sha256', secret).update(text, 'utf8').digest('hex');
 
 function outcome(r: WireCheckResponse): string {
   if (r.ok_response) return 'allow';
-  return `${r.denied_response?.status?.code}:${JSON.parse(r.denied_response?.body ?? '{}').error?.code}`;
+  return `${r.denied_response?.status?.code}:${parseDenyBody(r.denied_response?.body ?? '{}').error?.code}`;
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 15_000): Promise<T> {
@@ -134,11 +135,11 @@ describe.each(DIALECTS)('hash secret rotation on %s', (dialect: Dialect) => {
   });
 
   it('a key found under A and revoked before its new hash is written is denied at once', async () => {
-    let { h, check } = await start({ hashSecret: A });
-    const orgId = (await h.root.createOrganization({ name: 'Rev', rateLimitPerMinute: 0 })).id;
-    const k = await h.root.createKey({ organizationId: orgId, name: 'k' });
+    const first = await start({ hashSecret: A });
+    const orgId = (await first.h.root.createOrganization({ name: 'Rev', rateLimitPerMinute: 0 })).id;
+    const k = await first.h.root.createKey({ organizationId: orgId, name: 'k' });
     // Rewrites are written only every hour here: the store keeps A's hash meanwhile.
-    ({ h, check } = await start({ hashSecret: B, hashSecretPrevious: A, authz: { lastUsedFlushSeconds: 3600, cacheTtlSeconds: 600 } }));
+    const { h, check } = await start({ hashSecret: B, hashSecretPrevious: A, authz: { lastUsedFlushSeconds: 3600, cacheTtlSeconds: 600 } });
     await h.app.changes?.stop(); // PostgreSQL: only this process's own invalidation is tested
     expect(await check(k.secret)).toBe('allow');
     expect(h.app.hashRotation.size).toBe(1);
@@ -156,7 +157,7 @@ describe.each(DIALECTS)('hash secret rotation on %s', (dialect: Dialect) => {
       h,
       'select id, token_hash, hash_secret_id from admin_tokens',
     );
-    expect(before).toEqual({ id: expect.any(String), token_hash: hmac(A, token), hash_secret_id: secretId(A) });
+    expect(before).toEqual({ id: expect.any(String) as unknown, token_hash: hmac(A, token), hash_secret_id: secretId(A) });
 
     // Not configured any more: the stored token (A's hash) stays until it authenticates.
     ({ h } = await start({ hashSecret: B, hashSecretPrevious: A, adminToken: undefined }));
@@ -191,9 +192,9 @@ describe.each(DIALECTS)('hash secret rotation on %s', (dialect: Dialect) => {
 
   it('an admin token never used during the rotation stops working under B alone', async () => {
     const token = 'rotation-admin-token-' + randomBytes(8).toString('hex');
-    let { h } = await start({ hashSecret: A, adminToken: token });
-    ({ h } = await start({ hashSecret: B, hashSecretPrevious: A, adminToken: undefined }));
-    ({ h } = await start({ hashSecret: B, adminToken: undefined }));
+    await start({ hashSecret: A, adminToken: token });
+    await start({ hashSecret: B, hashSecretPrevious: A, adminToken: undefined });
+    const { h } = await start({ hashSecret: B, adminToken: undefined });
     expect((await failure(h.client(token).listOrganizations({}))).code).toBe('invalid_credentials');
   });
 
