@@ -442,7 +442,11 @@ describe('undecodable KeyAdmin requests', () => {
       const client = new Raw(`127.0.0.1:${h.app.adminPort}`, credentials.createInsecure());
       const md = new Metadata();
       md.set('authorization', `Bearer ${h.config.adminToken}`);
-      const err = await new Promise((resolve) => (client as any).create(bytes, md, (e: unknown) => resolve(e)));
+      const err = await new Promise((resolve) =>
+        (
+          client as unknown as { create(request: Uint8Array, md: InstanceType<typeof Metadata>, callback: (e: unknown) => void): void }
+        ).create(bytes, md, (e) => resolve(e)),
+      );
       const e = errorOf(err);
       expect([e.grpc, e.code, e.trailerCode, e.field]).toEqual([3, 'invalid_argument', 'invalid_argument', 'request']);
       expect(e.message).toContain('2^53');

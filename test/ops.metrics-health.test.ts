@@ -97,11 +97,11 @@ describe.each(DIALECTS)('operations HTTP endpoint on %s', (dialect) => {
 describe('Readiness', () => {
   it('is ready only when the store answers and no migration is pending, and reports each by name', async () => {
     let now = 0;
-    let ping: () => Promise<void> = async () => undefined;
+    let ping: () => Promise<void> = () => Promise.resolve();
     let pending = ['0002_next'];
     const changes: boolean[] = [];
     const r = new Readiness(
-      { ping: () => ping(), pendingMigrations: async () => pending },
+      { ping: () => ping(), pendingMigrations: () => Promise.resolve(pending) },
       { cacheMs: 1000, timeoutMs: 50, now: () => now, onChange: (ready) => changes.push(ready) },
     );
     expect(await r.check()).toEqual({ ready: false, checks: { store: 'ok', migrations: 'pending' } });
@@ -110,9 +110,7 @@ describe('Readiness', () => {
     expect((await r.check()).ready).toBe(false);
     now += 1000;
     expect(await r.check()).toEqual({ ready: true, checks: { store: 'ok', migrations: 'ok' } });
-    ping = async () => {
-      throw new Error('connection refused to postgres://user:secret@db');
-    };
+    ping = () => Promise.reject(new Error('connection refused to postgres://user:secret@db'));
     now += 1000;
     const down = await r.check();
     expect(down).toEqual({ ready: false, checks: { store: 'unreachable', migrations: 'ok' } });
@@ -120,7 +118,7 @@ describe('Readiness', () => {
     ping = () => new Promise(() => undefined);
     now += 1000;
     expect(await r.check()).toEqual({ ready: false, checks: { store: 'timeout', migrations: 'ok' } });
-    ping = async () => undefined;
+    ping = () => Promise.resolve();
     now += 1000;
     expect((await r.check()).ready).toBe(true);
     expect(changes).toEqual([false, true, false, true]);

@@ -34,11 +34,11 @@ describe('concurrent migrations on postgres', () => {
       expect(rows.rows).toHaveLength(postgresMigrations.length);
       // The lock is released: nobody holds it on this database any more (other test
       // files migrate their own databases meanwhile; advisory locks are per database).
-      const held = await c.query(
+      const held = await c.query<{ n: number }>(
         `select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = $1 and database = (select oid from pg_database where datname = current_database())`,
         [0x6b776d67],
       );
-      expect(held.rows[0].n).toBe(0);
+      expect(held.rows[0]!.n).toBe(0);
     } finally {
       await c.end();
     }

@@ -101,7 +101,7 @@ function wireEntry(o: {
 /** Streams messages and resolves with the server's reply once the stream is ended. */
 function stream(client: Client, messages: unknown[]): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(
+    const call = (client as unknown as Record<string, (...args: unknown[]) => unknown>).StreamAccessLogs!.call(
       client,
       { deadline: Date.now() + 15000 },
       (e: ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r)),
@@ -374,7 +374,10 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     const recorded = new Promise<UsageEvent>((resolve) => (onRecord = resolve));
     let call!: ClientWritableStream<unknown> & { cancel(): void };
     const ended = new Promise<ServiceError | null>((resolve) => {
-      call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(client, (e: ServiceError | null) => resolve(e));
+      call = (client as unknown as Record<string, (...args: unknown[]) => unknown>).StreamAccessLogs!.call(
+        client,
+        (e: ServiceError | null) => resolve(e),
+      ) as typeof call;
     });
     call.write({ identifier: { log_name: 'x' } });
     call.write({

@@ -80,7 +80,7 @@ async function storedTags(knex: Knex, org: string): Promise<string[]> {
 
 async function monthlyRequests(knex: Knex, org: string): Promise<number> {
   const rows = await knex('usage_monthly').where('organization_id', org).select('requests');
-  return rows.reduce((s: number, r: { requests: number | string }) => s + Number(r.requests), 0);
+  return (rows as { requests: number | string }[]).reduce((s, r) => s + Number(r.requests), 0);
 }
 
 describe('UsageBatcher on sqlite', () => {
@@ -98,7 +98,7 @@ describe('UsageBatcher on sqlite', () => {
   it('writes at most maxBatch events per write, oldest first, and one flush() writes everything recorded before it', async () => {
     const ids = newOrg();
     const b = new UsageBatcher(env.sink, { maxBuffered: 10_000, flushAt: 10_000, maxBatch: 100 });
-    for (let i = 0; i < 250; i++) b.record(event(ids, `e${i}`, (i % 3 === 0 ? 1 : 0) as 0 | 1));
+    for (let i = 0; i < 250; i++) b.record(event(ids, `e${i}`, i % 3 === 0 ? 1 : 0));
     await b.flush();
     expect(env.sink.writes).toEqual([100, 100, 50]);
     expect(b.stats()).toEqual({ buffered: 0, inFlight: 0, flushed: 250, flushErrors: 0, dropped: 0, flushes: 3 });

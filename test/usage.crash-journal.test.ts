@@ -219,7 +219,7 @@ const AccessLogService = pkg.envoy.service.accesslog.v3.AccessLogService as unkn
 
 function openStream(port: number): { call: ClientWritableStream<unknown>; client: Client } {
   const client = new AccessLogService(`127.0.0.1:${port}`, credentials.createInsecure());
-  const call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(
+  const call = (client as unknown as Record<string, (...args: unknown[]) => unknown>).StreamAccessLogs!.call(
     client,
     { deadline: Date.now() + 60_000 },
     (_e: ServiceError | null) => undefined,

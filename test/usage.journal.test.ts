@@ -48,7 +48,7 @@ function events(ids: { org: string; key: string }, count: number): UsageEvent[] 
 
 async function monthlyRequests(knex: Knex, organizationId: string): Promise<number> {
   const rows = await knex('usage_monthly').where('organization_id', organizationId).select('requests');
-  return rows.reduce((s: number, r: { requests: number | string }) => s + Number(r.requests), 0);
+  return (rows as { requests: number | string }[]).reduce((s, r) => s + Number(r.requests), 0);
 }
 
 /** The real store behind a switch that makes writes fail as an unreachable store does. */

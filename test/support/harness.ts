@@ -46,7 +46,7 @@ export function adminClient(port: number, credential?: string): AdminClient {
         new Promise((resolve, reject) => {
           const md = new Metadata();
           if (credential !== undefined) md.set('authorization', `Bearer ${credential}`);
-          const fn = (raw as unknown as Record<string, Function>)[prop]!;
+          const fn = (raw as unknown as Record<string, (...args: unknown[]) => unknown>)[prop]!;
           const type = (pb as unknown as Record<string, { fromPartial(o: unknown): unknown }>)[
             `${prop[0]!.toUpperCase()}${prop.slice(1)}Request`
           ]!;
