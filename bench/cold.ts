@@ -241,8 +241,8 @@ function loadGenerator(): void {
       const stream = session.request(requestHeaders);
       const chunks: Buffer[] = [];
       let grpcStatus: string | undefined;
-      stream.on('response', (h) => (grpcStatus = (h['grpc-status'] as string | undefined) ?? grpcStatus));
-      stream.on('trailers', (h) => (grpcStatus = h['grpc-status'] as string | undefined));
+      stream.on('response', (h: http2.IncomingHttpHeaders) => (grpcStatus = (h['grpc-status'] as string | undefined) ?? grpcStatus));
+      stream.on('trailers', (h: http2.IncomingHttpHeaders) => (grpcStatus = h['grpc-status'] as string | undefined));
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('error', () => undefined);
       stream.on('close', () => {
@@ -997,7 +997,7 @@ async function main(): Promise<void> {
       ),
     );
     const seconds = (Date.now() - t2) / 1000;
-    const admin3 = new KeyAdminClient(`127.0.0.1:${keyward!.adminPort}`, credentials.createInsecure());
+    const admin3 = new KeyAdminClient(`127.0.0.1:${keyward.adminPort}`, credentials.createInsecure());
     const tracked2 = Number((await unary(admin3.getRateLimiterStats.bind(admin3), {})).trackedKeys);
     admin3.close();
     const done2 = r2.reduce((a, r) => a + r.done, 0);

@@ -532,15 +532,16 @@ async function waitStored(pg: PgClient, keyId: string, want: number): Promise<{ 
   let since = performance.now();
   for (;;) {
     const n = Number(
-      (await pg.query(`select count(*)::bigint as n from usage_events where key_id = $1 and source = 'accesslog'`, [keyId])).rows[0].n,
+      (await pg.query<{ n: string }>(`select count(*)::bigint as n from usage_events where key_id = $1 and source = 'accesslog'`, [keyId]))
+        .rows[0]!.n,
     );
     if (n >= want) return { count: n, at: performance.now() };
     const writing = Number(
       (
-        await pg.query(
+        await pg.query<{ n: number }>(
           `select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle' and query ilike 'insert into usage_%'`,
         )
-      ).rows[0].n,
+      ).rows[0]!.n,
     );
     if (n !== last || writing > 0) {
       last = n;
@@ -600,7 +601,8 @@ async function alsRun(
   const cpu2 = cpuSeconds(server.proc.pid);
   const pgCpu = (await pgBackendCpu(pg)) - pgCpu0;
   const daily = Number(
-    (await pg.query(`select coalesce(sum(duration_count), 0)::bigint as n from usage_daily where key_id = $1`, [keyId])).rows[0].n,
+    (await pg.query<{ n: string }>(`select coalesce(sum(duration_count), 0)::bigint as n from usage_daily where key_id = $1`, [keyId]))
+      .rows[0]!.n,
   );
   const stats = await unary(admin.getUsageStats.bind(admin), {
     organizationId: orgId,
@@ -668,7 +670,7 @@ async function main(): Promise<object> {
   // A fresh database.
   const root = new PgClient({ connectionString: PG_URL });
   await root.connect();
-  const pgVersion = String((await root.query('show server_version')).rows[0].server_version);
+  const pgVersion = String((await root.query<{ server_version: string }>('show server_version')).rows[0]!.server_version);
   await root.query(`drop database if exists ${DB_NAME} with (force)`);
   await root.query(`create database ${DB_NAME}`);
   dbCreated = true;
@@ -712,10 +714,10 @@ async function main(): Promise<object> {
     // The listeners must be up before anything is measured.
     const listeners = Number(
       (
-        await pg.query(
+        await pg.query<{ n: number }>(
           `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'keyward-listener'`,
         )
-      ).rows[0].n,
+      ).rows[0]!.n,
     );
     console.log(`change listeners connected: ${listeners} (expected 2)`);
     if (listeners !== 2) throw new Error('the keyward-listener connections are not both up');

@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     const keys = Array.from({ length: 1000 }, (_, i) => `key_bench${String(i).padStart(6, '0')}`);
     const endpoints = Array.from({ length: 20 }, (_, i) => `/v1/resource${i}`);
     const start = Date.UTC(2026, 10, 20);
-    const events: UsageEvent[] = new Array(EVENTS);
+    const events = new Array<UsageEvent>(EVENTS);
     for (let i = 0; i < EVENTS; i++) {
       events[i] = {
         at: start + Math.floor((i / EVENTS) * 3 * 86_400_000),

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     rateLimitPerMinute: RATE,
     monthlyQuota: 0,
     billingAnchorDay: 1,
-  } as never);
+  });
   const bodies: Buffer[] = [];
   for (let i = 0; i < KEYS; i++) {
     const k = await app.admin.createKey(ctx, {
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
       environment: Environment.ENVIRONMENT_LIVE,
       scopes: [],
       metadata: {},
-    } as never);
+    });
     bodies.push(checkRequestBytes(k.secret));
   }
   const m = SafeAuthorizationService.check;

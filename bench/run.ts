@@ -259,7 +259,7 @@ async function main(): Promise<void> {
     rateLimitPerMinute: 0,
     monthlyQuota: 0,
   });
-  const secrets: string[] = new Array(KEYS);
+  const secrets = new Array<string>(KEYS);
   const tk = Date.now();
   await pool(
     Array.from({ length: KEYS }, (_, i) => i),

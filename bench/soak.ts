@@ -338,7 +338,8 @@ function outcome(r: CheckResponse): string {
   return `no http response (status ${r.status?.code ?? 0})`;
 }
 const allowed = (r: CheckResponse) => r.okResponse !== undefined && (r.status?.code ?? 0) === 0;
-const deniedWith = (r: CheckResponse, http: number, code: string) => r.deniedResponse?.status?.code === http && denyCode(r) === code;
+const deniedWith = (r: CheckResponse, http: number, code: string) =>
+  Number(r.deniedResponse?.status?.code) === http && denyCode(r) === code;
 
 /** Judges an answer: undefined when it is what the kind must get, else what was wrong. */
 type Judge = (r: CheckResponse) => string | undefined;
