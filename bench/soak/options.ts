@@ -84,7 +84,7 @@ export const CHECK_MIX: [CheckKind, number][] = [
   ['revoked', 0.06],
 ];
 
-export const ROOT = join(__dirname, '..');
+export const ROOT = join(__dirname, '..', '..');
 export const PG_URL = process.env.KEYWARD_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 export const DB_NAME = `keyward_soak_${randomBytes(4).toString('hex')}`;
 export const ADMIN_TOKEN = `soak-admin-${randomBytes(16).toString('hex')}`;
