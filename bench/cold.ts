@@ -5,8 +5,7 @@
  * (bench/cold/settings.ts); needs dist/ and PostgreSQL at BENCH_PG_URL. Ends with `BENCH_RESULT {json}`.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Client, credentials } from '@grpc/grpc-js';
 import { Client as PgClient } from 'pg';
@@ -26,7 +25,6 @@ import {
   INSERT_BATCH,
   KEEP_DB,
   KEYS,
-  NODE_ARGS,
   PASS2_GENERATORS,
   PG_ADMIN_URL,
   RATE_LIMIT,
@@ -39,22 +37,9 @@ import type { GenResult, ToGen } from './cold/generator';
 import { printReport } from './cold/report';
 import { secondPass } from './cold/second-pass';
 import { cleanup, state } from './cold/processes';
-import {
-  buildInfo,
-  cpuMsOf,
-  cpuOf,
-  dbUrl,
-  distBuilt,
-  fmt,
-  keywardBackends,
-  mb,
-  pool,
-  postgresCpuDelta,
-  postgresCpuMs,
-  unary,
-} from './cold/system';
+import { cpuMsOf, cpuOf, dbUrl, distBuilt, fmt, keywardBackends, mb, pool, postgresCpuDelta, postgresCpuMs, unary } from './cold/system';
 import { StatsMonitor, delta } from './cold/pg-stats';
-import { KEYWARD_SETTINGS, startGenerator, startKeyward } from './cold/keyward';
+import { startGenerator, startKeyward, printSetup } from './cold/keyward';
 import { type InProcessResult, inProcessMemory, limiterBytesPerWindow } from './cold/in-process';
 
 async function main(): Promise<void> {
@@ -63,22 +48,7 @@ async function main(): Promise<void> {
   const pgAdmin = new PgClient({ connectionString: PG_ADMIN_URL });
   await pgAdmin.connect();
   const pgVersion = (await pgAdmin.query<{ v: string }>(`select current_setting('server_version') as v`)).rows[0]!.v;
-  const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? '?';
-  console.log('# keyward cold-path benchmark (PostgreSQL)');
-  console.log(
-    `machine: ${cpus().length} CPUs, ${cpuModel}; node ${process.version}; PostgreSQL ${pgVersion}; date ${new Date().toISOString()}`,
-  );
-  console.log(`keyward under test: ${buildInfo()}`);
-  console.log(
-    `keys ${fmt(KEYS)}, time limit ${SECONDS > 0 ? `${SECONDS}s` : 'none'}, ${INFLIGHT} in flight over ${GENERATORS} generator(s); keyward, PostgreSQL and the generators share the CPUs`,
-  );
-  const settings = Object.entries(KEYWARD_SETTINGS)
-    .map(([k, v]) => `${k}=${/URL|TOKEN|SECRET|PASSWORD/.test(k) ? '<set>' : v}`)
-    .join(' ');
-  console.log(`keyward settings: ${settings}${NODE_ARGS.length ? `; node ${NODE_ARGS.join(' ')}` : ''}`);
-  console.log(
-    'load: a Node load generator (gRPC framed by hand over node:http2, pre-built request bytes), since h2load repeats one request body and each Check here needs a new key',
-  );
+  printSetup(pgVersion);
   console.log('');
 
   // 1. A fresh database, keyward on it (migrations), the organizations.

@@ -42,13 +42,12 @@ import {
   sinceLoad,
   sleep,
   tally,
-  wakeMain,
 } from './soak/state';
 import { CheckConnections, startChecks, warmCache } from './soak/checks';
 import { adminLoop, setUpKeys } from './soak/admin';
 import { alsLoop } from './soak/access-log';
 import { scrape } from './soak/ops';
-import { buildInfo, cleanRedis, cleanupSync, dropDatabase, pgAdminQuery, pgReachable, stopServer } from './soak/lifecycle';
+import { buildInfo, cleanRedis, dropDatabase, pgAdminQuery, pgReachable, stopServer, onSignals } from './soak/lifecycle';
 import { COLUMNS, Sample, int, mb, mmss, pad } from './soak/output';
 
 async function main(): Promise<number> {
@@ -392,20 +391,7 @@ async function main(): Promise<number> {
   return run.interrupted ? 130 : problems.length ? 1 : 0;
 }
 
-process.on('exit', cleanupSync);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    if (run.interrupted) {
-      console.error(`\n${sig} again: killing keyward and removing what the run made`);
-      cleanupSync();
-      process.exit(130);
-    }
-    run.interrupted = true;
-    console.error(`\n${sig}: the run stops; keyward is stopped and the run's data removed (${sig} again to kill it now)`);
-    wakeMain();
-  });
-}
-
+onSignals();
 main().then(
   (code) => process.exit(code),
   (e: unknown) => {

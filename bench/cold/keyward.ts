@@ -1,11 +1,13 @@
 /** Starting the measured keyward and the load generators. */
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { startServerProcess, type ServerProcess } from '../../test/support/server-process';
-import { ADMIN_TOKEN, DB_NAME, KEYS, NODE_ARGS, ROOT } from './settings';
+import { ADMIN_TOKEN, DB_NAME, GENERATORS, INFLIGHT, KEYS, NODE_ARGS, ROOT, SECONDS } from './settings';
 import type { FromGen, ToGen } from './generator';
 import { track } from './processes';
-import { dbUrl } from './system';
+import { buildInfo, dbUrl, fmt } from './system';
 
 /**
  * KEYWARD_* variables set for the bench are passed on to keyward (for A/B runs, e.g.
@@ -73,4 +75,24 @@ export async function startGenerator(
   proc.send({ type: 'keys', keys, keyLen } satisfies ToGen);
   const count = await ready;
   return { proc, count, onMessage: (f) => listeners.push(f) };
+}
+
+/** The machine, the build, the knobs and keyward's settings, before the run. */
+export function printSetup(pgVersion: string): void {
+  const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? '?';
+  console.log('# keyward cold-path benchmark (PostgreSQL)');
+  console.log(
+    `machine: ${cpus().length} CPUs, ${cpuModel}; node ${process.version}; PostgreSQL ${pgVersion}; date ${new Date().toISOString()}`,
+  );
+  console.log(`keyward under test: ${buildInfo()}`);
+  console.log(
+    `keys ${fmt(KEYS)}, time limit ${SECONDS > 0 ? `${SECONDS}s` : 'none'}, ${INFLIGHT} in flight over ${GENERATORS} generator(s); keyward, PostgreSQL and the generators share the CPUs`,
+  );
+  const settings = Object.entries(KEYWARD_SETTINGS)
+    .map(([k, v]) => `${k}=${/URL|TOKEN|SECRET|PASSWORD/.test(k) ? '<set>' : v}`)
+    .join(' ');
+  console.log(`keyward settings: ${settings}${NODE_ARGS.length ? `; node ${NODE_ARGS.join(' ')}` : ''}`);
+  console.log(
+    'load: a Node load generator (gRPC framed by hand over node:http2, pre-built request bytes), since h2load repeats one request body and each Check here needs a new key',
+  );
 }

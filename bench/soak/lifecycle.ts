@@ -6,7 +6,7 @@ import Redis from 'ioredis';
 import { Client as PgClient } from 'pg';
 import { BIN, type ServerProcess } from '../../test/support/server-process';
 import { DB_NAME, PG_URL, ROOT } from './options';
-import { run, sleep } from './state';
+import { run, sleep, wakeMain } from './state';
 import { extraOrgs, orgs } from './admin';
 
 export async function pgAdminQuery(sql: string, timeoutMs = 5000): Promise<void> {
@@ -91,4 +91,21 @@ export function buildInfo(): string {
   }
   const dirty = git(['status', '--porcelain', '--', 'src']) !== '';
   return `git ${git(['rev-parse', '--short', 'HEAD']) || '?'}${dirty ? ' (src/ has uncommitted changes)' : ''}, dist/ built ${built}`;
+}
+
+/** Cleans up on exit; a first signal stops the run (keyward is stopped), a second kills keyward at once. */
+export function onSignals(): void {
+  process.on('exit', cleanupSync);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (run.interrupted) {
+        console.error(`\n${sig} again: killing keyward and removing what the run made`);
+        cleanupSync();
+        process.exit(130);
+      }
+      run.interrupted = true;
+      console.error(`\n${sig}: the run stops; keyward is stopped and the run's data removed (${sig} again to kill it now)`);
+      wakeMain();
+    });
+  }
 }
