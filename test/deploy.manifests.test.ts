@@ -13,105 +13,10 @@ import { join, relative } from 'node:path';
 import { parseAllDocuments, parse } from 'yaml';
 import { ConfigError, loadConfig } from '../src/config';
 import { parseRouteRules } from '../src/authz/routes';
+import type { Volume, Container, PodSpec, Manifest, Cluster, Bootstrap } from './support/deploy-types';
 
 const ROOT = join(__dirname, '..');
 const DEPLOY = join(ROOT, 'deploy');
-
-/** The parts of the manifests the tests read (parsed YAML, checked by the assertions). */
-interface EnvVar {
-  name: string;
-  value?: string | number | boolean | null;
-}
-interface VolumeMount {
-  name: string;
-  mountPath: string;
-  readOnly?: boolean;
-}
-interface Volume {
-  name: string;
-  secret?: { items?: { key: string; path: string }[] };
-  configMap?: { name: string };
-  emptyDir?: object;
-}
-interface SecurityContext {
-  runAsNonRoot?: boolean;
-  runAsUser?: number;
-  readOnlyRootFilesystem?: boolean;
-  allowPrivilegeEscalation?: boolean;
-  capabilities?: { drop?: string[] };
-  fsGroup?: number;
-}
-interface Probe {
-  httpGet: { port: string; path: string };
-}
-interface Container {
-  name: string;
-  image: string;
-  args: string[];
-  command: string[];
-  env?: EnvVar[];
-  volumeMounts?: VolumeMount[];
-  ports: { name: string; containerPort: number }[];
-  readinessProbe: Probe;
-  livenessProbe: Probe;
-  resources: { requests?: object; limits: { memory?: string } };
-  securityContext?: SecurityContext;
-}
-interface PodSpec {
-  containers: Container[];
-  volumes: Volume[];
-  securityContext: SecurityContext;
-}
-interface ExtensionProvider {
-  name: string;
-  envoyExtAuthzGrpc?: object;
-  envoyHttpAls?: object;
-}
-/** Every kind's fields in one shape; each kind sets its own. */
-interface Manifest {
-  apiVersion: unknown;
-  kind: unknown;
-  metadata: { name: string; namespace?: string };
-  resources: string[];
-  data: Record<string, string>;
-  stringData: Record<string, string>;
-  spec: {
-    replicas: number;
-    selector: { matchLabels: Record<string, string> };
-    template: { spec: PodSpec };
-    ports: { name: string; port: number; targetPort: string }[];
-    meshConfig: { extensionProviders: ExtensionProvider[] };
-    accessLogging: { providers: { name: string }[] }[];
-  };
-}
-
-/** Envoy's bootstrap, as far as the sidecar test follows it. */
-interface SocketAddress {
-  address: string;
-  port_value: number;
-}
-interface GrpcService {
-  envoy_grpc: { cluster_name: string };
-}
-interface HttpConnectionManager {
-  http_filters: { name: string; typed_config: { grpc_service: GrpcService; failure_mode_allow?: boolean } }[];
-  access_log: {
-    name: string;
-    typed_config: { common_config: { grpc_service: GrpcService }; additional_response_headers_to_log?: string[] };
-  }[];
-  route_config: { virtual_hosts: { routes: { route: { cluster: string } }[] }[] };
-}
-interface Cluster {
-  name: string;
-  load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: { socket_address: SocketAddress } } }[] }[] };
-  typed_extension_protocol_options?: object;
-}
-interface Bootstrap {
-  static_resources: {
-    clusters: Cluster[];
-    listeners: { address: { socket_address: SocketAddress }; filter_chains: { filters: { typed_config: HttpConnectionManager }[] }[] }[];
-  };
-}
 
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
