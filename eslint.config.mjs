@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'src/gen/**', 'node_modules/**', 'coverage/**', 'test-results/**', 'examples/**', '**/*.mjs', '**/*.js'] },
+  { ignores: ['dist/**', 'src/gen/**', 'node_modules/**', 'coverage/**', 'test-results/**', 'examples/**', '**/*.mjs', '**/*.js', '**/*.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -13,8 +13,15 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, credentials, Metadata } from '@grpc/grpc-js';
-import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import {
+  CreateKeyRequest,
+  CreateOrganizationRequest,
+  Environment,
+  KeyAdminClient,
+  type CreateKeyResponse,
+  type Organization,
+} from '../src/gen/keyward/admin/v1/key_admin';
 import { startServerProcess } from '../test/support/server-process';
 import { busyByOwner, loadProfile } from './cpuprofile';
 import { checkRequestBytes, grpcFrame } from './support/check-request';
@@ -77,21 +84,27 @@ async function main(): Promise<void> {
     const admin = new KeyAdminClient(`127.0.0.1:${kw.adminPort}`, credentials.createInsecure());
     const md = new Metadata();
     md.set('authorization', `Bearer ${TOKEN}`);
-    const call = <T>(f: Function, req: unknown) =>
-      new Promise<T>((res, rej) => f.call(admin, req, md, (e: Error | null, r: T) => (e ? rej(e) : res(r))));
-    const org = await call<{ id: string }>(admin.createOrganization, {
-      name: 'profile',
-      maxKeys: 10,
-      rateLimitPerMinute: 0,
-      monthlyQuota: 0,
-    });
-    const key = await call<{ secret: string }>(admin.createKey, {
-      organizationId: org.id,
-      name: 'k',
-      environment: Environment.ENVIRONMENT_LIVE,
-      scopes: [],
-      metadata: {},
-    });
+    const call = <Req, Res>(f: (req: Req, md: Metadata, cb: (e: ServiceError | null, r: Res) => void) => unknown, req: Req) =>
+      new Promise<Res>((res, rej) => f(req, md, (e, r) => (e ? rej(e) : res(r))));
+    const org = await call<CreateOrganizationRequest, Organization>(
+      admin.createOrganization.bind(admin),
+      CreateOrganizationRequest.fromPartial({
+        name: 'profile',
+        maxKeys: 10,
+        rateLimitPerMinute: 0,
+        monthlyQuota: 0,
+      }),
+    );
+    const key = await call<CreateKeyRequest, CreateKeyResponse>(
+      admin.createKey.bind(admin),
+      CreateKeyRequest.fromPartial({
+        organizationId: org.id,
+        name: 'k',
+        environment: Environment.ENVIRONMENT_LIVE,
+        scopes: [],
+        metadata: {},
+      }),
+    );
     admin.close();
     const file = join(tmp, 'request.bin');
     writeFileSync(file, grpcFrame(checkRequestBytes(key.secret)));
@@ -122,7 +135,7 @@ async function main(): Promise<void> {
         { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FLOOR_FILE: floorFile } },
       );
       const port = await new Promise<number>((resolve) =>
-        proc.stdout!.on('data', (d) => {
+        proc.stdout.on('data', (d) => {
           const m = /127\.0\.0\.1:(\d+)/.exec(String(d));
           if (m) resolve(Number(m[1]));
         }),

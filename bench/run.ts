@@ -1,223 +1,37 @@
 /**
- * keyward hot-path benchmark (first version). Run through `npm run bench`
- * (bench/bench.sh installs h2load if needed and builds dist/ first).
- *
- * Starts a real `keyward serve` (dist/, temp SQLite), the no-op ext_authz server
- * (bench/noop-server.ts) and the floor server (bench/floor-server.ts: grpc-js plus the
- * work no implementation of keyward's contract can skip), all on 127.0.0.1, creates an
- * unlimited organization and BENCH_KEYS keys through KeyAdmin, warms the key cache,
- * checks that the request bytes get the expected answers, then drives the servers
- * with h2load using the same data file and prints req/s and mean latency side by side.
- *
- * Knobs (environment): BENCH_KEYS (1000), BENCH_DURATION seconds (8),
- * BENCH_WARMUP seconds (2), BENCH_CPU_PROF_DIR (run keyward under `node --cpu-prof`
- * and write its profile there; summarize it with bench/cpuprofile-top.ts),
- * BENCH_KEYWARD_NODE_ARGS (more node options for keyward, space-separated).
+ * keyward hot-path benchmark: keyward, the no-op ext_authz server and the floor server
+ * driven by h2load with the same request bytes, req/s and mean latency side by side. Run
+ * through `npm run bench` (bench/bench.sh); knobs are BENCH_* variables (bench/run/settings.ts).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials } from '@grpc/grpc-js';
 import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { generateKey } from '../src/keys/format';
-import { startServerProcess, type ServerProcess } from '../test/support/server-process';
+import { startServerProcess } from '../test/support/server-process';
 import { checkRequestBytes, grpcFrame } from './support/check-request';
-import { CHECK_PATH, adminUnary, identity } from './support/keyward';
+import { CHECK_PATH } from './support/keyward';
+import { ADMIN_TOKEN, DURATION, KEYS, LEVELS, WARMUP } from './run/settings';
+import { cleanup, state } from './run/processes';
+import {
+  H2Result,
+  describe,
+  fmtMs,
+  fmtRps,
+  h2load,
+  nghttpStatus,
+  payloadLen,
+  pool,
+  rawCheck,
+  rawCheckBytes,
+  sh,
+  startBaseline,
+  table,
+  unary,
+} from './run/helpers';
 
-const KEYS = Number(process.env.BENCH_KEYS ?? 1000);
-const DURATION = Number(process.env.BENCH_DURATION ?? 8);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
-const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
-const LEVELS: [number, number][] = [
-  [16, 16],
-  [4, 8],
-  [1, 1],
-];
-
-// ---------- process bookkeeping: everything spawned is killed on exit ----------
-const children = new Set<ChildProcess>();
-let keyward: ServerProcess | undefined;
-let tmp: string | undefined;
-function cleanup(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  if (keyward && keyward.proc.exitCode === null) keyward.proc.kill('SIGKILL');
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-  tmp = undefined;
-}
-process.on('exit', cleanup);
-for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
-  process.on(s, () => {
-    cleanup();
-    process.exit(130);
-  });
-
-function track(c: ChildProcess): ChildProcess {
-  children.add(c);
-  c.on('exit', () => children.delete(c));
-  return c;
-}
-
-// ---------- helpers ----------
-function sh(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return (r.stdout ?? '').trim();
-}
-
-/** Starts bench/<name>-server.ts (the no-op or the floor), which prints `<name> listening on 127.0.0.1:<port>`. */
-async function startBaseline(name: 'noop' | 'floor', env: Record<string, string> = {}): Promise<{ port: number; proc: ChildProcess }> {
-  const proc = track(
-    spawn(process.execPath, ['--import', 'tsx', join(__dirname, `${name}-server.ts`)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...env },
-    }),
-  );
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (d) => (out += String(d)));
-  proc.stderr!.on('data', (d) => (err += String(d)));
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const m = new RegExp(`${name} listening on 127\\.0\\.0\\.1:(\\d+)`).exec(out);
-    if (m) return { port: Number(m[1]), proc };
-    if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`${name} server did not start:\n${out}\n${err}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const unary = adminUnary(ADMIN_TOKEN);
-
-const payloadLen = (key: string): number => checkRequestBytes(key).length + 5;
-/** Sends exactly `payload` as the Check request; the CheckResponse's bytes. */
-function rawCheckBytes(client: Client, payload: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(
-      CHECK_PATH,
-      identity,
-      identity,
-      payload,
-      { deadline: Date.now() + 10_000 },
-      (e: ServiceError | null, r?: Buffer) => (e ? reject(e) : resolve(r!)),
-    ),
-  );
-}
-
-/** Sends exactly `payload` as the Check request and decodes the CheckResponse. */
-async function rawCheck(client: Client, payload: Buffer): Promise<CheckResponse> {
-  return CheckResponse.decode(await rawCheckBytes(client, payload));
-}
-
-async function pool<T>(items: T[], width: number, fn: (t: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await fn(items[i]!, i);
-      }
-    }),
-  );
-}
-
-interface H2Result {
-  reqPerSec: number;
-  meanMs: number;
-  done: number;
-  non2xx: number;
-  failed: number;
-  errored: number;
-}
-
-function toMs(v: string): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(v);
-  if (!m) return NaN;
-  const n = Number(m[1]);
-  return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
-}
-
-function h2load(port: number, dataFile: string, c: number, m: number): Promise<H2Result> {
-  const args = [
-    '-D',
-    String(DURATION),
-    '--warm-up-time',
-    String(WARMUP),
-    '-t',
-    '1',
-    '-c',
-    String(c),
-    '-m',
-    String(m),
-    '-d',
-    dataFile,
-    '-H',
-    'content-type: application/grpc',
-    '-H',
-    'te: trailers',
-    `http://127.0.0.1:${port}${CHECK_PATH}`,
-  ];
-  return new Promise((resolve, reject) => {
-    const p = track(spawn('h2load', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-    let out = '';
-    p.stdout!.on('data', (d) => (out += String(d)));
-    p.stderr!.on('data', (d) => (out += String(d)));
-    const timer = setTimeout(() => p.kill('SIGKILL'), (DURATION + WARMUP + 30) * 1000);
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      const rps = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out);
-      const reqs = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
-      const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
-      const time = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
-      if (code !== 0 || !rps || !reqs || !codes || !time) return reject(new Error(`h2load failed (exit ${code}):\n${out}`));
-      resolve({
-        reqPerSec: Number(rps[1]),
-        meanMs: toMs(time[3]!),
-        done: Number(reqs[3]),
-        non2xx: Number(codes[2]) + Number(codes[3]) + Number(codes[4]),
-        failed: Number(reqs[5]),
-        errored: Number(reqs[6]),
-      });
-    });
-  });
-}
-
-/** One nghttp request with the data file: the gRPC status in the trailers. */
-function nghttpStatus(port: number, dataFile: string): string {
-  const out = sh('nghttp', [
-    '-v',
-    '-n',
-    '-d',
-    dataFile,
-    '-H',
-    'content-type: application/grpc',
-    '-H',
-    'te: trailers',
-    `http://127.0.0.1:${port}${CHECK_PATH}`,
-  ]);
-  const m = /grpc-status: (\d+)/.exec(out);
-  return m ? m[1]! : 'absent';
-}
-
-const fmtRps = (n: number) => Math.round(n).toLocaleString('en-US');
-const fmtMs = (n: number) => `${n.toFixed(3)} ms`;
-function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' | ')} |`;
-  return [
-    line(head),
-    `|${w.map((x, i) => (i === 0 ? ':' : '-') + '-'.repeat(x) + (i === 0 ? '-' : ':')).join('|')}|`,
-    ...rows.map(line),
-  ].join('\n');
-}
-
-function describe(r: CheckResponse): string {
-  if (r.okResponse) return `allow (status ${r.status?.code ?? 0})`;
-  if (r.deniedResponse)
-    return `deny HTTP ${r.deniedResponse.status?.code} (status ${r.status?.code}${r.status?.message ? `: ${r.status.message}` : ''})`;
-  return `status ${r.status?.code}`;
-}
-
-// ---------- main ----------
 async function main(): Promise<void> {
   const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? '?';
   console.log('# keyward hot-path benchmark');
@@ -231,16 +45,16 @@ async function main(): Promise<void> {
   );
   console.log('');
 
-  tmp = mkdtempSync(join(tmpdir(), 'keyward-bench-'));
+  state.tmp = mkdtempSync(join(tmpdir(), 'keyward-bench-'));
   const t0 = Date.now();
-  keyward = await startServerProcess(
+  state.keyward = await startServerProcess(
     {
-      KEYWARD_DATABASE_URL: `sqlite:${join(tmp, 'kw.db')}`,
+      KEYWARD_DATABASE_URL: `sqlite:${join(state.tmp, 'kw.db')}`,
       KEYWARD_ADMIN_TOKEN: ADMIN_TOKEN,
       KEYWARD_LOG_LEVEL: 'info',
-      HOME: tmp,
+      HOME: state.tmp,
     },
-    tmp,
+    state.tmp,
     [
       ...(process.env.BENCH_KEYWARD_NODE_ARGS ?? '').split(' ').filter(Boolean),
       ...(process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : []),
@@ -248,18 +62,18 @@ async function main(): Promise<void> {
   );
   const noop = await startBaseline('noop');
   console.log(
-    `keyward: authz 127.0.0.1:${keyward.authzPort}, admin 127.0.0.1:${keyward.adminPort} (SQLite in ${tmp}); noop: 127.0.0.1:${noop.port}`,
+    `keyward: authz 127.0.0.1:${state.keyward.authzPort}, admin 127.0.0.1:${state.keyward.adminPort} (SQLite in ${state.tmp}); noop: 127.0.0.1:${noop.port}`,
   );
 
   // Organization and keys through KeyAdmin.
-  const admin = new KeyAdminClient(`127.0.0.1:${keyward.adminPort}`, credentials.createInsecure());
+  const admin = new KeyAdminClient(`127.0.0.1:${state.keyward.adminPort}`, credentials.createInsecure());
   const org = await unary(admin.createOrganization.bind(admin), {
     name: 'bench',
     maxKeys: KEYS + 10,
     rateLimitPerMinute: 0,
     monthlyQuota: 0,
   });
-  const secrets: string[] = new Array(KEYS);
+  const secrets = new Array<string>(KEYS);
   const tk = Date.now();
   await pool(
     Array.from({ length: KEYS }, (_, i) => i),
@@ -289,7 +103,7 @@ async function main(): Promise<void> {
   admin.close();
 
   // Warm the cache with every key, and check each is allowed.
-  const kwClient = new Client(`127.0.0.1:${keyward.authzPort}`, credentials.createInsecure());
+  const kwClient = new Client(`127.0.0.1:${state.keyward.authzPort}`, credentials.createInsecure());
   const noopClient = new Client(`127.0.0.1:${noop.port}`, credentials.createInsecure());
   let allowed = 0;
   const tw = Date.now();
@@ -311,18 +125,18 @@ async function main(): Promise<void> {
   console.log('request check (same bytes as the h2load data file; decision via grpc-js, gRPC status via nghttp):');
   for (const c of cases) {
     const payload = checkRequestBytes(c.key);
-    const file = join(tmp, `${files.size}.bin`);
+    const file = join(state.tmp, `${files.size}.bin`);
     writeFileSync(file, grpcFrame(payload));
     files.set(c.name, file);
     const kw = await rawCheck(kwClient, payload);
     const ok = c.expect === 'allow' ? !!kw.okResponse : !!kw.deniedResponse;
     console.log(
-      `  ${c.name.padEnd(36)} ${payload.length + 5} B  keyward: ${describe(kw)}, grpc-status ${nghttpStatus(keyward.authzPort, file)}${ok ? '' : '  <-- UNEXPECTED'}`,
+      `  ${c.name.padEnd(36)} ${payload.length + 5} B  keyward: ${describe(kw)}, grpc-status ${nghttpStatus(state.keyward.authzPort, file)}${ok ? '' : '  <-- UNEXPECTED'}`,
     );
     if (!ok) throw new Error(`${c.name}: expected ${c.expect}`);
   }
   // The floor server (bench/floor-server.ts): the same keys, keyward's own allow response.
-  const floorFile = join(tmp, 'floor.json');
+  const floorFile = join(state.tmp, 'floor.json');
   const allowBytes = await rawCheckBytes(kwClient, checkRequestBytes(secrets[0]!));
   writeFileSync(floorFile, JSON.stringify({ keys: secrets, allowBase64: allowBytes.toString('base64') }));
   const floor = await startBaseline('floor', { FLOOR_FILE: floorFile });
@@ -353,7 +167,7 @@ async function main(): Promise<void> {
   for (const [c, m] of LEVELS) {
     const level = `-c${c} -m${m}`;
     process.stdout.write(`running ${level} ...`);
-    const k = await h2load(keyward.authzPort, files.get(cases[0]!.name)!, c, m);
+    const k = await h2load(state.keyward.authzPort, files.get(cases[0]!.name)!, c, m);
     const f = await h2load(floor.port, files.get(cases[0]!.name)!, c, m);
     const n = await h2load(noop.port, files.get(cases[0]!.name)!, c, m);
     console.log(` keyward ${fmtRps(k.reqPerSec)} req/s, floor ${fmtRps(f.reqPerSec)} req/s, noop ${fmtRps(n.reqPerSec)} req/s`);
@@ -387,7 +201,7 @@ async function main(): Promise<void> {
   const base = noopAt['-c16 -m16']!;
   for (const c of cases.slice(1)) {
     process.stdout.write(`running ${c.name} at -c16 -m16 ...`);
-    const k = await h2load(keyward.authzPort, files.get(c.name)!, 16, 16);
+    const k = await h2load(state.keyward.authzPort, files.get(c.name)!, 16, 16);
     console.log(` keyward ${fmtRps(k.reqPerSec)} req/s`);
     check(`keyward ${c.name}`, k);
     result[c.name] = { keywardRps: k.reqPerSec, noopRps: base.reqPerSec, keywardMeanMs: k.meanMs, noopMeanMs: base.meanMs };
@@ -441,7 +255,7 @@ async function main(): Promise<void> {
   console.log(
     '       the noop answers a fixed OK CheckResponse without decoding (grpc-js baseline); keyward logs at info (its ports are read from the log).',
   );
-  const logLines = keyward
+  const logLines = state.keyward
     .stdout()
     .split('\n')
     .filter((l) => l.startsWith('{'));
@@ -451,7 +265,7 @@ async function main(): Promise<void> {
   );
   console.log(`total ${((Date.now() - t0) / 1000).toFixed(0)}s`);
 
-  await keyward.stop('SIGTERM');
+  await state.keyward.stop('SIGTERM');
   noop.proc.kill('SIGTERM');
   floor.proc.kill('SIGTERM');
 }
@@ -463,7 +277,7 @@ main().then(
   },
   (e) => {
     console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    if (keyward) console.error(keyward.stderr().slice(-2000));
+    if (state.keyward) console.error(state.keyward.stderr().slice(-2000));
     cleanup();
     process.exit(1);
   },

@@ -119,9 +119,7 @@ describe('KeyCache lifetimes', () => {
     expect(source.loadsOf('a')).toBe(1);
     await get('a', T0 + 1000);
     expect(source.loadsOf('a')).toBe(2);
-    source.load = async () => {
-      throw new Error('store down');
-    };
+    source.load = () => Promise.reject(new Error('store down'));
     expect((await get('a', T0 + 1000 + 1499)).kind).toBe('found');
     expect((await get('a', T0 + 1000 + 1500)).kind).toBe('unavailable');
   });

@@ -9,6 +9,7 @@ import { adminPgUrl, createTestDatabase, type TestDatabase } from './support/dat
 import { adminClient, type AdminClient } from './support/harness';
 import { EnvoyClient } from './support/envoy-client';
 import { startServerProcess, type ServerProcess } from './support/server-process';
+import { parseDenyBody } from './support/deny-body';
 
 describe('KeyAdmin changes reach every process', () => {
   let db: TestDatabase;
@@ -55,7 +56,7 @@ describe('KeyAdmin changes reach every process', () => {
     for (;;) {
       const r = await envoyB.check({ headers: { 'x-api-key': secret }, contextExtensions: ext });
       if (r.http_response === 'denied_response') {
-        expect(JSON.parse(r.denied_response!.body!).error.code).toBe(code);
+        expect(parseDenyBody(r.denied_response!.body!).error.code).toBe(code);
         return Date.now() - started;
       }
       if (Date.now() - started > deadlineMs) throw new Error(`still allowed on the other process after ${deadlineMs} ms`);
@@ -106,11 +107,11 @@ describe('KeyAdmin changes reach every process', () => {
       // The listeners are back.
       const deadline = Date.now() + 10_000;
       for (;;) {
-        const n = await c.query(
+        const n = await c.query<{ n: number }>(
           `select count(*)::int as n from pg_stat_activity where datname = $1 and application_name = 'keyward-listener'`,
           [dbName],
         );
-        if (n.rows[0].n === 2) break;
+        if (n.rows[0]!.n === 2) break;
         if (Date.now() > deadline) throw new Error('listeners did not reconnect');
         await new Promise((res) => setTimeout(res, 50));
       }

@@ -6,8 +6,9 @@ import { status } from '@grpc/grpc-js';
 import { DIALECTS } from './support/databases';
 import { failure, startHarness, type Harness } from './support/harness';
 import { EnvoyClient, headerMap, type WireCheckResponse } from './support/envoy-client';
+import { parseDenyBody } from './support/deny-body';
 
-const body = (r: WireCheckResponse) => JSON.parse(r.denied_response?.body ?? '{}').error;
+const body = (r: WireCheckResponse) => parseDenyBody(r.denied_response?.body ?? '{}').error;
 
 describe.each(DIALECTS)('rate limit and quota on %s', (dialect) => {
   let h: Harness;

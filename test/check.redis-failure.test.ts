@@ -5,6 +5,7 @@
 import { createServer } from 'node:net';
 import { startHarness } from './support/harness';
 import { EnvoyClient, headerMap } from './support/envoy-client';
+import { parseDenyBody } from './support/deny-body';
 
 async function closedPort(): Promise<number> {
   return new Promise((resolve) => {
@@ -37,7 +38,7 @@ describe.each(['local', 'deny'] as const)('Redis down, failure mode %s', (mode) 
         for (const r of results) {
           expect(r.status?.code).toBe(14);
           expect(r.denied_response?.status?.code).toBe(503);
-          expect(JSON.parse(r.denied_response!.body!).error.code).toBe('service_unavailable');
+          expect(parseDenyBody(r.denied_response!.body!).error.code).toBe('service_unavailable');
           expect(headerMap(r.denied_response?.headers)['retry-after']?.value).toBe('1');
         }
       }

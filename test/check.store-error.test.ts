@@ -12,6 +12,7 @@ import { startHarness, type Harness } from './support/harness';
 import { EnvoyClient, metadataOf, type WireCheckResponse, type WireHeaderOption } from './support/envoy-client';
 import { ErrorInfo } from '../src/gen/google/rpc/error_details';
 import { generateKey } from '../src/keys/format';
+import { parseDenyBody } from './support/deny-body';
 
 function headerTriples(opts: WireHeaderOption[] | undefined): [string, string, boolean | 'unset'][] {
   return (opts ?? [])
@@ -125,7 +126,7 @@ describe('Check while the store is down (postgres)', () => {
 
         // Denials that need no lookup are unaffected.
         const missing = await envoy.check({});
-        expect(JSON.parse(missing.denied_response!.body!).error.code).toBe('missing_api_key');
+        expect(parseDenyBody(missing.denied_response!.body!).error.code).toBe('missing_api_key');
         expect(h.app.cache.stats.storeErrors).toBe(errors0 + 3);
         // Report the time a denial took while the pool could not connect.
         process.stdout.write(`[store-error] deny-mode 503 latencies (ms): ${latencies.join(', ')}\n`);

@@ -15,12 +15,13 @@ import { DIALECTS } from './support/databases';
 import { startHarness, type Harness } from './support/harness';
 import { EnvoyClient, type WireCheckResponse } from './support/envoy-client';
 import { generateKey } from '../src/keys/format';
+import { parseDenyBody } from './support/deny-body';
 
 const BUDGET = 5;
 
 function outcome(r: WireCheckResponse): string {
   if (r.ok_response) return 'allow';
-  return `${r.denied_response?.status?.code}:${JSON.parse(r.denied_response?.body ?? '{}').error?.code}`;
+  return `${r.denied_response?.status?.code}:${parseDenyBody(r.denied_response?.body ?? '{}').error?.code}`;
 }
 
 describe.each(DIALECTS)('unknown-key flood on %s', (dialect) => {
@@ -63,7 +64,7 @@ describe.each(DIALECTS)('unknown-key flood on %s', (dialect) => {
     const more = Array.from({ length: BUDGET + 2 }, () => generateKey('test'));
     const later: string[] = [];
     for (const k of more) later.push(await check(k));
-    expect(later).toEqual([...Array(BUDGET).fill('401:invalid_api_key'), '503:service_unavailable', '503:service_unavailable']);
+    expect(later).toEqual([...Array<string>(BUDGET).fill('401:invalid_api_key'), '503:service_unavailable', '503:service_unavailable']);
     expect(lookups() - before).toBe(2 * BUDGET - 1);
   });
 

@@ -20,6 +20,18 @@ interface Served {
   exited: Promise<number | null>;
 }
 
+/** The parts of the CLI's --json views that the test reads. */
+interface OrgView {
+  id: string;
+  active: boolean;
+}
+interface KeyView {
+  id: string;
+  /** The secret: only in create and rotate replies. */
+  key: string;
+  scopes: string[];
+}
+
 async function serve(dir: string): Promise<Served> {
   const proc = spawn(process.execPath, [BIN, 'serve'], {
     cwd: dir,
@@ -34,23 +46,25 @@ async function serve(dir: string): Promise<Served> {
   });
   let out = '';
   let err = '';
-  proc.stdout!.on('data', (d) => (out += String(d)));
-  proc.stderr!.on('data', (d) => (err += String(d)));
+  proc.stdout.on('data', (d) => (out += String(d)));
+  proc.stderr.on('data', (d) => (err += String(d)));
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const deadline = Date.now() + 20000;
   for (;;) {
     const line = out.split('\n').find((l) => l.includes('"keyward serving"'));
     const token = /kwadm_[0-9A-Za-z]{49}/.exec(err)?.[0];
-    if (line && token)
+    if (line && token) {
+      const started = JSON.parse(line) as { admin: string; authz: string };
       return {
         proc,
-        adminUrl: JSON.parse(line).admin,
-        authzUrl: JSON.parse(line).authz,
+        adminUrl: started.admin,
+        authzUrl: started.authz,
         token,
         stdout: () => out,
         stderr: () => err,
         exited,
       };
+    }
     if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`server did not start:\n${out}\n${err}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -65,23 +79,24 @@ describe('keyward CLI against a running server', () => {
       encoding: 'utf8',
       timeout: 20000,
     });
-  const json = (args: string[]) => {
+  /** The command's --json document, typed as the test expects it (the assertions check it). */
+  const json = <T = Record<string, unknown>>(args: string[]): T => {
     const r = cli([...args, '--json']);
     if (r.status !== 0) throw new Error(`keyward ${args.join(' ')} failed: ${r.stderr}`);
-    return JSON.parse(r.stdout);
+    return JSON.parse(r.stdout) as T;
   };
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'keyward-cli-'));
     s = await serve(dir);
   });
-  afterAll(async () => {
+  afterAll(() => {
     if (s.proc.exitCode === null) s.proc.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('manages organizations and keys, shows the secret once, and stops on SIGTERM', async () => {
-    const org = json([
+    const org = json<OrgView>([
       'org',
       'create',
       '--name',
@@ -96,7 +111,7 @@ describe('keyward CLI against a running server', () => {
       '15',
     ]);
     expect(org).toMatchObject({
-      id: expect.stringMatching(/^org_/),
+      id: expect.stringMatching(/^org_/) as unknown,
       name: 'Acme',
       rateLimitPerMinute: 120,
       monthlyQuota: 1000000,
@@ -105,7 +120,7 @@ describe('keyward CLI against a running server', () => {
       active: true,
     });
 
-    const key = json([
+    const key = json<KeyView>([
       'key',
       'create',
       '--org',
@@ -129,7 +144,7 @@ describe('keyward CLI against a running server', () => {
     expect(table.stdout).toContain(key.id);
     expect(table.stdout).toContain(key.key.slice(-4));
     expect(table.stdout).not.toContain(key.key);
-    const listed = json(['key', 'list', '--org', org.id]);
+    const listed = json<{ keys: KeyView[] }>(['key', 'list', '--org', org.id]);
     expect(listed.keys.map((k: { id: string }) => k.id)).toEqual([key.id]);
     expect(JSON.stringify(listed)).not.toContain(key.key);
     expect(json(['key', 'get', key.id])).toMatchObject({ id: key.id, status: 'active' });
@@ -161,7 +176,7 @@ describe('keyward CLI against a running server', () => {
       unlimited: false,
     });
     expect(cli(['quota', '--org', org.id]).stdout).toMatch(/used:\s+1\n/);
-    const usage = json(['usage', '--org', org.id]);
+    const usage = json<{ totals: { requests: number }; byKey: unknown[] }>(['usage', '--org', org.id]);
     expect(usage.totals.requests).toBe(1);
     expect(usage.byKey).toEqual([expect.objectContaining({ keyId: key.id })]);
     expect(cli(['usage', '--org', org.id]).stdout).toContain('By endpoint:');
@@ -169,26 +184,26 @@ describe('keyward CLI against a running server', () => {
     expect(badMonth.status).toBe(2);
     expect(badMonth.stderr).toContain('invalid_argument');
 
-    const rotated = json(['key', 'rotate', key.id, '--grace-seconds', '3600']);
+    const rotated = json<KeyView & { oldKeyId: string; oldKeyExpiresAt: string }>(['key', 'rotate', key.id, '--grace-seconds', '3600']);
     expect(rotated.key).toMatch(/^kw_test_/);
     expect(rotated.key).not.toBe(key.key);
     expect(rotated.oldKeyId).toBe(key.id);
     expect(Date.parse(rotated.oldKeyExpiresAt) - Date.now()).toBeGreaterThan(3500_000);
 
-    const revoked = json(['key', 'revoke', rotated.id, '--reason', 'leaked in a log']);
+    const revoked = json<KeyView>(['key', 'revoke', rotated.id, '--reason', 'leaked in a log']);
     expect(revoked).toMatchObject({ id: rotated.id, status: 'revoked', revokeReason: 'leaked in a log', revokedBy: 'admin' });
-    expect(json(['key', 'list', '--org', org.id]).keys.map((k: { id: string }) => k.id)).toEqual([key.id]);
+    expect(json<{ keys: KeyView[] }>(['key', 'list', '--org', org.id]).keys.map((k: { id: string }) => k.id)).toEqual([key.id]);
     // revoked through the CLI: the very next Check denies it
     const denied401 = await envoy.check({ headers: { authorization: `Bearer ${rotated.key}` } });
     expect(denied401.denied_response?.status?.code).toBe(401);
-    expect(JSON.parse(denied401.denied_response!.body!).error.code).toBe('revoked_api_key');
+    expect((JSON.parse(denied401.denied_response!.body!) as { error: { code: string } }).error.code).toBe('revoked_api_key');
     envoy.close();
-    expect(json(['key', 'list', '--org', org.id, '--include-revoked']).keys).toHaveLength(2);
+    expect(json<{ keys: KeyView[] }>(['key', 'list', '--org', org.id, '--include-revoked']).keys).toHaveLength(2);
 
     const updated = json(['org', 'update', org.id, '--active', 'false', '--name', 'Acme Inc']);
     expect(updated).toMatchObject({ active: false, name: 'Acme Inc' });
-    expect(json(['org', 'get', org.id]).active).toBe(false);
-    expect(json(['org', 'list']).organizations.map((o: { id: string }) => o.id)).toEqual([org.id]);
+    expect(json<OrgView>(['org', 'get', org.id]).active).toBe(false);
+    expect(json<{ organizations: OrgView[] }>(['org', 'list']).organizations.map((o: { id: string }) => o.id)).toEqual([org.id]);
 
     // a failure: non-zero exit, one line with the error code
     const denied = cli(['key', 'create', '--org', org.id, '--name', 'x']);
@@ -200,7 +215,9 @@ describe('keyward CLI against a running server', () => {
     expect(badAuth.status).toBe(1);
     expect(badAuth.stderr).toMatch(/^error: invalid_credentials: /);
 
-    const events = json(['audit', '--org', org.id, '--limit', '50']).events.map((e: { action: string }) => e.action);
+    const events = json<{ events: { action: string }[] }>(['audit', '--org', org.id, '--limit', '50']).events.map(
+      (e: { action: string }) => e.action,
+    );
     expect(events).toEqual([
       'organization.update',
       'key.revoke',

@@ -10,8 +10,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { runCli } from '../src/cli/main';
-import { healthTarget } from '../src/cli/health';
 import { createPki, writePair } from './support/certs';
+import { healthTarget } from '../src/cli/commands/health';
 import { adminPgUrl } from './support/databases';
 import { startHarness, type Harness } from './support/harness';
 

@@ -13,11 +13,10 @@ import { join, relative } from 'node:path';
 import { parseAllDocuments, parse } from 'yaml';
 import { ConfigError, loadConfig } from '../src/config';
 import { parseRouteRules } from '../src/authz/routes';
+import type { Volume, Container, PodSpec, Manifest, Cluster, Bootstrap } from './support/deploy-types';
 
 const ROOT = join(__dirname, '..');
 const DEPLOY = join(ROOT, 'deploy');
-
-type Obj = Record<string, any>;
 
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -27,13 +26,13 @@ function yamlFiles(dir: string): string[] {
   });
 }
 
-function docsOf(file: string): Obj[] {
+function docsOf(file: string): Manifest[] {
   const docs = parseAllDocuments(readFileSync(file, 'utf8'), { uniqueKeys: true });
   for (const d of docs) {
     const problem = d.errors[0] ?? d.warnings[0];
     if (problem) throw new Error(`${relative(ROOT, file)}: ${problem.message}`);
   }
-  return docs.map((d) => d.toJS() as Obj).filter((d) => d !== null);
+  return docs.map((d) => d.toJS() as Manifest | null).filter((d) => d !== null);
 }
 
 const FILES = yamlFiles(DEPLOY);
@@ -57,14 +56,18 @@ const SECRET_VALUES: Record<string, string> = {
  * A container's environment as keyward would see it: its `env` values, with each file
  * under a mounted volume replaced by a temporary file holding `content(volume, key)`.
  */
-function containerEnv(pod: Obj, container: Obj, content: (volume: Obj, key: string) => string | undefined): Record<string, string> {
+function containerEnv(
+  pod: PodSpec,
+  container: Container,
+  content: (volume: Volume, key: string) => string | undefined,
+): Record<string, string> {
   const dir = mkdtempSync(join(tmpdir(), 'keyward-deploy-'));
   const env: Record<string, string> = {};
   for (const e of container.env ?? []) {
     let value = String(e.value);
-    const mount = (container.volumeMounts ?? []).find((m: Obj) => value.startsWith(`${m.mountPath}/`));
+    const mount = (container.volumeMounts ?? []).find((m) => value.startsWith(`${m.mountPath}/`));
     if (mount) {
-      const volume = pod.volumes.find((v: Obj) => v.name === mount.name);
+      const volume = pod.volumes.find((v) => v.name === mount.name)!;
       const key = value.slice(mount.mountPath.length + 1);
       const text = content(volume, key);
       if (text === undefined) throw new Error(`${e.name}: nothing in volume ${mount.name} for ${key}`);
@@ -80,9 +83,9 @@ function containerEnv(pod: Obj, container: Obj, content: (volume: Obj, key: stri
 }
 
 function configMapFile(dir: string) {
-  return (volume: Obj, key: string): string | undefined => {
+  return (volume: Volume, key: string): string | undefined => {
     if (volume.secret) {
-      const secretKey = (volume.secret.items ?? []).find((i: Obj) => i.path === key)?.key ?? key;
+      const secretKey = (volume.secret.items ?? []).find((i) => i.path === key)?.key ?? key;
       return SECRET_VALUES[secretKey];
     }
     if (volume.configMap) return one('ConfigMap', dir, volume.configMap.name).data[key];
@@ -90,12 +93,12 @@ function configMapFile(dir: string) {
   };
 }
 
-function keywardPods(dir: string): { name: string; pod: Obj; container: Obj }[] {
+function keywardPods(dir: string): { name: string; pod: PodSpec; container: Container }[] {
   return ALL.filter((m) => m.file.startsWith(dir) && (m.doc.kind === 'Deployment' || m.doc.kind === 'Job')).flatMap((m) => {
     const pod = m.doc.spec.template.spec;
     return pod.containers
-      .filter((c: Obj) => String(c.image).includes('/keyward:'))
-      .map((container: Obj) => ({ name: `${m.doc.kind} ${m.doc.metadata.name}`, pod, container }));
+      .filter((c) => String(c.image).includes('/keyward:'))
+      .map((container) => ({ name: `${String(m.doc.kind)} ${m.doc.metadata.name}`, pod, container }));
   });
 }
 
@@ -123,7 +126,7 @@ describe('deploy/ manifests', () => {
     '%s: kustomization lists existing files, but not the placeholder Secret',
     (dir) => {
       const k = one('Kustomization', dir);
-      for (const r of k.resources as string[]) expect(existsSync(join(ROOT, dir, r))).toBe(true);
+      for (const r of k.resources) expect(existsSync(join(ROOT, dir, r))).toBe(true);
       expect(k.resources).not.toContain('secret.yaml');
       expect(k.resources).not.toContain('mesh-config.yaml');
     },
@@ -192,22 +195,22 @@ describe('deploy/ manifests', () => {
         // Secret files readable by the group keyward runs with.
         expect(pod.securityContext.fsGroup).toBe(10001);
         if (container.args[0] !== 'serve') continue;
-        const env = Object.fromEntries((container.env ?? []).map((e: Obj) => [e.name, e.value]));
+        const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value]));
         const httpPort = Number(
           String(env.KEYWARD_HTTP_LISTEN ?? '0.0.0.0:9193')
             .split(':')
             .pop(),
         );
-        const portByName = (n: string) => container.ports.find((p: Obj) => p.name === n)?.containerPort;
+        const portByName = (n: string) => container.ports.find((p) => p.name === n)?.containerPort;
         expect(portByName(container.readinessProbe.httpGet.port)).toBe(httpPort);
         expect(portByName(container.livenessProbe.httpGet.port)).toBe(httpPort);
         expect(container.readinessProbe.httpGet.path).toBe('/readyz');
         expect(container.livenessProbe.httpGet.path).toBe('/healthz');
         // The kubelet probes the pod's address, so the operations port must not be loopback.
         expect(env.KEYWARD_HTTP_LISTEN === undefined || String(env.KEYWARD_HTTP_LISTEN).startsWith('0.0.0.0:')).toBe(true);
-        const data = container.volumeMounts.find((m: Obj) => m.mountPath === '/app/data');
+        const data = container.volumeMounts?.find((m) => m.mountPath === '/app/data');
         expect(data?.readOnly).not.toBe(true);
-        expect(pod.volumes.find((v: Obj) => v.name === data.name).emptyDir).toBeDefined();
+        expect(pod.volumes.find((v) => v.name === data?.name)?.emptyDir).toBeDefined();
         expect(container.resources.requests).toBeDefined();
         expect(container.resources.limits.memory).toBeDefined();
       }
@@ -221,37 +224,37 @@ describe('the sidecar layout', () => {
   it("Envoy's bootstrap sends the Check and the access log to keyward's listen address, and routes to the application", () => {
     const deployment = one('Deployment', dir);
     const pod = deployment.spec.template.spec;
-    const keyward = pod.containers.find((c: Obj) => c.name === 'keyward');
-    const envoy = pod.containers.find((c: Obj) => c.name === 'envoy');
-    const env = Object.fromEntries(keyward.env.map((e: Obj) => [e.name, e.value]));
+    const keyward = pod.containers.find((c) => c.name === 'keyward')!;
+    const envoy = pod.containers.find((c) => c.name === 'envoy')!;
+    const env = Object.fromEntries((keyward.env ?? []).map((e) => [e.name, e.value]));
     expect(env.KEYWARD_AUTHZ_LISTEN).toBe('127.0.0.1:9191');
 
-    const cm = one('ConfigMap', dir, pod.volumes.find((v: Obj) => v.configMap)!.configMap.name);
-    const mount = envoy.volumeMounts.find((m: Obj) => m.name === 'envoy-config');
-    const configFile = envoy.command[envoy.command.indexOf('-c') + 1];
+    const cm = one('ConfigMap', dir, pod.volumes.find((v) => v.configMap)!.configMap!.name);
+    const mount = envoy.volumeMounts!.find((m) => m.name === 'envoy-config')!;
+    const configFile = envoy.command[envoy.command.indexOf('-c') + 1]!;
     expect(configFile.startsWith(`${mount.mountPath}/`)).toBe(true);
-    const bootstrap = parse(cm.data[configFile.slice(mount.mountPath.length + 1)], { uniqueKeys: true }) as Obj;
+    const bootstrap = parse(cm.data[configFile.slice(mount.mountPath.length + 1)]!, { uniqueKeys: true }) as Bootstrap;
 
-    const clusters = new Map<string, Obj>(bootstrap.static_resources.clusters.map((c: Obj) => [c.name, c]));
+    const clusters = new Map<string, Cluster>(bootstrap.static_resources.clusters.map((c) => [c.name, c]));
     const address = (name: string) => {
-      const a = clusters.get(name)!.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
+      const a = clusters.get(name)!.load_assignment.endpoints[0]!.lb_endpoints[0]!.endpoint.address.socket_address;
       return `${a.address}:${a.port_value}`;
     };
-    const listener = bootstrap.static_resources.listeners[0];
-    const hcm = listener.filter_chains[0].filters[0].typed_config;
-    const authz = hcm.http_filters.find((f: Obj) => f.name === 'envoy.filters.http.ext_authz').typed_config;
+    const listener = bootstrap.static_resources.listeners[0]!;
+    const hcm = listener.filter_chains[0]!.filters[0]!.typed_config;
+    const authz = hcm.http_filters.find((f) => f.name === 'envoy.filters.http.ext_authz')!.typed_config;
     expect(address(authz.grpc_service.envoy_grpc.cluster_name)).toBe(env.KEYWARD_AUTHZ_LISTEN);
     expect(authz.failure_mode_allow).toBe(false);
     expect(clusters.get('keyward_authz')!.typed_extension_protocol_options).toBeDefined(); // HTTP/2
-    const als = hcm.access_log.find((l: Obj) => l.name === 'envoy.access_loggers.http_grpc').typed_config;
+    const als = hcm.access_log.find((l) => l.name === 'envoy.access_loggers.http_grpc')!.typed_config;
     expect(address(als.common_config.grpc_service.envoy_grpc.cluster_name)).toBe(env.KEYWARD_AUTHZ_LISTEN);
     expect(als.additional_response_headers_to_log).toEqual(['x-usage-tokens', 'x-usage-cost-usd']);
-    expect(hcm.http_filters.at(-1).name).toBe('envoy.filters.http.router');
+    expect(hcm.http_filters.at(-1)!.name).toBe('envoy.filters.http.router');
     // Every route goes to a defined cluster; the listener is the container's port.
     for (const vh of hcm.route_config.virtual_hosts) for (const r of vh.routes) expect(clusters.has(r.route.cluster)).toBe(true);
-    expect(envoy.ports[0].containerPort).toBe(listener.address.socket_address.port_value);
+    expect(envoy.ports[0]!.containerPort).toBe(listener.address.socket_address.port_value);
     const service = one('Service', dir);
-    expect(envoy.ports.map((p: Obj) => p.name)).toContain(service.spec.ports[0].targetPort);
+    expect(envoy.ports.map((p) => p.name)).toContain(service.spec.ports[0]!.targetPort);
   });
 });
 
@@ -261,14 +264,14 @@ describe('the shared layout', () => {
   it('points both mesh providers at the Service, on the Check port', () => {
     const service = one('Service', dir);
     const host = `${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`;
-    const authzPort = service.spec.ports.find((p: Obj) => p.name === 'grpc-authz').port;
-    const providers = one('IstioOperator', dir).spec.meshConfig.extensionProviders as Obj[];
+    const authzPort = service.spec.ports.find((p) => p.name === 'grpc-authz')!.port;
+    const providers = one('IstioOperator', dir).spec.meshConfig.extensionProviders;
     const grpc = providers.find((p) => p.envoyExtAuthzGrpc)!;
     const als = providers.find((p) => p.envoyHttpAls)!;
     expect(grpc.envoyExtAuthzGrpc).toMatchObject({ service: host, port: authzPort, failOpen: false, statusOnError: '503' });
     expect(als.envoyHttpAls).toMatchObject({ service: host, port: authzPort });
     expect(one('AuthorizationPolicy', dir).spec).toMatchObject({ action: 'CUSTOM', provider: { name: grpc.name } });
-    expect(one('Telemetry', dir).spec.accessLogging[0].providers).toEqual([{ name: als.name }]);
+    expect(one('Telemetry', dir).spec.accessLogging[0]!.providers).toEqual([{ name: als.name }]);
     const deployment = one('Deployment', dir);
     expect(deployment.spec.replicas).toBe(2);
     expect(one('PodDisruptionBudget', dir).spec.selector).toEqual(deployment.spec.selector);
@@ -276,7 +279,7 @@ describe('the shared layout', () => {
   });
 
   it('has a route-rules file that loads and matches by host', () => {
-    const table = parseRouteRules(one('ConfigMap', dir, 'keyward-routes').data['routes.yaml'], 'routes-configmap.yaml');
+    const table = parseRouteRules(one('ConfigMap', dir, 'keyward-routes').data['routes.yaml']!, 'routes-configmap.yaml');
     expect(table.match('POST', 'api.api:8080', '/v1/agents/7')?.rule).toBe('api-agents-write');
     expect(table.match('GET', 'api.example.com', '/v1/agents')?.rule).toBe('api-agents-read');
     expect(table.match('GET', 'other.example.com', '/v1/agents')?.rule).toBe('default');
@@ -285,7 +288,7 @@ describe('the shared layout', () => {
 
 describe('deploy/istio', () => {
   it('has a route-rules ConfigMap that loads', () => {
-    const table = parseRouteRules(one('ConfigMap', 'deploy/istio', 'keyward-routes').data['routes.yaml'], 'keyward-routes-configmap.yaml');
+    const table = parseRouteRules(one('ConfigMap', 'deploy/istio', 'keyward-routes').data['routes.yaml']!, 'keyward-routes-configmap.yaml');
     expect(table.match('GET', 'api', '/v1/chat/x')?.rule).toBe('chat');
   });
 });

@@ -283,11 +283,12 @@ describe.each(DIALECTS)('StreamAccessLogs fuzzing (%s)', (dialect) => {
     const month = h.clock.now().toISOString().slice(0, 7);
     const usage = await h.root.getUsageStats({ organizationId: ids.org, month });
     expect(usage.totals?.requests).toBe(checksAllowed);
-    const rows = await h.app.orm.em
+    const rows = (await h.app.orm.em
       .getConnection()
-      .execute<{ n: number | string; r: number | string | null }[]>(
-        `select count(*) as n, sum(requests) as r from usage_events where source = 'accesslog'`,
-      );
+      .execute(`select count(*) as n, sum(requests) as r from usage_events where source = 'accesslog'`)) as {
+      n: number | string;
+      r: number | string | null;
+    }[];
     expect(Number(rows[0]!.n)).toBeGreaterThan(0);
     expect(Number(rows[0]!.r)).toBe(0);
   });

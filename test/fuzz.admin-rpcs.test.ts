@@ -69,7 +69,7 @@ const RPCS: Rpc[] = Object.values(KeyAdminService).map((m) => {
     name,
     path: m.path,
     request: d.requestType.type,
-    decodeResponse: m.responseDeserialize as (b: Buffer) => unknown,
+    decodeResponse: m.responseDeserialize,
     [fc.toStringMethod]: () => name,
   };
 });
@@ -261,23 +261,21 @@ function messageArb(desc: MessageDesc, pool: Pool, depth = 3, plausible = false)
 
 /** A request for a random RPC: well-typed (usually), or broken (sometimes). */
 function requestArb(pool: Pool): fc.Arbitrary<{ rpc: Rpc; body: Buffer }> {
-  return fc
-    .constantFrom(...RPCS)
-    .chain((rpc) =>
-      fc
-        .oneof(
-          { weight: 3, arbitrary: messageArb(rpc.request, pool, 3, true) },
-          { weight: 4, arbitrary: messageArb(rpc.request, pool) },
-          {
-            weight: 2,
-            arbitrary: fc
-              .tuple(messageArb(rpc.request, pool), fc.array(mutation, { minLength: 1, maxLength: 3 }))
-              .map(([b, ms]) => ms.reduce(mutate, b)),
-          },
-          { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)) },
-        )
-        .map((body) => ({ rpc, body: printable(body) })),
-    );
+  return fc.constantFrom(...RPCS).chain((rpc) =>
+    fc
+      .oneof(
+        { weight: 3, arbitrary: messageArb(rpc.request, pool, 3, true) },
+        { weight: 4, arbitrary: messageArb(rpc.request, pool) },
+        {
+          weight: 2,
+          arbitrary: fc
+            .tuple(messageArb(rpc.request, pool), fc.array(mutation, { minLength: 1, maxLength: 3 }))
+            .map(([b, ms]) => ms.reduce(mutate, b)),
+        },
+        { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u)) },
+      )
+      .map((body) => ({ rpc, body: printable(body) })),
+  );
 }
 
 // ---------------------------------------------------------------- credentials
@@ -447,7 +445,9 @@ describe.each(DIALECTS)('KeyAdmin fuzzing: every RPC, without, with a wrong and 
         if (r.status === 0) expect(() => rpc.decodeResponse(r.response!)).not.toThrow();
         else
           expect({ rpc: rpc.name, code: expectDocumentedError(r) }).not.toMatchObject({
-            code: expect.stringMatching(/^(internal|missing_credentials|invalid_credentials|permission_denied|too_many_auth_failures)$/),
+            code: expect.stringMatching(
+              /^(internal|missing_credentials|invalid_credentials|permission_denied|too_many_auth_failures)$/,
+            ) as unknown,
           });
       }
     }

@@ -18,13 +18,13 @@ import { startHarness, failure, type Harness, type HarnessOverrides } from './su
 import { EnvoyClient, type WireCheckResponse } from './support/envoy-client';
 import { generateKey } from '../src/keys/format';
 import { secretId } from '../src/keys/hash';
+import { parseDenyBody } from './support/deny-body';
 
 const hmac = (secret: Buffer, text: string) => createHmac('sha256', secret).update(text, 'utf8').digest('hex');
 
 function outcome(r: WireCheckResponse): string {
   if (r.ok_response) return 'allow';
-  const body = JSON.parse(r.denied_response?.body ?? '{}') as { error?: { code?: string } };
-  return `${r.denied_response?.status?.code}:${body.error?.code}`;
+  return `${r.denied_response?.status?.code}:${parseDenyBody(r.denied_response?.body ?? '{}').error?.code}`;
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, deadlineMs = 15_000): Promise<T> {
@@ -141,9 +141,9 @@ describe.each(DIALECTS)('hash secret rotation on %s', (dialect: Dialect) => {
   });
 
   it('a key found under A and revoked before its new hash is written is denied at once', async () => {
-    const first = (await start({ hashSecret: A })).h;
-    const orgId = (await first.root.createOrganization({ name: 'Rev', rateLimitPerMinute: 0 })).id;
-    const k = await first.root.createKey({ organizationId: orgId, name: 'k' });
+    const first = await start({ hashSecret: A });
+    const orgId = (await first.h.root.createOrganization({ name: 'Rev', rateLimitPerMinute: 0 })).id;
+    const k = await first.h.root.createKey({ organizationId: orgId, name: 'k' });
     // Rewrites are written only every hour here: the store keeps A's hash meanwhile.
     const { h, check } = await start({ hashSecret: B, hashSecretPrevious: A, authz: { lastUsedFlushSeconds: 3600, cacheTtlSeconds: 600 } });
     await h.app.changes?.stop(); // PostgreSQL: only this process's own invalidation is tested

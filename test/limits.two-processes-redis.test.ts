@@ -8,6 +8,7 @@ import { adminClient } from './support/harness';
 import { EnvoyClient } from './support/envoy-client';
 import { describeRedis, testRedisUrl } from './support/redis';
 import { startServerProcess, type ServerProcess } from './support/server-process';
+import { parseDenyBody } from './support/deny-body';
 
 describeRedis('two keyward processes on one Redis', () => {
   let db: TestDatabase;
@@ -41,7 +42,7 @@ describeRedis('two keyward processes on one Redis', () => {
       const outcomes: string[] = [];
       for (let i = 0; i < 8; i++) {
         const r = await envoys[i % 2]!.check({ headers: { authorization: `Bearer ${secret}` } });
-        outcomes.push(r.http_response === 'ok_response' ? 'ok' : JSON.parse(r.denied_response!.body!).error.code);
+        outcomes.push(r.http_response === 'ok_response' ? 'ok' : parseDenyBody(r.denied_response!.body!).error.code);
       }
       // Exactly 5 in all, alternating replicas. (Across a minute boundary the sliding
       // window still weighs the previous minute almost fully, so this holds there too.)

@@ -187,7 +187,7 @@ describe.each(DIALECTS)('DbSyncedQuotaCounter on %s', (dialect) => {
   it('concurrent first consumes of a period share one load and stay exact', async () => {
     const c = await replica();
     const o = org(3);
-    const ds = await Promise.all(Array.from({ length: 8 }, () => Promise.resolve(c.consume(o, T))));
+    const ds = await Promise.all(Array.from({ length: 8 }, () => consume(c, o, T)));
     expect(ds.filter((d) => d.allowed)).toHaveLength(3);
     expect(ds.map((d) => d.used).sort()).toEqual([1, 2, 3, 3, 3, 3, 3, 3]);
     expect(c.stats().trackedPeriods).toBe(1);

@@ -34,7 +34,7 @@ function openStream(port: number): { call: ClientWritableStream<unknown>; done: 
   const client = new AccessLogService(`127.0.0.1:${port}`, credentials.createInsecure());
   let call!: ClientWritableStream<unknown>;
   const done = new Promise<{ error?: ServiceError }>((resolve) => {
-    call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(
+    call = (client as unknown as Record<string, (...args: unknown[]) => unknown>).StreamAccessLogs!.call(
       client,
       { deadline: Date.now() + 60_000 },
       (e: ServiceError | null) => resolve(e ? { error: e } : {}),
@@ -50,7 +50,7 @@ describe('graceful shutdown', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'keyward-shutdown-'));
   });
-  afterEach(async () => {
+  afterEach(() => {
     if (server && server.proc.exitCode === null) server.proc.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });

@@ -18,7 +18,7 @@ async function postgresText(url: string): Promise<string> {
     );
     let out = '';
     for (const { tablename } of tables.rows) {
-      const rows = await c.query(`select row_to_json(t)::text as j from "${tablename}" t`);
+      const rows = await c.query<{ j: string }>(`select row_to_json(t)::text as j from "${tablename}" t`);
       out += rows.rows.map((r) => r.j).join('\n');
     }
     return out;
@@ -81,7 +81,7 @@ describe('generated admin token', () => {
     const { defaultAuthzConfig } = await import('../src/config');
     const db = await createTestDatabase('sqlite');
     const logs: string[] = [];
-    const logger = createLogger('debug', { write: (s: string) => logs.push(s) } as never);
+    const logger = createLogger('debug', { write: (s: string) => logs.push(s) });
     const config = {
       database: db.config,
       authzListen: '127.0.0.1:0',

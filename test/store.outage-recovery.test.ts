@@ -20,6 +20,7 @@ import { ManualClock } from '../src/util/clock';
 import { OwnPostgres } from './support/own-postgres';
 import { adminClient, failure, secretsIn, type AdminClient } from './support/harness';
 import { EnvoyClient, type WireCheckResponse } from './support/envoy-client';
+import { parseDenyBody } from './support/deny-body';
 
 const TOKEN = `outage-admin-token-${randomBytes(8).toString('hex')}`;
 
@@ -120,7 +121,7 @@ describe('store outage on an owned PostgreSQL', () => {
     // Uncached key: deny mode answers 503 service_unavailable, never an allow.
     const u = await check(uncached);
     expect(u.denied_response?.status?.code).toBe(503);
-    expect((JSON.parse(u.denied_response!.body!) as { error: { code: string } }).error.code).toBe('service_unavailable');
+    expect(parseDenyBody(u.denied_response!.body!).error.code).toBe('service_unavailable');
 
     // KeyAdmin: UNAVAILABLE with store_unavailable.
     const f = await failure(root.createOrganization({ name: 'during-outage', rateLimitPerMinute: 10, monthlyQuota: 0 }));

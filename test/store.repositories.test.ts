@@ -53,6 +53,15 @@ describe.each(DIALECTS)('repositories on %s', (dialect) => {
   let db: TestDatabase;
   let orm: Orm;
   let store: Store;
+  /** store.transaction for writes that need no await (it takes an async function). */
+  const writeAll = (write: (r: Parameters<Parameters<Store['transaction']>[0]>[0]) => unknown): Promise<void> =>
+    store.transaction(
+      (r) =>
+        new Promise<void>((resolve) => {
+          write(r); // a throw rejects, as in an async function
+          resolve();
+        }),
+    );
 
   beforeAll(async () => {
     db = await createTestDatabase(dialect);
@@ -70,7 +79,7 @@ describe.each(DIALECTS)('repositories on %s', (dialect) => {
 
   it('round-trips organizations exactly, including big quotas and millisecond times', async () => {
     const o = org(1);
-    await store.transaction(async (r) => r.orgs.add(o));
+    await writeAll((r) => r.orgs.add(o));
     const back = await store.read((r) => r.orgs.get(o.id));
     expect(back).toMatchObject({ id: o.id, name: 'org 1', active: true, maxKeys: 10, monthlyQuota: 2 ** 40 + 1, billingAnchorDay: 15 });
     expect(back!.createdAt.getTime()).toBe(T0 + 1);
@@ -78,7 +87,7 @@ describe.each(DIALECTS)('repositories on %s', (dialect) => {
 
   it('pages organizations by id', async () => {
     const orgs = [org(10), org(11), org(12)];
-    await store.transaction(async (r) => orgs.forEach((o) => r.orgs.add(o)));
+    await writeAll((r) => orgs.forEach((o) => r.orgs.add(o)));
     const all = await store.read((r) => r.orgs.list({ limit: 100 }));
     const ids = all.map((o) => o.id);
     expect(ids).toEqual([...ids].sort());
@@ -89,7 +98,7 @@ describe.each(DIALECTS)('repositories on %s', (dialect) => {
   it('finds keys by hash and round-trips scopes, metadata and nullable fields', async () => {
     const o = org(20);
     const k = key(o.id, 1, { rateLimitPerMinute: 0, expiresAt: new Date(T0 + 86_400_000) });
-    await store.transaction(async (r) => {
+    await writeAll((r) => {
       r.orgs.add(o);
       r.keys.add(k);
     });
@@ -108,7 +117,7 @@ describe.each(DIALECTS)('repositories on %s', (dialect) => {
   it('counts only usable keys: not revoked and not expired at the given time', async () => {
     const o = org(30);
     const now = new Date(T0 + 10_000);
-    await store.transaction(async (r) => {
+    await writeAll((r) => {
       r.orgs.add(o);
       r.keys.add(key(o.id, 1));
       r.keys.add(key(o.id, 2, { revokedAt: new Date(T0) }));
@@ -123,11 +132,11 @@ describe.each(DIALECTS)('repositories on %s', (dialect) => {
   it('rejects a duplicate key hash', async () => {
     const o = org(40);
     const a = key(o.id, 1);
-    await store.transaction(async (r) => {
+    await writeAll((r) => {
       r.orgs.add(o);
       r.keys.add(a);
     });
-    await expect(store.transaction(async (r) => r.keys.add(key(o.id, 2, { keyHash: a.keyHash })))).rejects.toThrow();
+    await expect(writeAll((r) => r.keys.add(key(o.id, 2, { keyHash: a.keyHash })))).rejects.toThrow();
   });
 
   it('rolls back everything a failed transaction wrote, audit rows included', async () => {
@@ -156,7 +165,7 @@ describe.each(DIALECTS)('repositories on %s', (dialect) => {
   it('lists audit events newest first with filters and a half-open time range', async () => {
     const orgId = newId('org', T0);
     const keyId = newId('key', T0);
-    await store.transaction(async (r) => {
+    await writeAll((r) => {
       for (let i = 0; i < 5; i++) {
         r.audit.append({
           at: new Date(T0 + i * 1000),
@@ -198,7 +207,7 @@ describe('an unreachable store', () => {
     const orm = await openOrm(unreachable, undefined, false);
     const store = createStore(orm, 'postgres');
     await expect(store.ping()).rejects.toBeInstanceOf(StoreUnavailableError);
-    const err = await store.read((r) => r.orgs.get('org_x')).catch((e) => e);
+    const err: unknown = await store.read((r) => r.orgs.get('org_x')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreUnavailableError);
     expect((err as StoreUnavailableError).code).toBe('store_unavailable');
     await store.close();

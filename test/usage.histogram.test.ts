@@ -50,8 +50,8 @@ describe('latency histogram', () => {
   });
 
   it('parseBuckets reads JSON text or arrays and pads to the layout', () => {
-    expect(parseBuckets('[1,2]')).toEqual([1, 2, ...new Array(14).fill(0)]);
-    expect(parseBuckets([0, 0, 3])).toEqual([0, 0, 3, ...new Array(13).fill(0)]);
+    expect(parseBuckets('[1,2]')).toEqual([1, 2, ...new Array<number>(14).fill(0)]);
+    expect(parseBuckets([0, 0, 3])).toEqual([0, 0, 3, ...new Array<number>(13).fill(0)]);
     expect(parseBuckets('not json')).toEqual(emptyBuckets());
     expect(parseBuckets(null)).toEqual(emptyBuckets());
   });

@@ -62,12 +62,26 @@ describe('SIGTERM under load', () => {
     const c = new Client({ connectionString: db.config.url });
     await c.connect();
     try {
-      const daily = await c.query('select coalesce(sum(requests), 0)::int as n from usage_daily where organization_id = $1', [org.id]);
-      const monthly = await c.query('select coalesce(sum(requests), 0)::int as n from usage_monthly where organization_id = $1', [org.id]);
-      const events = await c.query('select count(*)::int as n from usage_events where organization_id = $1 and requests = 1', [org.id]);
-      const endpoints = await c.query('select distinct endpoint from usage_daily where organization_id = $1', [org.id]);
-      const quota = await c.query('select coalesce(sum(count), 0)::int as n from quota_counters where organization_id = $1', [org.id]);
-      expect({ daily: daily.rows[0].n, monthly: monthly.rows[0].n, events: events.rows[0].n, quota: quota.rows[0].n }).toEqual({
+      const daily = await c.query<{ n: number }>(
+        'select coalesce(sum(requests), 0)::int as n from usage_daily where organization_id = $1',
+        [org.id],
+      );
+      const monthly = await c.query<{ n: number }>(
+        'select coalesce(sum(requests), 0)::int as n from usage_monthly where organization_id = $1',
+        [org.id],
+      );
+      const events = await c.query<{ n: number }>(
+        'select count(*)::int as n from usage_events where organization_id = $1 and requests = 1',
+        [org.id],
+      );
+      const endpoints = await c.query<{ endpoint: string }>('select distinct endpoint from usage_daily where organization_id = $1', [
+        org.id,
+      ]);
+      const quota = await c.query<{ n: number }>(
+        'select coalesce(sum(count), 0)::int as n from quota_counters where organization_id = $1',
+        [org.id],
+      );
+      expect({ daily: daily.rows[0]!.n, monthly: monthly.rows[0]!.n, events: events.rows[0]!.n, quota: quota.rows[0]!.n }).toEqual({
         daily: allowed,
         monthly: allowed,
         events: allowed,

@@ -53,7 +53,7 @@ export function denyCode(r: CheckResponse): string | undefined {
   } catch {
     body = undefined;
   }
-  const md = (r.dynamicMetadata as Record<string, unknown> | undefined)?.error_code;
+  const md: unknown = r.dynamicMetadata?.error_code;
   return body === md ? body : `body=${String(body)} metadata=${String(md)}`;
 }
 

@@ -37,6 +37,7 @@ export function keyStatusName(s: KeyStatus): string {
 
 /** Control characters would break the alignment; an empty cell shows as `-`. */
 function cell(s: string | null | undefined): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what it replaces
   const v = (s ?? '').replace(/[\x00-\x1f\x7f]/g, ' ');
   return v === '' ? '-' : v;
 }

@@ -1,50 +1,14 @@
 /**
- * Buffers usage events in memory and writes them in batches through a UsageSink:
- * never a database write per request.
- *
- *  - record(event) is O(1) and never waits: it appends to the buffer, and when the
- *    buffer reaches `flushAt` events it starts a flush without awaiting it.
- *  - flush() writes the buffer in sink.write() batches of at most `maxBatch` events
- *    (oldest first; bounded statements and bounded memory per write), one after the
- *    other until everything recorded before the call is written (then on only while
- *    `flushAt` events are waiting) or a write fails. A flush called while one is
- *    running shares it: it waits for the running writes and, if they succeeded, for at
- *    most one shared follow-up of what was recorded meanwhile (so `await flush()` at
- *    shutdown covers everything recorded before the call). If a write failed, the
- *    waiting callers share its failure (no immediate retry). flush() never rejects;
- *    failures go to `onError` and stats().flushErrors.
- *  - A failed write puts its events back at the front of the buffer, in their
- *    original order, for the next flush (the interval's, or an explicit one). After a
- *    failure, reaching `flushAt` no longer starts flushes until a write succeeds, so
- *    an outage is retried at the interval and not hammered from the hot path.
- *  - The buffer holds at most `maxBuffered` events (not counting the batch of a write
- *    in flight). When it is full, the OLDEST detail-only events (requests 0: access
- *    log entries and RecordUsage records) go first; an event that counts a request
- *    (requests 1) is dropped only when no detail-only event is left to drop, and then
- *    the oldest one goes. An incoming detail-only event is itself dropped when the
- *    buffer holds only request events. Every dropped event is counted in
- *    stats().dropped.
- *  - With a journal (KEYWARD_USAGE_JOURNAL_DIR, ./journal.ts): a failed write does
- *    not put its batch back; the batch goes to the journal on local disk under the id
- *    it was written with, and so does everything that reaches `flushAt` while the
- *    store is down (spilling; no store attempt from the hot path). The interval's
- *    flush first replays the journal, oldest first: that is the probe; once it
- *    succeeds, buffered events are written again. Every write carries a batch id and
- *    the store skips ids it has seen, so a replay never counts a batch twice. If the
- *    journal fails too (full, disk error), the batch goes back to the buffer as
- *    without a journal, and spilling waits for the next interval.
- *  - spillSync() writes the buffer and the batch in flight to the journal
- *    synchronously: the last act of a process told to exit at once.
- *  - Back-pressure for sources that can wait (the access-log stream): congested() is
- *    true while the buffer plus the write in flight hold half of `maxBuffered` or
- *    more; drained() starts a write if none is running (and the last did not fail)
- *    and resolves once writes have brought them under a quarter. A source that
- *    pauses while congested never pushes the buffer into dropping.
+ * Buffers usage events in memory and writes them in batches through a UsageSink (never a
+ * database write per request). Failed writes are kept for the next flush, or spilled to
+ * the journal when there is one; a full buffer drops detail-only events first. The
+ * contract of each method is on the method; the design is described in docs/.
  */
 import { randomBytes } from 'node:crypto';
 import type { UsageEvent, UsageSink } from './types';
 import type { UsageJournal, UsageJournalStats } from './journal';
 import { timerScheduler, type Scheduler } from '../util/scheduler';
+import { Fifo, merge, type Slot } from './slot-queue';
 
 export interface UsageBatcherOptions {
   /** Most events held in the buffer (KEYWARD_USAGE_BUFFER_MAX). */
@@ -55,7 +19,12 @@ export interface UsageBatcherOptions {
   maxBatch?: number;
   /** Called with each failed write's error. */
   onError?: (e: unknown) => void;
-  /** Where batches go while the store cannot take them (see the file comment). */
+  /**
+   * Where batches go while the store cannot take them (KEYWARD_USAGE_JOURNAL_DIR): a failed
+   * batch, and whatever reaches `flushAt` while the store is down, is appended under its
+   * batch id; the interval's flush replays it first (the probe). Ids make replays count once.
+   * If the journal fails too, the batch goes back to the buffer.
+   */
   journal?: UsageJournal;
   /** Called with each failed journal append's or replay read's error. */
   onJournalError?: (e: unknown) => void;
@@ -81,57 +50,6 @@ export interface UsageBatcherStats {
 /** A fresh batch id (16 characters, [A-Za-z0-9_-]). */
 export function newBatchId(): string {
   return randomBytes(12).toString('base64url');
-}
-
-interface Slot {
-  /** Recording order across both queues. */
-  seq: number;
-  event: UsageEvent;
-}
-
-/** A FIFO with O(1) amortized push and shift. */
-class Fifo {
-  private items: (Slot | undefined)[] = [];
-  private head = 0;
-
-  get size(): number {
-    return this.items.length - this.head;
-  }
-  push(s: Slot): void {
-    this.items.push(s);
-  }
-  shift(): Slot | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const s = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return s;
-  }
-  /** The oldest slot's recording order, if any. */
-  firstSeq(): number | undefined {
-    return this.items[this.head]?.seq;
-  }
-  /** Puts `older` (oldest first) in front of what is queued. */
-  prepend(older: Slot[]): void {
-    if (older.length === 0) return;
-    this.items = older.concat(this.items.slice(this.head) as Slot[]);
-    this.head = 0;
-  }
-}
-
-/** Merges two seq-ordered slot lists into events in recording order. */
-function merge(a: Slot[], b: Slot[]): UsageEvent[] {
-  const out = new Array<UsageEvent>(a.length + b.length);
-  let i = 0;
-  let j = 0;
-  let k = 0;
-  while (i < a.length && j < b.length) out[k++] = a[i]!.seq < b[j]!.seq ? a[i++]!.event : b[j++]!.event;
-  while (i < a.length) out[k++] = a[i++]!.event;
-  while (j < b.length) out[k++] = b[j++]!.event;
-  return out;
 }
 
 export class UsageBatcher {
@@ -183,7 +101,13 @@ export class UsageBatcher {
     else if (this.journal && !this.journalFailed) void this.run(true);
   }
 
-  /** Buffers one event. O(1); never waits and never throws. */
+  /**
+   * Buffers one event. O(1); never waits and never throws. At `flushAt` buffered events it
+   * starts a flush (after a failed write it does not: the interval retries, or it spills to
+   * the journal). A full buffer drops its oldest detail-only event (requests 0), else its
+   * oldest request event; an incoming detail-only event is dropped when only request
+   * events are buffered. Drops count in stats().dropped.
+   */
   record(event: UsageEvent): void {
     const slot: Slot = { seq: this.seq++, event };
     if (this.counted.size + this.details.size >= this.maxBuffered) {
@@ -221,7 +145,15 @@ export class UsageBatcher {
     for (const w of waiters) w();
   }
 
-  /** Writes what is buffered; see the file comment for sharing and failures. Never rejects. */
+  /**
+   * Replays the journal, then writes the buffer in batches of at most `maxBatch`, oldest
+   * first, until what was recorded before the call is written or a write fails. A call while
+   * a flush runs shares it plus at most one shared follow-up for what was recorded meanwhile
+   * (so `await flush()` at shutdown covers everything before it); after a failed write the
+   * waiting callers share its failure, with no immediate retry. A failed batch goes back to
+   * the front of the buffer in order (or to the journal). Never rejects: failures go to
+   * `onError` and stats().flushErrors.
+   */
   flush(): Promise<void> {
     if (this.flushing) {
       if (!this.followUp) {

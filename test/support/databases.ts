@@ -39,7 +39,7 @@ export async function createTestDatabase(dialect: Dialect): Promise<TestDatabase
     return {
       config: { kind: 'sqlite', path: file, url: `sqlite:${file}` },
       file,
-      dispose: async () => rmSync(dir, { recursive: true, force: true }),
+      dispose: () => Promise.resolve(rmSync(dir, { recursive: true, force: true })),
     };
   }
   const name = `keyward_test_${randomBytes(6).toString('hex')}`;

@@ -90,7 +90,7 @@ export class EnvoyClient {
 
   raw(request: unknown): Promise<WireCheckResponse> {
     return new Promise((resolve, reject) => {
-      (this.client as unknown as Record<string, Function>).Check!.call(
+      (this.client as unknown as Record<string, (...args: unknown[]) => unknown>).Check!.call(
         this.client,
         request,
         { deadline: Date.now() + 10000 },

@@ -84,7 +84,7 @@ export function checkOutcome(r: RawResult, allowed: CheckFailuresAllowed, config
   expect(res.okResponse).toBeUndefined();
   const d = res.deniedResponse;
   expect(d).toBeDefined();
-  const http = d!.status?.code ?? 0;
+  const http: number = d!.status?.code ?? 0;
   expect(DOCUMENTED_HTTP.has(http)).toBe(true);
   const headers = new Map<string, string>();
   for (const o of d!.headers) {

@@ -133,7 +133,7 @@ export class OwnPostgres {
       },
     );
     let log = '';
-    proc.stderr!.on('data', (d) => (log = (log + String(d)).slice(-4000)));
+    proc.stderr.on('data', (d) => (log = (log + String(d)).slice(-4000)));
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', () => resolve()));
     const deadline = Date.now() + 60_000;
@@ -145,7 +145,7 @@ export class OwnPostgres {
         await c.query('select 1');
         return;
       } catch (e) {
-        if (Date.now() > deadline) throw new Error(`postgres did not answer within 60 s: ${String(e)} ${log}`);
+        if (Date.now() > deadline) throw new Error(`postgres did not answer within 60 s: ${String(e)} ${log}`, { cause: e });
         await new Promise((r) => setTimeout(r, 100));
       } finally {
         await c.end().catch(() => undefined);

@@ -8,7 +8,7 @@
  * Every call resolves, never rejects: to { status, details, trailers, response }.
  */
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { connect, constants, type ClientHttp2Session } from 'node:http2';
+import { connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { runInThisContext } from 'node:vm';
 import { Status } from '../../src/gen/google/rpc/status';
 import { BadRequest, ErrorInfo } from '../../src/gen/google/rpc/error_details';
@@ -253,7 +253,7 @@ export function http2Unary(
       resolve(r);
     };
     const timer = setTimeout(() => done({ status: -1, details: 'timed out', trailers: new Metadata() }), timeoutMs);
-    session.on('error', (e) => done({ status: -2, details: `session error: ${e.message}`, trailers: new Metadata() }));
+    session.on('error', (e: Error) => done({ status: -2, details: `session error: ${e.message}`, trailers: new Metadata() }));
     const req = session.request({
       [constants.HTTP2_HEADER_METHOD]: 'POST',
       [constants.HTTP2_HEADER_PATH]: path,
@@ -262,7 +262,7 @@ export function http2Unary(
       ...headers,
     });
     const chunks: Buffer[] = [];
-    let head: Record<string, unknown> = {};
+    let head: IncomingHttpHeaders = {};
     req.on('response', (h) => (head = h));
     req.on('data', (c: Buffer) => chunks.push(c));
     const metadataOf = (h: Record<string, unknown>): Metadata => {
@@ -274,7 +274,7 @@ export function http2Unary(
       }
       return md;
     };
-    req.on('trailers', (t) => {
+    req.on('trailers', (t: IncomingHttpHeaders) => {
       const all = { ...head, ...t };
       const data = Buffer.concat(chunks);
       done({
@@ -294,7 +294,7 @@ export function http2Unary(
         });
       }
     });
-    req.on('error', (e) => done({ status: -3, details: `stream error: ${e.message}`, trailers: new Metadata() }));
+    req.on('error', (e: Error) => done({ status: -3, details: `stream error: ${e.message}`, trailers: new Metadata() }));
     req.end(grpcFrame(body));
   });
 }

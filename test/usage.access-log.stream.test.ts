@@ -1,128 +1,25 @@
 /**
- * Envoy's gRPC access-log stream → usage, end to end: a client built at run time
- * with @grpc/proto-loader from proto/ (independent of the generated code, as Envoy
- * would be) streams to a real gRPC server (port 0) running accessLogImplementation
- * with a real UsageBatcher over a real usage store, on SQLite and PostgreSQL. Then
- * entryToUsage's mapping, unit by unit.
+ * Envoy's gRPC access-log stream → usage, end to end: an Envoy-like client streams to a
+ * real gRPC server (port 0) running accessLogImplementation with a real UsageBatcher over
+ * a real usage store, on SQLite and PostgreSQL.
  */
-import {
-  credentials,
-  loadPackageDefinition,
-  Server,
-  ServerCredentials,
-  type Client,
-  type ClientWritableStream,
-  type GrpcObject,
-  type ServiceError,
-} from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { credentials, type Server, type Client, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import type { EntityManager, Knex } from '@mikro-orm/knex';
-import { join } from 'node:path';
-import { accessLogImplementation, newAccessLogStats, SafeAccessLogService, type AccessLogStats } from '../src/grpc/accesslog-server';
-import { entryToUsage, parseCost, parseTokens } from '../src/usage/access-log';
+import { accessLogImplementation, newAccessLogStats, type AccessLogStats } from '../src/grpc/accesslog-server';
 import { UsageBatcher } from '../src/usage/batcher';
 import type { UsageEvent } from '../src/usage/types';
 import { createUsageStore } from '../src/usage/store';
 import { createUsageTables } from '../src/store/usage-tables';
 import { openOrm, migrate, type Orm } from '../src/store/orm';
-import { HTTPAccessLogEntry } from '../src/gen/envoy/data/accesslog/v3/accesslog';
-import { RequestMethod } from '../src/gen/envoy/config/core/v3/base';
 import { ManualClock } from '../src/util/clock';
 import { createLogger } from '../src/util/logger';
 import { newId } from '../src/util/ids';
 import { createTestDatabase, DIALECTS, type TestDatabase } from './support/databases';
-
-const PROTO_ROOT = join(__dirname, '..', 'proto');
-const definition = loadSync('envoy/service/accesslog/v3/als.proto', {
-  includeDirs: [PROTO_ROOT],
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: false,
-  oneofs: true,
-});
-const pkg = loadPackageDefinition(definition) as unknown as { envoy: { service: { accesslog: { v3: GrpcObject } } } };
-const AccessLogServiceCtor = pkg.envoy.service.accesslog.v3.AccessLogService as unknown as new (
-  addr: string,
-  creds: ReturnType<typeof credentials.createInsecure>,
-) => Client;
+import { AccessLogServiceCtor, alsPackage, startServer, stream, wireEntry } from './support/access-log-wire';
 
 const OPTS = { tokensHeader: 'x-usage-tokens', costHeader: 'x-usage-cost-usd' };
 const START = Date.UTC(2026, 5, 30, 23, 59, 58, 250); // 2026-06-30
 const NOW = Date.UTC(2026, 6, 1, 0, 0, 5); // 2026-07-01, the clock
-
-/** google.protobuf.Struct on the wire (protobufjs built-ins keep camelCase). */
-function struct(fields: Record<string, string | number>) {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = typeof v === 'string' ? { stringValue: v } : { numberValue: v };
-  return { fields: out };
-}
-const ts = (ms: number) => ({ seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 });
-
-/** An HTTP entry as Envoy sends it (snake_case, plain objects). */
-function wireEntry(o: {
-  md?: Record<string, Record<string, string | number>>;
-  method?: string;
-  path?: string;
-  originalPath?: string;
-  requestHeaders?: Record<string, string>;
-  requestId?: string;
-  code?: number;
-  duration?: { seconds: string; nanos: number };
-  lastByte?: { seconds: string; nanos: number };
-  responseHeaders?: Record<string, string>;
-  start?: number;
-}) {
-  const filter_metadata: Record<string, unknown> = {};
-  for (const [ns, f] of Object.entries(o.md ?? {})) filter_metadata[ns] = struct(f);
-  return {
-    common_properties: {
-      ...(o.start !== undefined && { start_time: ts(o.start) }),
-      ...(o.duration && { duration: o.duration }),
-      ...(o.lastByte && { time_to_last_downstream_tx_byte: o.lastByte }),
-      metadata: { filter_metadata },
-      upstream_cluster: 'llm',
-    },
-    protocol_version: 'HTTP11',
-    request: {
-      request_method: o.method ?? 'METHOD_UNSPECIFIED',
-      path: o.path ?? '',
-      original_path: o.originalPath ?? '',
-      request_id: o.requestId ?? '',
-      request_headers: o.requestHeaders ?? {},
-      authority: 'api.example.com',
-    },
-    response: {
-      ...(o.code !== undefined && { response_code: { value: o.code } }),
-      response_headers: o.responseHeaders ?? {},
-    },
-  };
-}
-
-/** A method of a generic gRPC client, called with `this` = the client. */
-type GrpcMethod = (this: unknown, ...args: unknown[]) => unknown;
-
-/** Streams messages and resolves with the server's reply once the stream is ended. */
-function stream(client: Client, messages: unknown[]): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const call = (client as unknown as Record<string, GrpcMethod>).StreamAccessLogs!.call(
-      client,
-      { deadline: Date.now() + 15000 },
-      (e: ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r)),
-    ) as ClientWritableStream<unknown>;
-    for (const m of messages) call.write(m);
-    call.end();
-  });
-}
-
-async function startServer(impl: ReturnType<typeof accessLogImplementation>): Promise<{ server: Server; port: number }> {
-  const server = new Server();
-  server.addService(SafeAccessLogService, impl);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-  );
-  return { server, port };
-}
 
 describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
   let db: TestDatabase;
@@ -347,7 +244,10 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
         ],
       },
     };
-    const { StreamAccessLogsMessage } = pkg.envoy.service.accesslog.v3 as unknown as Record<string, { serialize(v: unknown): Buffer }>;
+    const { StreamAccessLogsMessage } = alsPackage.envoy.service.accesslog.v3 as unknown as Record<
+      string,
+      { serialize(v: unknown): Buffer }
+    >;
     const goodBytes = StreamAccessLogsMessage!.serialize(good);
     // Field 2 (http_logs) as a length-delimited field claiming more bytes than follow.
     const garbage = Buffer.from([0x12, 0x7f, 0x01]);
@@ -378,8 +278,9 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     const recorded = new Promise<UsageEvent>((resolve) => (onRecord = resolve));
     let call!: ClientWritableStream<unknown> & { cancel(): void };
     const ended = new Promise<ServiceError | null>((resolve) => {
-      call = (client as unknown as Record<string, GrpcMethod>).StreamAccessLogs!.call(client, (e: ServiceError | null) =>
-        resolve(e),
+      call = (client as unknown as Record<string, (...args: unknown[]) => unknown>).StreamAccessLogs!.call(
+        client,
+        (e: ServiceError | null) => resolve(e),
       ) as typeof call;
     });
     call.write({ identifier: { log_name: 'x' } });
@@ -401,149 +302,5 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     expect(stats.entriesRecorded).toBe(before.entriesRecorded + 1);
     await batcher.flush();
     expect(await knex('usage_events').where('organization_id', org).pluck('endpoint')).toEqual(['/cancelled']);
-  });
-});
-
-describe('entryToUsage', () => {
-  const org = newId('org', START);
-  const key = newId('key', START);
-  const entry = (over: {
-    method?: RequestMethod;
-    path?: string;
-    originalPath?: string;
-    headers?: Record<string, string>;
-    responseHeaders?: Record<string, string>;
-    md?: Record<string, unknown> | undefined;
-    start?: Date;
-    code?: number;
-  }) =>
-    HTTPAccessLogEntry.fromPartial({
-      commonProperties: {
-        metadata: { filterMetadata: { 'envoy.filters.http.ext_authz': 'md' in over ? over.md : { key_id: key, org_id: org } } },
-        startTime: over.start,
-      },
-      request: {
-        requestMethod: over.method ?? RequestMethod.GET,
-        path: over.path ?? '/p',
-        originalPath: over.originalPath ?? '',
-        requestHeaders: over.headers ?? {},
-      },
-      response: { responseCode: over.code, responseHeaders: over.responseHeaders ?? {} },
-    });
-  const usage = (o: Parameters<typeof entry>[0]) => entryToUsage(entry(o), OPTS, NOW);
-
-  it('maps an entry to a detail-only accesslog event', () => {
-    expect(usage({ code: 201, start: new Date(START) })).toEqual({
-      at: START,
-      organizationId: org,
-      keyId: key,
-      endpoint: '/p',
-      method: 'GET',
-      requests: 0,
-      statusCode: 201,
-      source: 'accesslog',
-    });
-    expect(usage({})?.at).toBe(NOW);
-    expect(usage({ code: 0 })).not.toHaveProperty('statusCode');
-  });
-
-  it('needs keyward metadata: key_id and org_id ids', () => {
-    expect(usage({ md: undefined })).toBeUndefined();
-    expect(usage({ md: { key_id: key } })).toBeUndefined();
-    expect(usage({ md: { key_id: key, org_id: 5 } })).toBeUndefined();
-    expect(usage({ md: { key_id: org, org_id: key } })).toBeUndefined();
-    expect(usage({ md: { key_id: 'key_short', org_id: org } })).toBeUndefined();
-    expect(entryToUsage(HTTPAccessLogEntry.fromPartial({}), OPTS, NOW)).toBeUndefined();
-  });
-
-  it('strips the query and fragment; falls back to original_path, then /', () => {
-    expect(usage({ path: '/v1/chat?model=x&y=1' })?.endpoint).toBe('/v1/chat');
-    expect(usage({ path: '/a#frag?no' })?.endpoint).toBe('/a');
-    expect(usage({ path: '', originalPath: '/orig?q' })?.endpoint).toBe('/orig');
-    expect(usage({ path: '', originalPath: '' })?.endpoint).toBe('/');
-    expect(usage({ path: '?only=query' })?.endpoint).toBe('/');
-    expect(usage({ path: '/' + 'a'.repeat(600) })?.endpoint).toHaveLength(512);
-  });
-
-  it('maps request methods; unspecified uses :method, else UNKNOWN', () => {
-    const names: [RequestMethod, string][] = [
-      [RequestMethod.GET, 'GET'],
-      [RequestMethod.HEAD, 'HEAD'],
-      [RequestMethod.POST, 'POST'],
-      [RequestMethod.PUT, 'PUT'],
-      [RequestMethod.DELETE, 'DELETE'],
-      [RequestMethod.CONNECT, 'CONNECT'],
-      [RequestMethod.OPTIONS, 'OPTIONS'],
-      [RequestMethod.TRACE, 'TRACE'],
-      [RequestMethod.PATCH, 'PATCH'],
-    ];
-    for (const [m, name] of names) expect(usage({ method: m })?.method).toBe(name);
-    expect(usage({ method: RequestMethod.METHOD_UNSPECIFIED, headers: { ':method': 'purge' } })?.method).toBe('PURGE');
-    expect(usage({ method: RequestMethod.METHOD_UNSPECIFIED })?.method).toBe('UNKNOWN');
-    expect(usage({ method: RequestMethod.METHOD_UNSPECIFIED, headers: { ':method': 'BAD METHOD' } })?.method).toBe('UNKNOWN');
-    expect(usage({ method: RequestMethod.UNRECOGNIZED, headers: { ':method': 'X'.repeat(17) } })?.method).toBe('UNKNOWN');
-  });
-
-  it('reads tokens and cost from the configured headers, case-insensitively, ignoring bad numbers', () => {
-    const with_ = (tokens: string, cost: string) => usage({ responseHeaders: { 'x-usage-tokens': tokens, 'X-Usage-Cost-USD': cost } });
-    expect(with_('42', '0.5')).toMatchObject({ tokens: 42, costUsd: 0.5 });
-    expect(with_(' 7 ', '2E-3')).toMatchObject({ tokens: 7, costUsd: 0.002 });
-    expect(with_('0', '0')).toMatchObject({ tokens: 0, costUsd: 0 });
-    for (const [t, c] of [
-      ['-1', '-0.5'],
-      ['1.5', 'NaN'],
-      ['12abc', 'Infinity'],
-      ['', ''],
-      ['9007199254740993', '1e999'],
-      ['0x10', '0x10'],
-      ['1e3', '1,5'],
-    ]) {
-      const e = with_(t!, c!)!;
-      expect(e).not.toHaveProperty('tokens');
-      expect(e).not.toHaveProperty('costUsd');
-    }
-    expect(usage({ responseHeaders: {} })).not.toHaveProperty('tokens');
-    expect(parseTokens('1000000000')).toBe(1_000_000_000);
-    expect(parseTokens('1000000001')).toBeUndefined();
-    expect(parseTokens('9007199254740991')).toBeUndefined();
-    expect(parseCost('1000000')).toBe(1_000_000);
-    expect(parseCost('1000000.01')).toBeUndefined();
-    expect(parseCost('.25')).toBe(0.25);
-    expect(parseCost('+3')).toBe(3);
-  });
-
-  it('takes the duration, else the time to the last byte sent, in ms', () => {
-    const d = (common: Record<string, unknown>) =>
-      entryToUsage(
-        HTTPAccessLogEntry.fromPartial({
-          commonProperties: { metadata: { filterMetadata: { 'envoy.filters.http.ext_authz': { key_id: key, org_id: org } } }, ...common },
-          request: { path: '/' },
-        }),
-        OPTS,
-        NOW,
-      )?.durationMs;
-    expect(d({ duration: { seconds: 1, nanos: 250_000_000 } })).toBe(1250);
-    expect(d({ duration: { seconds: 1, nanos: 0 }, timeToLastDownstreamTxByte: { seconds: 5, nanos: 0 } })).toBe(1000);
-    expect(d({ timeToLastDownstreamTxByte: { seconds: 0, nanos: 1_500_000 } })).toBe(1.5);
-    expect(d({ duration: { seconds: -1, nanos: 0 } })).toBeUndefined();
-    expect(d({})).toBeUndefined();
-  });
-});
-
-describe('entries of denied requests', () => {
-  it('are not usage, even when the key was known', async () => {
-    const { entryToUsage } = await import('../src/usage/access-log');
-    const { HTTPAccessLogEntry } = await import('../src/gen/envoy/data/accesslog/v3/accesslog');
-    const { newId } = await import('../src/util/ids');
-    const md = { key_id: newId('key', 1), org_id: newId('org', 1), environment: 'live' };
-    const entry = (extra: Record<string, string>) =>
-      HTTPAccessLogEntry.fromPartial({
-        commonProperties: { metadata: { filterMetadata: { 'envoy.filters.http.ext_authz': { ...md, ...extra } } } },
-        request: { path: '/v1/x', requestMethod: 3 },
-        response: { responseCode: 429 },
-      });
-    const opts = { tokensHeader: 'x-usage-tokens', costHeader: 'x-usage-cost-usd' };
-    expect(entryToUsage(entry({ error_code: 'rate_limit_exceeded' }), opts, 0)).toBeUndefined();
-    expect(entryToUsage(entry({}), opts, 0)).toMatchObject({ keyId: md.key_id, statusCode: 429, requests: 0 });
   });
 });

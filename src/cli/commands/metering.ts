@@ -3,10 +3,10 @@
  * `keyward usage --org ID [--month YYYY-MM] [--key ID]`.
  */
 import type { Command } from 'commander';
-import type { Quota, RateLimitStatus, UsageStats, UsageTotals } from '../gen/keyward/admin/v1/key_admin';
-import { withAdmin } from './client';
-import { fields, iso, table } from './format';
-import { parsedOption, UsageError } from './options';
+import type { Quota, RateLimitStatus, UsageStats, UsageTotals } from '../../gen/keyward/admin/v1/key_admin';
+import { withAdmin } from '../client';
+import { fields, iso, table } from '../format';
+import { parsedOption, UsageError } from '../options';
 
 interface Ctx {
   env: Record<string, string | undefined>;

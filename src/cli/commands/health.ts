@@ -1,34 +1,22 @@
 /**
- * `keyward health [--ready] [--timeout-ms N]`: asks the operations HTTP server of the
- * keyward on this host for /healthz (or, with --ready, /readyz). It is the container
- * image's HEALTHCHECK, which has no curl.
- *
- * Where: KEYWARD_HTTP_LISTEN, as `serve` reads it (default 127.0.0.1:9193). A wildcard
- * address (0.0.0.0, [::]) is asked on loopback (127.0.0.1, [::1]).
- *
- * HTTPS when KEYWARD_HTTP_TLS_CERT is set (the port serves TLS), without checking the
- * certificate, as Kubernetes' HTTPS probes do: the process asked is the local one, and
- * the request carries nothing secret. A port that requires client certificates
- * (KEYWARD_HTTP_TLS_CLIENT_CA) refuses it.
- *
- * Exit status: 0 on HTTP 200, with the response body on stdout (`ok`, or /readyz's
- * JSON); 1 on any other status, a refused connection, a failed handshake or no answer
- * within the timeout (`error: unavailable: …`); 2 when KEYWARD_HTTP_LISTEN is `off` or
- * not host:port (`error: invalid_config: …`).
+ * `keyward health [--ready] [--timeout-ms N]`: GET /healthz (or /readyz) from this host's
+ * operations HTTP server (KEYWARD_HTTP_LISTEN; a wildcard address is asked on loopback),
+ * for the image's HEALTHCHECK, which has no curl. HTTPS, unverified, when KEYWARD_HTTP_TLS_CERT
+ * is set. Exit 0 on HTTP 200 (body on stdout), 1 on any other answer or none, 2 on bad config.
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Command } from 'commander';
-import { ConfigError } from '../config';
-import type { CliContext } from './commands';
-import { CliError, countOption, UsageError } from './options';
+import { ConfigError } from '../../config';
+import type { CliContext } from './shared';
+import { CliError, countOption, UsageError } from '../options';
 
 const LISTEN = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
 
 /** The host and port `keyward health` asks, from KEYWARD_HTTP_LISTEN. */
 export function healthTarget(env: Record<string, string | undefined>): { host: string; port: number } {
   const name = 'KEYWARD_HTTP_LISTEN';
-  const v = env[name] === undefined || env[name] === '' ? '127.0.0.1:9193' : env[name]!;
+  const v = env[name] === undefined || env[name] === '' ? '127.0.0.1:9193' : env[name];
   if (v === 'off') throw new ConfigError(name, 'is off: no operations HTTP server to ask');
   const m = LISTEN.exec(v);
   const port = Number(m?.[3]);

@@ -1,0 +1,101 @@
+/** `keyward org create|list|get|update`. */
+import type { Command } from 'commander';
+import type { Organization } from '../../gen/keyward/admin/v1/key_admin';
+import { withAdmin } from '../client';
+import { organizationFields, organizationJson, organizationTable } from '../format';
+import { countOption, parseBool, parsedOption } from '../options';
+import { allOption, type CliContext, type JsonOption, leaf, limitOption, listText, output, pageTokenOption, pages } from './shared';
+
+interface OrgLimitOptions {
+  rateLimit?: number;
+  monthlyQuota?: number;
+  maxKeys?: number;
+  anchorDay?: number;
+}
+
+function addOrgLimitOptions(cmd: Command): Command {
+  return cmd
+    .addOption(countOption('--rate-limit <n>', 'default requests per minute of its keys; 0 = unlimited'))
+    .addOption(countOption('--monthly-quota <n>', 'requests per billing month across all its keys; 0 = unlimited', Number.MAX_SAFE_INTEGER))
+    .addOption(countOption('--max-keys <n>', 'most usable keys at once'))
+    .addOption(countOption('--anchor-day <n>', 'day of the month (1-28, UTC) on which the quota month starts'));
+}
+
+export function orgCommands(program: Command, ctx: CliContext): void {
+  const org = program.command('org').description('manage organizations (tenants)');
+
+  addOrgLimitOptions(
+    leaf(org, 'create', 'create an organization (administrator token only)').requiredOption('--name <name>', 'organization name'),
+  ).action((opts: OrgLimitOptions & JsonOption & { name: string }) =>
+    withAdmin(ctx.env, async (admin) => {
+      const o = await admin.call('createOrganization', {
+        name: opts.name,
+        rateLimitPerMinute: opts.rateLimit,
+        monthlyQuota: opts.monthlyQuota,
+        maxKeys: opts.maxKeys,
+        billingAnchorDay: opts.anchorDay,
+      });
+      output(
+        ctx,
+        opts,
+        () => organizationJson(o),
+        () => organizationFields(o),
+      );
+    }),
+  );
+
+  leaf(org, 'list', 'list organizations')
+    .addOption(limitOption())
+    .addOption(pageTokenOption())
+    .addOption(allOption())
+    .action((opts: JsonOption & { limit?: number; pageToken?: string; all?: boolean }) =>
+      withAdmin(ctx.env, async (admin) => {
+        const { items, next } = await pages<Organization>(opts.pageToken ?? '', opts.all === true, async (pageToken) => {
+          const r = await admin.call('listOrganizations', { pageSize: opts.limit ?? 0, pageToken });
+          return { items: r.organizations, next: r.nextPageToken };
+        });
+        output(
+          ctx,
+          opts,
+          () => ({ organizations: items.map(organizationJson), nextPageToken: next }),
+          () => listText('organizations', items.length, () => organizationTable(items), next),
+        );
+      }),
+    );
+
+  leaf(org, 'get <id>', 'show an organization').action((id: string, opts: JsonOption) =>
+    withAdmin(ctx.env, async (admin) => {
+      const o = await admin.call('getOrganization', { id });
+      output(
+        ctx,
+        opts,
+        () => organizationJson(o),
+        () => organizationFields(o),
+      );
+    }),
+  );
+
+  addOrgLimitOptions(leaf(org, 'update <id>', 'change an organization; only the given fields change').option('--name <name>', 'new name'))
+    .addOption(
+      parsedOption('--active <bool>', 'true or false; an inactive organization cannot create keys and its keys are denied', parseBool),
+    )
+    .action((id: string, opts: OrgLimitOptions & JsonOption & { name?: string; active?: boolean }) =>
+      withAdmin(ctx.env, async (admin) => {
+        const o = await admin.call('updateOrganization', {
+          id,
+          name: opts.name,
+          active: opts.active,
+          rateLimitPerMinute: opts.rateLimit,
+          monthlyQuota: opts.monthlyQuota,
+          maxKeys: opts.maxKeys,
+          billingAnchorDay: opts.anchorDay,
+        });
+        output(
+          ctx,
+          opts,
+          () => organizationJson(o),
+          () => organizationFields(o),
+        );
+      }),
+    );
+}
