@@ -379,7 +379,7 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
       const s = await usage.stats(org, '2026-03', kA);
       expect(s.keyId).toBe(kA);
       expect(s.totals).toMatchObject({ requests: 4, errors4xx: 1, errors5xx: 1, tokens: 120 });
-      expect(s.totals!.costUsd).toBeCloseTo(0.3, 9);
+      expect(s.totals.costUsd).toBeCloseTo(0.3, 9);
       expect(s.byKey.map((k) => k.keyId)).toEqual([kA]);
       expect(s.byEndpoint.map((e) => e.endpoint)).toEqual(['/v1/chat/completions', '/v1/models']);
       expect(s.byDay.map((d) => d.day)).toEqual(['2026-03-01', '2026-03-02']);

@@ -18,7 +18,6 @@
  *  - Organization views and scope lists are stored by reference (the cache shares them
  *    between keys); the key id and organization id strings are kept as given.
  */
-import type { Environment } from '../keys/format';
 import type { KeyView, OrgView } from './decision';
 
 const EMPTY = -1;
@@ -107,7 +106,7 @@ export class KeyTable {
     return {
       id: this.ids[slot]!,
       organizationId: this.orgIds[slot]!,
-      environment: (this.flags[slot]! & 2 ? 'test' : 'live') as Environment,
+      environment: this.flags[slot]! & 2 ? 'test' : 'live',
       scopes: this.scopeLists[slot]!,
       expiresAt: e === e ? e : null,
       revokedAt: r === r ? r : null,

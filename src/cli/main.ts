@@ -7,6 +7,8 @@
  * the code being keyward's error code or the gRPC status name); 2 a usage or
  * configuration error (also one line on stderr).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config';
 import { isErrorCode } from '../errors/codes';
@@ -28,7 +30,7 @@ export interface CliIO {
 function version(): string {
   try {
     // The same relative path from src/cli/ and dist/cli/.
-    return (require('../../package.json') as { version: string }).version;
+    return (JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return 'unknown';
   }

@@ -191,15 +191,13 @@ export async function pendingMigrations(orm: Orm): Promise<string[]> {
  */
 export async function schemaPresent(orm: Orm, kind: DatabaseConfig['kind']): Promise<boolean> {
   const conn = orm.em.getConnection();
-  if (kind === 'sqlite') {
-    const rows = await conn.execute<{ n: number }[]>(
-      `select count(*) as n from sqlite_master where type = 'table' and name = '${MIGRATIONS_TABLE}'`,
-    );
-    if (Number(rows[0]?.n ?? 0) === 0) return false;
-  } else {
-    const rows = await conn.execute<{ t: string | null }[]>(`select to_regclass('${MIGRATIONS_TABLE}')::text as t`);
-    if (!rows[0]?.t) return false;
-  }
-  const applied = await conn.execute<{ n: number | string }[]>(`select count(*) as n from ${MIGRATIONS_TABLE}`);
-  return Number(applied[0]?.n ?? 0) > 0;
+  const firstCell = async (sql: string, column: string): Promise<unknown> => {
+    const rows = (await conn.execute(sql)) as unknown as Record<string, unknown>[];
+    return rows[0]?.[column];
+  };
+  const tableExists =
+    kind === 'sqlite'
+      ? Number(await firstCell(`select count(*) as n from sqlite_master where type = 'table' and name = '${MIGRATIONS_TABLE}'`, 'n')) > 0
+      : Boolean(await firstCell(`select to_regclass('${MIGRATIONS_TABLE}')::text as t`, 't'));
+  return tableExists && Number(await firstCell(`select count(*) as n from ${MIGRATIONS_TABLE}`, 'n')) > 0;
 }

@@ -157,7 +157,7 @@ function repos(em: EntityManager, locking: boolean): Repos {
       ? async (payload) => {
           await em.getConnection().execute('select pg_notify(?, ?)', [CHANGES_CHANNEL, payload], 'run', em.getTransactionContext());
         }
-      : async () => undefined,
+      : () => Promise.resolve(),
     orgs: new OrganizationRepo(em, locking),
     keys: new KeyRepo(em),
     audit: new AuditRepo(em),

@@ -119,7 +119,7 @@ function methodOf(entry: HTTPAccessLogEntry): string {
  */
 export function entryToUsage(entry: HTTPAccessLogEntry, opts: AccessLogUsageOptions, nowMs: number): UsageEvent | undefined {
   const common = entry.commonProperties;
-  const md = own(common?.metadata?.filterMetadata, EXT_AUTHZ_METADATA_NAMESPACE) as Record<string, unknown> | undefined;
+  const md: Record<string, unknown> | undefined = own(common?.metadata?.filterMetadata, EXT_AUTHZ_METADATA_NAMESPACE);
   if (!md || typeof md !== 'object') return undefined;
   if (own(md, 'error_code') !== undefined) return undefined;
   const keyId = own(md, 'key_id');
