@@ -3,7 +3,7 @@
  * tests can hold it still and run a task when they choose, as the Clock does for time.
  */
 
-/** The periodic tasks of a running keyward (src/app.ts), by name. */
+/** The periodic tasks of a running keyward (src/app/), by name. */
 export type TaskName =
   | 'readiness' // the readiness probe; gRPC health follows it
   | 'last-used-flush' // last_used_at times buffered by Checks
