@@ -1,5 +1,5 @@
 /**
- * The 16 KiB limit on a call's gRPC metadata (README "Message limits"), on every
+ * The 16 KiB limit on a call's gRPC metadata (docs/operations.md, "Message limits"), on every
  * keyward RPC of both servers: Check and StreamAccessLogs on the authz port, KeyAdmin
  * on the admin port. Sizes are counted as HTTP/2 does (name + value + 32 per entry);
  * the calls go through node:http2 so that the test controls every header sent.

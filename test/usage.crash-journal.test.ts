@@ -5,7 +5,7 @@
  *    replays it once the store is back, and the stored count equals the allowed Checks;
  *  - SIGKILL with the store up: what was written before is kept and nothing is
  *    counted twice; the loss is at most what was recorded since the last flush
- *    (printed, for the README);
+ *    (printed, for docs/operations.md);
  *  - a second signal during a graceful shutdown exits at once (130), after writing
  *    the buffer to the journal; the next process replays it;
  *  - a second process on the same journal directory starts, in a subdirectory of its
@@ -165,7 +165,7 @@ describe('usage across crashes', () => {
       const stored = await requestsStored(admin(b), org.id);
       expect(stored).toBeGreaterThanOrEqual(flushed);
       expect(stored).toBeLessThanOrEqual(flushed + last);
-      // The measurement the README quotes: events lost to SIGKILL with a 1 s flush interval.
+      // The measurement docs/operations.md quotes: events lost to SIGKILL with a 1 s flush interval.
       process.stdout.write(
         `SIGKILL loss: ${flushed + last - stored} of ${last} events recorded in the last ${loadSeconds.toFixed(2)} s (flush interval 1 s)\n`,
       );

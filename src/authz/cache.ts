@@ -37,7 +37,7 @@
  *  - Memory: positive entries live in typed arrays (key-table.ts: the hash bytes, the
  *    fields, references to one OrgView per organization while its fields are unchanged
  *    and to one scopes array per distinct scope list), about 110 bytes a key plus its
- *    id string (README, "Measured figures"). A hit returns a new KeyView; returned
+ *    id string (docs/benchmarks.md, "Memory"). A hit returns a new KeyView; returned
  *    views are never mutated.
  */
 import { MapCursor } from '../util/map-cursor';

@@ -1,6 +1,6 @@
 /**
  * Shared pieces of the fuzz tests (test/fuzz.*.test.ts): what a well-formed Check
- * answer is (README "What Check returns"), generators of junk headers and broken
+ * answer is (docs/envoy-istio.md, "What Check returns"), generators of junk headers and broken
  * protobuf, and the liveness probe run after every batch.
  */
 import fc from 'fast-check';
@@ -15,7 +15,7 @@ import { checkRequest, keywardError, tag, varint, WT, type RawClient, type RawRe
 export const CHECK = '/envoy.service.auth.v3.Authorization/Check';
 export const ACCESS_LOG = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
 
-/** The deny codes README "What Check returns" documents, with their HTTP status. */
+/** The deny codes docs/envoy-istio.md "What Check returns" documents, with their HTTP status. */
 export const DENY_CODES: readonly DenyCode[] = [
   'missing_api_key',
   'invalid_api_key',
