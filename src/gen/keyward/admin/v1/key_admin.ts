@@ -450,7 +450,7 @@ export interface ResetRateLimitRequest {
   keyId: string;
 }
 
-/** Rate limits are requests per minute in a sliding window (see the README). */
+/** Rate limits are requests per minute in a sliding window (see docs/limits-quotas-usage.md). */
 export interface RateLimitStatus {
   keyId: string;
   /**
