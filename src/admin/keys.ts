@@ -17,14 +17,14 @@ import * as validate from './validate';
 export type KeyStatus = 'active' | 'revoked' | 'expired';
 
 /** A key with its status at the time of the call. */
-export interface KeyView {
+export interface KeyWithStatus {
   key: ApiKeyRecord;
   status: KeyStatus;
 }
 
 /** A new key with its secret, shown once. */
 export interface CreatedKey {
-  key: KeyView;
+  key: KeyWithStatus;
   secret: string;
 }
 
@@ -58,9 +58,9 @@ export interface KeyListQuery extends PageRequest {
 }
 
 export interface RotatedKey {
-  newKey: KeyView;
+  newKey: KeyWithStatus;
   secret: string;
-  oldKey: KeyView;
+  oldKey: KeyWithStatus;
 }
 
 export interface ApiKeysDeps {
@@ -76,7 +76,7 @@ export function keyStatus(key: ApiKeyRecord, now: Date): KeyStatus {
   return 'active';
 }
 
-function view(key: ApiKeyRecord, now: Date): KeyView {
+function view(key: ApiKeyRecord, now: Date): KeyWithStatus {
   return { key, status: keyStatus(key, now) };
 }
 
@@ -128,14 +128,14 @@ export class ApiKeys {
     });
   }
 
-  async get(caller: CallContext, id: string): Promise<KeyView> {
+  async get(caller: CallContext, id: string): Promise<KeyWithStatus> {
     const keyId = validate.id(id, 'key', 'id');
     const key = await this.context.tx(caller, (repos) => this.context.loadKey(repos, caller, keyId, 'key.get'));
     return view(key, this.context.now());
   }
 
   /** An organization's keys by id; revoked ones only with includeRevoked. */
-  async list(caller: CallContext, query: KeyListQuery): Promise<PageOf<KeyView>> {
+  async list(caller: CallContext, query: KeyListQuery): Promise<PageOf<KeyWithStatus>> {
     const orgId = validate.id(query.organizationId, 'org', 'organization_id');
     await this.context.requireOrg(caller, 'key.list', orgId);
     const { rows, nextPageToken } = await paged(
@@ -152,7 +152,7 @@ export class ApiKeys {
     return { rows: rows.map((key) => view(key, now)), nextPageToken };
   }
 
-  async update(caller: CallContext, input: KeyPatch): Promise<KeyView> {
+  async update(caller: CallContext, input: KeyPatch): Promise<KeyWithStatus> {
     const { LIMITS } = validate;
     const keyId = validate.id(input.id, 'key', 'id');
     const now = this.context.now();
@@ -189,7 +189,7 @@ export class ApiKeys {
     });
   }
 
-  async revoke(caller: CallContext, id: string, reason: string): Promise<KeyView> {
+  async revoke(caller: CallContext, id: string, reason: string): Promise<KeyWithStatus> {
     const keyId = validate.id(id, 'key', 'id');
     const why = validate.reason(reason);
     const now = this.context.now();

@@ -115,7 +115,7 @@ export async function withAdmin<T>(env: Env, fn: (admin: AdminConnection) => Pro
   try {
     return await fn(admin);
   } catch (e) {
-    const { code, message } = describeError(e);
+    const { code, message } = describeCallError(e);
     throw new CliError(code, redact(message, token), 1);
   } finally {
     admin.close();
@@ -133,7 +133,7 @@ export function isServiceError(e: unknown): e is ServiceError {
  * ErrorInfo.reason from `grpc-status-details-bin`, else the gRPC status name in
  * lower case (e.g. `unavailable`). The message is made one line.
  */
-export function describeError(e: unknown): { code: string; message: string } {
+export function describeCallError(e: unknown): { code: string; message: string } {
   if (!isServiceError(e)) {
     return { code: 'internal', message: oneLine(e instanceof Error ? e.message : String(e)) };
   }

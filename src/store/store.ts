@@ -16,7 +16,7 @@ import { StoreUnavailableError } from '../errors/domain';
 import { AdminTokenRecord, ApiKeyRecord, AuditEventRecord, OrganizationRecord } from './entities';
 import type { Orm } from './orm';
 
-export interface Page {
+export interface PageRequest {
   /** Return rows strictly after (ascending) or before (descending) this cursor. */
   after?: string | number;
   limit: number;
@@ -51,7 +51,7 @@ export class OrganizationRepo {
     return this.em.findOne(OrganizationRecord, { id }, this.locking ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
   }
   /** Ascending by id. */
-  list(page: Page): Promise<OrganizationRecord[]> {
+  list(page: PageRequest): Promise<OrganizationRecord[]> {
     const where: FilterQuery<OrganizationRecord> = {};
     if (page.after !== undefined) where.id = { $gt: String(page.after) };
     return this.em.find(OrganizationRecord, where, { orderBy: { id: 'asc' }, limit: page.limit });
@@ -79,7 +79,7 @@ export class KeyRepo {
     });
   }
   /** Ascending by id. */
-  list(organizationId: string, includeRevoked: boolean, page: Page): Promise<ApiKeyRecord[]> {
+  list(organizationId: string, includeRevoked: boolean, page: PageRequest): Promise<ApiKeyRecord[]> {
     const where: FilterQuery<ApiKeyRecord> = { organizationId };
     if (!includeRevoked) where.revokedAt = null;
     if (page.after !== undefined) where.id = { $gt: String(page.after) };
@@ -94,7 +94,7 @@ export class AuditRepo {
     this.em.persist(Object.assign(new AuditEventRecord(), event));
   }
   /** Newest first (descending id). */
-  list(filter: AuditFilter, page: Page): Promise<AuditEventRecord[]> {
+  list(filter: AuditFilter, page: PageRequest): Promise<AuditEventRecord[]> {
     const where: FilterQuery<AuditEventRecord> = {};
     if (filter.organizationId) where.organizationId = filter.organizationId;
     if (filter.keyId) where.keyId = filter.keyId;

@@ -4,7 +4,7 @@
  */
 import type { AuditEventRecord, OrganizationRecord } from '../../store/entities';
 import type { NewOrganization, OrganizationPatch } from '../../admin/organizations';
-import type { KeyPatch, KeyStatus as KeyStatusName, KeyView, NewKey } from '../../admin/keys';
+import type { KeyPatch, KeyStatus as KeyStatusName, KeyWithStatus, NewKey } from '../../admin/keys';
 import type { QuotaState, RateLimitState } from '../../admin/limits';
 import type { AuditQuery } from '../../admin/audit';
 import type { UsageReport, UsageTotals as UsageSums } from '../../usage/types';
@@ -119,7 +119,7 @@ const KEY_STATUS: Record<KeyStatusName, KeyStatus> = {
   expired: KeyStatus.KEY_STATUS_EXPIRED,
 };
 
-export function keyMessage({ key, status }: KeyView): ApiKey {
+export function keyMessage({ key, status }: KeyWithStatus): ApiKey {
   return {
     id: key.id,
     organizationId: key.organizationId,
