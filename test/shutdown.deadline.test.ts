@@ -34,7 +34,7 @@ function openStream(port: number): { call: ClientWritableStream<unknown>; done: 
   const client = new AccessLogService(`127.0.0.1:${port}`, credentials.createInsecure());
   let call!: ClientWritableStream<unknown>;
   const done = new Promise<{ error?: ServiceError }>((resolve) => {
-    call = (client as unknown as Record<string, Function>).StreamAccessLogs!.call(
+    call = (client as unknown as Record<string, (...args: unknown[]) => unknown>).StreamAccessLogs!.call(
       client,
       { deadline: Date.now() + 60_000 },
       (e: ServiceError | null) => resolve(e ? { error: e } : {}),
@@ -50,7 +50,7 @@ describe('graceful shutdown', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'keyward-shutdown-'));
   });
-  afterEach(async () => {
+  afterEach(() => {
     if (server && server.proc.exitCode === null) server.proc.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
@@ -82,7 +82,12 @@ describe('graceful shutdown', () => {
     await new Promise((r) => setTimeout(r, 200));
     server.proc.kill('SIGTERM');
     // The default deadline (10 s) would not end it within this bound.
-    const exited = await Promise.race([server.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 6000))]);
+    let bound: NodeJS.Timeout | undefined;
+    const exited = await Promise.race([
+      server.exited,
+      new Promise<'still running'>((r) => (bound = setTimeout(() => r('still running'), 6000))),
+    ]);
+    clearTimeout(bound); // else it outlives the file and keeps the jest worker from exiting
     expect(exited).toBe(0);
     expect((await s.done).error).toBeDefined();
     s.client.close();
