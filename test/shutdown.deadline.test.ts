@@ -82,7 +82,12 @@ describe('graceful shutdown', () => {
     await new Promise((r) => setTimeout(r, 200));
     server.proc.kill('SIGTERM');
     // The default deadline (10 s) would not end it within this bound.
-    const exited = await Promise.race([server.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 6000))]);
+    let bound: NodeJS.Timeout | undefined;
+    const exited = await Promise.race([
+      server.exited,
+      new Promise<'still running'>((r) => (bound = setTimeout(() => r('still running'), 6000))),
+    ]);
+    clearTimeout(bound); // else it outlives the file and keeps the jest worker from exiting
     expect(exited).toBe(0);
     expect((await s.done).error).toBeDefined();
     s.client.close();

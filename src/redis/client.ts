@@ -103,6 +103,14 @@ export class RedisConnection {
     const connection = new RedisConnection(client, commandTimeoutMs, new RedisFailureTracker(opts.onError), true);
     client.on('error', (e: unknown) => connection.failures.report(e));
     client.on('ready', () => connection.failures.succeeded());
+    // Commands written before a connection was lost: ioredis drops them at the reconnect
+    // without settling them, so only their ref'd commandTimeout timer (1 s or more) would,
+    // outliving close(). They are not resent (the contract above): fail them now.
+    client.on('close', () => {
+      for (let item = client.commandQueue.shift(); item; item = client.commandQueue.shift()) {
+        item.command.reject(new Error('Connection is closed.'));
+      }
+    });
     connection.startup = new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer);

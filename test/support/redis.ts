@@ -64,7 +64,9 @@ export async function redisAvailable(url = testRedisUrl(), timeoutMs = 1000): Pr
   } catch {
     return false;
   } finally {
-    c.disconnect();
+    // After a failed connect the client has already ended: disconnect() would arm ioredis's
+    // 2 s ref'd timer waiting for a 'close' that already happened.
+    if (c.status !== 'end') c.disconnect();
   }
 }
 
