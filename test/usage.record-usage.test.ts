@@ -1,7 +1,7 @@
 /** validateRecordUsage: every kind of bad input is rejected naming the entry; defaults are applied. */
 import { InvalidArgumentError } from '../src/errors/domain';
 import { RecordUsageRequest, type UsageRecord } from '../src/gen/keyward/admin/v1/key_admin';
-import { toUsageEvents, usageKeyIds, validateRecordUsage } from '../src/usage/record-usage';
+import { idempotentBatchId, toUsageEvents, usageKeyIds, validateIdempotencyKey, validateRecordUsage } from '../src/usage/record-usage';
 import { newId } from '../src/util/ids';
 
 const NOW = Date.UTC(2026, 7, 15, 12, 0, 0);
@@ -186,5 +186,38 @@ describe('toUsageEvents', () => {
       },
     ]);
     expect(() => toUsageEvents(records, new Map([[KEY, org]]))).toThrow(/no organization/);
+  });
+});
+
+describe('validateIdempotencyKey and idempotentBatchId', () => {
+  it('accepts none or 1..128 characters of [A-Za-z0-9_.:-] and names idempotency_key otherwise', () => {
+    expect(validateIdempotencyKey('')).toBeUndefined();
+    expect(validateIdempotencyKey(undefined)).toBeUndefined();
+    expect(validateIdempotencyKey('a-Z_0.9:x')).toBe('a-Z_0.9:x');
+    expect(validateIdempotencyKey('k'.repeat(128))).toBe('k'.repeat(128));
+    for (const [key, reason] of [
+      ['k'.repeat(129), 'too_long'],
+      ['with space', 'invalid_characters'],
+      ['a/b', 'invalid_characters'],
+      ['\u0000', 'invalid_characters'],
+    ] as const) {
+      try {
+        validateIdempotencyKey(key);
+        throw new Error(`expected ${JSON.stringify(key)} to be rejected`);
+      } catch (e) {
+        expect(e).toBeInstanceOf(InvalidArgumentError);
+        expect([(e as InvalidArgumentError).field, (e as InvalidArgumentError).reason]).toEqual(['idempotency_key', reason]);
+      }
+    }
+  });
+
+  it('derives a valid batch id that depends on both the organization and the key', () => {
+    const org = newId('org', NOW);
+    const other = newId('org', NOW + 1);
+    const id = idempotentBatchId(org, 'k');
+    expect(id).toMatch(/^rk_[A-Za-z0-9_-]{29}$/);
+    expect(idempotentBatchId(org, 'k')).toBe(id);
+    expect(idempotentBatchId(other, 'k')).not.toBe(id);
+    expect(idempotentBatchId(org, 'k2')).not.toBe(id);
   });
 });

@@ -7,7 +7,6 @@ import type { Logger } from 'pino';
 import type { Clock } from '../util/clock';
 import type { CredentialHasher } from '../keys/hash';
 import type { QuotaCounter, RateLimiter } from '../limits/types';
-import type { UsageEvent } from '../usage/types';
 import type { UsageStore } from '../usage/store';
 import type { Store } from '../store/store';
 import type { AuthThrottle } from './auth-throttle';
@@ -16,7 +15,7 @@ import { AdminContext, type AdminChange } from './context';
 import { Organizations } from './organizations';
 import { ApiKeys } from './keys';
 import { Limits } from './limits';
-import { UsageReports } from './usage';
+import { UsageReports, type UsageReportsDeps } from './usage';
 import { AuditLog } from './audit';
 
 export interface AdminServiceDeps {
@@ -43,7 +42,7 @@ export interface AdminServiceDeps {
   limiter: RateLimiter;
   quota: QuotaCounter;
   /** Usage buffering (RecordUsage) and the usage tables (GetUsageStats). */
-  usage: { record(event: UsageEvent): void; flush(): Promise<void> };
+  usage: UsageReportsDeps['usage'];
   usageStore: UsageStore;
 }
 

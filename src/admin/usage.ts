@@ -4,7 +4,7 @@ import type { UsageEvent, UsageRecordInput, UsageReport } from '../usage/types';
 
 export type { UsageRecordInput, UsageReport } from '../usage/types';
 import { monthOf, type UsageStore } from '../usage/store';
-import { toUsageEvents, usageKeyIds, validateRecordUsage } from '../usage/record-usage';
+import { idempotentBatchId, toUsageEvents, usageKeyIds, validateIdempotencyKey, validateRecordUsage } from '../usage/record-usage';
 import type { AdminContext } from './context';
 import type { CallContext } from './principal';
 import * as validate from './validate';
@@ -17,8 +17,11 @@ export interface UsageQuery {
 }
 
 export interface UsageReportsDeps {
-  /** Usage buffering: RecordUsage's events, flushed before GetUsageStats reads. */
-  usage: { record(event: UsageEvent): void; flush(): Promise<void> };
+  /**
+   * Usage buffering: RecordUsage's events, flushed before GetUsageStats reads; with an
+   * idempotency key, written at once as a batch of their own (UsageBatcher.writeBatch).
+   */
+  usage: { record(event: UsageEvent): void; flush(): Promise<void>; writeBatch(id: string, events: UsageEvent[]): Promise<boolean> };
   usageStore: UsageStore;
 }
 
@@ -28,8 +31,15 @@ export class UsageReports {
     private readonly deps: UsageReportsDeps,
   ) {}
 
-  /** Buffers the records as usage events; returns how many were accepted (all or none). */
-  async record(caller: CallContext, records: UsageRecordInput[]): Promise<number> {
+  /**
+   * Buffers the records as usage events; returns how many were accepted (all or none).
+   * With an idempotency key, each organization's records are written at once as one
+   * batch whose id derives from (organization, key): a batch already written under that
+   * id (kept at least 24 hours, see KEYWARD_USAGE_RETENTION_DAYS) is not applied again,
+   * and the call is acknowledged all the same.
+   */
+  async record(caller: CallContext, records: UsageRecordInput[], idempotencyKey = ''): Promise<number> {
+    const key = validateIdempotencyKey(idempotencyKey);
     const validated = validateRecordUsage({ records }, this.context.now().getTime());
     const ids = usageKeyIds(validated);
     const keys = await this.context.store.read(async (repos) => Promise.all(ids.map((id) => repos.keys.get(id))));
@@ -44,7 +54,20 @@ export class UsageReports {
       }
       orgOfKey.set(id, key.organizationId);
     }
-    for (const event of toUsageEvents(validated, orgOfKey)) this.deps.usage.record(event);
+    const events = toUsageEvents(validated, orgOfKey);
+    if (key === undefined) {
+      for (const event of events) this.deps.usage.record(event);
+      return validated.length;
+    }
+    const byOrganization = new Map<string, UsageEvent[]>();
+    for (const event of events) {
+      const batch = byOrganization.get(event.organizationId);
+      if (batch) batch.push(event);
+      else byOrganization.set(event.organizationId, [event]);
+    }
+    for (const [organizationId, batch] of byOrganization) {
+      await this.deps.usage.writeBatch(idempotentBatchId(organizationId, key), batch);
+    }
     return validated.length;
   }
 

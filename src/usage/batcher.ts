@@ -293,6 +293,44 @@ export class UsageBatcher {
     return n;
   }
 
+  /**
+   * Writes one batch at once under the caller's id, outside the buffer (RecordUsage with
+   * an idempotency key). Resolves true when written, false when the id was written before
+   * (nothing is applied again). When the store fails and there is a journal, the batch is
+   * appended to it under the same id (the next flush replays it) and resolves true;
+   * otherwise the error is thrown, and nothing was applied.
+   */
+  async writeBatch(id: string, events: UsageEvent[]): Promise<boolean> {
+    try {
+      const written = await this.sink.write(events, id);
+      if (written) {
+        this.counters.flushed += events.length;
+        this.counters.flushes++;
+      }
+      return written;
+    } catch (e) {
+      this.counters.flushErrors++;
+      try {
+        this.onError(e);
+      } catch {
+        // a failing error handler must not hide the write's error
+      }
+      if (!this.journal) throw e;
+      try {
+        await this.journal.append(id, events);
+      } catch (journalError) {
+        this.journalErrors++;
+        try {
+          this.onJournalError(journalError);
+        } catch {
+          // as above
+        }
+        throw e;
+      }
+      return true;
+    }
+  }
+
   /** Up to maxBatch of the oldest slots of both queues, in recording order. */
   private takeBatch(): { counted: Slot[]; details: Slot[] } {
     const counted: Slot[] = [];

@@ -8,6 +8,7 @@
  * Records are detail-only usage (requests 0, source `api`): they add status, duration,
  * tokens and cost, and never count a request.
  */
+import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../errors/domain';
 import type { UsageRecordInput } from './types';
 import { ID_PATTERN } from '../util/ids';
@@ -19,6 +20,7 @@ export const RECORD_USAGE_LIMITS = {
   endpointMax: 512,
   methodMax: 16,
   requestIdMax: 128,
+  idempotencyKeyMax: 128,
   /** A record may be at most this old. */
   maxAgeMs: 35 * 86_400_000,
   /** Clock skew allowed for a record's time in the future. */
@@ -167,4 +169,29 @@ export function toUsageEvents(records: readonly ValidatedUsageRecord[], organiza
     if (r.costUsd !== undefined) e.costUsd = r.costUsd;
     return e;
   });
+}
+
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]+$/;
+
+/**
+ * Validates RecordUsage's `idempotency_key`: '' (none) gives undefined; otherwise
+ * 1..128 characters of [A-Za-z0-9_.:-], else InvalidArgumentError naming
+ * `idempotency_key` (reason `too_long` or `invalid_characters`).
+ */
+export function validateIdempotencyKey(key: string | undefined): string | undefined {
+  if (key === undefined || key === '') return undefined;
+  if (key.length > RECORD_USAGE_LIMITS.idempotencyKeyMax)
+    fail('idempotency_key', `must be at most ${RECORD_USAGE_LIMITS.idempotencyKeyMax} characters`, 'too_long');
+  if (!IDEMPOTENCY_KEY.test(key)) fail('idempotency_key', 'must hold only the characters A-Z a-z 0-9 _ . : -', 'invalid_characters');
+  return key;
+}
+
+/**
+ * The usage batch id of an organization's RecordUsage under an idempotency key:
+ * `rk_` + 29 characters of base64url SHA-256 (32 characters, a valid batch id). The
+ * same (organization, key) always gives the same id, so the store writes it once.
+ */
+export function idempotentBatchId(organizationId: string, idempotencyKey: string): string {
+  const digest = createHash('sha256').update(`${organizationId}\u0000${idempotencyKey}`).digest('base64url');
+  return `rk_${digest.slice(0, 29)}`;
 }

@@ -62,7 +62,7 @@ export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
     resetRateLimit: async (caller, req) => rateLimitStatusMessage(await limits.resetRateLimit(caller, req.keyId)),
     getRateLimiterStats: async (caller) => rateLimiterStatsMessage(await limits.limiterStats(caller)),
     getQuota: async (caller, req) => quotaMessage(await limits.quota(caller, req.organizationId)),
-    recordUsage: async (caller, req) => ({ accepted: await usage.record(caller, req.records) }),
+    recordUsage: async (caller, req) => ({ accepted: await usage.record(caller, req.records, req.idempotencyKey) }),
     getUsageStats: async (caller, req) =>
       usageStatsMessage(await usage.stats(caller, { organizationId: req.organizationId, keyId: req.keyId, month: req.month })),
   };

@@ -532,6 +532,15 @@ export interface UsageRecord {
 export interface RecordUsageRequest {
   /** 1..1000 records. */
   records: UsageRecord[];
+  /**
+   * Optional: 1..128 characters of [A-Za-z0-9_.:-], chosen by the client for this batch
+   * (e.g. a UUID) and sent again unchanged when the call is retried. A request with a
+   * key already seen for the same organization within 24 hours is acknowledged with the
+   * same `accepted` count and not applied again, so a retry after a deadline counts
+   * once. The key is per organization: records of several organizations are
+   * deduplicated per organization. Empty: no deduplication (every call is applied).
+   */
+  idempotencyKey: string;
 }
 
 export interface RecordUsageResponse {
@@ -4898,13 +4907,16 @@ export const UsageRecord: MessageFns<UsageRecord> = {
 };
 
 function createBaseRecordUsageRequest(): RecordUsageRequest {
-  return { records: [] };
+  return { records: [], idempotencyKey: "" };
 }
 
 export const RecordUsageRequest: MessageFns<RecordUsageRequest> = {
   encode(message: RecordUsageRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.records) {
       UsageRecord.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(18).string(message.idempotencyKey);
     }
     return writer;
   },
@@ -4930,6 +4942,14 @@ export const RecordUsageRequest: MessageFns<RecordUsageRequest> = {
             message.records.push(UsageRecord.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4945,6 +4965,11 @@ export const RecordUsageRequest: MessageFns<RecordUsageRequest> = {
   fromJSON(object: any): RecordUsageRequest {
     return {
       records: globalThis.Array.isArray(object?.records) ? object.records.map((e: any) => UsageRecord.fromJSON(e)) : [],
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
     };
   },
 
@@ -4952,6 +4977,9 @@ export const RecordUsageRequest: MessageFns<RecordUsageRequest> = {
     const obj: any = {};
     if (message.records?.length) {
       obj.records = message.records.map((e) => UsageRecord.toJSON(e));
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
     }
     return obj;
   },
@@ -4962,6 +4990,7 @@ export const RecordUsageRequest: MessageFns<RecordUsageRequest> = {
   fromPartial(object: DeepPartial<RecordUsageRequest>): RecordUsageRequest {
     const message = createBaseRecordUsageRequest();
     message.records = object.records?.map((e) => UsageRecord.fromPartial(e)) || [];
+    message.idempotencyKey = object.idempotencyKey ?? "";
     return message;
   },
 };
