@@ -20,6 +20,12 @@ export const SUB_WINDOWS = 13;
  */
 export const STEADY_FRACTION = 60 / 65;
 
+/**
+ * Keys idle this long are dropped: 13 sub-windows (all counts 0) plus one, so that a call
+ * for another key whose clock is up to 5 s ahead never drops counts this key still needs.
+ */
+const IDLE_SUB_WINDOWS = SUB_WINDOWS + 1;
+
 export function subWindowOf(nowMs: number): number {
   return Math.floor(nowMs / SUB_WINDOW_MS);
 }
@@ -118,7 +124,7 @@ class Rings {
  *  - A clock that goes back behind a key's latest sub-window is charged to that latest
  *    sub-window (per key time never goes back), so a step back never over-admits.
  *  - refund takes one back from the key's latest sub-window (if it is > 0).
- *  - Idle keys (13 sub-windows without a request: all counts 0) are dropped lazily, 2 per
+ *  - Idle keys (14 sub-windows without a request: all counts 0) are dropped lazily, 2 per
  *    call from the front of a Map ordered by latest sub-window; at most `maxKeys` are kept,
  *    a new key beyond that evicts the front one (which forgets its counts).
  */
@@ -201,12 +207,12 @@ export class StrictRateLimiter implements RateLimiter {
     return Promise.resolve();
   }
 
-  /** Drops up to `max` keys at the front if idle for 13 sub-windows or more. */
+  /** Drops up to `max` keys at the front if idle for 14 sub-windows or more (see IDLE_SUB_WINDOWS). */
   sweep(nowMs: number, max = 2): void {
     const sub = subWindowOf(nowMs);
     for (let n = 0; n < max; n++) {
       const c = this.front.current();
-      if (c === undefined || sub - this.rings.head[c[1]]! < SUB_WINDOWS) return;
+      if (c === undefined || sub - this.rings.head[c[1]]! < IDLE_SUB_WINDOWS) return;
       this.drop(c[0], c[1]);
     }
   }
