@@ -56,12 +56,13 @@ export interface StrictRateLimiterOptions {
 }
 
 /**
- * Per key a slot: its latest sub-window (`head`) and a ring of 13 Uint32 counts indexed
- * by sub-window mod 13 (60 bytes a key, plus its Map entry). Freed slots are reused.
+ * Per key a slot: its latest sub-window (`head`), a ring of 13 Uint32 counts indexed by
+ * sub-window mod 13, and their sum (64 bytes a key, plus its Map entry). Freed slots are reused.
  */
 class Rings {
   head = new Float64Array(1024);
   counts = new Uint32Array(1024 * SUB_WINDOWS);
+  sum = new Uint32Array(1024);
   private used = 0;
   private readonly free: number[] = [];
 
@@ -73,6 +74,7 @@ class Rings {
     }
     this.head[i] = head;
     this.counts.fill(0, i * SUB_WINDOWS, (i + 1) * SUB_WINDOWS);
+    this.sum[i] = 0;
     return i;
   }
 
@@ -90,9 +92,22 @@ class Rings {
     const head = this.head[i]!;
     if (to <= head) return false;
     const base = i * SUB_WINDOWS;
-    for (let s = head + 1, n = 0; s <= to && n < SUB_WINDOWS; s++, n++) this.counts[base + (s % SUB_WINDOWS)] = 0;
+    let sum = this.sum[i]!;
+    for (let s = head + 1, n = 0; s <= to && n < SUB_WINDOWS; s++, n++) {
+      const at = base + (s % SUB_WINDOWS);
+      sum -= this.counts[at]!;
+      this.counts[at] = 0;
+    }
+    this.sum[i] = sum;
     this.head[i] = to;
     return true;
+  }
+
+  /** Adds `delta` to slot i's latest sub-window. */
+  add(i: number, delta: 1 | -1): void {
+    const at = i * SUB_WINDOWS + (this.head[i]! % SUB_WINDOWS);
+    this.counts[at] = this.counts[at]! + delta;
+    this.sum[i] = this.sum[i]! + delta;
   }
 
   /** The 13 counts of slot i, oldest first, as of sub-window `at` (>= head). */
@@ -112,13 +127,16 @@ class Rings {
     head.set(this.head);
     const counts = new Uint32Array(n * SUB_WINDOWS);
     counts.set(this.counts);
+    const sum = new Uint32Array(n);
+    sum.set(this.sum);
     this.head = head;
     this.counts = counts;
+    this.sum = sum;
   }
 }
 
 /**
- * The strict limiter of one process; O(13) per call, no timers.
+ * The strict limiter of one process; O(1) per call (O(13) for a refused one or a peek), no timers.
  *  - A request at t (sub-window b = floor(t / 5 s)) is allowed iff the sum of the counts of
  *    sub-windows b-12..b is < limit; only an allowed consume counts (into sub-window b).
  *  - A clock that goes back behind a key's latest sub-window is charged to that latest
@@ -160,28 +178,22 @@ export class StrictRateLimiter implements RateLimiter {
       this.slotsByKey.delete(keyId);
       this.slotsByKey.set(keyId, i);
     }
-    const head = rings.head[i]!;
-    const counts = rings.window(i, head, this.scratch);
-    let sum = 0;
-    for (let j = 0; j < SUB_WINDOWS; j++) sum += counts[j]!;
-    const ok = sum < limit;
+    const ok = rings.sum[i]! < limit;
     if (ok) {
-      const at = i * SUB_WINDOWS + (head % SUB_WINDOWS);
-      rings.counts[at] = rings.counts[at]! + 1;
-      counts[SUB_WINDOWS - 1] = counts[SUB_WINDOWS - 1]! + 1;
+      rings.add(i, 1);
       this.allowed++;
     } else {
       this.limited++;
     }
-    return strictDecision(ok, limit, counts, head, now);
+    const remaining = limit - rings.sum[i]!;
+    if (remaining > 0) return { allowed: ok, limit, remaining, resetSeconds: 0 };
+    return strictDecision(ok, limit, rings.window(i, rings.head[i]!, this.scratch), rings.head[i]!, now);
   }
 
   refund(keyId: string): void {
     const i = this.slotsByKey.get(keyId);
     if (i === undefined) return;
-    const at = i * SUB_WINDOWS + (this.rings.head[i]! % SUB_WINDOWS);
-    const count = this.rings.counts[at]!;
-    if (count > 0) this.rings.counts[at] = count - 1;
+    if (this.rings.counts[i * SUB_WINDOWS + (this.rings.head[i]! % SUB_WINDOWS)]! > 0) this.rings.add(i, -1);
   }
 
   peek(keyId: string, limit: number, nowMs: number): Promise<RateDecision> {
