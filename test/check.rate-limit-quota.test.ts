@@ -41,12 +41,12 @@ describe.each(DIALECTS)('rate limit and quota on %s', (dialect) => {
   it('allows up to the limit with rate-limit headers, then answers 429 with retry-after', async () => {
     const { key, secret } = await keyIn({ name: 'rl', rateLimitPerMinute: 3 });
     h.clock.set(Date.UTC(2026, 2, 10, 12, 0, 0));
-    // The sliding window: with 3 spent at the start of a minute, the next request fits
-    // once the previous minute's weight has decayed enough: 20 s into the next minute.
+    // The strict limit (the default): 3 spent in one 5 s sub-window count until that
+    // sub-window has fully left the last 60 s, 65 s after its start.
     for (const [remaining, reset] of [
       [2, 0],
       [1, 0],
-      [0, 80],
+      [0, 65],
     ] as const) {
       const r = await check(secret);
       expect(r.http_response).toBe('ok_response');
@@ -64,24 +64,24 @@ describe.each(DIALECTS)('rate limit and quota on %s', (dialect) => {
     expect(denied.denied_response?.status?.code).toBe(429);
     const hs = headerMap(denied.denied_response?.headers);
     expect(hs['x-keyward-error-code']?.value).toBe('rate_limit_exceeded');
-    expect(hs['retry-after']).toEqual({ value: '80', append: false });
+    expect(hs['retry-after']).toEqual({ value: '65', append: false });
     expect(hs['x-ratelimit-remaining']?.value).toBe('0');
-    expect(hs['x-ratelimit-reset']?.value).toBe('80');
+    expect(hs['x-ratelimit-reset']?.value).toBe('65');
     expect(hs['www-authenticate']).toBeUndefined();
     expect(body(denied)).toEqual({
       code: 'rate_limit_exceeded',
       message: 'the API key has exceeded its rate limit',
       limit: 3,
-      retry_after_seconds: 80,
+      retry_after_seconds: 65,
     });
     // The status RPC agrees, and time frees the window.
     expect(await h.root.getRateLimitStatus({ keyId: key.id })).toMatchObject({
       limit: 3,
       remaining: 0,
-      resetSeconds: 80,
+      resetSeconds: 65,
       limitSource: 'organization',
     });
-    h.clock.advance(79_000);
+    h.clock.advance(64_000);
     expect((await check(secret)).denied_response?.status?.code).toBe(429);
     h.clock.advance(1_000);
     expect((await check(secret)).http_response).toBe('ok_response');

@@ -19,8 +19,8 @@ import { startHarness, type Harness } from './support/harness';
 import { EnvoyClient, headerMap, type WireCheckResponse } from './support/envoy-client';
 import { describeRedis, testRedisUrl } from './support/redis';
 import { TcpProxy } from './support/tcp-proxy';
-import { windowKey } from '../src/limits/redis-limiter';
-import { windowStartOf } from '../src/limits/sliding-window';
+import { STRICT_TTL_MS, strictKey } from '../src/limits/redis-strict-script';
+import { subWindowOf } from '../src/limits/strict-window';
 import { billingPeriod, quotaKey } from '../src/limits/quota';
 
 const LIMIT = 3;
@@ -119,7 +119,8 @@ describeRedis('Redis outage and automatic recovery, under Check traffic', () => 
 
         // Redis, read directly (not through the proxy).
         const now = () => clock.now().getTime();
-        const rateCount = async (keyId: string) => Number(await redis.get(windowKey(keyId, windowStartOf(now()))));
+        // The strict limit (the default): the count of the current 5 s sub-window.
+        const rateCount = async (keyId: string) => Number(await redis.hget(strictKey(keyId), String(subWindowOf(now()))));
         const quotaCount = async () =>
           Number(await redis.get(quotaKey(org.id, billingPeriod(org.billingAnchorDay, now()).start.getTime())));
         const stats = () => root.getRateLimiterStats({});
@@ -155,7 +156,9 @@ describeRedis('Redis outage and automatic recovery, under Check traffic', () => 
         expect(await fill(a.secret)).toEqual(limited);
         expect(await rateCount(a.key!.id)).toBe(LIMIT);
         // b's window as another replica left it: one request left.
-        await redis.set(windowKey(b.key!.id, windowStartOf(now())), LIMIT - 1, 'PX', 2 * MINUTE);
+        const sub = String(subWindowOf(now()));
+        await redis.hset(strictKey(b.key!.id), 'h', sub, sub, LIMIT - 1);
+        await redis.pexpire(strictKey(b.key!.id), STRICT_TTL_MS);
         expect([outcome(await check(b.secret)), outcome(await check(b.secret))]).toEqual(['ok', 'rate_limit_exceeded']);
         expect(await rateCount(b.key!.id)).toBe(LIMIT);
         expect(await quotaCount()).toBe(allowed);

@@ -129,6 +129,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     const limiter = createRateLimiter({
       redisUrl: authz.redisUrl,
       onRedisFailure: authz.redisFailureMode,
+      mode: authz.rateLimitMode,
       maxKeys: authz.rateLimitMaxKeys,
       clock,
       onError: (e) => logger.warn({ err: describeError(e), mode: authz.redisFailureMode }, 'rate limiter: Redis failed'),

@@ -124,5 +124,6 @@ export const serverName = z.string().regex(SERVER_NAME, 'must be a host name');
 export const onStoreError = z.enum(['deny', 'error']);
 export const checkLog = z.enum(['off', 'denied', 'all']);
 export const redisFailureMode = z.enum(['local', 'deny']);
+export const rateLimitMode = z.enum(['strict', 'approximate']);
 /** A fraction, 0–1. */
 export const fraction = z.coerce.number().min(0).max(1);

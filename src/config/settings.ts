@@ -272,6 +272,13 @@ export const SETTINGS = {
     schema: schema.redisFailureMode,
     description: 'When Redis fails: limit in memory (`local`) or deny with 503 (`deny`).',
   },
+  KEYWARD_RATE_LIMIT_MODE: {
+    group: 'limits',
+    default: 'strict',
+    schema: schema.rateLimitMode,
+    description:
+      '`strict`: never more than the limit in any 60 s span (a client steady at up to 92.3 % of it is never refused); `approximate`: the sliding-window counter, up to 2 × limit − 1 in a 60 s span.',
+  },
   KEYWARD_RATE_LIMIT_MAX_KEYS: {
     group: 'limits',
     default: '1000000',

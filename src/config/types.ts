@@ -90,6 +90,7 @@ export const AUTHZ_VARIABLES = {
   lastUsedFlushSeconds: 'KEYWARD_LAST_USED_FLUSH_SECONDS',
   redisUrl: 'KEYWARD_REDIS_URL',
   redisFailureMode: 'KEYWARD_REDIS_FAILURE_MODE',
+  rateLimitMode: 'KEYWARD_RATE_LIMIT_MODE',
   rateLimitMaxKeys: 'KEYWARD_RATE_LIMIT_MAX_KEYS',
   quotaSyncSeconds: 'KEYWARD_QUOTA_SYNC_SECONDS',
   usageFlushSeconds: 'KEYWARD_USAGE_FLUSH_SECONDS',

@@ -2,6 +2,8 @@
  * Picks the rate limiter once at start, and the response headers the Check derives
  * from a RateDecision.
  *
+ * Mode (KEYWARD_RATE_LIMIT_MODE): `strict` (default; strict-window.ts, never more than the
+ * limit in any 60 s span) or `approximate` (sliding-window.ts), for both backends.
  * Backend: Redis when `redisUrl` is set (shared by every replica; see
  * redis-limiter.ts for what `onRedisFailure` does), else in memory (this process).
  *
@@ -18,13 +20,16 @@
  * A 429 also carries retry-after = max(1, resetSeconds) (src/authz/decision.ts).
  */
 import type { Clock } from '../util/clock';
-import { RedisRateLimiter } from './redis-limiter';
+import { RedisRateLimiter, type RateLimitMode } from './redis-limiter';
 import { MemoryRateLimiter } from './sliding-window';
+import { StrictRateLimiter } from './strict-window';
 import type { RateDecision, RateLimiter } from './types';
 
 export interface CreateRateLimiterOptions {
   redisUrl?: string;
   onRedisFailure: 'local' | 'deny';
+  /** Default `strict`. */
+  mode?: RateLimitMode;
   /** Keys tracked in memory (the memory backend, or Redis's local fallback); default 1,000,000. */
   maxKeys?: number;
   /** Redis client errors, at most once per outage. */
@@ -38,12 +43,15 @@ export function createRateLimiter(opts: CreateRateLimiterOptions): RateLimiter {
     return new RedisRateLimiter({
       url: opts.redisUrl,
       onFailure: opts.onRedisFailure,
+      mode: opts.mode ?? 'strict',
       maxKeys: opts.maxKeys,
       onError: opts.onError,
       clock: opts.clock,
     });
   }
-  return new MemoryRateLimiter({ maxKeys: opts.maxKeys });
+  return (opts.mode ?? 'strict') === 'strict'
+    ? new StrictRateLimiter({ maxKeys: opts.maxKeys })
+    : new MemoryRateLimiter({ maxKeys: opts.maxKeys });
 }
 
 export function rateLimitHeaders(d: RateDecision): [string, string][] {

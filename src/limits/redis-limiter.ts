@@ -1,6 +1,7 @@
 /**
- * The rate limiter shared by every replica through Redis: the sliding-window counter
- * of sliding-window.ts, decided atomically by a Lua script.
+ * The rate limiter shared by every replica through Redis, decided atomically by a Lua
+ * script: the strict sub-window counters of strict-window.ts (redis-strict-script.ts), or
+ * the approximate sliding-window counter of sliding-window.ts.
  */
 import type Redis from 'ioredis';
 import type { Clock } from '../util/clock';
@@ -8,11 +9,17 @@ import { systemClock } from '../util/clock';
 import { RedisConnection } from '../redis/client';
 import { LimiterUnavailableError, type RateDecision, type RateLimiter, type RateLimiterStats } from './types';
 import { checkLimit, decision, MemoryRateLimiter, WINDOW_MS, windowStartOf } from './sliding-window';
+import { STRICT_CONSUME_LUA, STRICT_REFUND_LUA, STRICT_TTL_MS, strictKey } from './redis-strict-script';
+import { StrictRateLimiter, strictDecision, SUB_WINDOWS, subWindowOf } from './strict-window';
+
+export type RateLimitMode = 'strict' | 'approximate';
 
 export interface RedisRateLimiterOptions {
   /** redis:// or rediss:// URL. */
   url: string;
   onFailure: 'local' | 'deny';
+  /** `strict` (the sub-window counters) or `approximate` (the sliding-window counter); default `approximate`. */
+  mode?: RateLimitMode;
   /** A command without a reply by then fails; default 100. */
   commandTimeoutMs?: number;
   /** Default 1000. */
@@ -63,6 +70,8 @@ type ScriptedRedis = Redis & {
     spend: 0 | 1,
   ): Promise<[number, number, number]>;
   kwRateRefund(curr: string): Promise<number>;
+  kwStrictConsume(hash: string, limit: number, subWindow: number, subWindows: number, spend: 0 | 1, ttlMs: number): Promise<number[]>;
+  kwStrictRefund(hash: string): Promise<number>;
 };
 
 export function windowKey(keyId: string, windowStart: number): string {
@@ -70,7 +79,8 @@ export function windowKey(keyId: string, windowStart: number): string {
 }
 
 /**
- * Contract:
+ * Contract (mode `strict`: redis-strict-script.ts has the keys and the script; consume,
+ * peek and refund are each one script, reset is one DEL; the rest is as below):
  *  - Keys: `kw:rl:{<keyId>}:<windowStart>`, one counter per key and window; the hash
  *    tag keeps a key's windows in one cluster slot. A counter expires 2 windows after
  *    its last increment. Time is the caller's `nowMs`, never Redis TIME, so replicas
@@ -100,7 +110,8 @@ export class RedisRateLimiter implements RateLimiter {
   /** The limiter's connection; exposed for diagnostics and tests. */
   readonly client: Redis;
   private readonly connection: RedisConnection;
-  private readonly fallback: MemoryRateLimiter;
+  private readonly fallback: MemoryRateLimiter | StrictRateLimiter;
+  private readonly mode: RateLimitMode;
   private readonly onFailure: 'local' | 'deny';
   private readonly clock: Clock;
   private allowed = 0;
@@ -110,7 +121,9 @@ export class RedisRateLimiter implements RateLimiter {
   constructor(opts: RedisRateLimiterOptions) {
     this.onFailure = opts.onFailure;
     this.clock = opts.clock ?? systemClock;
-    this.fallback = new MemoryRateLimiter({ maxKeys: opts.maxKeys });
+    this.mode = opts.mode ?? 'approximate';
+    this.fallback =
+      this.mode === 'strict' ? new StrictRateLimiter({ maxKeys: opts.maxKeys }) : new MemoryRateLimiter({ maxKeys: opts.maxKeys });
     this.connection = RedisConnection.open({
       url: opts.url,
       connectionName: opts.connectionName ?? 'keyward-ratelimit',
@@ -122,6 +135,8 @@ export class RedisRateLimiter implements RateLimiter {
     this.client = this.connection.client;
     this.client.defineCommand('kwRateConsume', { numberOfKeys: 2, lua: CONSUME_LUA });
     this.client.defineCommand('kwRateRefund', { numberOfKeys: 1, lua: REFUND_LUA });
+    this.client.defineCommand('kwStrictConsume', { numberOfKeys: 1, lua: STRICT_CONSUME_LUA });
+    this.client.defineCommand('kwStrictRefund', { numberOfKeys: 1, lua: STRICT_REFUND_LUA });
   }
 
   async consume(keyId: string, limit: number, nowMs: number): Promise<RateDecision> {
@@ -155,7 +170,11 @@ export class RedisRateLimiter implements RateLimiter {
   async refund(keyId: string, nowMs: number): Promise<void> {
     const now = Math.floor(nowMs);
     try {
-      await this.connection.call((client) => (client as ScriptedRedis).kwRateRefund(windowKey(keyId, windowStartOf(now))));
+      await this.connection.call((client) =>
+        this.mode === 'strict'
+          ? (client as ScriptedRedis).kwStrictRefund(strictKey(keyId))
+          : (client as ScriptedRedis).kwRateRefund(windowKey(keyId, windowStartOf(now))),
+      );
       this.connection.failures.succeeded();
     } catch (e) {
       this.connection.failures.failed(e);
@@ -167,7 +186,9 @@ export class RedisRateLimiter implements RateLimiter {
     const ws = windowStartOf(this.clock.now().getTime());
     await this.fallback.reset(keyId);
     try {
-      await this.connection.call((client) => client.del(windowKey(keyId, ws), windowKey(keyId, ws - WINDOW_MS)));
+      await this.connection.call((client) =>
+        this.mode === 'strict' ? client.del(strictKey(keyId)) : client.del(windowKey(keyId, ws), windowKey(keyId, ws - WINDOW_MS)),
+      );
       this.connection.failures.succeeded();
     } catch (e) {
       this.connection.failures.failed(e);
@@ -192,6 +213,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   private async run(keyId: string, limit: number, now: number, spend: 0 | 1): Promise<RateDecision> {
+    if (this.mode === 'strict') return this.runStrict(keyId, limit, now, spend);
     const ws = windowStartOf(now);
     const elapsed = now - ws;
     const [ok, prev, curr] = await this.connection.call((client) =>
@@ -199,6 +221,15 @@ export class RedisRateLimiter implements RateLimiter {
     );
     this.connection.failures.succeeded();
     return decision(ok === 1, limit, Number(prev), Number(curr), elapsed);
+  }
+
+  private async runStrict(keyId: string, limit: number, now: number, spend: 0 | 1): Promise<RateDecision> {
+    const reply = await this.connection.call((client) =>
+      (client as ScriptedRedis).kwStrictConsume(strictKey(keyId), limit, subWindowOf(now), SUB_WINDOWS, spend, STRICT_TTL_MS),
+    );
+    this.connection.failures.succeeded();
+    const counts = reply.slice(2).map(Number);
+    return strictDecision(Number(reply[0]) === 1, limit, counts, Number(reply[1]), now);
   }
 
   /** Counts a failed consume/peek; throws in deny mode. */
