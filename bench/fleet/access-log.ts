@@ -225,6 +225,7 @@ export async function alsRun(
     organizationId: orgId,
     month: ENTRY_START.toISOString().slice(0, 7),
     keyId,
+    billingPeriod: false,
   });
   const t = stats.totals!;
   const expectedTokens = sent.reduce((a, s) => a + s.tokens, 0);

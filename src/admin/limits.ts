@@ -1,6 +1,7 @@
 /** KeyAdmin's view of the data plane's limits: a key's rate-limit window, the limiter's counters, an organization's quota. */
 import { DomainError } from '../errors/domain';
-import { LimiterUnavailableError, type QuotaCounter, type RateLimiter, type RateLimiterStats } from '../limits/types';
+import { LimiterUnavailableError, type BillingPeriod, type QuotaCounter, type RateLimiter, type RateLimiterStats } from '../limits/types';
+import type { UsageStore } from '../usage/store';
 import { billingPeriod } from '../limits/billing';
 import type { ApiKeyRecord, OrganizationRecord } from '../store/entities';
 import type { AdminContext } from './context';
@@ -32,6 +33,10 @@ export interface QuotaState {
 export interface LimitsDeps {
   limiter: RateLimiter;
   quota: QuotaCounter;
+  /** Flushed before an organization without a quota reads its usage aggregates. */
+  usage: { flush(): Promise<void> };
+  /** The usage aggregates: `used` of an organization without a quota. */
+  usageStore: Pick<UsageStore, 'periodStats'>;
 }
 
 export class Limits {
@@ -67,14 +72,19 @@ export class Limits {
     return this.deps.limiter.stats();
   }
 
+  /**
+   * With a quota, `used` is the quota counter's; without one (limit 0), the allowed
+   * Checks of the current billing period from the usage aggregates (this process's
+   * buffer flushed first; other replicas lag by their flush interval), remaining and
+   * percentUsed 0.
+   */
   async quota(caller: CallContext, id: string): Promise<QuotaState> {
     const orgId = validate.id(id, 'org', 'organization_id');
     const org = await this.context.tx(caller, (repos) => this.context.loadOrg(repos, caller, orgId, 'quota.get'));
     const now = this.context.now().getTime();
     const limit = Number(org.monthlyQuota);
     const quotaOrg = { id: org.id, monthlyQuota: limit, billingAnchorDay: org.billingAnchorDay };
-    const { used, period } =
-      limit > 0 ? await this.deps.quota.used(quotaOrg, now) : { used: 0, period: billingPeriod(org.billingAnchorDay, now) };
+    const { used, period } = limit > 0 ? await this.deps.quota.used(quotaOrg, now) : await this.usedWithoutQuota(org, now);
     return {
       organizationId: org.id,
       limit,
@@ -84,6 +94,13 @@ export class Limits {
       periodStart: period.start,
       periodEnd: period.end,
     };
+  }
+
+  private async usedWithoutQuota(org: OrganizationRecord, now: number): Promise<{ used: number; period: BillingPeriod }> {
+    const period = billingPeriod(org.billingAnchorDay, now);
+    await this.deps.usage.flush().catch(() => undefined);
+    const report = await this.deps.usageStore.periodStats(org.id, period);
+    return { used: report.totals.requests, period };
   }
 
   private async rateState(key: ApiKeyRecord, org: OrganizationRecord): Promise<RateLimitState> {

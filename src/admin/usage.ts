@@ -8,12 +8,20 @@ import { idempotentBatchId, toUsageEvents, usageKeyIds, validateIdempotencyKey, 
 import type { AdminContext } from './context';
 import type { CallContext } from './principal';
 import * as validate from './validate';
+import { billingPeriod } from '../limits/billing';
 
-/** GetUsageStats' input: '' for keyId means every key, '' for month the current UTC month. */
+const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
+
+/**
+ * GetUsageStats' input: '' for keyId means every key. Without billingPeriod, `month` is
+ * a UTC calendar month ('' the current one); with it, the organization's billing period
+ * that starts in `month` ('' the period containing now).
+ */
 export interface UsageQuery {
   organizationId: string;
   keyId: string;
   month: string;
+  billingPeriod?: boolean;
 }
 
 export interface UsageReportsDeps {
@@ -74,10 +82,16 @@ export class UsageReports {
   async stats(caller: CallContext, query: UsageQuery): Promise<UsageReport> {
     const orgId = validate.id(query.organizationId, 'org', 'organization_id');
     const keyId = query.keyId === '' ? undefined : validate.id(query.keyId, 'key', 'key_id');
-    const month = query.month === '' ? monthOf(this.context.now().getTime()) : query.month;
-    await this.context.tx(caller, (repos) => this.context.loadOrg(repos, caller, orgId, 'usage.get'));
+    const now = this.context.now().getTime();
+    const month = query.month === '' ? monthOf(now) : query.month;
+    if (query.billingPeriod && !MONTH_PATTERN.test(month)) throw new InvalidArgumentError('month', 'must be YYYY-MM', 'invalid_month');
+    const org = await this.context.tx(caller, (repos) => this.context.loadOrg(repos, caller, orgId, 'usage.get'));
     // Include what this process has buffered; other replicas' usage lags by their flush interval.
     await this.deps.usage.flush().catch(() => undefined);
-    return this.deps.usageStore.stats(orgId, month, keyId);
+    if (!query.billingPeriod) return this.deps.usageStore.stats(orgId, month, keyId);
+    const [year, monthNumber] = month.split('-').map(Number) as [number, number];
+    // The period containing the anchor day of `month` is the one that starts in it.
+    const at = query.month === '' ? now : new Date(0).setUTCFullYear(year, monthNumber - 1, org.billingAnchorDay);
+    return this.deps.usageStore.periodStats(orgId, billingPeriod(org.billingAnchorDay, at), keyId);
   }
 }

@@ -254,6 +254,19 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
       }
     },
 
+    async dayRangeRows(organizationId, fromDay, toDay, keyId) {
+      try {
+        return await knex('usage_daily')
+          .where('organization_id', organizationId)
+          .andWhere('period', '>=', fromDay)
+          .andWhere('period', '<', toDay)
+          .modify(byKey(keyId))
+          .select(STAT_COLUMNS);
+      } catch (e) {
+        return rethrowStoreError(e);
+      }
+    },
+
     async purgeBefore(date) {
       const cutoff = at(date.getTime());
       let total = 0;

@@ -39,6 +39,13 @@ export interface UsageStore extends UsageSink {
    * for a malformed month.
    */
   stats(organizationId: string, month: string, keyId?: string): Promise<UsageReport>;
+  /**
+   * Usage of a billing period [start, end) of an organization, optionally of one key,
+   * summed from usage_daily (the period may span two calendar months): the same
+   * breakdowns as stats(). `start` and `end` are UTC midnights; `month` is reported
+   * as the month `start` falls in.
+   */
+  periodStats(organizationId: string, period: { start: Date; end: Date }, keyId?: string): Promise<UsageReport>;
   /** Deletes raw events with `at` before `date` (aggregates are kept); returns how many. */
   purgeEventsBefore(date: Date): Promise<number>;
   /** Events write() skipped because they could not be stored (no finite time or ids). */
@@ -82,6 +89,8 @@ export interface UsageTables {
   monthRows(organizationId: string, month: string, keyId?: string): Promise<AggregateRow[]>;
   /** usage_daily rows of the days of one organization's month, of one key if given. */
   dayRows(organizationId: string, month: string, keyId?: string): Promise<AggregateRow[]>;
+  /** usage_daily rows of one organization's days `fromDay` <= day < `toDay` (`YYYY-MM-DD`), of one key if given. */
+  dayRangeRows(organizationId: string, fromDay: string, toDay: string, keyId?: string): Promise<AggregateRow[]>;
   /** Deletes raw events with `at` before `date`, and batch ids recorded before it; returns how many events. */
   purgeBefore(date: Date): Promise<number>;
 }
@@ -271,6 +280,52 @@ export interface AggregateRow {
 
 const BATCH_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
+/** 00:00 UTC on the first day of (year, month 0-based; 12 overflows into the next year). */
+function utcMonthStart(year: number, month: number): Date {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, 1);
+  return date;
+}
+
+/**
+ * Totals, by endpoint and by key from `rows` (month rows, or the day rows of a billing
+ * period), by day from `dayRows`.
+ */
+function report(
+  rows: readonly AggregateRow[],
+  dayRows: readonly AggregateRow[],
+): Pick<UsageReport, 'totals' | 'byEndpoint' | 'byKey' | 'byDay'> {
+  const totals = new Totals();
+  const endpoints = new Map<string, { endpoint: string; method: string; t: Totals }>();
+  const keys = new Map<string, Totals>();
+  for (const r of rows) {
+    totals.add(r);
+    const eid = `${r.endpoint}\u0000${r.method}`;
+    let ep = endpoints.get(eid);
+    if (!ep) endpoints.set(eid, (ep = { endpoint: r.endpoint, method: r.method, t: new Totals() }));
+    ep.t.add(r);
+    let k = keys.get(r.key_id);
+    if (!k) keys.set(r.key_id, (k = new Totals()));
+    k.add(r);
+  }
+  const days = new Map<string, Totals>();
+  for (const r of dayRows) {
+    let d = days.get(r.period);
+    if (!d) days.set(r.period, (d = new Totals()));
+    d.add(r);
+  }
+
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const byEndpoint: UsageReport['byEndpoint'] = [...endpoints.values()]
+    .sort((a, b) => b.t.requests - a.t.requests || cmp(a.endpoint, b.endpoint) || cmp(a.method, b.method))
+    .map((e) => ({ endpoint: e.endpoint, method: e.method, totals: e.t.message() }));
+  const byKey: UsageReport['byKey'] = [...keys.entries()]
+    .sort((a, b) => b[1].requests - a[1].requests || cmp(a[0], b[0]))
+    .map(([id, t]) => ({ keyId: id, totals: t.message() }));
+  const byDay: UsageReport['byDay'] = [...days.entries()].sort((a, b) => cmp(a[0], b[0])).map(([day, t]) => ({ day, totals: t.message() }));
+  return { totals: totals.message(), byEndpoint, byKey, byDay };
+}
+
 export function createUsageStore(tables: UsageTables): UsageStore {
   let skipped = 0;
   return {
@@ -301,38 +356,31 @@ export function createUsageStore(tables: UsageTables): UsageStore {
       if (!MONTH_PATTERN.test(month)) throw new InvalidArgumentError('month', 'must be YYYY-MM', 'invalid_month');
       const monthRows = await tables.monthRows(organizationId, month, keyId);
       const dayRows = await tables.dayRows(organizationId, month, keyId);
+      const [year, monthNumber] = month.split('-').map(Number) as [number, number];
+      const period = { start: utcMonthStart(year, monthNumber - 1), end: utcMonthStart(year, monthNumber) };
+      return {
+        organizationId,
+        month,
+        keyId: keyId ?? '',
+        billingPeriod: false,
+        ...report(monthRows, dayRows),
+        periodStart: period.start,
+        periodEnd: period.end,
+      };
+    },
 
-      const totals = new Totals();
-      const endpoints = new Map<string, { endpoint: string; method: string; t: Totals }>();
-      const keys = new Map<string, Totals>();
-      for (const r of monthRows) {
-        totals.add(r);
-        const eid = `${r.endpoint}\u0000${r.method}`;
-        let ep = endpoints.get(eid);
-        if (!ep) endpoints.set(eid, (ep = { endpoint: r.endpoint, method: r.method, t: new Totals() }));
-        ep.t.add(r);
-        let k = keys.get(r.key_id);
-        if (!k) keys.set(r.key_id, (k = new Totals()));
-        k.add(r);
-      }
-      const days = new Map<string, Totals>();
-      for (const r of dayRows) {
-        let d = days.get(r.period);
-        if (!d) days.set(r.period, (d = new Totals()));
-        d.add(r);
-      }
-
-      const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-      const byEndpoint: UsageReport['byEndpoint'] = [...endpoints.values()]
-        .sort((a, b) => b.t.requests - a.t.requests || cmp(a.endpoint, b.endpoint) || cmp(a.method, b.method))
-        .map((e) => ({ endpoint: e.endpoint, method: e.method, totals: e.t.message() }));
-      const byKey: UsageReport['byKey'] = [...keys.entries()]
-        .sort((a, b) => b[1].requests - a[1].requests || cmp(a[0], b[0]))
-        .map(([id, t]) => ({ keyId: id, totals: t.message() }));
-      const byDay: UsageReport['byDay'] = [...days.entries()]
-        .sort((a, b) => cmp(a[0], b[0]))
-        .map(([day, t]) => ({ day, totals: t.message() }));
-      return { organizationId, month, keyId: keyId ?? '', totals: totals.message(), byEndpoint, byKey, byDay };
+    async periodStats(organizationId, period, keyId) {
+      const dayRows = await tables.dayRangeRows(organizationId, dayOf(period.start.getTime()), dayOf(period.end.getTime()), keyId);
+      const month = monthOf(period.start.getTime());
+      return {
+        organizationId,
+        month,
+        keyId: keyId ?? '',
+        billingPeriod: true,
+        ...report(dayRows, dayRows),
+        periodStart: period.start,
+        periodEnd: period.end,
+      };
     },
 
     purgeEventsBefore: (date) => tables.purgeBefore(date),

@@ -63,17 +63,22 @@ export interface UsageTotals {
   p95DurationMs?: number;
 }
 
-/** An organization's usage in one month (optionally of one key). */
+/** An organization's usage in one calendar month or billing period (optionally of one key). */
 export interface UsageReport {
   organizationId: string;
-  /** YYYY-MM. */
+  /** YYYY-MM: the calendar month, or the month the billing period starts in. */
   month: string;
+  /** Whether this reports a billing period rather than a calendar month. */
+  billingPeriod: boolean;
+  /** The reported interval [periodStart, periodEnd), UTC. */
+  periodStart: Date;
+  periodEnd: Date;
   /** '' for every key. */
   keyId: string;
   totals: UsageTotals;
   /** Sorted by requests, most first. */
   byEndpoint: { endpoint: string; method: string; totals: UsageTotals }[];
   byKey: { keyId: string; totals: UsageTotals }[];
-  /** Every day of the month that had usage, in order (YYYY-MM-DD). */
+  /** Every day of the interval that had usage, in order (YYYY-MM-DD). */
   byDay: { day: string; totals: UsageTotals }[];
 }

@@ -59,7 +59,7 @@ function quotaText(q: Quota): string {
   return fields([
     ['organization', q.organizationId],
     ['limit', q.limit === 0 ? 'unlimited' : String(q.limit)],
-    ['used', q.limit === 0 ? '-' : String(q.used)],
+    ['used', String(q.used)],
     ['remaining', q.limit === 0 ? '-' : String(q.remaining)],
     ['percent used', q.limit === 0 ? '-' : `${q.percentUsed}%`],
     ['period', `${iso(q.periodStart)} .. ${iso(q.periodEnd)}`],
@@ -87,7 +87,7 @@ const TOTAL_HEADERS = ['REQUESTS', '4XX', '5XX', 'TOKENS', 'COST-USD', 'AVG-MS',
 function usageText(u: UsageStats): string {
   let out = fields([
     ['organization', u.organizationId],
-    ['month', u.month],
+    [u.billingPeriod ? 'billing period' : 'month', u.billingPeriod ? `${iso(u.periodStart)} .. ${iso(u.periodEnd)}` : u.month],
     ['key', u.keyId || 'all keys'],
   ]);
   out += `\n${table(TOTAL_HEADERS, [totalsRow(u.totals)])}`;
@@ -151,18 +151,24 @@ export function meteringCommands(program: Command, key: Command, ctx: Ctx): void
 
   program
     .command('usage')
-    .description('usage of one month (UTC): totals and breakdowns by endpoint, key and day')
+    .description('usage of one month (UTC) or billing period: totals and breakdowns by endpoint, key and day')
     .option('--json', 'print one JSON document instead of text')
     .requiredOption('--org <id>', 'organization id')
     .addOption(parsedOption('--month <YYYY-MM>', 'the month (default: the current one)', parseMonth))
+    .option('--billing-period', "the organization's billing period (the one starting in --month, default: the current one)")
     .option('--key <id>', 'only this key')
-    .action((opts: { json?: boolean; org: string; month?: string; key?: string }) =>
+    .action((opts: { json?: boolean; org: string; month?: string; key?: string; billingPeriod?: boolean }) =>
       withAdmin(ctx.env, async (admin) => {
-        const u = await admin.call('getUsageStats', { organizationId: opts.org, month: opts.month ?? '', keyId: opts.key ?? '' });
+        const u = await admin.call('getUsageStats', {
+          organizationId: opts.org,
+          month: opts.month ?? '',
+          keyId: opts.key ?? '',
+          billingPeriod: opts.billingPeriod === true,
+        });
         print(
           ctx,
           opts.json,
-          () => u,
+          () => ({ ...u, periodStart: iso(u.periodStart), periodEnd: iso(u.periodEnd) }),
           () => usageText(u),
         );
       }),

@@ -211,5 +211,8 @@ export function usageStatsMessage(report: UsageReport): UsageStats {
     byEndpoint: report.byEndpoint.map((e) => ({ endpoint: e.endpoint, method: e.method, totals: usageTotalsMessage(e.totals) })),
     byKey: report.byKey.map((k) => ({ keyId: k.keyId, totals: usageTotalsMessage(k.totals) })),
     byDay: report.byDay.map((d) => ({ day: d.day, totals: usageTotalsMessage(d.totals) })),
+    periodStart: report.periodStart,
+    periodEnd: report.periodEnd,
+    billingPeriod: report.billingPeriod,
   };
 }

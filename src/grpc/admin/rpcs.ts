@@ -64,6 +64,13 @@ export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
     getQuota: async (caller, req) => quotaMessage(await limits.quota(caller, req.organizationId)),
     recordUsage: async (caller, req) => ({ accepted: await usage.record(caller, req.records, req.idempotencyKey) }),
     getUsageStats: async (caller, req) =>
-      usageStatsMessage(await usage.stats(caller, { organizationId: req.organizationId, keyId: req.keyId, month: req.month })),
+      usageStatsMessage(
+        await usage.stats(caller, {
+          organizationId: req.organizationId,
+          keyId: req.keyId,
+          month: req.month,
+          billingPeriod: req.billingPeriod,
+        }),
+      ),
   };
 }

@@ -553,6 +553,14 @@ export interface GetUsageStatsRequest {
   month: string;
   /** Only this key; empty: every key. */
   keyId: string;
+  /**
+   * false: the UTC calendar month `month`. true: the organization's billing period
+   * (it starts at 00:00 UTC on its billing_anchor_day and lasts one month, so it may
+   * span two calendar months): with `month` empty, the period containing now; with
+   * `month`, the period that starts in that month. Every combination with `month` and
+   * `key_id` is accepted; a malformed `month` is invalid_argument (field `month`).
+   */
+  billingPeriod: boolean;
 }
 
 export interface UsageTotals {
@@ -601,8 +609,18 @@ export interface UsageStats {
   /** Sorted by requests, most first. */
   byEndpoint: EndpointUsage[];
   byKey: KeyUsage[];
-  /** Every day of the month that had usage, in order. */
+  /** Every day of the month (or billing period) that had usage, in order. */
   byDay: DayUsage[];
+  /**
+   * The reported interval [period_start, period_end): the calendar month's bounds, or
+   * the billing period's. `month` is then the month the billing period starts in.
+   */
+  periodStart: Date | undefined;
+  periodEnd:
+    | Date
+    | undefined;
+  /** Whether this reports a billing period (GetUsageStatsRequest.billing_period). */
+  billingPeriod: boolean;
 }
 
 function createBaseOrganization(): Organization {
@@ -5063,7 +5081,7 @@ export const RecordUsageResponse: MessageFns<RecordUsageResponse> = {
 };
 
 function createBaseGetUsageStatsRequest(): GetUsageStatsRequest {
-  return { organizationId: "", month: "", keyId: "" };
+  return { organizationId: "", month: "", keyId: "", billingPeriod: false };
 }
 
 export const GetUsageStatsRequest: MessageFns<GetUsageStatsRequest> = {
@@ -5076,6 +5094,9 @@ export const GetUsageStatsRequest: MessageFns<GetUsageStatsRequest> = {
     }
     if (message.keyId !== "") {
       writer.uint32(26).string(message.keyId);
+    }
+    if (message.billingPeriod !== false) {
+      writer.uint32(32).bool(message.billingPeriod);
     }
     return writer;
   },
@@ -5117,6 +5138,14 @@ export const GetUsageStatsRequest: MessageFns<GetUsageStatsRequest> = {
             message.keyId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.billingPeriod = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5142,6 +5171,11 @@ export const GetUsageStatsRequest: MessageFns<GetUsageStatsRequest> = {
         : isSet(object.key_id)
         ? globalThis.String(object.key_id)
         : "",
+      billingPeriod: isSet(object.billingPeriod)
+        ? globalThis.Boolean(object.billingPeriod)
+        : isSet(object.billing_period)
+        ? globalThis.Boolean(object.billing_period)
+        : false,
     };
   },
 
@@ -5156,6 +5190,9 @@ export const GetUsageStatsRequest: MessageFns<GetUsageStatsRequest> = {
     if (message.keyId !== "") {
       obj.keyId = message.keyId;
     }
+    if (message.billingPeriod !== false) {
+      obj.billingPeriod = message.billingPeriod;
+    }
     return obj;
   },
 
@@ -5167,6 +5204,7 @@ export const GetUsageStatsRequest: MessageFns<GetUsageStatsRequest> = {
     message.organizationId = object.organizationId ?? "";
     message.month = object.month ?? "";
     message.keyId = object.keyId ?? "";
+    message.billingPeriod = object.billingPeriod ?? false;
     return message;
   },
 };
@@ -5646,7 +5684,18 @@ export const DayUsage: MessageFns<DayUsage> = {
 };
 
 function createBaseUsageStats(): UsageStats {
-  return { organizationId: "", month: "", keyId: "", totals: undefined, byEndpoint: [], byKey: [], byDay: [] };
+  return {
+    organizationId: "",
+    month: "",
+    keyId: "",
+    totals: undefined,
+    byEndpoint: [],
+    byKey: [],
+    byDay: [],
+    periodStart: undefined,
+    periodEnd: undefined,
+    billingPeriod: false,
+  };
 }
 
 export const UsageStats: MessageFns<UsageStats> = {
@@ -5671,6 +5720,15 @@ export const UsageStats: MessageFns<UsageStats> = {
     }
     for (const v of message.byDay) {
       DayUsage.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.periodStart !== undefined) {
+      Timestamp.encode(toTimestamp(message.periodStart), writer.uint32(66).fork()).join();
+    }
+    if (message.periodEnd !== undefined) {
+      Timestamp.encode(toTimestamp(message.periodEnd), writer.uint32(74).fork()).join();
+    }
+    if (message.billingPeriod !== false) {
+      writer.uint32(80).bool(message.billingPeriod);
     }
     return writer;
   },
@@ -5744,6 +5802,30 @@ export const UsageStats: MessageFns<UsageStats> = {
             message.byDay.push(DayUsage.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.periodStart = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.periodEnd = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.billingPeriod = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5785,6 +5867,21 @@ export const UsageStats: MessageFns<UsageStats> = {
         : globalThis.Array.isArray(object?.by_day)
         ? object.by_day.map((e: any) => DayUsage.fromJSON(e))
         : [],
+      periodStart: isSet(object.periodStart)
+        ? fromJsonTimestamp(object.periodStart)
+        : isSet(object.period_start)
+        ? fromJsonTimestamp(object.period_start)
+        : undefined,
+      periodEnd: isSet(object.periodEnd)
+        ? fromJsonTimestamp(object.periodEnd)
+        : isSet(object.period_end)
+        ? fromJsonTimestamp(object.period_end)
+        : undefined,
+      billingPeriod: isSet(object.billingPeriod)
+        ? globalThis.Boolean(object.billingPeriod)
+        : isSet(object.billing_period)
+        ? globalThis.Boolean(object.billing_period)
+        : false,
     };
   },
 
@@ -5811,6 +5908,15 @@ export const UsageStats: MessageFns<UsageStats> = {
     if (message.byDay?.length) {
       obj.byDay = message.byDay.map((e) => DayUsage.toJSON(e));
     }
+    if (message.periodStart !== undefined) {
+      obj.periodStart = message.periodStart.toISOString();
+    }
+    if (message.periodEnd !== undefined) {
+      obj.periodEnd = message.periodEnd.toISOString();
+    }
+    if (message.billingPeriod !== false) {
+      obj.billingPeriod = message.billingPeriod;
+    }
     return obj;
   },
 
@@ -5828,6 +5934,9 @@ export const UsageStats: MessageFns<UsageStats> = {
     message.byEndpoint = object.byEndpoint?.map((e) => EndpointUsage.fromPartial(e)) || [];
     message.byKey = object.byKey?.map((e) => KeyUsage.fromPartial(e)) || [];
     message.byDay = object.byDay?.map((e) => DayUsage.fromPartial(e)) || [];
+    message.periodStart = object.periodStart ?? undefined;
+    message.periodEnd = object.periodEnd ?? undefined;
+    message.billingPeriod = object.billingPeriod ?? false;
     return message;
   },
 };
