@@ -27,8 +27,11 @@ interface Identity {
   environment: 'live' | 'test';
 }
 
-/** Asserts a complete allow: status present (code 0), identity headers, removals and metadata. */
-function expectAllowed(r: WireCheckResponse, id: Identity | null, remove: string[]): void {
+/**
+ * Asserts a complete allow: status present (code 0), identity headers, removals and
+ * metadata (with the endpoint label usage was counted under: the default path's).
+ */
+function expectAllowed(r: WireCheckResponse, id: Identity | null, remove: string[], endpoint = '/v1/things'): void {
   expect(r.http_response).toBe('ok_response');
   expect(r.denied_response).toBeUndefined();
   // Status OK is set explicitly; proto-loader (defaults: false) drops the zero code,
@@ -50,7 +53,7 @@ function expectAllowed(r: WireCheckResponse, id: Identity | null, remove: string
   );
   expect([...(ok.headers_to_remove ?? [])].sort()).toEqual([...remove].sort());
   expect(ok.response_headers_to_add ?? []).toEqual([]);
-  expect(metadataOf(r)).toEqual(id === null ? {} : { key_id: id.keyId, org_id: id.orgId, environment: id.environment });
+  expect(metadataOf(r)).toEqual(id === null ? {} : { key_id: id.keyId, org_id: id.orgId, environment: id.environment, endpoint });
 }
 
 function expectMissingKey(r: WireCheckResponse): void {
@@ -266,7 +269,7 @@ describe.each(DIALECTS)('allowed Checks on %s', (dialect) => {
       const k = await s.newKey();
       expectMissingKey(await s.envoy.check({ path: '/private' }));
       const opts: CheckOptions = { path: '/private', headers: { 'x-api-key': k.secret, 'x-keyward-key-id': 'key_evil' } };
-      expectAllowed(await s.envoy.check(opts), k.id, ['x-api-key']);
+      expectAllowed(await s.envoy.check(opts), k.id, ['x-api-key'], '/private');
     });
   });
 });

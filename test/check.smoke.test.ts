@@ -22,7 +22,7 @@ describe.each(DIALECTS)('Check smoke on %s', (dialect) => {
     expect(ok.http_response).toBe('ok_response');
     expect(headerMap(ok.ok_response?.headers)['x-keyward-key-id']).toEqual({ value: key!.id, append: false });
     expect(ok.ok_response?.headers_to_remove).toEqual(['authorization']);
-    expect(metadataOf(ok)).toEqual({ key_id: key!.id, org_id: org.id, environment: 'live' });
+    expect(metadataOf(ok)).toEqual({ key_id: key!.id, org_id: org.id, environment: 'live', endpoint: '/v1/things' });
     const denied = await envoy.check({});
     expect(denied.status?.code).toBe(16);
     expect(denied.denied_response?.status?.code).toBe(401);

@@ -122,7 +122,7 @@ describe('Check while the store is down (postgres)', () => {
         expect(ok.http_response).toBe('ok_response');
         expect(ok.status).toBeDefined();
         expect(ok.status?.code ?? 0).toBe(0);
-        expect(metadataOf(ok)).toEqual({ key_id: cached.key!.id, org_id: org.id, environment: 'live' });
+        expect(metadataOf(ok)).toEqual({ key_id: cached.key!.id, org_id: org.id, environment: 'live', endpoint: '/v1/things' });
 
         // Denials that need no lookup are unaffected.
         const missing = await envoy.check({});

@@ -20,14 +20,25 @@ rules:
   - name: catch-all
     path_prefix: /
 `);
-    expect(table.match('GET', 'h', '/healthz')).toEqual({ rule: 'health', public: true, requirement: { all: [], any: [] } });
+    expect(table.match('GET', 'h', '/healthz')).toEqual({
+      rule: 'health',
+      template: '/healthz',
+      public: true,
+      requirement: { all: [], any: [] },
+    });
     expect(table.match('GET', 'h', '/v1/agents/1')).toEqual({
       rule: 'agents-read',
+      template: '/v1/agents/',
       public: false,
       requirement: { all: ['agents:read'], any: [] },
     });
     expect(table.match('POST', 'h', '/v1/agents/1')?.rule).toBe('agents-write');
-    expect(table.match('POST', 'h', '/other')).toEqual({ rule: 'catch-all', public: false, requirement: { all: [], any: [] } });
+    expect(table.match('POST', 'h', '/other')).toEqual({
+      rule: 'catch-all',
+      template: '/',
+      public: false,
+      requirement: { all: [], any: [] },
+    });
   });
 
   it('prefix is a plain string prefix of the normalized path', () => {
@@ -151,18 +162,24 @@ rules:
 - {name: both, path: /both, required_scopes: [a, b, a], any_scopes: ["org:*", x]}
 - {name: key, path: /key}
 `);
-    expect(table.match('GET', 'h', '/public/a')).toEqual({ rule: 'pub', public: true, requirement: { all: [], any: [] } });
+    expect(table.match('GET', 'h', '/public/a')).toEqual({
+      rule: 'pub',
+      template: '/public/**',
+      public: true,
+      requirement: { all: [], any: [] },
+    });
     // /public/../private must not reach the public rule.
     expect(table.match('GET', 'h', '/public/../private')).toBeUndefined();
     expect(table.match('GET', 'h', '/public/%2e%2e/key')?.rule).toBe('key');
     expect(table.match('GET', 'h', '/public/.%2E/key')?.rule).toBe('key');
-    expect(table.match('GET', 'h', '/off')).toEqual({ rule: 'off', public: false, requirement: { all: ['a'], any: [] } });
+    expect(table.match('GET', 'h', '/off')).toEqual({ rule: 'off', template: '/off', public: false, requirement: { all: ['a'], any: [] } });
     expect(table.match('GET', 'h', '/both')).toEqual({
       rule: 'both',
+      template: '/both',
       public: false,
       requirement: { all: ['a', 'b'], any: ['org:*', 'x'] },
     });
-    expect(table.match('GET', 'h', '/key')).toEqual({ rule: 'key', public: false, requirement: { all: [], any: [] } });
+    expect(table.match('GET', 'h', '/key')).toEqual({ rule: 'key', template: '/key', public: false, requirement: { all: [], any: [] } });
   });
 
   it('returns frozen results', () => {

@@ -231,7 +231,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       clock,
       accessLogStats,
       decisionLog: { mode: authz.checkLog, sample: authz.checkLogSample },
-      accessLogHeaders: { tokensHeader: authz.usageTokensHeader, costHeader: authz.usageCostHeader },
+      accessLogHeaders: { tokensHeader: authz.usageTokensHeader, costHeader: authz.usageCostHeader, routes },
     });
     servers.push(grpc.admin, grpc.authz);
 

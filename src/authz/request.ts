@@ -31,7 +31,16 @@ function hasScopes(r: ScopeRequirement): boolean {
   return r.all.length > 0 || r.any.length > 0;
 }
 
-export type CheckRequestInput = CheckInput & { headers: HeaderList; requestId?: string; method: string; path: string };
+export type CheckRequestInput = CheckInput & {
+  headers: HeaderList;
+  requestId?: string;
+  method: string;
+  path: string;
+  /** The matched route rule's template, for the endpoint label. */
+  routeTemplate?: string;
+  /** context_extensions `keyward_endpoint`, for the endpoint label. */
+  extensionEndpoint?: string;
+};
 
 const NO_SCOPES: ScopeRequirement = { all: [], any: [] };
 
@@ -88,6 +97,8 @@ export function readAttributes(attributes: RequestAttributes, opts: RequestReade
     requirements,
     public: isPublic,
     route: rule?.rule,
+    routeTemplate: rule?.template,
+    extensionEndpoint: ext.keyward_endpoint,
     spoofed,
   };
 }

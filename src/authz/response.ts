@@ -7,7 +7,8 @@
  * Allowed: status OK; to the upstream x-keyward-key-id, -org-id, -scopes and
  * -environment (append false, so a client's copies are overwritten); other
  * x-keyward-* headers the client sent, and the credential headers (unless
- * configured otherwise), are removed; dynamic_metadata {key_id, org_id, environment};
+ * configured otherwise), are removed; dynamic_metadata {key_id, org_id, environment,
+ * endpoint} (endpoint: the label the Check counted usage under, for the access log);
  * the rate-limit headers go to the client (response_headers_to_add).
  *
  * Denied: status with ErrorInfo{reason: code, domain: keyward}; denied_response
@@ -54,6 +55,8 @@ export interface ResponseContext {
   credentialHeaders: readonly string[];
   /** x-keyward-* headers the client sent, each once. */
   spoofed: readonly string[];
+  /** The endpoint label of an allowed Check with a key (dynamic_metadata `endpoint`). */
+  endpoint?: string;
 }
 
 const errorInfoCache = new Map<string, Buffer>();
@@ -81,6 +84,7 @@ export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: 
         setHeader(IDENTITY_HEADERS.environment, key.environment),
       );
       metadata = { key_id: key.id, org_id: key.organizationId, environment: key.environment };
+      if (ctx.endpoint !== undefined) metadata.endpoint = ctx.endpoint;
     }
     // Identity headers keyward sets overwrite the client's; the rest are removed.
     // (spoofed is unique: only the few credential headers can already be listed)

@@ -6,6 +6,7 @@
 import type { CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
 import type { RequestAttributes } from '../grpc/check-codec';
 import type { CredentialHasher } from '../keys/hash';
+import { endpointLabel } from '../usage/endpoint';
 import type { UsageEvent } from '../usage/types';
 import type { Clock } from '../util/clock';
 import { then, type MaybePromise } from '../util/maybe-async';
@@ -15,7 +16,6 @@ import { decide, type Decision, type KeyLookup } from './decision';
 import type { LastUsedRecorder } from './last-used';
 import { readAttributes, type CheckRequestInput, type RequestReaderOptions } from './request';
 import { toCheckResponse, type ResponseOptions } from './response';
-import { normalizePath } from './routes';
 import type { LimitSpender } from './spend';
 
 const NO_HEADERS: readonly string[] = [];
@@ -67,30 +67,32 @@ export class Authorizer {
     if (!decision.allow || !decision.key) return this.respond(input, decision);
     // Step 8: spend only now that every other check has passed.
     return then(this.deps.spender.spend(decision.key, decision.org, now), (spent) => {
-      this.record(input, spent, now);
-      return this.respond(input, spent);
+      const endpoint = this.record(input, spent, now);
+      return this.respond(input, spent, endpoint);
     });
   }
 
-  /** Records last use and usage of an allowed Check. */
-  private record(input: CheckRequestInput, decision: Decision, now: number): void {
-    if (!decision.allow || !decision.key) return;
+  /** Records last use and usage of an allowed Check; returns the endpoint label it was counted under. */
+  private record(input: CheckRequestInput, decision: Decision, now: number): string | undefined {
+    if (!decision.allow || !decision.key) return undefined;
     this.deps.lastUsed.record(decision.key.id, now);
+    const endpoint = endpointLabel({ path: input.path, routeTemplate: input.routeTemplate, extensionEndpoint: input.extensionEndpoint });
     this.deps.usage.record({
       at: now,
       organizationId: decision.key.organizationId,
       keyId: decision.key.id,
       ...(input.requestId && { requestId: input.requestId }),
-      endpoint: normalizePath(input.path),
+      endpoint,
       method: input.method || 'UNKNOWN',
       requests: 1,
       source: 'check',
     });
+    return endpoint;
   }
 
-  private respond(input: CheckRequestInput, decision: Decision): CheckResult {
+  private respond(input: CheckRequestInput, decision: Decision, endpoint?: string): CheckResult {
     const credentialHeaders = input.credential.kind === 'missing' ? NO_HEADERS : input.credential.headers;
-    const response = toCheckResponse(decision, { credentialHeaders, spoofed: input.spoofed }, this.deps.response);
+    const response = toCheckResponse(decision, { credentialHeaders, spoofed: input.spoofed, endpoint }, this.deps.response);
     return { input, decision, response };
   }
 }

@@ -9,10 +9,12 @@
  * duration, tokens and cost to the request its allowed Check already counted.
  */
 import { safeRequestId } from '../authz/request';
+import type { RouteTable } from '../authz/routes/table';
 import type { HTTPAccessLogEntry } from '../gen/envoy/data/accesslog/v3/accesslog';
 import { RequestMethod } from '../gen/envoy/config/core/v3/base';
 import type { Duration } from '../gen/google/protobuf/duration';
 import { ID_PATTERN } from '../util/ids';
+import { endpointLabel } from './endpoint';
 import type { UsageEvent } from './types';
 import { USAGE_VALUE_MAX } from './record-usage';
 
@@ -23,6 +25,8 @@ export interface AccessLogUsageOptions {
   tokensHeader: string;
   /** Response header with the cost in USD (e.g. x-usage-cost-usd); matched case-insensitively. */
   costHeader: string;
+  /** The Check's route rules, to label an entry without keyward's `endpoint` metadata as the Check would. */
+  routes?: RouteTable;
 }
 
 const METHODS: Partial<Record<number, string>> = {
@@ -83,16 +87,21 @@ function durationMs(d: Duration | undefined): number | undefined {
   return Number.isFinite(ms) && ms >= 0 && ms <= USAGE_VALUE_MAX.durationMs ? ms : undefined;
 }
 
-/** The path without query or fragment, at most 512 characters; `/` when there is none. */
-function endpointOf(path: string): string {
-  let end = path.length;
-  const q = path.indexOf('?');
-  if (q >= 0) end = q;
-  const h = path.indexOf('#');
-  if (h >= 0 && h < end) end = h;
-  const p = path.slice(0, Math.min(end, MAX_ENDPOINT));
-  return p === '' ? '/' : p;
+/**
+ * The entry's endpoint label: keyward's ext_authz metadata `endpoint` (what the Check
+ * counted), else endpointLabel of the request re-matched against the same route rules.
+ */
+function endpointOf(md: Record<string, unknown>, entry: HTTPAccessLogEntry, method: string, opts: AccessLogUsageOptions): string {
+  const fromCheck = own(md, 'endpoint');
+  if (typeof fromCheck === 'string' && fromCheck !== '' && !CONTROL_CHARS.test(fromCheck)) return fromCheck.slice(0, MAX_ENDPOINT);
+  const req = entry.request;
+  const path = req?.path || req?.originalPath || '/';
+  const routes = opts.routes;
+  const rule = routes && routes.size > 0 ? routes.match(method, req?.authority ?? '', path) : undefined;
+  return endpointLabel({ path, routeTemplate: rule?.template });
 }
+// eslint-disable-next-line no-control-regex -- a label with control characters is not taken from metadata
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 function methodOf(entry: HTTPAccessLogEntry): string {
   const known = METHODS[entry.request?.requestMethod ?? RequestMethod.METHOD_UNSPECIFIED];
@@ -107,7 +116,9 @@ function methodOf(entry: HTTPAccessLogEntry): string {
  * keyward denied the request (the metadata has `error_code`): a denied request is not
  * usage, even when its key was known.
  *
- *  - endpoint: request.path without its query (else original_path, else `/`);
+ *  - endpoint: the metadata's `endpoint` (the label the Check counted), else
+ *    endpointLabel of request.path (else original_path, else `/`) with the route
+ *    rule it matches (opts.routes);
  *  - method: request_method, or the `:method` request header when unspecified, else
  *    `UNKNOWN`;
  *  - statusCode: response.response_code (absent or 0: unknown);
@@ -129,14 +140,14 @@ export function entryToUsage(entry: HTTPAccessLogEntry, opts: AccessLogUsageOpti
 
   const req = entry.request;
   const res = entry.response;
-  const path = req?.path || req?.originalPath || '';
+  const method = methodOf(entry);
   const start = common?.startTime?.getTime();
   const event: UsageEvent = {
     at: start !== undefined && Number.isFinite(start) ? start : nowMs,
     organizationId: orgId,
     keyId,
-    endpoint: endpointOf(path),
-    method: methodOf(entry),
+    endpoint: endpointOf(md, entry, method, opts),
+    method,
     requests: 0,
     source: 'accesslog',
   };

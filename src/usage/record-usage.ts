@@ -8,6 +8,7 @@
  * Records are detail-only usage (requests 0, source `api`): they add status, duration,
  * tokens and cost, and never count a request.
  */
+import { endpointPath } from './endpoint';
 import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../errors/domain';
 import type { UsageRecordInput } from './types';
@@ -105,7 +106,8 @@ export function validateRecordUsage(req: { records: readonly UsageRecordInput[] 
       fail(f('method'), `must be an HTTP method token of at most ${RECORD_USAGE_LIMITS.methodMax} characters`, 'invalid_method');
     }
 
-    const out: ValidatedUsageRecord = { keyId, endpoint, method: method.toUpperCase(), at: nowMs };
+    // The same label as a Check's path: normalised, id-like segments as `{id}`.
+    const out: ValidatedUsageRecord = { keyId, endpoint: endpointPath(endpoint), method: method.toUpperCase(), at: nowMs };
 
     const requestId = r.requestId ?? '';
     if (requestId !== '') {

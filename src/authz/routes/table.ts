@@ -6,6 +6,8 @@ import { normalizePath } from './normalize';
 export interface RouteMatch {
   /** The rule's `name`, or `rule N` (1-based position in the file) when it has none. */
   rule: string;
+  /** The rule's path text (its `path` glob or `path_prefix`): the endpoint label usage is counted under. */
+  template: string;
   /** True when the route needs no API key (the requirement is then empty). */
   public: boolean;
   /** What the key's scopes must satisfy; both lists empty means any valid key. */
@@ -92,6 +94,7 @@ const REGEX_SPECIAL = /[\\^$.*+?()[\]{}|]/;
 function compileRule(rule: RouteRule): CompiledRule {
   const result: RouteMatch = Object.freeze({
     rule: rule.name ?? `rule ${rule.index}`,
+    template: rule.path ?? rule.pathPrefix ?? '',
     public: rule.public,
     requirement: Object.freeze({
       all: Object.freeze([...rule.requirement.all]) as string[],
