@@ -3,14 +3,9 @@
  * resource, sharing one AdminContext. Modules take and return domain types (records and
  * plain objects); src/grpc/admin/ maps them to and from the proto messages.
  */
-import type { Logger } from 'pino';
-import type { Clock } from '../util/clock';
-import type { CredentialHasher } from '../keys/hash';
 import type { QuotaCounter, RateLimiter } from '../limits/types';
 import type { UsageStore } from '../usage/store';
-import type { Store } from '../store/store';
-import type { AuthThrottle } from './auth-throttle';
-import { Authenticator } from './authenticator';
+import { Authenticator, type AuthenticatorDeps } from './authenticator';
 import { AdminContext, type AdminChange } from './context';
 import { Organizations } from './organizations';
 import { ApiKeys } from './keys';
@@ -18,24 +13,10 @@ import { Limits } from './limits';
 import { UsageReports, type UsageReportsDeps } from './usage';
 import { AuditLog } from './audit';
 
-export interface AdminServiceDeps {
-  store: Store;
-  /** Hashes every new key and token, and is tried first when authenticating. */
-  hasher: CredentialHasher;
-  /**
-   * While the hash secret is rotated (KEYWARD_HASH_SECRET_PREVIOUS): a credential not
-   * found under `hasher` is tried under this one. A key found that way is reported to
-   * onKeyFoundByPrevious (which rewrites its stored hash, batched); an admin token found
-   * that way is rewritten at once.
-   */
-  previousHasher?: CredentialHasher;
-  onKeyFoundByPrevious?: (keyId: string, primaryHash: string, previousHash: string) => void;
-  clock: Clock;
-  logger: Logger;
+/** What the authenticator needs (store, hashers, clock, logger, throttle), and what the resources need besides. */
+export interface AdminServiceDeps extends AuthenticatorDeps {
   /** RotateKey's default grace period. */
   rotationGraceSeconds: number;
-  /** Brute-force throttling of failed authentications per peer host (none if absent). */
-  authThrottle?: AuthThrottle;
   /** Told after each committed change, so caches can drop what changed at once. */
   onChange?: (change: AdminChange) => void;
   /** The data plane's limiter and quota counter (rate-limit and quota RPCs). */
