@@ -39,8 +39,8 @@ const EVENT_COLUMNS = [
   'cost_usd',
   'source',
 ];
-const AGG_COLUMNS = [
-  'organization_id',
+/** The aggregate columns GetUsageStats reads; written with organization_id first. */
+const STAT_COLUMNS = [
   'key_id',
   'period',
   'endpoint',
@@ -54,6 +54,7 @@ const AGG_COLUMNS = [
   'duration_sum_ms',
   'duration_buckets',
 ];
+const AGG_COLUMNS = ['organization_id', ...STAT_COLUMNS];
 const SUMMED = ['requests', 'errors4xx', 'errors5xx', 'tokens', 'cost_usd', 'duration_count', 'duration_sum_ms'];
 
 /** The SQL expression that adds the batch's histogram (excluded) to the stored one, element by element. */
@@ -141,21 +142,6 @@ function aggValues(a: Aggregate): unknown[] {
 function columnsOf(rows: unknown[][], width: number): unknown[][] {
   return Array.from({ length: width }, (_, i) => rows.map((r) => r[i]));
 }
-
-const STAT_COLUMNS = [
-  'key_id',
-  'period',
-  'endpoint',
-  'method',
-  'requests',
-  'errors4xx',
-  'errors5xx',
-  'tokens',
-  'cost_usd',
-  'duration_count',
-  'duration_sum_ms',
-  'duration_buckets',
-];
 
 export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables {
   const knex = (orm.em as unknown as EntityManager).getKnex();
