@@ -24,7 +24,8 @@ import {
   USAGE_BUFFER_MAX,
 } from './fleet/settings';
 import { dropDatabase, killChildren, servers, state } from './fleet/processes';
-import { Summary, buildInfo, fmtInt, fmtMs, loadLine, otherBusyProcesses, redact, round, summarize, table, unary } from './fleet/helpers';
+import { Summary, buildInfo, fmtInt, fmtMs, loadLine, otherBusyProcesses, redact, round, summarize, unary } from './fleet/helpers';
+import { table } from './support/table';
 import { Barrier, RevokeRun, revocationRun } from './fleet/revocation';
 import { AlsRun, alsRun, buildPool } from './fleet/access-log';
 

@@ -28,9 +28,9 @@ import {
   rawCheckBytes,
   sh,
   startBaseline,
-  table,
   unary,
 } from './run/helpers';
+import { table } from './support/table';
 
 async function main(): Promise<void> {
   const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? '?';

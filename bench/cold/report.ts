@@ -4,7 +4,8 @@ import { memoryOf } from '../support/keyward';
 import { CPU_PROF, GENERATORS, INFLIGHT, INPROC_REST_MS, KEYS, SECONDS } from './settings';
 import { distBuilt, fmt, mb } from './system';
 import type { delta } from './pg-stats';
-import { table, type InProcessResult } from './in-process';
+import type { InProcessResult } from './in-process';
+import { table } from '../support/table';
 
 /** What main measured, as the report reads it. */
 export interface ColdRun {

@@ -42,16 +42,6 @@ export const round = (n: number, d = 3): number => (Number.isFinite(n) ? Number(
 export const fmtMs = (n: number): string => `${n.toFixed(2)} ms`;
 export const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
-export function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' | ')} |`;
-  return [
-    line(head),
-    `|${w.map((x, i) => (i === 0 ? ':' : '-') + '-'.repeat(x) + (i === 0 ? '-' : ':')).join('|')}|`,
-    ...rows.map(line),
-  ].join('\n');
-}
-
 /** CPU seconds (user + system) a process has used, from /proc. */
 export function cpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return NaN;

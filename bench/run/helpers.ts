@@ -151,15 +151,6 @@ export function nghttpStatus(port: number, dataFile: string): string {
 
 export const fmtRps = (n: number) => Math.round(n).toLocaleString('en-US');
 export const fmtMs = (n: number) => `${n.toFixed(3)} ms`;
-export function table(head: string[], rows: string[][]): string {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' | ')} |`;
-  return [
-    line(head),
-    `|${w.map((x, i) => (i === 0 ? ':' : '-') + '-'.repeat(x) + (i === 0 ? '-' : ':')).join('|')}|`,
-    ...rows.map(line),
-  ].join('\n');
-}
 
 export function describe(r: CheckResponse): string {
   if (r.okResponse) return `allow (status ${r.status?.code ?? 0})`;
