@@ -32,7 +32,7 @@
  *  - If `nowMs` goes back into an earlier window than a key's (clock step), that key
  *    is judged in its own window at elapsed 0 (the previous count weighs fully).
  */
-import { MapCursor } from '../util/map-cursor';
+import { KeySlots } from './key-slots';
 import type { RateDecision, RateLimiter, RateLimiterStats } from './types';
 
 export const WINDOW_MS = 60_000;
@@ -148,18 +148,14 @@ class Slots {
 
 export class MemoryRateLimiter implements RateLimiter {
   readonly backend = 'memory' as const;
-  /** Key → slot, ordered by the slot's window start (oldest first). */
-  private readonly windows = new Map<string, number>();
-  /** The front of `windows`, kept across deletions (see MapCursor). */
-  private readonly front = new MapCursor(this.windows);
   private readonly slots = new Slots();
-  private readonly maxKeys: number;
+  /** Key → slot, ordered by the slot's window start (oldest first). */
+  private readonly windows: KeySlots;
   private allowed = 0;
   private limited = 0;
 
   constructor(opts: MemoryRateLimiterOptions = {}) {
-    this.maxKeys = opts.maxKeys ?? 1_000_000;
-    if (!Number.isSafeInteger(this.maxKeys) || this.maxKeys < 1) throw new RangeError('maxKeys must be a positive integer');
+    this.windows = new KeySlots(opts.maxKeys, (slot) => this.slots.release(slot));
   }
 
   consume(keyId: string, limit: number, nowMs: number): RateDecision {
@@ -169,15 +165,11 @@ export class MemoryRateLimiter implements RateLimiter {
     const slots = this.slots;
     let i = this.windows.get(keyId);
     if (i === undefined) {
-      if (this.windows.size >= this.maxKeys) this.evictOldest();
+      this.windows.makeRoom();
       i = slots.alloc(windowStartOf(now));
-      this.windows.set(keyId, i);
-      this.front.mutated(keyId);
+      this.windows.add(keyId, i);
     } else if (slots.roll(i, now)) {
-      // Into a newer window: to the back, so the Map stays ordered by window start.
-      this.front.mutated(keyId);
-      this.windows.delete(keyId);
-      this.windows.set(keyId, i);
+      this.windows.moved(keyId, i);
     }
     const prev = slots.prev[i]!;
     let curr = slots.curr[i]!;
@@ -217,23 +209,13 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   reset(keyId: string): Promise<void> {
-    const i = this.windows.get(keyId);
-    if (i !== undefined) {
-      this.front.mutated(keyId);
-      this.windows.delete(keyId);
-      this.slots.release(i);
-    }
+    this.windows.delete(keyId);
     return Promise.resolve();
   }
 
   /** Drops up to `max` of the keys at the front (oldest windows) if idle for 2 windows or more. */
   sweep(nowMs: number, max = SWEEP_PER_CALL): void {
-    const nowWindow = windowStartOf(nowMs);
-    for (let n = 0; n < max; n++) {
-      const c = this.front.current();
-      if (c === undefined || nowWindow - this.slots.start[c[1]]! < IDLE_MS) return;
-      this.drop(c[0], c[1]);
-    }
+    this.windows.sweep(this.slots.start, windowStartOf(nowMs), IDLE_MS, max);
   }
 
   stats(): RateLimiterStats {
@@ -249,21 +231,8 @@ export class MemoryRateLimiter implements RateLimiter {
 
   close(): Promise<void> {
     this.windows.clear();
-    this.front.reset();
     this.slots.clear();
     return Promise.resolve();
-  }
-
-  private evictOldest(): void {
-    const c = this.front.current();
-    if (c !== undefined) this.drop(c[0], c[1]);
-  }
-
-  /** Drops the key under the cursor. */
-  private drop(key: string, slot: number): void {
-    this.front.mutated(key);
-    this.windows.delete(key);
-    this.slots.release(slot);
   }
 }
 

@@ -3,7 +3,7 @@
  * per key, counting every sub-window that overlaps the last 60 s in full, so no 60 s
  * span ever holds more than `limit` allowed requests; the in-memory limiter built on it.
  */
-import { MapCursor } from '../util/map-cursor';
+import { KeySlots } from './key-slots';
 import { checkLimit } from './sliding-window';
 import type { RateDecision, RateLimiter, RateLimiterStats } from './types';
 
@@ -148,17 +148,15 @@ class Rings {
  */
 export class StrictRateLimiter implements RateLimiter {
   readonly backend = 'memory' as const;
-  private readonly slotsByKey = new Map<string, number>();
-  private readonly front = new MapCursor(this.slotsByKey);
   private readonly rings = new Rings();
+  /** Key → slot, ordered by the slot's latest sub-window (oldest first). */
+  private readonly slotsByKey: KeySlots;
   private readonly scratch = new Uint32Array(SUB_WINDOWS);
-  private readonly maxKeys: number;
   private allowed = 0;
   private limited = 0;
 
   constructor(opts: StrictRateLimiterOptions = {}) {
-    this.maxKeys = opts.maxKeys ?? 1_000_000;
-    if (!Number.isSafeInteger(this.maxKeys) || this.maxKeys < 1) throw new RangeError('maxKeys must be a positive integer');
+    this.slotsByKey = new KeySlots(opts.maxKeys, (slot) => this.rings.release(slot));
   }
 
   consume(keyId: string, limit: number, nowMs: number): RateDecision {
@@ -169,14 +167,11 @@ export class StrictRateLimiter implements RateLimiter {
     const rings = this.rings;
     let i = this.slotsByKey.get(keyId);
     if (i === undefined) {
-      if (this.slotsByKey.size >= this.maxKeys) this.evictOldest();
+      this.slotsByKey.makeRoom();
       i = rings.alloc(sub);
-      this.slotsByKey.set(keyId, i);
-      this.front.mutated(keyId);
+      this.slotsByKey.add(keyId, i);
     } else if (rings.roll(i, sub)) {
-      this.front.mutated(keyId);
-      this.slotsByKey.delete(keyId);
-      this.slotsByKey.set(keyId, i);
+      this.slotsByKey.moved(keyId, i);
     }
     const ok = rings.sum[i]! < limit;
     if (ok) {
@@ -214,19 +209,13 @@ export class StrictRateLimiter implements RateLimiter {
   }
 
   reset(keyId: string): Promise<void> {
-    const i = this.slotsByKey.get(keyId);
-    if (i !== undefined) this.drop(keyId, i);
+    this.slotsByKey.delete(keyId);
     return Promise.resolve();
   }
 
   /** Drops up to `max` keys at the front if idle for 14 sub-windows or more (see IDLE_SUB_WINDOWS). */
   sweep(nowMs: number, max = 2): void {
-    const sub = subWindowOf(nowMs);
-    for (let n = 0; n < max; n++) {
-      const c = this.front.current();
-      if (c === undefined || sub - this.rings.head[c[1]]! < IDLE_SUB_WINDOWS) return;
-      this.drop(c[0], c[1]);
-    }
+    this.slotsByKey.sweep(this.rings.head, subWindowOf(nowMs), IDLE_SUB_WINDOWS, max);
   }
 
   stats(): RateLimiterStats {
@@ -242,19 +231,7 @@ export class StrictRateLimiter implements RateLimiter {
 
   close(): Promise<void> {
     this.slotsByKey.clear();
-    this.front.reset();
     this.rings.clear();
     return Promise.resolve();
-  }
-
-  private evictOldest(): void {
-    const c = this.front.current();
-    if (c !== undefined) this.drop(c[0], c[1]);
-  }
-
-  private drop(key: string, slot: number): void {
-    this.front.mutated(key);
-    this.slotsByKey.delete(key);
-    this.rings.release(slot);
   }
 }
