@@ -59,7 +59,7 @@ describe.each(DIALECTS)('StreamAccessLogs fuzzing (%s)', (dialect) => {
 
   beforeAll(async () => {
     watch = watchProcessFailures();
-    h = await startHarness(dialect);
+    h = await startHarness(dialect, { authz: { usageRawEvents: true } });
     authz = new RawClient(h.app.authzPort);
     const probeOrg = await h.root.createOrganization({ name: 'Probe', rateLimitPerMinute: 0 });
     probeKey = (await h.root.createKey({ organizationId: probeOrg.id, name: 'probe', scopes: ['chat'] })).secret;

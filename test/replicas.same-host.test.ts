@@ -6,6 +6,7 @@
  *  - a journal a dead process left in that directory is replayed by exactly one of
  *    them, and its usage is stored once.
  */
+import { cellsOf } from '../src/usage/cells';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -127,7 +128,7 @@ describe('two processes on one host', () => {
       requests: 1,
       source: 'check',
     }));
-    await journal.append('left-batch-1', events);
+    await journal.append('left-batch-1', { cells: cellsOf(events), events: [] });
     journal.close();
 
     const [a, b] = await startTwo();

@@ -24,7 +24,8 @@ async function until(what: string, ok: () => boolean, ms = 15_000): Promise<void
 describe('access-log back-pressure on postgres', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness('postgres', { authz: { usageBufferMax: 1000 } });
+    // Raw detail records on: each entry is held until written, so the buffer fills.
+    h = await startHarness('postgres', { authz: { usageBufferMax: 1000, usageRawEvents: true } });
   });
   afterAll(async () => {
     await h.stop();

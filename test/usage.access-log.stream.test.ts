@@ -37,7 +37,11 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     orm = await openOrm(db.config);
     await migrate(orm);
     knex = (orm.em as unknown as EntityManager).getKnex();
-    batcher = new UsageBatcher(createUsageStore(createUsageTables(orm, dialect)), { maxBuffered: 10_000, flushAt: 10_000 });
+    batcher = new UsageBatcher(createUsageStore(createUsageTables(orm, dialect)), {
+      maxBuffered: 10_000,
+      flushAt: 10_000,
+      rawEvents: true,
+    });
     stats = newAccessLogStats();
     // The real batcher, telling the test when the server has recorded an entry.
     const recorder = {
@@ -115,7 +119,8 @@ describe.each(DIALECTS)('access-log stream → usage on %s', (dialect) => {
     ]);
     expect(reply).toEqual({});
     expect(stats).toEqual({ streams: 1, undecodable: 0, entriesSeen: 8, entriesIgnored: 4, entriesRecorded: 4, pauses: 0 });
-    expect(batcher.stats()).toMatchObject({ buffered: 4 });
+    // Four cells, and the four raw detail records.
+    expect(batcher.stats()).toMatchObject({ buffered: 8 });
 
     await batcher.flush();
     expect(batcher.stats()).toMatchObject({ buffered: 0, flushed: 4, flushErrors: 0 });

@@ -4,8 +4,10 @@
  *    spilled to the journal survives; a new process on the same journal directory
  *    replays it once the store is back, and the stored count equals the allowed Checks;
  *  - SIGKILL with the store up: what was written before is kept and nothing is
- *    counted twice; the loss is at most what was recorded since the last flush
- *    (printed, for docs/operations.md);
+ *    counted twice;
+ *  - SIGKILL with no database flush at all: the journal's epoch files keep all but
+ *    what was counted since the last sync (measured and printed, for
+ *    docs/limits-quotas-usage.md);
  *  - a second signal during a graceful shutdown exits at once (130), after writing
  *    the buffer to the journal; the next process replays it;
  *  - a second process on the same journal directory starts, in a subdirectory of its
@@ -155,20 +157,52 @@ describe('usage across crashes', () => {
         'written',
         async () => (await metric(a.httpPort!, 'keyward_usage_buffer_depth')) === 0 && (await requestsStored(root, org.id)) === flushed,
       );
-      const started = Date.now();
       const last = await checks(a.authzPort, secret, 300); // recorded, then killed before or during the next flush
-      const loadSeconds = (Date.now() - started) / 1000;
       a.proc.kill('SIGKILL');
       await a.exited;
 
       const b = await serve(env);
+      await until('the journal replayed', async () => (await metric(b.httpPort!, 'keyward_usage_journal_pending_events')) === 0);
       const stored = await requestsStored(admin(b), org.id);
       expect(stored).toBeGreaterThanOrEqual(flushed);
       expect(stored).toBeLessThanOrEqual(flushed + last);
-      // The measurement docs/operations.md quotes: events lost to SIGKILL with a 1 s flush interval.
-      process.stdout.write(
-        `SIGKILL loss: ${flushed + last - stored} of ${last} events recorded in the last ${loadSeconds.toFixed(2)} s (flush interval 1 s)\n`,
-      );
+    }, 180_000);
+
+    it('SIGKILL loses only what was counted since the last journal sync (KEYWARD_USAGE_JOURNAL_SYNC_MS)', async () => {
+      await own.start();
+      // No database flush during the test: whatever survives, survives through the journal.
+      const env = { KEYWARD_DATABASE_URL: own.url('keyward'), KEYWARD_USAGE_FLUSH_SECONDS: '3600', KEYWARD_USAGE_JOURNAL_SYNC_MS: '200' };
+      const a = await serve(env);
+      const root = admin(a);
+      const org = await root.createOrganization({ name: 'sync', rateLimitPerMinute: 1_000_000, monthlyQuota: 0 });
+      const { secret } = await root.createKey({ organizationId: org.id, name: 'k' });
+      // A steady client, one Check every 5 ms for about 2 s; each allowed answer's time kept.
+      const envoy = new EnvoyClient(a.authzPort);
+      const answered: number[] = [];
+      const start = Date.now();
+      for (let i = 0; i < 400; i++) {
+        const pause = start + i * 5 - Date.now();
+        if (pause > 0) await new Promise((r) => setTimeout(r, pause));
+        if ((await envoy.check({ headers: { 'x-api-key': secret }, path: '/v1/x', method: 'GET' })).http_response === 'ok_response')
+          answered.push(Date.now());
+      }
+      a.proc.kill('SIGKILL');
+      const killedAt = Date.now();
+      envoy.close();
+      await a.exited;
+
+      const b = await serve(env);
+      await until('the journal replayed', async () => (await metric(b.httpPort!, 'keyward_usage_journal_pending_events')) === 0);
+      const stored = await requestsStored(admin(b), org.id);
+      expect(stored).toBeLessThanOrEqual(answered.length);
+      // The lost Checks are the latest ones: how long before the kill the first of them was answered.
+      const lost = answered.length - stored;
+      const window = lost === 0 ? 0 : killedAt - answered[stored]!;
+      // The measurement docs/limits-quotas-usage.md quotes.
+      process.stdout.write(`SIGKILL loss: ${lost} of ${answered.length} Checks, answered in the last ${window} ms (journal sync 200 ms)\n`);
+      // About one sync interval, plus the time an append takes on a loaded machine; never everything.
+      expect(stored).toBeGreaterThan(answered.length / 2);
+      expect(window).toBeLessThanOrEqual(1000);
     }, 180_000);
   });
 
@@ -203,7 +237,7 @@ describe('usage across crashes', () => {
     const org = await root.createOrganization({ name: 'twice', rateLimitPerMinute: 1_000_000, monthlyQuota: 0 });
     const { secret } = await root.createKey({ organizationId: org.id, name: 'k' });
     const allowed = await checks(a.authzPort, secret, 100);
-    expect(await metric(a.httpPort!, 'keyward_usage_buffer_depth')).toBe(100);
+    expect(await metric(a.httpPort!, 'keyward_usage_buffer_depth')).toBeGreaterThan(0);
 
     // An open access-log stream keeps the graceful shutdown waiting (up to 120 s).
     const stream = openStream(a.authzPort);

@@ -24,6 +24,7 @@ import { openOrm, migrate, type Orm } from '../src/store/orm';
 import { createUsageStore, type UsageStore } from '../src/usage/store';
 import { createUsageTables } from '../src/store/usage-tables';
 import { UsageBatcher } from '../src/usage/batcher';
+import { cellsOf } from '../src/usage/cells';
 import { JournalFullError, JournalLockedError, UsageJournal } from '../src/usage/journal';
 import type { UsageEvent, UsageSink } from '../src/usage/types';
 import { StoreUnavailableError } from '../src/errors/domain';
@@ -50,6 +51,12 @@ function events(ids: { org: string; key: string }, count: number): UsageEvent[] 
     source: 'check' as const,
   }));
 }
+
+/** The events, each on an endpoint of its own (a cell each). */
+const spread = (list: UsageEvent[]) => list.map((e, i) => ({ ...e, endpoint: `/v1/x/${i}` }));
+
+/** A journal batch of events summed, with no raw events. */
+const batchOf = (list: UsageEvent[]) => ({ cells: cellsOf(list), events: [] });
 
 async function monthlyRequests(knex: Knex, organizationId: string): Promise<number> {
   const rows: { requests: number | string }[] = await knex('usage_monthly').where('organization_id', organizationId).select('requests');
@@ -92,11 +99,11 @@ describe.each(DIALECTS)('usage journal on %s', (dialect) => {
 
   it('stores a batch written twice under one id once', async () => {
     const ids = org();
-    expect(await store.write(events(ids, 3), 'batch-a1')).toBe(true);
-    expect(await store.write(events(ids, 3), 'batch-a1')).toBe(false);
-    expect(await store.write(events(ids, 2), 'batch-a2')).toBe(true);
+    expect(await store.writeEvents(events(ids, 3), 'batch-a1')).toBe(true);
+    expect(await store.writeEvents(events(ids, 3), 'batch-a1')).toBe(false);
+    expect(await store.writeEvents(events(ids, 2), 'batch-a2')).toBe(true);
     expect(await monthlyRequests(knex, ids.org)).toBe(5);
-    await expect(store.write(events(ids, 1), 'not an id!')).rejects.toThrow(RangeError);
+    await expect(store.writeEvents(events(ids, 1), 'not an id!')).rejects.toThrow(RangeError);
   });
 
   it('spills failed and waiting batches to disk, then replays them exactly once', async () => {
@@ -104,7 +111,7 @@ describe.each(DIALECTS)('usage journal on %s', (dialect) => {
     const journal = UsageJournal.openDir({ dir, maxBytes: 64 * 1024 * 1024 });
     const sink = switchable(store);
     const errors: unknown[] = [];
-    const b = new UsageBatcher(sink, { maxBuffered: 10_000, flushAt: 100, maxBatch: 100, journal, onError: (e) => errors.push(e) });
+    const b = new UsageBatcher(sink, { maxBuffered: 10_000, flushAt: 100, journal, onError: (e) => errors.push(e) });
     sink.down = true;
     for (const e of events(ids, 50)) b.record(e);
     await b.flush(); // the store attempt fails: the batch goes to disk
@@ -112,11 +119,11 @@ describe.each(DIALECTS)('usage journal on %s', (dialect) => {
     expect(b.stats().buffered).toBe(0);
     expect(b.stats().journal).toMatchObject({ pendingEvents: 50, pendingBatches: 1, spilled: 50 });
     const attempts = sink.attempts;
-    for (const e of events(ids, 250)) b.record(e); // reaches flushAt: spilled, no store attempt
-    await waitFor(() => b.stats().buffered < 100 && b.stats().inFlight === 0);
-    expect(sink.attempts).toBe(attempts); // the hot path never tries the store while it is down
-    expect(b.stats().journal!.pendingEvents).toBeGreaterThanOrEqual(250);
-    await b.flush(); // the interval's flush probes by replaying: still down
+    // 250 cells, past flushAt: after a failed write, the hot path never tries the store.
+    for (const e of spread(events(ids, 250))) b.record(e);
+    expect(b.stats().buffered).toBe(250);
+    expect(sink.attempts).toBe(attempts);
+    await b.flush(); // the interval's flush probes by replaying: still down, so the sums are spilled
     expect(sink.attempts).toBe(attempts + 1);
     expect(b.stats()).toMatchObject({ buffered: 0, flushed: 0 });
     expect(b.stats().journal!.pendingEvents).toBe(300);
@@ -134,11 +141,11 @@ describe.each(DIALECTS)('usage journal on %s', (dialect) => {
   it('replays what an earlier process left, skipping a torn line and batches already stored', async () => {
     const ids = org();
     const first = UsageJournal.openDir({ dir, maxBytes: 64 * 1024 * 1024 });
-    await first.append('left-1', events(ids, 4));
-    first.appendSync('left-2', events(ids, 6));
+    await first.append('left-1', batchOf(events(ids, 4)));
+    first.appendSync('left-2', batchOf(events(ids, 6)));
     first.close();
     // The second batch reached the store before the crash; a third append was torn.
-    expect(await store.write(events(ids, 6), 'left-2')).toBe(true);
+    expect(await store.writeEvents(events(ids, 6), 'left-2')).toBe(true);
     const [segment] = readdirSync(dir).filter((f) => f.endsWith('.jsonl'));
     appendFileSync(join(dir, segment!), '{"id":"left-3","events":[{"at":');
 
@@ -251,7 +258,7 @@ describe.each(DIALECTS)('usage journal on %s', (dialect) => {
   it('keeps a subdirectory with pending batches on close, for the next process', async () => {
     const ids = org();
     const j = UsageJournal.openForProcess({ dir, maxBytes: 64 * 1024 * 1024 });
-    await j.append('kept-1', events(ids, 2));
+    await j.append('kept-1', batchOf(events(ids, 2)));
     j.close();
     expect(existsSync(join(j.directory, 'LOCK'))).toBe(false);
     expect(readdirSync(j.directory).filter((n) => n.endsWith('.jsonl'))).toHaveLength(1);
@@ -265,12 +272,12 @@ describe.each(DIALECTS)('usage journal on %s', (dialect) => {
   it('keeps the batch in memory when the journal is full, and spillSync writes the buffer', async () => {
     const ids = org();
     const journal = UsageJournal.openDir({ dir, maxBytes: 2000 });
-    await expect(journal.append('too-big', events(ids, 100))).rejects.toThrow(JournalFullError);
+    await expect(journal.append('too-big', batchOf(spread(events(ids, 100))))).rejects.toThrow(JournalFullError);
     const sink = switchable(store);
     sink.down = true;
     const journalErrors: unknown[] = [];
     const b = new UsageBatcher(sink, { maxBuffered: 1000, journal, onJournalError: (e) => journalErrors.push(e) });
-    for (const e of events(ids, 100)) b.record(e);
+    for (const e of spread(events(ids, 100))) b.record(e);
     await b.flush();
     expect(journalErrors).toHaveLength(1);
     expect(b.stats()).toMatchObject({ buffered: 100, dropped: 0 });
@@ -294,7 +301,7 @@ describe.each(DIALECTS)('usage journal on %s', (dialect) => {
 async function leaveJournal(path: string, id: string, batch: UsageEvent[], owner?: number): Promise<void> {
   mkdirSync(path, { recursive: true });
   const j = UsageJournal.openDir({ dir: path, maxBytes: 64 * 1024 * 1024 });
-  await j.append(id, batch);
+  await j.append(id, batchOf(batch));
   j.close();
   if (owner !== undefined) writeFileSync(join(path, 'LOCK'), `${owner}\n`);
 }
@@ -304,12 +311,4 @@ async function deadPid(): Promise<number> {
   const child = spawn('node', ['-e', '']);
   await new Promise((r) => child.once('exit', r));
   return child.pid!;
-}
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }

@@ -20,7 +20,7 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
     beforeAll(async () => {
       const mar1 = Date.UTC(2026, 2, 1, 0, 0, 0, 0);
       const mar31End = Date.UTC(2026, 2, 31, 23, 59, 59, 999);
-      await store.usage.write([
+      await store.usage.writeEvents([
         // Key A: 3 requests to /chat, 1 to /models; durations 10, 10, 1500, 40.
         check(org, kA, { at: mar1 }),
         check(org, kA, { at: mar1 + 5 }),
@@ -31,7 +31,7 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
         ev(org, kA, { at: mar1 + DAY, statusCode: 502, durationMs: 1500, tokens: 20, costUsd: 0.2 }),
         ev(org, kA, { at: mar1 + DAY, endpoint: '/v1/models', method: 'GET', statusCode: 200, durationMs: 40 }),
       ]);
-      await store.usage.write([
+      await store.usage.writeEvents([
         // Key B: 5 requests to /embeddings on the last moment of March, no durations.
         ...Array.from({ length: 5 }, () => check(org, kB, { at: mar31End, endpoint: '/v1/embeddings' })),
         ev(org, kB, { at: mar31End, endpoint: '/v1/embeddings', tokens: 7 }),

@@ -14,7 +14,7 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
   it('writes raw events as given, with nulls for what an event did not report', async () => {
     const org = orgId();
     const key = keyId();
-    await store.usage.write([
+    await store.usage.writeEvents([
       check(org, key, { at: T0 + 1, requestId: 'req-1', method: 'GET', endpoint: '/v1/models' }),
       ev(org, key, {
         at: T0 + 2,
@@ -77,7 +77,7 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
     const d1 = T0;
     const d2 = T0 + DAY;
     // Batch 1: three allowed Checks and two access-log entries on day 1.
-    await store.usage.write([
+    await store.usage.writeEvents([
       check(org, key),
       check(org, key),
       check(org, key),
@@ -85,16 +85,16 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
       ev(org, key, { statusCode: 200, durationMs: 3 }),
     ]);
     // Batch 2: errors of both classes and a slow request, same day; an entry without duration.
-    await store.usage.write([
+    await store.usage.writeEvents([
       ev(org, key, { statusCode: 404, durationMs: 4 }),
       ev(org, key, { statusCode: 429 }),
       ev(org, key, { statusCode: 503, durationMs: 1500, tokens: 50, costUsd: 0.02 }),
       ev(org, key, { statusCode: 302, source: 'api', tokens: 7 }),
     ]);
     // Batch 3: day 2 of the same month, and a batch holding only Checks.
-    await store.usage.write([check(org, key, { at: d2 }), check(org, key, { at: d2 })]);
+    await store.usage.writeEvents([check(org, key, { at: d2 }), check(org, key, { at: d2 })]);
     // Batch 4: more durations on day 1 (a row that already has a histogram).
-    await store.usage.write([
+    await store.usage.writeEvents([
       ev(org, key, { at: d1 + 1000, statusCode: 500, durationMs: 12 }),
       ev(org, key, { at: d1, durationMs: 70000 }),
     ]);
@@ -150,8 +150,8 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
           : ev(org, key, { endpoint: `/e/${i % 300}`, durationMs: i % 7, tokens: 1 }),
       );
     }
-    await store.usage.write(batch);
-    await store.usage.write(batch);
+    await store.usage.writeEvents(batch);
+    await store.usage.writeEvents(batch);
     const monthly = await aggRows('usage_monthly', org);
     expect(monthly).toHaveLength(600);
     const sum = (f: (r: AggRow) => number) => monthly.reduce((s, r) => s + f(r), 0);
@@ -167,7 +167,7 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
     const org = orgId();
     const key = keyId();
     const batch = [check(org, key), ev(org, key, { statusCode: 500, durationMs: 30, tokens: 3 })];
-    await Promise.all(Array.from({ length: 8 }, () => store.usage.write(batch)));
+    await Promise.all(Array.from({ length: 8 }, () => store.usage.writeEvents(batch)));
     const [m] = await aggRows('usage_monthly', org);
     expect(m).toMatchObject({ requests: 8, errors5xx: 8, tokens: 24, duration_count: 8, duration_buckets: hist({ 5: 8 }) });
   });
@@ -176,7 +176,7 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
     const org = orgId();
     const key = keyId();
     const skipped = store.usage.skippedEvents;
-    await store.usage.write([
+    await store.usage.writeEvents([
       ev(org, key, { at: Number.NaN }),
       ev(org, '', {}),
       check(org, key, { endpoint: '/x'.repeat(400) + '\u0000', method: 'VERYLONGMETHODNAME', requestId: 'r'.repeat(300) }),
@@ -195,7 +195,7 @@ describe.each(DIALECTS)('usage store on %s', (dialect) => {
     const now = T0 + 40 * DAY;
     const cutoff = retentionCutoff(now, 35);
     expect(cutoff.getTime()).toBe(now - 35 * DAY);
-    await store.usage.write([
+    await store.usage.writeEvents([
       check(org, key, { at: cutoff.getTime() - 10 * DAY }),
       check(org, key, { at: cutoff.getTime() - 1 }),
       check(org, key, { at: cutoff.getTime() }),

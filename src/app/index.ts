@@ -143,7 +143,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       onError: (e) => logger.warn({ err: describeError(e) }, 'quota counter: sync failed; will retry'),
     });
     closers.push(() => quota.close());
-    const usageStore = createUsageStore(createUsageTables(orm, config.database.kind));
+    const usageStore = createUsageStore(createUsageTables(orm, config.database.kind), { maxEndpoints: authz.usageMaxEndpoints });
     let journal: UsageJournal | undefined;
     if (authz.usageJournalDir !== undefined) {
       try {
@@ -163,6 +163,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     }
     const usage = new UsageBatcher(usageStore, {
       maxBuffered: authz.usageBufferMax,
+      rawEvents: authz.usageRawEvents,
       journal,
       onError: (e) =>
         logger.warn(
@@ -240,7 +241,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       tls: () => tlsStats(),
       cache: () => ({ ...cache.stats, size: cache.size }),
       limiter: () => limiter.stats(),
-      usage: () => usage.stats(),
+      usage: () => ({ ...usage.stats(), endpointOverflow: usageStore.endpointOverflow }),
       lastUsed: () => ({ pending: lastUsed.size, flushErrors: lastUsed.flushErrors }),
       hashRotation: () => hashRotation.stats,
       accessLog: () => accessLogStats,
@@ -284,7 +285,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     }
     lastUsed.start(authz.lastUsedFlushSeconds * 1000, scheduler);
     hashRotation.start(authz.lastUsedFlushSeconds * 1000, 60_000, scheduler);
-    usage.start(authz.usageFlushSeconds * 1000, scheduler);
+    usage.start(authz.usageFlushSeconds * 1000, scheduler, authz.usageJournalSyncMs);
     quota.start(undefined, scheduler);
     const stopUpkeep = startUpkeep({ usage, usageStore, retentionDays: authz.usageRetentionDays, clock, logger, scheduler });
     logger.info(

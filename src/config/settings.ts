@@ -8,6 +8,7 @@
 import type { z } from 'zod';
 import type { TlsPort } from '../tls/files';
 import * as schema from './schemas';
+import { USAGE_SETTINGS } from './settings-usage';
 
 /** The groups of docs/configuration.md, in order. */
 export const GROUPS = {
@@ -293,50 +294,7 @@ export const SETTINGS = {
   },
 
   // usage
-  KEYWARD_USAGE_FLUSH_SECONDS: {
-    group: 'usage',
-    default: '5',
-    schema: schema.intIn(1, 3600),
-    description: 'How often buffered usage is written (1–3600).',
-  },
-  KEYWARD_USAGE_BUFFER_MAX: {
-    group: 'usage',
-    default: '200000',
-    schema: schema.intIn(1000, 50_000_000),
-    description: 'Usage events buffered in memory at most while the store is unreachable.',
-  },
-  KEYWARD_USAGE_JOURNAL_DIR: {
-    group: 'usage',
-    default: './data/usage-journal',
-    schema: schema.directoryOrOff,
-    echo: false,
-    description:
-      'The local directory where usage batches the store cannot take wait to be replayed; `off`, none (usage waits in memory only).',
-  },
-  KEYWARD_USAGE_JOURNAL_MAX_MB: {
-    group: 'usage',
-    default: '1024',
-    schema: schema.intIn(1, 1_048_576),
-    description: 'The most the usage journal holds on disk, in MB.',
-  },
-  KEYWARD_USAGE_RETENTION_DAYS: {
-    group: 'usage',
-    default: '35',
-    schema: schema.intIn(1, 3650),
-    description: 'How long raw usage events are kept (1–3650); aggregates are kept.',
-  },
-  KEYWARD_USAGE_TOKENS_HEADER: {
-    group: 'usage',
-    default: 'x-usage-tokens',
-    schema: schema.headerName,
-    description: 'The upstream response header carrying the tokens a request used.',
-  },
-  KEYWARD_USAGE_COST_HEADER: {
-    group: 'usage',
-    default: 'x-usage-cost-usd',
-    schema: schema.headerName,
-    description: 'The upstream response header carrying its cost in USD.',
-  },
+  ...USAGE_SETTINGS,
 
   // TLS
   ...portTls('AUTHZ', 'ext_authz port'),

@@ -98,6 +98,9 @@ export const AUTHZ_VARIABLES = {
   usageJournalDir: 'KEYWARD_USAGE_JOURNAL_DIR',
   usageJournalMaxMb: 'KEYWARD_USAGE_JOURNAL_MAX_MB',
   usageRetentionDays: 'KEYWARD_USAGE_RETENTION_DAYS',
+  usageJournalSyncMs: 'KEYWARD_USAGE_JOURNAL_SYNC_MS',
+  usageRawEvents: 'KEYWARD_USAGE_RAW_EVENTS',
+  usageMaxEndpoints: 'KEYWARD_USAGE_MAX_ENDPOINTS',
   usageTokensHeader: 'KEYWARD_USAGE_TOKENS_HEADER',
   usageCostHeader: 'KEYWARD_USAGE_COST_HEADER',
 } as const;

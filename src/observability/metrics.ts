@@ -40,7 +40,8 @@ export interface MetricSources {
     redisErrors: number;
     fallbackDecisions: number;
   };
-  usage?: () => UsageBatcherStats;
+  /** The batcher's numbers, and the usage store's events counted under `(other)`. */
+  usage?: () => UsageBatcherStats & { endpointOverflow?: number };
   lastUsed?: () => { pending: number; flushErrors: number };
   /** Rotation of the hash secret (all 0 without a previous secret). */
   hashRotation?: () => { keysOnPrevious: number; adminTokensOnPrevious: number; rehashed: number; flushErrors: number };
@@ -196,13 +197,18 @@ export class Metrics {
       const u = s.usage;
       gauge(
         'keyward_usage_buffer_depth',
-        'Usage events waiting to be written (including a write in flight).',
+        'Usage cells and raw events waiting to be written (including a write in flight).',
         () => u().buffered + u().inFlight,
       );
       counter('keyward_usage_flushes_total', 'Usage batch writes that succeeded.', () => u().flushes);
       counter('keyward_usage_flush_errors_total', 'Usage batch writes that failed (their events were kept).', () => u().flushErrors);
       counter('keyward_usage_events_written_total', 'Usage events written to the store.', () => u().flushed);
       counter('keyward_usage_events_dropped_total', 'Usage events dropped because the buffer was full.', () => u().dropped);
+      counter(
+        'keyward_usage_endpoint_overflow_total',
+        'Usage events counted under the endpoint (other): their organization had reached KEYWARD_USAGE_MAX_ENDPOINTS for the month.',
+        () => u().endpointOverflow ?? 0,
+      );
       gauge(
         'keyward_usage_journal_pending_events',
         'Usage events in the journal waiting to be replayed into the store.',

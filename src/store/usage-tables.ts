@@ -159,6 +159,7 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
     daily: readonly Aggregate[],
     monthly: readonly Aggregate[],
     batchId: string | undefined,
+    alsoIds: readonly string[],
     now: number,
   ): Promise<boolean> {
     const db = (await connectionOf(trx)) as { prepare(sql: string): Statement };
@@ -173,6 +174,7 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
       sqliteStatements.set(db, st);
     }
     if (batchId !== undefined && (st.batch.run(batchId, now) as { changes: number }).changes === 0) return false;
+    for (const id of alsoIds) st.batch.run(id, now);
     for (const r of rows) st.event.run(...eventValues(r));
     for (const a of daily) st.daily.run(...aggValues(a));
     for (const a of monthly) st.monthly.run(...aggValues(a));
@@ -189,11 +191,13 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
     daily: readonly Aggregate[],
     monthly: readonly Aggregate[],
     batchId: string | undefined,
+    alsoIds: readonly string[],
     now: number,
   ): Promise<boolean> {
     const conn = (await connectionOf(trx)) as { query(sql: string, values: unknown[]): Promise<{ rowCount?: number | null }> };
     if (batchId !== undefined && (await conn.query(BATCH_SQL.postgres, [batchId, new Date(now)])).rowCount === 0) return false;
-    await conn.query(EVENTS_PG, columnsOf(rows.map(eventValues), EVENT_COLUMNS.length));
+    for (const id of alsoIds) await conn.query(BATCH_SQL.postgres, [id, new Date(now)]);
+    if (rows.length > 0) await conn.query(EVENTS_PG, columnsOf(rows.map(eventValues), EVENT_COLUMNS.length));
     if (daily.length > 0) await conn.query(DAILY_PG, columnsOf(daily.map(aggValues), AGG_COLUMNS.length));
     if (monthly.length > 0) await conn.query(MONTHLY_PG, columnsOf(monthly.map(aggValues), AGG_COLUMNS.length));
     return true;
@@ -204,13 +208,24 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
   };
 
   return {
-    async writeBatch({ events, daily, monthly, batchId, nowMs }) {
+    async writeBatch({ events, daily, monthly, batchId, alsoIds = [], nowMs }) {
       try {
         return await knex.transaction((trx) =>
           dialect === 'sqlite'
-            ? writeSqlite(trx, events, daily, monthly, batchId, nowMs)
-            : writePostgres(trx, events, daily, monthly, batchId, nowMs),
+            ? writeSqlite(trx, events, daily, monthly, batchId, alsoIds, nowMs)
+            : writePostgres(trx, events, daily, monthly, batchId, alsoIds, nowMs),
         );
+      } catch (e) {
+        return rethrowStoreError(e);
+      }
+    },
+
+    async monthEndpoints(organizationId, month) {
+      try {
+        const rows: { endpoint: string }[] = await knex('usage_monthly')
+          .where({ organization_id: organizationId, period: month })
+          .distinct('endpoint');
+        return rows.map((r) => r.endpoint);
       } catch (e) {
         return rethrowStoreError(e);
       }

@@ -1,29 +1,34 @@
 /**
- * Buffers usage events in memory and writes them in batches through a UsageSink (never a
- * database write per request). Failed writes are kept for the next flush, or spilled to
- * the journal when there is one; a full buffer drops detail-only events first. The
- * contract of each method is on the method; the design is described in docs/.
+ * Sums usage events in memory, per (organization, key, endpoint, method, hour), and
+ * writes the sums in batches through a UsageSink: never a database write per request,
+ * and no row per request. Raw detail records are kept only when asked
+ * (KEYWARD_USAGE_RAW_EVENTS). With a journal, what was summed is appended to the
+ * batch's epoch file every `syncMs` (a SIGKILL loses at most that much), and a batch
+ * the store cannot take is spilled to the journal. The contract of each method is on
+ * the method; the design is described in docs/limits-quotas-usage.md.
  */
 import { randomBytes } from 'node:crypto';
 import type { UsageEvent, UsageSink } from './types';
 import type { UsageJournal, UsageJournalStats } from './journal';
 import { timerScheduler, type Scheduler } from '../util/scheduler';
-import { Fifo, merge, type Slot } from './slot-queue';
+import { addEvent, CellMap, cellsOf, eventsIn, hourOf, type UsageCell } from './cells';
+import { OTHER_ENDPOINT } from './endpoint';
 
 export interface UsageBatcherOptions {
-  /** Most events held in the buffer (KEYWARD_USAGE_BUFFER_MAX). */
+  /** Most cells plus raw events held in memory (KEYWARD_USAGE_BUFFER_MAX). */
   maxBuffered: number;
-  /** Start a flush once this many events are buffered (default: min(5000, maxBuffered)). */
+  /** Start a flush once this many are held (default: min(5000, maxBuffered)). */
   flushAt?: number;
-  /** Most events in one sink.write() (default 10,000). */
-  maxBatch?: number;
+  /** Keep raw detail records (requests 0) to store as rows (KEYWARD_USAGE_RAW_EVENTS). Default false. */
+  rawEvents?: boolean;
   /** Called with each failed write's error. */
   onError?: (e: unknown) => void;
   /**
-   * Where batches go while the store cannot take them (KEYWARD_USAGE_JOURNAL_DIR): a failed
-   * batch, and whatever reaches `flushAt` while the store is down, is appended under its
-   * batch id; the interval's flush replays it first (the probe). Ids make replays count once.
-   * If the journal fails too, the batch goes back to the buffer.
+   * The journal (KEYWARD_USAGE_JOURNAL_DIR): epoch files of what is summed in memory,
+   * and the batches the store could not take. A batch whose write fails, and every batch
+   * while the store is down, is appended under its id; the interval's flush replays the
+   * journal first (the probe). Ids make replays count once. If the journal fails too, the
+   * batch is summed back into memory.
    */
   journal?: UsageJournal;
   /** Called with each failed journal append's or replay read's error. */
@@ -31,16 +36,18 @@ export interface UsageBatcherOptions {
 }
 
 export interface UsageBatcherStats {
-  /** Events waiting in the buffer (not counting a write in flight). */
+  /** Cells and raw events held in memory (not counting a write in flight). */
   buffered: number;
-  /** Events in the write in flight, if any. */
+  /** Cells and raw events in the write in flight, if any. */
   inFlight: number;
-  /** Events written successfully. */
+  /** Usage events written successfully (summed in written cells). */
   flushed: number;
-  /** Writes that failed (their events were kept). */
+  /** Writes that failed (their usage was kept). */
   flushErrors: number;
-  /** Events dropped because the buffer was full. */
+  /** Usage events dropped because the buffer was full. */
   dropped: number;
+  /** Raw detail records not kept because the buffer was full (their sums were kept). */
+  rawDropped: number;
   /** Writes that succeeded. */
   flushes: number;
   /** The journal's numbers, when there is one. */
@@ -52,30 +59,44 @@ export function newBatchId(): string {
   return randomBytes(12).toString('base64url');
 }
 
+/** The usage summed for one batch id: what a flush writes. */
+interface Epoch {
+  id: string;
+  cells: CellMap;
+  events: UsageEvent[];
+  /** Ids of failed batches summed back into this one. */
+  covers: string[];
+}
+
+const newEpoch = (): Epoch => ({ id: newBatchId(), cells: new CellMap(), events: [], covers: [] });
+
+interface Batch {
+  id: string;
+  cells: UsageCell[];
+  events: UsageEvent[];
+  covers: string[];
+}
+
 export class UsageBatcher {
-  /** Events with requests 1. */
-  private readonly counted = new Fifo();
-  /** Detail-only events (requests 0). */
-  private readonly details = new Fifo();
-  private seq = 0;
+  /** Summed since the last sync (the hot path adds here). */
+  private delta = new CellMap();
+  private deltaEvents: UsageEvent[] = [];
+  /** Summed for the next write (what the epoch file holds, plus delta). */
+  private epoch = newEpoch();
+  private inFlightBatch: Batch | undefined;
   private readonly maxBuffered: number;
   private readonly flushAt: number;
+  private readonly rawEvents: boolean;
   private readonly onError: (e: unknown) => void;
-  private cancelTimer: (() => void) | undefined;
-  private flushing: Promise<void> | undefined;
-  private followUp: Promise<void> | undefined;
-  private inFlight = 0;
-  private lastWriteFailed = false;
-  private readonly counters = { flushed: 0, flushErrors: 0, dropped: 0, flushes: 0 };
-  private readonly maxBatch: number;
-  private drainWaiters: (() => void)[] = [];
   private readonly journal: UsageJournal | undefined;
   private readonly onJournalError: (e: unknown) => void;
-  /** A journal append failed: no spilling from the hot path until the next interval. */
-  private journalFailed = false;
+  private cancelTimers: (() => void)[] = [];
+  private flushing: Promise<void> | undefined;
+  private followUp: Promise<void> | undefined;
+  private lastWriteFailed = false;
+  private readonly counters = { flushed: 0, flushErrors: 0, dropped: 0, rawDropped: 0, flushes: 0 };
+  private drainWaiters: (() => void)[] = [];
   private journalErrors = 0;
-  /** The batch being written or spilled, with its id (for spillSync). */
-  private inFlightBatch: { id: string; events: UsageEvent[] } | undefined;
 
   constructor(
     private readonly sink: UsageSink,
@@ -87,165 +108,169 @@ export class UsageBatcher {
     const flushAt = options.flushAt ?? Math.min(5000, options.maxBuffered);
     if (!Number.isSafeInteger(flushAt) || flushAt < 1) throw new RangeError('flushAt must be a positive integer');
     this.flushAt = flushAt;
-    this.maxBatch = options.maxBatch ?? 10_000;
-    if (!Number.isSafeInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError('maxBatch must be a positive integer');
+    this.rawEvents = options.rawEvents ?? false;
     this.onError = options.onError ?? (() => undefined);
     this.journal = options.journal;
     this.onJournalError = options.onJournalError ?? (() => undefined);
   }
 
-  /** Starts writing (or, while the store is down, spilling) unless a flush runs. */
-  private kick(): void {
-    if (this.flushing) return;
-    if (!this.lastWriteFailed) void this.flush();
-    else if (this.journal && !this.journalFailed) void this.run(true);
+  /** Cells and raw events held (an upper bound: delta and epoch may share cells). */
+  private held(): number {
+    return this.delta.size + this.deltaEvents.length + this.epoch.cells.size + this.epoch.events.length;
+  }
+
+  private inFlightSize(): number {
+    return this.inFlightBatch ? this.inFlightBatch.cells.length + this.inFlightBatch.events.length : 0;
   }
 
   /**
-   * Buffers one event. O(1); never waits and never throws. At `flushAt` buffered events it
-   * starts a flush (after a failed write it does not: the interval retries, or it spills to
-   * the journal). A full buffer drops its oldest detail-only event (requests 0), else its
-   * oldest request event; an incoming detail-only event is dropped when only request
-   * events are buffered. Drops count in stats().dropped.
+   * Sums one event into its cell. O(1); never waits and never throws. With the buffer
+   * full, an event whose cell is new is summed under the endpoint `(other)` of its key,
+   * method and hour when that cell exists, else dropped (stats().dropped); a raw detail
+   * record is then not kept (stats().rawDropped). At `flushAt` held it starts a flush
+   * (after a failed write it does not: the interval retries).
    */
   record(event: UsageEvent): void {
-    const slot: Slot = { seq: this.seq++, event };
-    if (this.counted.size + this.details.size >= this.maxBuffered) {
-      if (this.details.size > 0) this.details.shift();
-      else if (event.requests !== 1) {
-        // Only request events are buffered: the incoming detail is what goes.
-        this.counters.dropped++;
-        return;
-      } else this.counted.shift();
+    const hour = hourOf(event.at);
+    const { organizationId, keyId, endpoint, method } = event;
+    const full = this.held() >= this.maxBuffered;
+    const cell =
+      this.delta.cellFor(organizationId, keyId, endpoint, method, hour, !full) ??
+      this.delta.cellFor(organizationId, keyId, OTHER_ENDPOINT, method, hour, false);
+    if (!cell) {
       this.counters.dropped++;
+      return;
     }
-    (event.requests === 1 ? this.counted : this.details).push(slot);
-    if (this.counted.size + this.details.size >= this.flushAt) this.kick();
+    addEvent(cell, event);
+    if (this.rawEvents && event.requests !== 1) {
+      if (full) this.counters.rawDropped++;
+      else this.deltaEvents.push(event);
+    }
+    if (!full && this.held() >= this.flushAt && !this.flushing && !this.lastWriteFailed) void this.flush();
   }
 
-  /** Half of maxBuffered or more is buffered or being written: sources that can wait should. */
+  /** Half of maxBuffered or more is held or being written: sources that can wait should. */
   congested(): boolean {
-    return this.counted.size + this.details.size + this.inFlight >= this.maxBuffered / 2;
+    return this.held() + this.inFlightSize() >= this.maxBuffered / 2;
   }
 
-  /** Resolves once buffered plus in flight is under a quarter of maxBuffered (at once if it is). */
+  /** Resolves once held plus in flight is under a quarter of maxBuffered (at once if it is). */
   drained(): Promise<void> {
-    if (this.counted.size + this.details.size + this.inFlight < this.maxBuffered / 4) return Promise.resolve();
+    if (this.held() + this.inFlightSize() < this.maxBuffered / 4) return Promise.resolve();
     const p = new Promise<void>((resolve) => this.drainWaiters.push(resolve));
-    // Start writing now rather than at the next interval (unless the store is failing:
-    // then the interval retries, as for every failure; a journal takes the events).
-    this.kick();
+    if (!this.flushing && !this.lastWriteFailed) void this.flush();
     return p;
   }
 
   private wakeDrainWaiters(): void {
-    if (this.drainWaiters.length === 0 || this.counted.size + this.details.size + this.inFlight >= this.maxBuffered / 4) return;
+    if (this.drainWaiters.length === 0 || this.held() + this.inFlightSize() >= this.maxBuffered / 4) return;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w();
   }
 
   /**
-   * Replays the journal, then writes the buffer in batches of at most `maxBatch`, oldest
-   * first, until what was recorded before the call is written or a write fails. A call while
-   * a flush runs shares it plus at most one shared follow-up for what was recorded meanwhile
-   * (so `await flush()` at shutdown covers everything before it); after a failed write the
-   * waiting callers share its failure, with no immediate retry. A failed batch goes back to
-   * the front of the buffer in order (or to the journal). Never rejects: failures go to
-   * `onError` and stats().flushErrors.
+   * Moves the delta into the epoch; with `append` and a journal, appends it to the
+   * epoch's file as well (KEYWARD_USAGE_JOURNAL_SYNC_MS). Never rejects.
+   */
+  sync(append = true): Promise<void> {
+    if (this.delta.size === 0 && this.deltaEvents.length === 0) return Promise.resolve();
+    const cells = this.delta.values();
+    const events = this.deltaEvents;
+    this.delta = new CellMap();
+    this.deltaEvents = [];
+    const epoch = this.epoch;
+    for (const c of cells) epoch.cells.add(c);
+    for (const e of events) epoch.events.push(e);
+    if (!append || !this.journal) return Promise.resolve();
+    return this.journal.appendEpoch(epoch.id, { cells, events }).catch((e: unknown) => this.journalFailed(e));
+  }
+
+  private journalFailed(e: unknown): void {
+    this.journalErrors++;
+    try {
+      this.onJournalError(e);
+    } catch {
+      // a failing error handler must not break flushing
+    }
+  }
+
+  private writeFailed(e: unknown): void {
+    this.counters.flushErrors++;
+    this.lastWriteFailed = true;
+    try {
+      this.onError(e);
+    } catch {
+      // as above
+    }
+  }
+
+  /**
+   * Replays the journal, then writes what was summed before the call as one batch. A
+   * call while a flush runs shares it plus at most one shared follow-up for what was
+   * summed meanwhile (so `await flush()` at shutdown covers everything before it); after
+   * a failed write the waiting callers share its failure, with no immediate retry. A
+   * failed batch goes to the journal under its id, or is summed back into memory. Never
+   * rejects: failures go to `onError` and stats().flushErrors.
    */
   flush(): Promise<void> {
     if (this.flushing) {
-      if (!this.followUp) {
-        const followUp = this.flushing.then(() => {
-          this.followUp = undefined;
-          // After a failed write, the waiting callers share its failure: no immediate retry.
-          if (this.counted.size + this.details.size === 0) return undefined;
-          if (!this.lastWriteFailed) return this.flush();
-          // The store is down: what was recorded meanwhile goes to the journal, if any.
-          return this.journal && !this.journalFailed ? this.run(true) : undefined;
-        });
-        this.followUp = followUp;
-      }
+      this.followUp ??= this.flushing.then(() => {
+        this.followUp = undefined;
+        return this.held() === 0 ? undefined : this.run(this.lastWriteFailed);
+      });
       return this.followUp;
     }
-    if (this.counted.size + this.details.size === 0 && !(this.journal && this.journal.pendingBatches > 0)) return Promise.resolve();
+    if (this.held() === 0 && this.epoch.covers.length === 0 && !(this.journal && this.journal.pendingBatches > 0)) return Promise.resolve();
     return this.run(false);
   }
 
-  /** One flush: replay the journal (unless spilling), then the buffer. */
-  private run(spillOnly: boolean): Promise<void> {
-    // Everything recorded before this call, then more only while a full flushAt is waiting.
-    const upTo = this.seq;
-    const more = () => {
-      const a = this.counted.firstSeq() ?? Infinity;
-      const b = this.details.firstSeq() ?? Infinity;
-      return Math.min(a, b) < upTo || this.counted.size + this.details.size >= this.flushAt;
-    };
-    const failed = (e: unknown, journal: boolean) => {
-      if (journal) {
-        this.journalErrors++;
-        this.journalFailed = true;
-      } else {
-        this.counters.flushErrors++;
-        this.lastWriteFailed = true;
-      }
-      try {
-        (journal ? this.onJournalError : this.onError)(e);
-      } catch {
-        // a failing error handler must not break flushing
-      }
-    };
+  /** One flush: replay the journal (unless the store is known down), then write the epoch. */
+  private run(storeDown: boolean): Promise<void> {
     const go = async () => {
       const journal = this.journal;
-      if (!spillOnly) this.journalFailed = false;
-      if (journal && !spillOnly && journal.pendingBatches > 0) {
+      if (journal && !storeDown && journal.pendingBatches > 0) {
         try {
-          await journal.replay((b) => this.sink.write(b.events, b.id));
+          await journal.replay((b) => this.sink.write({ cells: b.cells, events: this.rawEvents ? b.events : [] }, b.id));
           this.lastWriteFailed = false;
         } catch (e) {
-          failed(e, false);
-          spillOnly = true;
+          this.writeFailed(e);
+          storeDown = true;
         }
       }
-      while (more()) {
-        const { counted, details } = this.takeBatch();
-        const batch = merge(counted, details);
-        const id = newBatchId();
-        this.inFlight = batch.length;
-        this.inFlightBatch = { id, events: batch };
-        try {
-          let stored = false;
-          if (!spillOnly) {
-            try {
-              await this.sink.write(batch, id);
-              stored = true;
-              this.counters.flushed += batch.length;
-              this.counters.flushes++;
-              this.lastWriteFailed = false;
-            } catch (e) {
-              failed(e, false);
-              if (!journal) {
-                this.putBack(counted, details);
-                return;
-              }
-              spillOnly = true;
-            }
+      if (storeDown && !journal) return;
+      void this.sync(false);
+      const epoch = this.epoch;
+      this.epoch = newEpoch();
+      const batch: Batch = { id: epoch.id, cells: epoch.cells.values(), events: epoch.events, covers: epoch.covers };
+      if (batch.cells.length === 0 && batch.events.length === 0 && batch.covers.length === 0) return;
+      this.inFlightBatch = batch;
+      try {
+        if (!storeDown) {
+          try {
+            await this.sink.write({ cells: batch.cells, events: batch.events, alsoIds: batch.covers }, batch.id);
+            this.counters.flushed += eventsIn(batch.cells);
+            this.counters.flushes++;
+            this.lastWriteFailed = false;
+            await journal?.dropEpochs([batch.id, ...batch.covers]).catch((e: unknown) => this.journalFailed(e));
+            return;
+          } catch (e) {
+            this.writeFailed(e);
           }
-          if (!stored) {
-            try {
-              await journal!.append(id, batch);
-            } catch (e) {
-              failed(e, true);
-              this.putBack(counted, details);
-              return;
-            }
-          }
-        } finally {
-          this.inFlight = 0;
-          this.inFlightBatch = undefined;
-          this.wakeDrainWaiters();
         }
+        if (journal) {
+          try {
+            await journal.append(batch.id, batch);
+            await journal.dropEpochs([batch.id, ...batch.covers]).catch((e: unknown) => this.journalFailed(e));
+            return;
+          } catch (e) {
+            this.journalFailed(e);
+          }
+        }
+        this.sumBack(batch);
+      } finally {
+        this.inFlightBatch = undefined;
+        this.wakeDrainWaiters();
       }
     };
     this.flushing = go().finally(() => {
@@ -255,15 +280,20 @@ export class UsageBatcher {
     return this.flushing;
   }
 
-  private putBack(counted: Slot[], details: Slot[]): void {
-    this.counted.prepend(counted);
-    this.details.prepend(details);
-    this.trim();
+  /** A batch that could not be written or spilled: summed into the current epoch, under which it is retried. */
+  private sumBack(batch: Batch): void {
+    for (const c of batch.cells) this.epoch.cells.add(c);
+    const room = Math.max(0, this.maxBuffered - this.held());
+    const kept = batch.events.length <= room ? batch.events : batch.events.slice(batch.events.length - room);
+    this.counters.rawDropped += batch.events.length - kept.length;
+    this.epoch.events = kept.concat(this.epoch.events);
+    this.epoch.covers.push(batch.id, ...batch.covers);
   }
 
   /**
-   * Writes the buffer and the batch in flight to the journal synchronously (for a
-   * process about to exit). Returns the events written; 0 without a journal.
+   * Writes the batch in flight and everything summed to the journal synchronously (for
+   * a process about to exit), and removes their epoch files. Returns the usage events
+   * written; 0 without a journal.
    */
   spillSync(): number {
     const journal = this.journal;
@@ -271,24 +301,24 @@ export class UsageBatcher {
     let n = 0;
     try {
       // The batch in flight keeps its id: if its write lands after all, the replay skips it.
-      if (this.inFlightBatch) {
-        journal.appendSync(this.inFlightBatch.id, this.inFlightBatch.events);
-        n += this.inFlightBatch.events.length;
+      const inFlight = this.inFlightBatch;
+      if (inFlight) {
+        journal.appendSync(inFlight.id, inFlight);
+        journal.dropEpochsSync([inFlight.id, ...inFlight.covers]);
+        n += eventsIn(inFlight.cells);
+        this.inFlightBatch = undefined;
       }
-      while (this.counted.size + this.details.size > 0) {
-        const { counted, details } = this.takeBatch();
-        const batch = merge(counted, details);
-        try {
-          journal.appendSync(newBatchId(), batch);
-        } catch (e) {
-          this.putBack(counted, details);
-          throw e;
-        }
-        n += batch.length;
+      void this.sync(false);
+      const epoch = this.epoch;
+      const cells = epoch.cells.values();
+      if (cells.length > 0 || epoch.events.length > 0) {
+        journal.appendSync(epoch.id, { cells, events: epoch.events });
+        n += eventsIn(cells);
       }
+      journal.dropEpochsSync([epoch.id, ...epoch.covers]);
+      this.epoch = newEpoch();
     } catch (e) {
-      this.journalErrors++;
-      this.onJournalError(e);
+      this.journalFailed(e);
     }
     return n;
   }
@@ -301,8 +331,9 @@ export class UsageBatcher {
    * otherwise the error is thrown, and nothing was applied.
    */
   async writeBatch(id: string, events: UsageEvent[]): Promise<boolean> {
+    const batch = { cells: cellsOf(events), events: this.rawEvents ? events : [] };
     try {
-      const written = await this.sink.write(events, id);
+      const written = await this.sink.write(batch, id);
       if (written) {
         this.counters.flushed += events.length;
         this.counters.flushes++;
@@ -317,67 +348,39 @@ export class UsageBatcher {
       }
       if (!this.journal) throw e;
       try {
-        await this.journal.append(id, events);
+        await this.journal.append(id, batch);
       } catch (journalError) {
-        this.journalErrors++;
-        try {
-          this.onJournalError(journalError);
-        } catch {
-          // as above
-        }
+        this.journalFailed(journalError);
         throw e;
       }
       return true;
     }
   }
 
-  /** Up to maxBatch of the oldest slots of both queues, in recording order. */
-  private takeBatch(): { counted: Slot[]; details: Slot[] } {
-    const counted: Slot[] = [];
-    const details: Slot[] = [];
-    for (let n = 0; n < this.maxBatch; n++) {
-      const a = this.counted.firstSeq();
-      const b = this.details.firstSeq();
-      if (a === undefined && b === undefined) break;
-      if (b === undefined || (a !== undefined && a < b)) counted.push(this.counted.shift()!);
-      else details.push(this.details.shift()!);
-    }
-    return { counted, details };
-  }
-
-  /** Flushes every `intervalMs` on `scheduler` (default: unref()ed timers). */
-  start(intervalMs: number, scheduler: Scheduler = timerScheduler): void {
+  /**
+   * Flushes every `intervalMs` on `scheduler` (default: unref()ed timers) and, with a
+   * journal, appends what was summed to it every `syncMs` (default 200).
+   */
+  start(intervalMs: number, scheduler: Scheduler = timerScheduler, syncMs = 200): void {
     this.stop();
-    this.cancelTimer = scheduler.every('usage-flush', intervalMs, () => {
-      if (!this.flushing) void this.flush();
-    });
+    this.cancelTimers.push(
+      scheduler.every('usage-flush', intervalMs, () => {
+        if (!this.flushing) void this.flush();
+      }),
+    );
+    if (this.journal) this.cancelTimers.push(scheduler.every('usage-journal-sync', syncMs, () => void this.sync()));
     // Batches a previous process left in the journal go in at once.
     if (this.journal && this.journal.pendingBatches > 0) void this.flush();
   }
 
   stop(): void {
-    this.cancelTimer?.();
-    this.cancelTimer = undefined;
+    for (const cancel of this.cancelTimers) cancel();
+    this.cancelTimers = [];
   }
 
   stats(): UsageBatcherStats {
-    const stats: UsageBatcherStats = { buffered: this.counted.size + this.details.size, inFlight: this.inFlight, ...this.counters };
+    const stats: UsageBatcherStats = { buffered: this.held(), inFlight: this.inFlightSize(), ...this.counters };
     if (this.journal) stats.journal = { ...this.journal.stats(), errors: this.journalErrors };
     return stats;
-  }
-
-  /** Applies the drop policy until the buffer fits (after a failed write put its batch back). */
-  private trim(): void {
-    let excess = this.counted.size + this.details.size - this.maxBuffered;
-    while (excess > 0 && this.details.size > 0) {
-      this.details.shift();
-      this.counters.dropped++;
-      excess--;
-    }
-    while (excess > 0 && this.counted.size > 0) {
-      this.counted.shift();
-      this.counters.dropped++;
-      excess--;
-    }
   }
 }

@@ -64,3 +64,6 @@ const LONG_BASE62 = /^(?=[A-Za-z]*[0-9])(?=[0-9]*[A-Za-z])[A-Za-z0-9]{20,}$/;
 export function isIdSegment(segment: string): boolean {
   return DECIMAL.test(segment) || UUID.test(segment) || LONG_HEX.test(segment) || LONG_BASE62.test(segment);
 }
+
+/** The label usage is counted under once its organization has reached its distinct-endpoint cap for the month. */
+export const OTHER_ENDPOINT = '(other)';

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { EPOCH } from './journal-epochs';
 
 /** A segment file: `segment-<ms>-<n>.jsonl`, ordered by name. */
 export const SEGMENT = /^segment-(\d{13})-(\d{6})\.jsonl$/;
@@ -111,9 +112,19 @@ function flatten(from: string, to: string): number {
   return moved;
 }
 
-/** Renames every segment of `from` into `to` under a name free there; returns how many moved. */
+/**
+ * Renames every segment of `from` into `to` under a name free there, and every epoch
+ * file (named by a unique batch id); returns how many segments moved.
+ */
 function moveSegments(from: string, to: string): number {
   let moved = 0;
+  for (const name of readdirSync(from).filter((n) => EPOCH.test(n))) {
+    try {
+      if (!existsSync(join(to, name))) renameSync(join(from, name), join(to, name));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
   for (const name of readdirSync(from)
     .filter((n) => SEGMENT.test(n))
     .sort()) {

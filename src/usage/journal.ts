@@ -5,11 +5,15 @@
  * first, once the store answers again.
  *
  * Contract:
- *  - append(id, events) / appendSync(id, events) resolve (return) only once the batch
- *    is on disk (written and fdatasync'ed). A batch keeps the id it was first written
+ *  - append(id, batch) / appendSync(id, batch) resolve (return) only once the batch
+ *    (its cells and raw events) is on disk (written and fdatasync'ed). A batch keeps the id it was first written
  *    with, and the store skips an id it has seen (usage_batches), so a batch that did
  *    reach the store before a crash is not counted again when replayed.
- *  - Files: `segment-<ms>-<n>.jsonl`, one JSON line per batch ({"id", "events"}).
+ *  - Files: `segment-<ms>-<n>.jsonl`, one JSON line per batch ({"id", "cells", "events"};
+ *    a line without cells, from the event-per-request format, is read as its events
+ *    summed). Beside them, the epoch files of the batches still in memory
+ *    (./journal-epochs.ts): a crash leaves them, and opening the journal sums each into
+ *    one batch appended to a segment.
  *    A segment is sealed when it reaches `segmentBytes` or when replay reaches it;
  *    appends then go to a new one. A replayed segment is deleted as a whole once every
  *    batch in it reached the store. A torn last line (a crash in the middle of an
@@ -43,44 +47,19 @@ import {
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import type { UsageEvent } from './types';
+import { EpochFiles, epochLine, leftoverEpochs } from './journal-epochs';
+import {
+  JournalFullError,
+  JournalLockedError,
+  parseLine,
+  recordsOf,
+  type JournalBatch,
+  type JournalContent,
+  type UsageJournalStats,
+} from './journal-format';
+
+export { JournalFullError, JournalLockedError, type JournalBatch, type JournalContent, type UsageJournalStats } from './journal-format';
 import { adoptLeftovers, alive, createProcessDir, lockOwner, releaseProcessDir, SEGMENT, segmentName, type Adopted } from './journal-dirs';
-
-export class JournalLockedError extends Error {
-  constructor(
-    readonly dir: string,
-    readonly pid: number,
-  ) {
-    super(`${dir} is in use by process ${pid}; each keyward process needs its own journal directory`);
-  }
-}
-
-export class JournalFullError extends Error {
-  constructor(readonly maxBytes: number) {
-    super(`the usage journal holds its maximum of ${maxBytes} bytes`);
-  }
-}
-
-export interface JournalBatch {
-  id: string;
-  events: UsageEvent[];
-}
-
-export interface UsageJournalStats {
-  /** Batches and events on disk waiting for replay. */
-  pendingBatches: number;
-  pendingEvents: number;
-  /** Bytes on disk. */
-  bytes: number;
-  /** Events appended since start. */
-  spilled: number;
-  /** Events replayed into the store since start (not counting batches it already had). */
-  replayed: number;
-  /** Replayed batches the store already had (written before a crash). */
-  duplicates: number;
-  /** Unreadable lines skipped (a torn append). */
-  corrupt: number;
-}
 
 export interface UsageJournalOptions {
   dir: string;
@@ -103,22 +82,13 @@ interface Segment {
 const writeAsync = promisify(write);
 const datasyncAsync = promisify(fdatasync);
 
-function parseLine(line: string): JournalBatch | undefined {
-  try {
-    const v = JSON.parse(line) as Partial<JournalBatch>;
-    if (typeof v.id === 'string' && Array.isArray(v.events)) return { id: v.id, events: v.events };
-  } catch {
-    // a torn append
-  }
-  return undefined;
-}
-
 export class UsageJournal {
   private readonly dir: string;
   private readonly maxBytes: number;
   private readonly segmentBytes: number;
   /** Sealed segments, oldest first, then the open one (if any) last. */
   private readonly segments: Segment[] = [];
+  private readonly epochs: EpochFiles;
   private open: { seg: Segment; fd: number } | undefined;
   private counter = 0;
   private readonly counters = { spilled: 0, replayed: 0, duplicates: 0, corrupt: 0 };
@@ -133,6 +103,7 @@ export class UsageJournal {
     this.dir = o.dir;
     this.maxBytes = o.maxBytes;
     this.segmentBytes = o.segmentBytes ?? 16 * 1024 * 1024;
+    this.epochs = new EpochFiles(o.dir);
   }
 
   /** Creates the directory if needed, takes its lock and counts what is pending. */
@@ -185,11 +156,17 @@ export class UsageJournal {
         const b = parseLine(line);
         if (b) {
           seg.batches++;
-          seg.events += b.events.length;
+          seg.events += recordsOf(b);
         }
       }
       this.segments.push(seg);
     }
+    // Epoch files a crashed process left: each summed into one batch under its id.
+    for (const epoch of leftoverEpochs(this.dir)) {
+      if (epoch.cells.length > 0 || epoch.events.length > 0) this.appendSync(epoch.id, epoch);
+      unlinkSync(epoch.path);
+    }
+    this.seal();
   }
 
   private lock(): void {
@@ -228,9 +205,13 @@ export class UsageJournal {
     return n;
   }
 
-  private line(id: string, events: readonly UsageEvent[]): Buffer {
-    const buf = Buffer.from(JSON.stringify({ id, events }) + '\n');
-    let bytes = 0;
+  private line(id: string, batch: JournalContent): Buffer {
+    return this.fits(Buffer.from(JSON.stringify({ id, cells: batch.cells, events: batch.events }) + '\n'));
+  }
+
+  /** `buf`, when the journal can take it on top of what it holds; else JournalFullError. */
+  private fits(buf: Buffer): Buffer {
+    let bytes = this.epochs.bytes;
     for (const s of this.segments) bytes += s.bytes;
     if (bytes + buf.length > this.maxBytes) throw new JournalFullError(this.maxBytes);
     return buf;
@@ -266,27 +247,55 @@ export class UsageJournal {
   }
 
   /** Appends one batch, durably; see the file comment. */
-  append(id: string, events: readonly UsageEvent[]): Promise<void> {
-    const run = this.tail.then(async () => {
-      if (this.closed) throw new Error('the usage journal is closed');
-      const buf = this.line(id, events);
+  append(id: string, batch: JournalContent): Promise<void> {
+    return this.queue(async () => {
+      const buf = this.line(id, batch);
       const { seg, fd } = this.target(buf.length);
       await writeAsync(fd, buf);
       await datasyncAsync(fd);
-      this.wrote(seg, buf.length, events.length);
+      this.wrote(seg, buf.length, recordsOf(batch));
+    });
+  }
+
+  /** Runs `job` after the appends before it, one at a time. */
+  private queue(job: () => Promise<void> | void): Promise<void> {
+    const run = this.tail.then(() => {
+      if (this.closed) throw new Error('the usage journal is closed');
+      return job();
     });
     this.tail = run.catch(() => undefined);
     return run;
   }
 
+  /**
+   * Appends a delta of the batch the batcher will write under `epochId` to that batch's
+   * epoch file, durably (./journal-epochs.ts). A crash then loses only what was summed
+   * since the last delta.
+   */
+  appendEpoch(epochId: string, delta: JournalContent): Promise<void> {
+    return this.queue(() => this.epochs.append(epochId, this.fits(epochLine(delta))));
+  }
+
+  /** Removes the epoch files of these batches: each is in the store or in a segment now. */
+  dropEpochs(epochIds: readonly string[]): Promise<void> {
+    return this.queue(() => {
+      for (const id of epochIds) this.epochs.drop(id);
+    });
+  }
+
+  /** dropEpochs(), synchronously (after appendSync() of their batch, at exit). */
+  dropEpochsSync(epochIds: readonly string[]): void {
+    for (const id of epochIds) this.epochs.drop(id);
+  }
+
   /** append(), synchronously: for the last moments of a process. */
-  appendSync(id: string, events: readonly UsageEvent[]): void {
+  appendSync(id: string, batch: JournalContent): void {
     if (this.closed) throw new Error('the usage journal is closed');
-    const buf = this.line(id, events);
+    const buf = this.line(id, batch);
     const { seg, fd } = this.target(buf.length);
     writeSync(fd, buf);
     fdatasyncSync(fd);
-    this.wrote(seg, buf.length, events.length);
+    this.wrote(seg, buf.length, recordsOf(batch));
   }
 
   private seal(): void {
@@ -330,11 +339,11 @@ export class UsageJournal {
         }
         const fresh = await write(batch);
         if (fresh) {
-          this.counters.replayed += batch.events.length;
-          events += batch.events.length;
+          this.counters.replayed += recordsOf(batch);
+          events += recordsOf(batch);
         } else this.counters.duplicates++;
         seg.batches--;
-        seg.events -= batch.events.length;
+        seg.events -= recordsOf(batch);
         seg.doneLines = i + 1;
       }
       // In the same tick as the last batch's count: no one sees it pending-free yet on disk.
@@ -350,6 +359,7 @@ export class UsageJournal {
   close(): void {
     if (this.closed) return;
     this.seal();
+    this.epochs.close();
     this.closed = true;
     try {
       const path = join(this.dir, 'LOCK');

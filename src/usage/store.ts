@@ -1,11 +1,17 @@
 /**
- * The usage store: the UsageSink the batcher writes through, the monthly statistics
- * GetUsageStats answers from, and the retention purge of raw events. The rows are
- * made storable and pre-aggregated here; the SQL is src/store/usage-tables.ts.
+ * The usage store: the UsageSink the batcher writes through, the statistics
+ * GetUsageStats answers from, and the retention purge of raw events. Cells and events
+ * are made storable, capped per organization's distinct endpoints and summed into
+ * daily and monthly aggregates here; the SQL is src/store/usage-tables.ts.
  */
 import { InvalidArgumentError } from '../errors/domain';
-import type { UsageEvent, UsageReport, UsageSink, UsageTotals } from './types';
-import { addInto, bucketOf, emptyBuckets, p95, parseBuckets } from './histogram';
+import type { UsageBatch, UsageEvent, UsageReport, UsageSink } from './types';
+import { cellsOf, type UsageCell } from './cells';
+import { addInto, emptyBuckets } from './histogram';
+import { report, type AggregateRow } from './report';
+import { OTHER_ENDPOINT } from './endpoint';
+
+export type { AggregateRow } from './report';
 
 /** Column sizes of usage_events / usage_daily / usage_monthly. */
 const MAX = { id: 32, requestId: 128, endpoint: 512, method: 16, source: 16 } as const;
@@ -17,21 +23,27 @@ const MAX_AT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
 
 /**
- * write(events, batchId?) is ONE transaction of UsageTables.writeBatch: the raw events,
- * and the batch pre-aggregated in memory per (organization, key, period, endpoint,
- * method), each aggregate row added once per batch to usage_daily and usage_monthly,
- * in primary-key order (concurrent writers lock rows in the same order).
- * Days (`YYYY-MM-DD`) and months (`YYYY-MM`) are UTC, from each event's `at`.
+ * write(batch, batchId?) is ONE transaction of UsageTables.writeBatch: the raw events
+ * of the batch (detail records, only those the batcher was asked to keep), and its
+ * cells summed per (organization, key, period, endpoint, method), each aggregate row
+ * added once per batch to usage_daily and usage_monthly, in primary-key order
+ * (concurrent writers lock rows in the same order). Days (`YYYY-MM-DD`) and months
+ * (`YYYY-MM`) are UTC, from each cell's hour.
  *
- * Counting: requests from `requests` (1 only for allowed Checks); 4xx/5xx from
- * statusCode; tokens and cost summed where present; duration count, sum and
- * histogram (./histogram) from the events that have durationMs.
+ * Endpoints: an organization counts at most `maxEndpoints` distinct endpoint labels
+ * per calendar month (KEYWARD_USAGE_MAX_ENDPOINTS). A cell whose endpoint would be one
+ * more is counted under `(other)` instead, in the daily and the monthly rows alike, and
+ * its events add to endpointOverflow. The labels an organization already has are read
+ * from usage_monthly when a batch brings one this process has not seen; two replicas
+ * admitting new labels at the same moment can pass the cap by what they admit then.
  *
- * An event that cannot be stored at all (no finite time, no ids) is skipped rather
- * than failing the batch forever; over-long strings are cut to the column sizes.
- * A database that cannot be reached surfaces as StoreUnavailableError.
+ * A cell or event that cannot be stored at all (no finite time, no ids) is skipped
+ * rather than failing the batch forever; over-long strings are cut to the column
+ * sizes. A database that cannot be reached surfaces as StoreUnavailableError.
  */
 export interface UsageStore extends UsageSink {
+  /** write() of the events' cells, storing every event raw as well (tests and tools). */
+  writeEvents(events: readonly UsageEvent[], batchId?: string): Promise<boolean>;
   /**
    * Usage of one UTC calendar month (`YYYY-MM`) of an organization, optionally of one
    * key: totals and by endpoint (requests, most first) and by key (from usage_monthly),
@@ -48,8 +60,15 @@ export interface UsageStore extends UsageSink {
   periodStats(organizationId: string, period: { start: Date; end: Date }, keyId?: string): Promise<UsageReport>;
   /** Deletes raw events with `at` before `date` (aggregates are kept); returns how many. */
   purgeEventsBefore(date: Date): Promise<number>;
-  /** Events write() skipped because they could not be stored (no finite time or ids). */
+  /** Cells and events write() skipped because they could not be stored (no finite time or ids). */
   readonly skippedEvents: number;
+  /** Usage events written under `(other)` because their organization had reached maxEndpoints. */
+  readonly endpointOverflow: number;
+}
+
+export interface UsageStoreOptions {
+  /** Distinct endpoints per organization and calendar month (KEYWARD_USAGE_MAX_ENDPOINTS). Default 1,000. */
+  maxEndpoints?: number;
 }
 
 /** `YYYY-MM` (UTC) of an epoch-ms time. */
@@ -83,8 +102,12 @@ export interface UsageTables {
     daily: readonly Aggregate[];
     monthly: readonly Aggregate[];
     batchId?: string;
+    /** Further ids recorded with batchId (batches this one took over). */
+    alsoIds?: readonly string[];
     nowMs: number;
   }): Promise<boolean>;
+  /** The distinct endpoints of one organization's month (`YYYY-MM`) in usage_monthly. */
+  monthEndpoints(organizationId: string, month: string): Promise<string[]>;
   /** usage_monthly rows of one organization's month (`YYYY-MM`), of one key if given. */
   monthRows(organizationId: string, month: string, keyId?: string): Promise<AggregateRow[]>;
   /** usage_daily rows of the days of one organization's month, of one key if given. */
@@ -170,20 +193,33 @@ function normalize(e: UsageEvent): EventRow | undefined {
   };
 }
 
-function aggregate(rows: readonly EventRow[]): { daily: Aggregate[]; monthly: Aggregate[] } {
+/** The storable form of a cell, or undefined if it cannot be stored. */
+function normalizeCell(c: UsageCell): UsageCell | undefined {
+  if (!c || typeof c.hour !== 'number' || !(c.hour >= MIN_AT && c.hour <= MAX_AT)) return undefined;
+  const organizationId = text(c.organizationId, MAX.id);
+  const keyId = text(c.keyId, MAX.id);
+  if (organizationId === '' || keyId === '' || organizationId.length !== c.organizationId.length || keyId.length !== c.keyId.length)
+    return undefined;
+  return { ...c, organizationId, keyId, endpoint: text(c.endpoint, MAX.endpoint) || '/', method: text(c.method, MAX.method) || 'UNKNOWN' };
+}
+
+const ZERO_BUCKETS: readonly number[] = Object.freeze(emptyBuckets());
+
+/** Sums the cells per (organization, key, day or month, endpoint, method), each list in key order. */
+function aggregate(cells: readonly UsageCell[]): { daily: Aggregate[]; monthly: Aggregate[] } {
   const daily = new Map<string, Aggregate>();
   const monthly = new Map<string, Aggregate>();
-  const add = (into: Map<string, Aggregate>, period: string, r: EventRow) => {
+  const add = (into: Map<string, Aggregate>, period: string, c: UsageCell) => {
     // Strings hold no NUL (normalize), so NUL separates the key parts unambiguously.
-    const id = `${r.organizationId}\u0000${r.keyId}\u0000${period}\u0000${r.endpoint}\u0000${r.method}`;
+    const id = `${c.organizationId}\u0000${c.keyId}\u0000${period}\u0000${c.endpoint}\u0000${c.method}`;
     let a = into.get(id);
     if (!a) {
       a = {
-        organizationId: r.organizationId,
-        keyId: r.keyId,
+        organizationId: c.organizationId,
+        keyId: c.keyId,
         period,
-        endpoint: r.endpoint,
-        method: r.method,
+        endpoint: c.endpoint,
+        method: c.method,
         requests: 0,
         errors4xx: 0,
         errors5xx: 0,
@@ -195,87 +231,23 @@ function aggregate(rows: readonly EventRow[]): { daily: Aggregate[]; monthly: Ag
       };
       into.set(id, a);
     }
-    a.requests += r.requests;
-    if (r.statusCode !== null && r.statusCode >= 400 && r.statusCode <= 499) a.errors4xx++;
-    if (r.statusCode !== null && r.statusCode >= 500 && r.statusCode <= 599) a.errors5xx++;
-    if (r.tokens !== null) a.tokens += r.tokens;
-    if (r.costUsd !== null) a.costUsd += r.costUsd;
-    if (r.durationMs !== null) {
-      a.durationCount++;
-      a.durationSumMs += r.durationMs;
-      a.buckets[bucketOf(r.durationMs)]!++;
-    }
+    a.requests += c.requests;
+    a.errors4xx += c.errors4xx;
+    a.errors5xx += c.errors5xx;
+    a.tokens += c.tokens;
+    a.costUsd += c.costUsd;
+    a.durationCount += c.durationCount;
+    a.durationSumMs += c.durationSumMs;
+    addInto(a.buckets, c.buckets ?? ZERO_BUCKETS);
   };
-  for (const r of rows) {
-    const day = dayOf(r.at);
-    add(daily, day, r);
-    add(monthly, day.slice(0, 7), r);
+  for (const c of cells) {
+    const day = dayOf(c.hour);
+    add(daily, day, c);
+    add(monthly, day.slice(0, 7), c);
   }
   const ordered = (m: Map<string, Aggregate>) =>
     [...m.entries()].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0)).map(([, a]) => a);
   return { daily: ordered(daily), monthly: ordered(monthly) };
-}
-
-/** Sums of aggregate rows, turned into UsageTotals. */
-class Totals {
-  requests = 0;
-  errors4xx = 0;
-  errors5xx = 0;
-  tokens = 0;
-  costUsd = 0;
-  durationCount = 0;
-  durationSumMs = 0;
-  buckets = emptyBuckets();
-
-  add(r: AggregateRow): this {
-    this.requests += Number(r.requests);
-    this.errors4xx += Number(r.errors4xx);
-    this.errors5xx += Number(r.errors5xx);
-    this.tokens += Number(r.tokens);
-    this.costUsd += Number(r.cost_usd);
-    const count = Number(r.duration_count);
-    if (count > 0) {
-      this.durationCount += count;
-      this.durationSumMs += Number(r.duration_sum_ms);
-      addInto(this.buckets, parseBuckets(r.duration_buckets));
-    }
-    return this;
-  }
-
-  message(): UsageTotals {
-    // int64 on the wire, but clients in JavaScript read them as numbers: a sum past
-    // 2^53 - 1 (only reachable by months of maximal RecordUsage reports) is capped there.
-    const safe = (n: number) => Math.min(n, Number.MAX_SAFE_INTEGER);
-    const t: UsageTotals = {
-      requests: safe(this.requests),
-      errors4xx: safe(this.errors4xx),
-      errors5xx: safe(this.errors5xx),
-      tokens: safe(this.tokens),
-      // Float sums carry noise like 0.30000000000000004; nano-dollars are plenty.
-      costUsd: Number(this.costUsd.toFixed(9)),
-    };
-    if (this.durationCount > 0) {
-      t.avgDurationMs = this.durationSumMs / this.durationCount;
-      t.p95DurationMs = p95(this.buckets);
-    }
-    return t;
-  }
-}
-
-/** A usage_daily / usage_monthly row as read (PostgreSQL returns bigint sums as strings). */
-export interface AggregateRow {
-  key_id: string;
-  period: string;
-  endpoint: string;
-  method: string;
-  requests: number | string;
-  errors4xx: number | string;
-  errors5xx: number | string;
-  tokens: number | string;
-  cost_usd: number | string;
-  duration_count: number | string;
-  duration_sum_ms: number | string;
-  duration_buckets: unknown;
 }
 
 const BATCH_ID = /^[A-Za-z0-9_-]{1,32}$/;
@@ -287,70 +259,97 @@ function utcMonthStart(year: number, month: number): Date {
   return date;
 }
 
-/**
- * Totals, by endpoint and by key from `rows` (month rows, or the day rows of a billing
- * period), by day from `dayRows`.
- */
-function report(
-  rows: readonly AggregateRow[],
-  dayRows: readonly AggregateRow[],
-): Pick<UsageReport, 'totals' | 'byEndpoint' | 'byKey' | 'byDay'> {
-  const totals = new Totals();
-  const endpoints = new Map<string, { endpoint: string; method: string; t: Totals }>();
-  const keys = new Map<string, Totals>();
-  for (const r of rows) {
-    totals.add(r);
-    const eid = `${r.endpoint}\u0000${r.method}`;
-    let ep = endpoints.get(eid);
-    if (!ep) endpoints.set(eid, (ep = { endpoint: r.endpoint, method: r.method, t: new Totals() }));
-    ep.t.add(r);
-    let k = keys.get(r.key_id);
-    if (!k) keys.set(r.key_id, (k = new Totals()));
-    k.add(r);
-  }
-  const days = new Map<string, Totals>();
-  for (const r of dayRows) {
-    let d = days.get(r.period);
-    if (!d) days.set(r.period, (d = new Totals()));
-    d.add(r);
-  }
+/** Known endpoint labels per (organization, month) held at most; beyond, the memo starts over. */
+const MAX_MEMO = 10_000;
 
-  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-  const byEndpoint: UsageReport['byEndpoint'] = [...endpoints.values()]
-    .sort((a, b) => b.t.requests - a.t.requests || cmp(a.endpoint, b.endpoint) || cmp(a.method, b.method))
-    .map((e) => ({ endpoint: e.endpoint, method: e.method, totals: e.t.message() }));
-  const byKey: UsageReport['byKey'] = [...keys.entries()]
-    .sort((a, b) => b[1].requests - a[1].requests || cmp(a[0], b[0]))
-    .map(([id, t]) => ({ keyId: id, totals: t.message() }));
-  const byDay: UsageReport['byDay'] = [...days.entries()].sort((a, b) => cmp(a[0], b[0])).map(([day, t]) => ({ day, totals: t.message() }));
-  return { totals: totals.message(), byEndpoint, byKey, byDay };
+/**
+ * The per-organization, per-month cap on distinct endpoints: relabels (in place) the
+ * cells whose endpoint would pass it, and returns how many events it relabelled.
+ */
+function endpointCap(tables: UsageTables, maxEndpoints: number) {
+  /** `org NUL month` → its endpoints, and whether the cap is reached. */
+  const known = new Map<string, { endpoints: Set<string>; full: boolean }>();
+  return async (cells: UsageCell[]): Promise<number> => {
+    const fresh = new Map<string, { organizationId: string; month: string }>();
+    for (const c of cells) {
+      if (c.endpoint === OTHER_ENDPOINT) continue;
+      const month = monthOf(c.hour);
+      const id = `${c.organizationId}\u0000${month}`;
+      const entry = known.get(id);
+      if (!entry || (!entry.full && !entry.endpoints.has(c.endpoint))) fresh.set(id, { organizationId: c.organizationId, month });
+    }
+    if (known.size + fresh.size > MAX_MEMO) known.clear();
+    for (const [id, { organizationId, month }] of fresh) {
+      const stored = await tables.monthEndpoints(organizationId, month);
+      const endpoints = new Set(stored.filter((e) => e !== OTHER_ENDPOINT));
+      known.set(id, { endpoints, full: endpoints.size >= maxEndpoints });
+    }
+    let overflow = 0;
+    for (const c of cells) {
+      if (c.endpoint === OTHER_ENDPOINT) continue;
+      const entry = known.get(`${c.organizationId}\u0000${monthOf(c.hour)}`);
+      if (!entry || entry.endpoints.has(c.endpoint)) continue;
+      if (!entry.full && entry.endpoints.size < maxEndpoints) {
+        entry.endpoints.add(c.endpoint);
+        entry.full = entry.endpoints.size >= maxEndpoints;
+        continue;
+      }
+      c.endpoint = OTHER_ENDPOINT;
+      overflow += c.events;
+    }
+    return overflow;
+  };
 }
 
-export function createUsageStore(tables: UsageTables): UsageStore {
+export function createUsageStore(tables: UsageTables, options: UsageStoreOptions = {}): UsageStore {
   let skipped = 0;
+  let overflowed = 0;
+  const cap = endpointCap(tables, options.maxEndpoints ?? 1000);
+  const checkId = (id: string | undefined) => {
+    if (id !== undefined && !BATCH_ID.test(id)) throw new RangeError('batch ids must be 1-32 characters [A-Za-z0-9_-]');
+  };
+
+  const write = async (batch: UsageBatch, batchId?: string): Promise<boolean> => {
+    checkId(batchId);
+    for (const id of batch.alsoIds ?? []) checkId(id);
+    const rows: EventRow[] = [];
+    const cells: UsageCell[] = [];
+    let bad = 0;
+    // Raw events are summed in the cells as well: only the cells' skips count.
+    for (const e of batch.events) {
+      const r = normalize(e);
+      if (r) rows.push(r);
+    }
+    for (const c of batch.cells) {
+      const n = normalizeCell(c);
+      if (n) cells.push(n);
+      else bad += c?.events ?? 1;
+    }
+    if (rows.length === 0 && cells.length === 0 && !batch.alsoIds?.length) {
+      skipped += bad;
+      return true;
+    }
+    const overflow = await cap(cells);
+    const { daily, monthly } = aggregate(cells);
+    const written = await tables.writeBatch({ events: rows, daily, monthly, batchId, alsoIds: batch.alsoIds, nowMs: Date.now() });
+    if (written) {
+      skipped += bad;
+      overflowed += overflow;
+    }
+    return written;
+  };
+
   return {
     get skippedEvents() {
       return skipped;
     },
-
-    async write(events, batchId) {
-      if (batchId !== undefined && !BATCH_ID.test(batchId)) throw new RangeError('batchId must be 1-32 characters [A-Za-z0-9_-]');
-      const rows: EventRow[] = [];
-      let bad = 0;
-      for (const e of events) {
-        const r = normalize(e);
-        if (r) rows.push(r);
-        else bad++;
-      }
-      if (rows.length === 0) {
-        skipped += bad;
-        return true;
-      }
-      const { daily, monthly } = aggregate(rows);
-      const written = await tables.writeBatch({ events: rows, daily, monthly, batchId, nowMs: Date.now() });
-      if (written) skipped += bad;
-      return written;
+    get endpointOverflow() {
+      return overflowed;
     },
+
+    write,
+
+    writeEvents: (events, batchId) => write({ cells: cellsOf(events), events }, batchId),
 
     async stats(organizationId, month, keyId) {
       if (!MONTH_PATTERN.test(month)) throw new InvalidArgumentError('month', 'must be YYYY-MM', 'invalid_month');

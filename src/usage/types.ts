@@ -1,6 +1,8 @@
+import type { UsageCell } from './cells';
+
 /**
- * Usage metering contracts. Usage is buffered in memory and written in batches, never
- * with a database write per request, and flushed at shutdown.
+ * Usage metering contracts. Usage is summed in memory (./cells) and written in batches,
+ * never with a database write per request, and flushed at shutdown.
  *
  * Counting: `requests` is 1 only for an allowed Check (the authoritative count, which
  * quotas use); access-log entries and RecordUsage records carry `requests: 0` and add
@@ -24,15 +26,31 @@ export interface UsageEvent {
   source: 'check' | 'accesslog' | 'api';
 }
 
+/**
+ * One write of usage: the cells the batcher summed (./cells), and the raw detail
+ * records it was asked to keep (KEYWARD_USAGE_RAW_EVENTS), each stored as a row.
+ */
+export interface UsageBatch {
+  cells: readonly UsageCell[];
+  events: readonly UsageEvent[];
+  /**
+   * Ids of earlier batches this one took over (a batch whose write failed, merged into
+   * this one): recorded with the batch's own id, so that a journal copy of theirs is
+   * not applied again.
+   */
+  alsoIds?: readonly string[];
+}
+
 /** Where usage goes; the batcher calls write() with whole batches. */
 export interface UsageSink {
   /**
-   * Inserts the raw events and upserts the daily and monthly aggregates, in one
+   * Stores the raw events and adds the cells to the daily and monthly aggregates, in one
    * transaction. With a `batchId` (1–32 characters [A-Za-z0-9_-]) the write is
-   * idempotent: the id is recorded in the same transaction, and a batch whose id was
-   * already recorded writes nothing and resolves `false`. Resolves `true` otherwise.
+   * idempotent: the id (and alsoIds) is recorded in the same transaction, and a batch
+   * whose id was already recorded writes nothing and resolves `false`. Resolves `true`
+   * otherwise.
    */
-  write(events: readonly UsageEvent[], batchId?: string): Promise<boolean>;
+  write(batch: UsageBatch, batchId?: string): Promise<boolean>;
 }
 
 /** One usage record reported through RecordUsage, as read from the request; zero or '' means not reported. */

@@ -10,6 +10,7 @@ export type TaskName =
   | 'hash-rotation-flush' // keys found under the previous hash secret, rehashed
   | 'hash-rotation-count' // the count of keys still under the previous secret
   | 'usage-flush' // the usage batcher
+  | 'usage-journal-sync' // usage summed in memory, appended to the journal
   | 'quota-sync' // quota counters to the database
   | 'usage-purge' // usage events past retention
   | 'usage-drop-warning'; // the warning about dropped usage events
