@@ -61,6 +61,8 @@ async function main(): Promise<object> {
     KEYWARD_LOG_LEVEL: 'info',
     KEYWARD_CACHE_TTL_SECONDS: '600',
     KEYWARD_USAGE_FLUSH_SECONDS: String(FLUSH_SECONDS),
+    // Each access-log entry also stored as a row: the heaviest ingestion, and countable.
+    KEYWARD_USAGE_RAW_EVENTS: 'true',
     ...(USAGE_BUFFER_MAX !== undefined && { KEYWARD_USAGE_BUFFER_MAX: USAGE_BUFFER_MAX }),
     HOME: state.tmp,
   };
@@ -75,7 +77,7 @@ async function main(): Promise<object> {
   const loadBefore = loadavg()[0]!;
   console.log(loadLine('before'));
   console.log(
-    `settings: KEYWARD_CACHE_TTL_SECONDS=600, KEYWARD_USAGE_FLUSH_SECONDS=${FLUSH_SECONDS}, KEYWARD_USAGE_BUFFER_MAX=${USAGE_BUFFER_MAX ?? '(default 200000)'}, log level info`,
+    `settings: KEYWARD_CACHE_TTL_SECONDS=600, KEYWARD_USAGE_FLUSH_SECONDS=${FLUSH_SECONDS}, KEYWARD_USAGE_RAW_EVENTS=true, KEYWARD_USAGE_BUFFER_MAX=${USAGE_BUFFER_MAX ?? '(default 200000)'}, log level info`,
   );
 
   const pg = new PgClient({ connectionString: dbUrl.toString() });
