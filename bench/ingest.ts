@@ -102,9 +102,9 @@ interface Result {
 async function sizes(orm: Orm): Promise<number> {
   const knex = (orm.em as unknown as EntityManager).getKnex();
   await knex.raw(`vacuum ${TABLES.join(', ')}`);
-  const row = (await knex.raw(`select ${TABLES.map((t) => `pg_total_relation_size('${t}')`).join(' + ')} as bytes`)) as {
-    rows: { bytes: string }[];
-  };
+  const row = await knex.raw<{ rows: { bytes: string }[] }>(
+    `select ${TABLES.map((t) => `pg_total_relation_size('${t}')`).join(' + ')} as bytes`,
+  );
   return Number(row.rows[0]!.bytes);
 }
 
