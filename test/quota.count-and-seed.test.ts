@@ -154,6 +154,7 @@ describe.each(DIALECTS)('count() and seed() on %s', (dialect) => {
       await c.seed(o, T, 6);
       await c.seed(o, T, 4);
       expect(await admin.get(quotaKey(o.id, MAR))).toBe('6');
+      await c.flush();
       expect(await table.count(o.id, MAR)).toBe(6);
       expect(await (await redisCounter()).consume(o, T)).toMatchObject({ allowed: true, used: 7 });
     });

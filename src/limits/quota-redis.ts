@@ -86,8 +86,9 @@ export interface RedisQuotaStats {
  *    of the quota). The connection policy is ../redis/client's.
  *  - count() (an organization without a quota) adds to the outage counts, with no
  *    command: they reach Redis with the next flush (or consume) like outage counts.
- *  - seed() runs one flush, then sets the Redis count to max(count, used) in one
- *    script and persists it as a floor; Redis failing rejects (LimiterUnavailableError).
+ *  - seed() sets the Redis count to max(count + this period's outage counts, used) in
+ *    one script (the next flush persists it); Redis failing rejects
+ *    (LimiterUnavailableError) and keeps the outage counts.
  *  - flush() (every interval, at close; concurrent calls share one run) adds outage
  *    counts back, writes the Redis counts of the periods consumed since the last flush
  *    into quota_counters as max(stored, Redis) — a floor, so reporting survives a Redis
@@ -215,20 +216,24 @@ export class RedisQuotaCounter implements QuotaCounter {
   }
 
   async seed(org: QuotaOrg, nowMs: number, used: number): Promise<void> {
-    const period = billingPeriod(org.billingAnchorDay, nowMs);
-    // This replica's unsent counts first: the max below must not count them twice.
-    await this.flush();
-    const s = this.track(org.id, period, nowMs);
-    let count: number;
+    const s = this.track(org.id, billingPeriod(org.billingAnchorDay, nowMs), nowMs);
+    // This replica's unsent counts go in the same script, so the max does not count them twice.
+    const add = s.outage;
+    s.outage -= add;
+    s.sending += add;
     try {
-      count = Number(await this.connection.call(() => this.scripts.keywardQuotaRaise(s.key, used, s.endMs + QUOTA_KEY_GRACE_MS)));
+      const expireAt = s.endMs + QUOTA_KEY_GRACE_MS;
+      s.redisCount = Number(await this.connection.call(() => this.scripts.keywardQuotaRaise(s.key, used, expireAt, add)));
     } catch (e) {
+      s.outage += add;
       this.redisError(e);
       throw new LimiterUnavailableError(e);
+    } finally {
+      s.sending -= add;
     }
     this.connection.failures.succeeded();
-    s.redisCount = count;
-    await this.store?.raiseTo([{ organizationId: org.id, startMs: s.startMs, count }]);
+    // Persisted (as a floor) by the next flush.
+    s.touched = true;
   }
 
   private async failed(e: unknown, org: QuotaOrg, nowMs: number, s: Seen, period: BillingPeriod): Promise<QuotaDecision> {
