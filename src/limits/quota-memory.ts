@@ -4,7 +4,7 @@
  * round trip on the hot path once a period is known here.
  */
 import { rethrowStoreError } from '../store/store';
-import { billingPeriod } from './billing';
+import { billingPeriod, billingPeriodShared } from './billing';
 import { timerScheduler, type Scheduler } from '../util/scheduler';
 import type { BillingPeriod, QuotaCounter, QuotaDecision, QuotaOrg, QuotaRow, QuotaStore } from './types';
 
@@ -145,7 +145,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
   }
 
   count(org: QuotaOrg, nowMs: number): void {
-    const period = billingPeriod(org.billingAnchorDay, nowMs);
+    const period = billingPeriodShared(org.billingAnchorDay, nowMs);
     this.see(nowMs);
     const startMs = period.start.getTime();
     const k = rowKey(org.id, startMs);

@@ -4,7 +4,7 @@
  */
 import type Redis from 'ioredis';
 import { RedisConnection } from '../redis/client';
-import { billingPeriod } from './billing';
+import { billingPeriod, billingPeriodShared } from './billing';
 import { timerScheduler, type Scheduler } from '../util/scheduler';
 import { DbSyncedQuotaCounter } from './quota-memory';
 import { defineQuotaScripts, QUOTA_KEY_GRACE_MS, quotaKey, type QuotaScripts } from './quota-redis-scripts';
@@ -210,7 +210,7 @@ export class RedisQuotaCounter implements QuotaCounter {
   }
 
   count(org: QuotaOrg, nowMs: number): void {
-    const s = this.track(org.id, billingPeriod(org.billingAnchorDay, nowMs), nowMs);
+    const s = this.track(org.id, billingPeriodShared(org.billingAnchorDay, nowMs), nowMs);
     s.outage++;
     this.counts.counted++;
   }
