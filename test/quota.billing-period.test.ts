@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { billingPeriod, secondsUntil } from '../src/limits/billing';
+import { billingPeriod, billingPeriodShared, secondsUntil } from '../src/limits/billing';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const at = (s: string) => Date.parse(s);
@@ -111,5 +111,24 @@ describe('secondsUntil', () => {
     expect(secondsUntil(end, end.getTime())).toBe(1);
     expect(secondsUntil(end, end.getTime() + 5000)).toBe(1);
     expect(secondsUntil(end.getTime(), end.getTime() - 86_400_000)).toBe(86_400);
+  });
+});
+
+describe('billingPeriodShared', () => {
+  it('answers as billingPeriod for any sequence of times, the last period per anchor day reused', () => {
+    const day = 86_400_000;
+    const time = fc.oneof(
+      fc.integer({ min: Date.UTC(2025, 0, 1), max: Date.UTC(2027, 0, 1) }),
+      // Period boundaries and 1 ms either side.
+      fc.tuple(fc.integer({ min: 0, max: 700 }), fc.constantFrom(-1, 0, 1)).map(([d, e]) => Date.UTC(2025, 0, 1) + d * day + e),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 28 }), time), { maxLength: 50 }), (calls) => {
+        for (const [anchor, now] of calls) expect(billingPeriodShared(anchor, now)).toEqual(billingPeriod(anchor, now));
+      }),
+    );
+    const t = Date.UTC(2026, 2, 10);
+    expect(billingPeriodShared(5, t)).toBe(billingPeriodShared(5, t + 1000));
+    expect(() => billingPeriodShared(29, t)).toThrow(RangeError);
   });
 });

@@ -96,6 +96,32 @@ export class Limits {
     };
   }
 
+  /**
+   * After UpdateOrganization gave monthly_quota or billing_anchor_day (committed, caches
+   * told): an organization with a quota has its current period's counter raised to at
+   * least the allowed Checks of that period in the usage aggregates (this process's
+   * usage buffer flushed first). max, not a sum: what the counter already holds (it also
+   * counts organizations without a quota) is not counted twice. Idempotent, so a failure
+   * (service_unavailable, or the store's error) is fixed by repeating the update.
+   */
+  async countUsedSoFar(org: OrganizationRecord): Promise<void> {
+    const limit = Number(org.monthlyQuota);
+    if (limit <= 0) return;
+    const now = this.context.now().getTime();
+    const { used } = await this.usedWithoutQuota(org, now);
+    const quotaOrg = { id: org.id, monthlyQuota: limit, billingAnchorDay: org.billingAnchorDay };
+    try {
+      await this.deps.quota.seed(quotaOrg, now, used);
+    } catch (e) {
+      if (e instanceof LimiterUnavailableError)
+        throw new DomainError(
+          'service_unavailable',
+          'the organization was updated, but its quota counter (Redis) is unavailable; repeat the update',
+        );
+      throw e;
+    }
+  }
+
   private async usedWithoutQuota(org: OrganizationRecord, now: number): Promise<{ used: number; period: BillingPeriod }> {
     const period = billingPeriod(org.billingAnchorDay, now);
     await this.deps.usage.flush().catch(() => undefined);

@@ -17,7 +17,11 @@ export interface NewOrganization {
   billingAnchorDay?: number;
 }
 
-/** UpdateOrganization's input: only the fields given change. All but `name` need the administrator token. */
+/**
+ * UpdateOrganization's input: only the fields given change. All but `name` need the administrator token.
+ * Giving monthlyQuota or billingAnchorDay (even unchanged) also raises the current period's
+ * quota counter to what the usage aggregates hold (Limits.countUsedSoFar).
+ */
 export interface OrganizationPatch {
   id: string;
   name?: string;
@@ -28,8 +32,16 @@ export interface OrganizationPatch {
   billingAnchorDay?: number;
 }
 
+/** What an update of the quota or the anchor day runs after its commit (Limits.countUsedSoFar). */
+export interface OrganizationHooks {
+  quotaChanged?(org: OrganizationRecord): Promise<void>;
+}
+
 export class Organizations {
-  constructor(private readonly context: AdminContext) {}
+  constructor(
+    private readonly context: AdminContext,
+    private readonly hooks: OrganizationHooks = {},
+  ) {}
 
   /** Administrator token only. */
   async create(caller: CallContext, input: NewOrganization): Promise<OrganizationRecord> {
@@ -109,7 +121,7 @@ export class Organizations {
         LIMITS.anchorDay.max,
       );
     }
-    return this.context.tx(caller, async (repos, changed) => {
+    const updated = await this.context.tx(caller, async (repos, changed) => {
       const org = await this.context.loadOrg(repos, caller, orgId, 'organization.update', true);
       changed({ type: 'org', id: org.id });
       const fields = Object.keys(patch).filter(
@@ -128,5 +140,8 @@ export class Organizations {
       );
       return org;
     });
+    // A quota or anchor day given: the (new) period's counter starts from what was already used.
+    if (input.monthlyQuota !== undefined || input.billingAnchorDay !== undefined) await this.hooks.quotaChanged?.(updated);
+    return updated;
   }
 }

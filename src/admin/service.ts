@@ -41,9 +41,9 @@ export class AdminService {
   constructor(deps: AdminServiceDeps) {
     const context = new AdminContext(deps);
     this.authenticator = new Authenticator(deps);
-    this.organizations = new Organizations(context);
-    this.keys = new ApiKeys(context, deps);
     this.limits = new Limits(context, deps);
+    this.organizations = new Organizations(context, { quotaChanged: (org) => this.limits.countUsedSoFar(org) });
+    this.keys = new ApiKeys(context, deps);
     this.usage = new UsageReports(context, deps);
     this.audit = new AuditLog(context);
   }

@@ -54,6 +54,7 @@ export interface LimitSpenderDeps {
 /**
  * Spends step 8 for an allowed key. Order: the rate limit (denied: nothing spent), then
  * the quota; when the quota denies or fails, the rate-limit request is given back first.
+ * An organization without a quota is still counted (QuotaCounter.count, synchronous).
  * A limiter or quota that cannot answer (LimiterUnavailableError) is a service_unavailable
  * denial, or StoreUnavailableError in `error` mode; any other failure propagates.
  * Synchronous with the in-memory limiter and quota; a Promise when one of them answers
@@ -73,7 +74,12 @@ export class LimitSpender {
   }
 
   private spendQuota(key: KeyView, org: OrgView, rate: RateDecision | null, nowMs: number): MaybePromise<Decision> {
-    if ((rate && !rate.allowed) || org.monthlyQuota <= 0) return decideLimits(key, org, rate, null, nowMs);
+    if (rate && !rate.allowed) return decideLimits(key, org, rate, null, nowMs);
+    if (org.monthlyQuota <= 0) {
+      // Counted without a quota too (no I/O), so that a quota set mid-period starts from what was used.
+      this.deps.quota.count({ id: org.id, monthlyQuota: org.monthlyQuota, billingAnchorDay: org.billingAnchorDay }, nowMs);
+      return decideLimits(key, org, rate, null, nowMs);
+    }
     return attempt(
       () => this.deps.quota.consume({ id: org.id, monthlyQuota: org.monthlyQuota, billingAnchorDay: org.billingAnchorDay }, nowMs),
       (quota) =>

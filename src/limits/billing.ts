@@ -32,6 +32,21 @@ export function billingPeriod(anchorDay: number, nowMs: number): BillingPeriod {
   return { start: utcMidnight(year, month, anchorDay), end: utcMidnight(year, month + 1, anchorDay) };
 }
 
+/** The last period billingPeriodShared computed, per anchor day. */
+const lastPeriods: (BillingPeriod | undefined)[] = [];
+
+/**
+ * billingPeriod, with the last answer per anchor day reused while nowMs is inside it (no
+ * allocation on a hot path). The period returned is shared: never mutate its Dates.
+ */
+export function billingPeriodShared(anchorDay: number, nowMs: number): BillingPeriod {
+  const last = lastPeriods[anchorDay];
+  if (last && nowMs >= last.start.getTime() && nowMs < last.end.getTime()) return last;
+  const period = billingPeriod(anchorDay, nowMs);
+  lastPeriods[anchorDay] = period;
+  return period;
+}
+
 /** Whole seconds from nowMs until `end`, rounded up and at least 1 (a Retry-After value). */
 export function secondsUntil(end: Date | number, nowMs: number): number {
   const endMs = typeof end === 'number' ? end : end.getTime();

@@ -4,7 +4,7 @@
  * round trip on the hot path once a period is known here.
  */
 import { rethrowStoreError } from '../store/store';
-import { billingPeriod } from './billing';
+import { billingPeriod, billingPeriodShared } from './billing';
 import { timerScheduler, type Scheduler } from '../util/scheduler';
 import type { BillingPeriod, QuotaCounter, QuotaDecision, QuotaOrg, QuotaRow, QuotaStore } from './types';
 
@@ -38,8 +38,12 @@ interface Entry {
   base: number;
   /** Allowed here since the last successful flush. */
   pending: number;
-  /** False while base is 0 only because the first load failed. */
+  /** False while base is 0 only because the first load failed, or was never read (count() only). */
   loaded: boolean;
+  /** consume() may decide on base: it was read (or its read failed: fail-open). False for a period only count()ed so far. */
+  checked: boolean;
+  /** Some consume() used it: kept, and re-read by flushes, while recently used. */
+  enforced: boolean;
   /** Flushes since the last consume. */
   idleFlushes: number;
 }
@@ -66,6 +70,8 @@ export interface DbSyncedQuotaStats {
   pending: number;
   allowed: number;
   denied: number;
+  /** Requests of organizations without a quota, counted by count(). */
+  counted: number;
   syncErrors: number;
   loadErrors: number;
 }
@@ -82,6 +88,11 @@ export interface DbSyncedQuotaStats {
  *    only after the commit; a failed flush changes nothing, so no request is lost or
  *    counted twice (except a connection lost while COMMIT is in flight: one batch may
  *    count twice, erring on the side of the quota). flush() and used() run one at a time.
+ *  - count() (an organization without a quota) adds to pending synchronously without
+ *    reading base; such a period is read by its first consume(), and dropped from memory
+ *    at the first flush that leaves it with nothing pending.
+ *  - seed() runs one flush, then raises the stored count to at least `used` and reads it
+ *    back as base (pending counted since stays on top), in the flush chain.
  *  - A failed first load is fail-open: the period counts here from 0 (loadErrors,
  *    onError) until a flush brings the true total; consume() never throws for the
  *    database, used() rethrows (StoreUnavailableError when unreachable).
@@ -102,7 +113,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
   private cancelTimer: (() => void) | undefined;
   /** The latest time seen by consume/used: periods ending before it are over. */
   private latestNowMs = Number.NEGATIVE_INFINITY;
-  private counts = { allowed: 0, denied: 0, syncErrors: 0, loadErrors: 0 };
+  private counts = { allowed: 0, denied: 0, counted: 0, syncErrors: 0, loadErrors: 0 };
 
   constructor(opts: DbSyncedQuotaOptions) {
     this.store = opts.store;
@@ -116,12 +127,13 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
     this.see(nowMs);
     const k = rowKey(org.id, period.start.getTime());
     const known = this.entries.get(k);
-    if (known) return this.decide(known, org.monthlyQuota, period);
+    if (known?.checked) return this.decide(known, org.monthlyQuota, period);
     return this.load(k, org.id, period).then((e) => this.decide(e, org.monthlyQuota, period));
   }
 
   private decide(e: Entry, limit: number, period: BillingPeriod): QuotaDecision {
     e.idleFlushes = 0;
+    e.enforced = true;
     const allowed = e.base + e.pending < limit;
     if (allowed) {
       e.pending++;
@@ -130,6 +142,48 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
       this.counts.denied++;
     }
     return { allowed, limit, used: e.base + e.pending, period };
+  }
+
+  count(org: QuotaOrg, nowMs: number): void {
+    const period = billingPeriodShared(org.billingAnchorDay, nowMs);
+    this.see(nowMs);
+    const startMs = period.start.getTime();
+    const k = rowKey(org.id, startMs);
+    let e = this.entries.get(k);
+    if (!e) {
+      e = {
+        organizationId: org.id,
+        startMs,
+        endMs: period.end.getTime(),
+        base: 0,
+        pending: 0,
+        loaded: false,
+        checked: false,
+        enforced: false,
+        idleFlushes: 0,
+      };
+      this.entries.set(k, e);
+    }
+    e.pending++;
+    this.counts.counted++;
+  }
+
+  seed(org: QuotaOrg, nowMs: number, used: number): Promise<void> {
+    const period = billingPeriod(org.billingAnchorDay, nowMs);
+    this.see(nowMs);
+    const startMs = period.start.getTime();
+    return this.serial.run(async () => {
+      try {
+        // This replica's counts first: the max below must not count them twice.
+        await this.sync();
+        await this.store.raiseTo([{ organizationId: org.id, startMs, count: used }]);
+        const stored = await this.store.count(org.id, startMs);
+        const e = this.entries.get(rowKey(org.id, startMs));
+        if (e) Object.assign(e, { base: stored, loaded: true, checked: true });
+      } catch (e) {
+        rethrowStoreError(e);
+      }
+    });
   }
 
   /** The entry of a period not known here: one database read shared by concurrent callers. */
@@ -151,8 +205,23 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
           this.loading.delete(k);
           // A flush may not drop a fresh entry before its first use: idleFlushes is 0.
           const cur = this.entries.get(k);
-          if (cur) return cur;
-          const e: Entry = { organizationId, startMs, endMs: period.end.getTime(), base, pending: 0, loaded, idleFlushes: 0 };
+          if (cur) {
+            // Only count()ed so far: base as read, unless a flush has set it since.
+            if (!cur.checked) Object.assign(cur, { base, loaded, checked: true });
+            cur.enforced = true;
+            return cur;
+          }
+          const e: Entry = {
+            organizationId,
+            startMs,
+            endMs: period.end.getTime(),
+            base,
+            pending: 0,
+            loaded,
+            checked: true,
+            enforced: true,
+            idleFlushes: 0,
+          };
           this.entries.set(k, e);
           return e;
         });
@@ -185,10 +254,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
         rethrowStoreError(e);
       }
       const e = this.entries.get(rowKey(org.id, startMs));
-      if (e) {
-        e.base = stored;
-        e.loaded = true;
-      }
+      if (e) Object.assign(e, { base: stored, loaded: true, checked: true });
       return { used: stored + (e?.pending ?? 0), period };
     });
   }
@@ -206,7 +272,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
     const writes: { e: Entry; sent: number }[] = [];
     const reads: Entry[] = [];
     for (const [k, e] of this.entries) {
-      if (e.pending === 0 && (e.endMs <= this.latestNowMs || e.idleFlushes >= this.idleFlushes)) {
+      if (e.pending === 0 && (!e.enforced || e.endMs <= this.latestNowMs || e.idleFlushes >= this.idleFlushes)) {
         // Everything counted here is in the database already.
         this.entries.delete(k);
         continue;
@@ -232,11 +298,11 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
     for (const { e, sent } of writes) {
       e.pending -= sent;
       e.base = totals.get(rowKey(e.organizationId, e.startMs)) ?? e.base + sent;
-      e.loaded = true;
+      e.loaded = e.checked = true;
     }
     for (const e of reads) {
       e.base = totals.get(rowKey(e.organizationId, e.startMs)) ?? 0;
-      e.loaded = true;
+      e.loaded = e.checked = true;
     }
   }
 

@@ -4,7 +4,7 @@
  */
 import type Redis from 'ioredis';
 import { RedisConnection } from '../redis/client';
-import { billingPeriod } from './billing';
+import { billingPeriod, billingPeriodShared } from './billing';
 import { timerScheduler, type Scheduler } from '../util/scheduler';
 import { DbSyncedQuotaCounter } from './quota-memory';
 import { defineQuotaScripts, QUOTA_KEY_GRACE_MS, quotaKey, type QuotaScripts } from './quota-redis-scripts';
@@ -27,7 +27,7 @@ interface Seen {
   key: string;
   /** The count Redis last answered. */
   redisCount: number;
-  /** Allowed here while Redis failed, not yet added to Redis. */
+  /** Allowed here and not yet added to Redis: while Redis failed, or counted by count() (no quota). */
   outage: number;
   /** Outage counts being added to Redis by a command in flight (taken from `outage`). */
   sending: number;
@@ -65,6 +65,8 @@ export interface RedisQuotaStats {
   trackedPeriods: number;
   allowed: number;
   denied: number;
+  /** Requests of organizations without a quota, counted by count(). */
+  counted: number;
   redisErrors: number;
   fallbackDecisions: number;
   persistErrors: number;
@@ -82,6 +84,11 @@ export interface RedisQuotaStats {
  *    answers: with the next consume of the period (atomically, in its script) or the
  *    next flush. A command that ran on Redis but failed here counts twice (on the side
  *    of the quota). The connection policy is ../redis/client's.
+ *  - count() (an organization without a quota) adds to the outage counts, with no
+ *    command: they reach Redis with the next flush (or consume) like outage counts.
+ *  - seed() sets the Redis count to max(count + this period's outage counts, used) in
+ *    one script (the next flush persists it); Redis failing rejects
+ *    (LimiterUnavailableError) and keeps the outage counts.
  *  - flush() (every interval, at close; concurrent calls share one run) adds outage
  *    counts back, writes the Redis counts of the periods consumed since the last flush
  *    into quota_counters as max(stored, Redis) — a floor, so reporting survives a Redis
@@ -105,7 +112,7 @@ export class RedisQuotaCounter implements QuotaCounter {
   private flushing: Promise<void> | undefined;
   private closed = false;
   private latestNowMs = Number.NEGATIVE_INFINITY;
-  private counts = { allowed: 0, denied: 0, fallbackDecisions: 0, persistErrors: 0 };
+  private counts = { allowed: 0, denied: 0, counted: 0, fallbackDecisions: 0, persistErrors: 0 };
 
   constructor(opts: RedisQuotaOptions) {
     this.onFailure = opts.onFailure;
@@ -200,6 +207,33 @@ export class RedisQuotaCounter implements QuotaCounter {
     if (allowed) this.counts.allowed++;
     else this.counts.denied++;
     return { allowed, limit, used: s.redisCount + s.outage + s.sending, period };
+  }
+
+  count(org: QuotaOrg, nowMs: number): void {
+    const s = this.track(org.id, billingPeriodShared(org.billingAnchorDay, nowMs), nowMs);
+    s.outage++;
+    this.counts.counted++;
+  }
+
+  async seed(org: QuotaOrg, nowMs: number, used: number): Promise<void> {
+    const s = this.track(org.id, billingPeriod(org.billingAnchorDay, nowMs), nowMs);
+    // This replica's unsent counts go in the same script, so the max does not count them twice.
+    const add = s.outage;
+    s.outage -= add;
+    s.sending += add;
+    try {
+      const expireAt = s.endMs + QUOTA_KEY_GRACE_MS;
+      s.redisCount = Number(await this.connection.call(() => this.scripts.keywardQuotaRaise(s.key, used, expireAt, add)));
+    } catch (e) {
+      s.outage += add;
+      this.redisError(e);
+      throw new LimiterUnavailableError(e);
+    } finally {
+      s.sending -= add;
+    }
+    this.connection.failures.succeeded();
+    // Persisted (as a floor) by the next flush.
+    s.touched = true;
   }
 
   private async failed(e: unknown, org: QuotaOrg, nowMs: number, s: Seen, period: BillingPeriod): Promise<QuotaDecision> {
@@ -363,15 +397,6 @@ export class RedisQuotaCounter implements QuotaCounter {
   }
 
   stats(): RedisQuotaStats {
-    const { allowed, denied, fallbackDecisions, persistErrors } = this.counts;
-    return {
-      backend: 'redis',
-      trackedPeriods: this.seen.size,
-      allowed,
-      denied,
-      redisErrors: this.connection.failures.errors,
-      fallbackDecisions,
-      persistErrors,
-    };
+    return { backend: 'redis', trackedPeriods: this.seen.size, ...this.counts, redisErrors: this.connection.failures.errors };
   }
 }

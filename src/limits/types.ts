@@ -81,6 +81,20 @@ export interface QuotaCounter {
   readonly backend: 'memory' | 'redis';
   /** Counts one request if the period's quota allows it. */
   consume(org: QuotaOrg, nowMs: number): QuotaDecision | Promise<QuotaDecision>;
+  /**
+   * Counts one allowed request of an organization without a quota (monthlyQuota 0):
+   * never refuses, synchronous, no I/O; the count reaches the shared store (the
+   * database, or Redis) with the next flush. So a quota set later in the period starts
+   * from what was already used.
+   */
+  count(org: QuotaOrg, nowMs: number): void;
+  /**
+   * Raises the count of org's period at nowMs to at least `used` (max, never added),
+   * after sending this replica's own counts, so that they are not counted twice. Used
+   * when a quota or an anchor day changes (src/admin/limits.ts). Rejects when the store
+   * (or Redis) fails; it can be retried.
+   */
+  seed(org: QuotaOrg, nowMs: number, used: number): Promise<void>;
   /** The period's count without spending (for GetQuota). */
   used(org: QuotaOrg, nowMs: number): Promise<{ used: number; period: BillingPeriod }>;
   /** Writes pending counts to the shared store (the database sync of the memory backend). */
