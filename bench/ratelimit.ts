@@ -42,6 +42,7 @@ async function startKeyward(mode: Mode): Promise<{ kw: ServerProcess; limited: s
       KEYWARD_ADMIN_TOKEN: ADMIN_TOKEN,
       KEYWARD_LOG_LEVEL: 'info',
       KEYWARD_RATE_LIMIT_MODE: mode,
+      KEYWARD_USAGE_JOURNAL_DIR: join(state.tmp!, `journal-${mode}`),
       HOME: state.tmp!,
     },
     state.tmp,
