@@ -4,8 +4,10 @@
 #   ingest  usage-batcher ingestion into PostgreSQL
 #   fleet   revocation propagation between two processes, access-log ingestion (PostgreSQL)
 #   cold    1,000,000 keys in PostgreSQL, every Check a cache miss; RSS with them all cached
-# BENCH_ONLY="run ingest" picks some. The PostgreSQL ones use 127.0.0.1:5432 (user
-# postgres, trust) and are skipped, with a message, when it does not answer.
+#   ratelimit  hot path with a rate limit, strict vs approximate vs none, vs the no-op (h2load; SQLite)
+#   memory  RSS with 1,000,000 keys cached and 1,000,000 windows live, per rate-limit mode (SQLite)
+# BENCH_ONLY="run ingest" picks some. The PostgreSQL ones (ingest, fleet, cold) use
+# 127.0.0.1:5432 (user postgres, trust) and are skipped, with a message, when it does not answer.
 # Each prints its tables and one `BENCH_RESULT {json}` line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,10 +29,10 @@ pg_up() {
 }
 
 status=0
-for b in ${BENCH_ONLY:-run ingest fleet cold}; do
+for b in ${BENCH_ONLY:-run ratelimit ingest fleet cold memory}; do
   echo
   echo "================================ bench/$b.ts ================================"
-  if [ "$b" != run ] && ! pg_up; then
+  if [ "$b" != run ] && [ "$b" != ratelimit ] && [ "$b" != memory ] && ! pg_up; then
     echo "skipped: PostgreSQL is not reachable at ${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
     continue
   fi

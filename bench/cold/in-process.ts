@@ -25,9 +25,15 @@ export interface InProcessResult {
  * Starts keyward in bench/memory-driver.cjs (the real app from dist/, an empty cache)
  * and checks every key twice inside it: first from the store, then cached, the second
  * pass fast enough (all keys within seconds) that every rate-limit window is live.
- * Then reads its RSS.
+ * Then reads its RSS. `env` overrides keyward's settings (bench/memory.ts: SQLite, the
+ * rate-limit mode, the journal directory).
  */
-export async function inProcessMemory(hashSecretHex: string, keys: Buffer, keyLen: number): Promise<InProcessResult> {
+export async function inProcessMemory(
+  hashSecretHex: string,
+  keys: Buffer,
+  keyLen: number,
+  env: Record<string, string> = {},
+): Promise<InProcessResult> {
   const driver = track(
     fork(join(__dirname, '..', 'memory-driver.cjs'), [], {
       cwd: ROOT,
@@ -44,6 +50,7 @@ export async function inProcessMemory(hashSecretHex: string, keys: Buffer, keyLe
         KEYWARD_DATABASE_URL: dbUrl(DB_NAME),
         KEYWARD_HASH_SECRET: hashSecretHex,
         KEYWARD_ADMIN_TOKEN: ADMIN_TOKEN,
+        ...env,
       },
     }),
   );
@@ -99,9 +106,10 @@ export async function inProcessMemory(hashSecretHex: string, keys: Buffer, keyLe
   };
   process.stdout.write(`in-process memory run: keyward pid ${ready.pid}, every key from the store`);
   const pass1 = await pass('first pass (cache misses)', INPROC_INFLIGHT);
-  // Rate-limit windows are whole minutes, and a key idle for two of them is dropped:
-  // starting the cached pass just after a minute begins leaves it nearly 2 minutes
-  // before its first keys could go, so every window is live at the end.
+  // Approximate windows are whole minutes, a key idle for two of them is dropped; strict
+  // ones are 5 s sub-windows, a key idle for 14 of them (70 s) is dropped. Starting the
+  // cached pass just after a minute begins leaves it at least 70 s before its first keys
+  // could go, so every window is live at the end if the pass takes less than that.
   const wait = 60_000 - (Date.now() % 60_000) + 200;
   console.log(`in-process memory run: waiting ${(wait / 1000).toFixed(0)} s for the next minute to begin`);
   await new Promise((r) => setTimeout(r, wait));
