@@ -59,6 +59,7 @@ describe('Check with many x-keyward-* headers', () => {
         method: 'GET',
         path: '/',
         host: 'h',
+        sourceAddress: '',
         contextExtensions: {},
         headers: [
           ['x-keyward-b', '1'],

@@ -56,7 +56,17 @@ const http = fc.record(
   },
   { requiredKeys: [] },
 );
-const peer = fc.record({ service: text, labels: dict, principal: text, certificate: text }, { requiredKeys: [] });
+const socketAddress = fc.record({ address: text, portValue: fc.nat({ max: 65535 }) }, { requiredKeys: [] });
+const peer = fc.record(
+  {
+    address: fc.record({ socketAddress, pipe: fc.record({ path: text }) }, { requiredKeys: [] }),
+    service: text,
+    labels: dict,
+    principal: text,
+    certificate: text,
+  },
+  { requiredKeys: [] },
+);
 const request = fc.record(
   {
     attributes: fc.option(

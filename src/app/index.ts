@@ -30,6 +30,7 @@ import { createQuotaCounter } from '../limits/quota';
 import { createQuotaStore } from '../store/quota-counters';
 import type { QuotaCounter, RateLimiter } from '../limits/types';
 import { createUsageStore, type UsageStore } from '../usage/store';
+import { SecurityEvents } from '../events/observe';
 import { createUsageTables } from '../store/usage-tables';
 import { UsageBatcher } from '../usage/batcher';
 import { UsageJournal } from '../usage/journal';
@@ -219,6 +220,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       onStoreError: authz.onStoreError,
       spender: new LimitSpender({ limiter, quota, onStoreError: authz.onStoreError }),
       usage,
+      security: new SecurityEvents({ windowMs: authz.securityEventWindowSeconds * 1000, sink: usage }),
     });
     const { generated } = await admin.authenticator.bootstrapAdminToken(config.adminToken, generateAdminToken);
     if (generated) (opts.onGeneratedAdminToken ?? printGeneratedAdminToken)(generated);

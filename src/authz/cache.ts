@@ -292,7 +292,8 @@ export class KeyCache {
       prev.active === o.active &&
       prev.rateLimitPerMinute === o.rateLimitPerMinute &&
       prev.monthlyQuota === o.monthlyQuota &&
-      prev.billingAnchorDay === o.billingAnchorDay
+      prev.billingAnchorDay === o.billingAnchorDay &&
+      String(prev.quotaAlertPercents) === String(o.quotaAlertPercents)
     ) {
       return prev;
     }

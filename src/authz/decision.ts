@@ -16,7 +16,7 @@
  * configuration); it is never an allow.
  */
 import type { DenyCode } from '../errors/codes';
-import type { RateDecision } from '../limits/types';
+import type { QuotaDecision, RateDecision } from '../limits/types';
 import { parseKey, type Environment } from '../keys/format';
 import { keyUsable, type KeyUnusable } from '../keys/usable';
 import type { CredentialResult } from './credentials';
@@ -42,6 +42,8 @@ export interface OrgView {
   rateLimitPerMinute: number;
   monthlyQuota: number;
   billingAnchorDay: number;
+  /** Percentages of the quota whose crossing is an `org.quota_threshold` event; undefined: 80 and 100. */
+  quotaAlertPercents?: readonly number[];
 }
 
 /** What a Check request asks, read from its attributes (see request.ts). */
@@ -71,8 +73,17 @@ export type KeyLookup = { kind: 'found'; key: KeyView; org: OrgView | null } | {
 
 export type Decision =
   | { allow: true; key: null }
-  | { allow: true; key: KeyView; org: OrgView; rate?: RateDecision }
-  | { allow: false; code: DenyCode; key?: KeyView; details?: Record<string, unknown>; rate?: RateDecision; retryAfterSeconds?: number };
+  | { allow: true; key: KeyView; org: OrgView; rate?: RateDecision; quota?: QuotaDecision }
+  | {
+      allow: false;
+      code: DenyCode;
+      key?: KeyView;
+      details?: Record<string, unknown>;
+      rate?: RateDecision;
+      /** The quota's answer, for monthly_quota_exceeded. */
+      quota?: QuotaDecision;
+      retryAfterSeconds?: number;
+    };
 
 /**
  * Steps 1–2, the one parse of the key in a Check (request.ts calls it when it reads the

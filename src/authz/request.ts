@@ -40,6 +40,8 @@ export type CheckRequestInput = CheckInput & {
   routeTemplate?: string;
   /** context_extensions `keyward_endpoint`, for the endpoint label. */
   extensionEndpoint?: string;
+  /** The downstream peer's address Envoy reports ('' when absent), for security events. */
+  sourceAddress: string;
 };
 
 const NO_SCOPES: ScopeRequirement = { all: [], any: [] };
@@ -99,6 +101,7 @@ export function readAttributes(attributes: RequestAttributes, opts: RequestReade
     route: rule?.rule,
     routeTemplate: rule?.template,
     extensionEndpoint: ext.keyward_endpoint,
+    sourceAddress: attributes.sourceAddress,
     spoofed,
   };
 }

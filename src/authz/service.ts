@@ -17,6 +17,7 @@ import type { LastUsedRecorder } from './last-used';
 import { readAttributes, type CheckRequestInput, type RequestReaderOptions } from './request';
 import { toCheckResponse, type ResponseOptions } from './response';
 import type { LimitSpender } from './spend';
+import type { ObservedRequest } from '../events/observe';
 
 const NO_HEADERS: readonly string[] = [];
 
@@ -33,6 +34,8 @@ export interface AuthorizerDeps {
   spender: LimitSpender;
   /** Receives one `requests: 1` event per allowed Check that had a key. */
   usage: { record(event: UsageEvent): void };
+  /** Sees every decision with a key, for security events (src/events/observe.ts). */
+  security?: { observe(request: ObservedRequest, decision: Decision, nowMs: number): void };
 }
 
 /** One answered Check: what was asked, what was decided, and the response. */
@@ -64,9 +67,13 @@ export class Authorizer {
     if (lookup?.kind === 'unavailable' && this.deps.onStoreError === 'error') throw new StoreUnavailableError();
     const now = this.deps.clock.now().getTime();
     const decision = decide(input, lookup, now);
-    if (!decision.allow || !decision.key) return this.respond(input, decision);
+    if (!decision.allow || !decision.key) {
+      if (decision.key) this.deps.security?.observe(input, decision, now);
+      return this.respond(input, decision);
+    }
     // Step 8: spend only now that every other check has passed.
     return then(this.deps.spender.spend(decision.key, decision.org, now), (spent) => {
+      if (spent.key) this.deps.security?.observe(input, spent, now);
       const endpoint = this.record(input, spent, now);
       return this.respond(input, spent, endpoint);
     });

@@ -36,12 +36,13 @@ export function decideLimits(key: KeyView, org: OrgView, rate: RateDecision | nu
       allow: false,
       code: 'monthly_quota_exceeded',
       key,
+      quota,
       ...(refunded && { rate: refunded }),
       retryAfterSeconds: retry,
       details: { limit: quota.limit, used: quota.used, period_end: quota.period.end.toISOString(), retry_after_seconds: retry },
     };
   }
-  return { allow: true, key, org, ...(rate && { rate }) };
+  return { allow: true, key, org, ...(rate && { rate }), ...(quota && { quota }) };
 }
 
 export interface LimitSpenderDeps {

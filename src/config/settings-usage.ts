@@ -1,4 +1,4 @@
-/** The usage group of the settings table (./settings.ts): metering, its journal and its limits. */
+/** The usage group of the settings table (./settings.ts): metering, its journal and its limits, and security events (written with usage). */
 import type { Setting } from './settings';
 import * as schema from './schemas';
 
@@ -65,5 +65,12 @@ export const USAGE_SETTINGS = {
     default: 'x-usage-cost-usd',
     schema: schema.headerName,
     description: 'The upstream response header carrying its cost in USD.',
+  },
+  KEYWARD_SECURITY_EVENT_WINDOW_SECONDS: {
+    group: 'usage',
+    default: '300',
+    schema: schema.intIn(10, 86_400),
+    description:
+      'The window of security events (10–86400 s): one audit row per kind and key per window, with its count, first and last time and last client.',
   },
 } satisfies Record<string, Setting>;

@@ -101,6 +101,7 @@ export const AUTHZ_VARIABLES = {
   usageJournalSyncMs: 'KEYWARD_USAGE_JOURNAL_SYNC_MS',
   usageRawEvents: 'KEYWARD_USAGE_RAW_EVENTS',
   usageMaxEndpoints: 'KEYWARD_USAGE_MAX_ENDPOINTS',
+  securityEventWindowSeconds: 'KEYWARD_SECURITY_EVENT_WINDOW_SECONDS',
   usageTokensHeader: 'KEYWARD_USAGE_TOKENS_HEADER',
   usageCostHeader: 'KEYWARD_USAGE_COST_HEADER',
 } as const;

@@ -16,6 +16,8 @@ export interface RequestAttributes {
   headers: HeaderList;
   /** AttributeContext.context_extensions. */
   contextExtensions: Record<string, string>;
+  /** AttributeContext.source.address.socket_address.address: the downstream peer's IP ('' when absent). */
+  sourceAddress: string;
 }
 
 /** Why bytes are not a CheckRequest keyward accepts. */
@@ -46,7 +48,11 @@ const LEN = WireType.lengthDelimited;
 
 /** Field tags of the messages read, by their Envoy field names and numbers. */
 const CheckRequestField = { attributes: fieldTag(1, LEN) } as const;
-const AttributeContextField = { request: fieldTag(4, LEN), contextExtensions: fieldTag(10, LEN) } as const;
+const AttributeContextField = { source: fieldTag(1, LEN), request: fieldTag(4, LEN), contextExtensions: fieldTag(10, LEN) } as const;
+/** Peer.address, Address.socket_address, SocketAddress.address. */
+const PeerField = { address: fieldTag(1, LEN) } as const;
+const AddressField = { socketAddress: fieldTag(1, LEN) } as const;
+const SocketAddressField = { address: fieldTag(2, LEN) } as const;
 const RequestField = { http: fieldTag(2, LEN) } as const;
 const HttpRequestField = {
   method: fieldTag(2, LEN),
@@ -257,13 +263,34 @@ function request(reader: Reader): Http | undefined {
 interface Attributes {
   http: Http | undefined;
   contextExtensions: Record<string, string>;
+  sourceAddress: string;
+}
+
+/** A message whose one field of interest is another message (last wins): `inner` reads that one. */
+function nested<T>(reader: Reader, wanted: number, inner: () => T): T | undefined {
+  const end = reader.delimited();
+  let out: T | undefined;
+  fields(reader, end, (tag) => {
+    if (tag !== wanted) return false;
+    out = inner();
+    return true;
+  });
+  return out;
+}
+
+/** Peer → Address → SocketAddress → address. */
+function peerAddress(reader: Reader): string {
+  const socket = () => nested(reader, SocketAddressField.address, () => reader.string()) ?? '';
+  const address = () => nested(reader, AddressField.socketAddress, socket);
+  return nested(reader, PeerField.address, address) ?? '';
 }
 
 function attributeContext(reader: Reader): Attributes {
   const end = reader.delimited();
-  const attributes: Attributes = { http: undefined, contextExtensions: {} };
+  const attributes: Attributes = { http: undefined, contextExtensions: {}, sourceAddress: '' };
   fields(reader, end, (tag) => {
     if (tag === AttributeContextField.request) attributes.http = request(reader);
+    else if (tag === AttributeContextField.source) attributes.sourceAddress = peerAddress(reader);
     else if (tag === AttributeContextField.contextExtensions) mapEntry(reader, attributes.contextExtensions);
     else return false;
     return true;
@@ -277,6 +304,7 @@ const NO_ATTRIBUTES: RequestAttributes = Object.freeze({
   host: '',
   headers: Object.freeze([]),
   contextExtensions: Object.freeze({}),
+  sourceAddress: '',
 });
 
 /**
@@ -302,7 +330,8 @@ export function decodeCheckAttributes(bytes: Uint8Array): RequestAttributes {
   });
   if (!attributes) return NO_ATTRIBUTES;
   const http = attributes.http;
-  if (!http) return { method: '', path: '', host: '', headers: [], contextExtensions: attributes.contextExtensions };
+  const { contextExtensions, sourceAddress } = attributes;
+  if (!http) return { method: '', path: '', host: '', headers: [], contextExtensions, sourceAddress };
   const headers: HeaderList = http.headerMap.length > 0 ? http.headerMap : headersOfMap(http.headers);
-  return { method: http.method, path: http.path, host: http.host, headers, contextExtensions: attributes.contextExtensions };
+  return { method: http.method, path: http.path, host: http.host, headers, contextExtensions, sourceAddress };
 }

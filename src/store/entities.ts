@@ -19,6 +19,8 @@ export class OrganizationRecord {
   monthlyQuota!: number;
   /** 1..28: the day of the month (UTC) on which the quota month starts. */
   billingAnchorDay!: number;
+  /** Percentages of the quota whose crossing is an `org.quota_threshold` event, e.g. `80,100`; null: the default (80,100). */
+  quotaAlertPercents?: string | null;
   createdAt!: Date;
   updatedAt!: Date;
 }
@@ -62,9 +64,22 @@ export class AuditEventRecord {
   action!: string;
   organizationId?: string | null;
   keyId?: string | null;
-  outcome!: 'success' | 'denied';
+  /** `observed` for security events that are not denials (a quota threshold, a key about to expire). */
+  outcome!: 'success' | 'denied' | 'observed';
   reason?: string | null;
   peer?: string | null;
+  /**
+   * Security events (src/events/): one row per kind (action), subject (the key, or the
+   * organization and threshold) and window, unique together; null for other rows.
+   */
+  subject?: string | null;
+  windowStart?: Date | null;
+  /** Times the event happened in the window (1 for other rows). */
+  occurrences!: number;
+  firstSeen?: Date | null;
+  lastSeen?: Date | null;
+  /** The last client address seen (source address or x-forwarded-for). */
+  clientAddress?: string | null;
 }
 
 /** An administrator token, by keyed hash only. */
@@ -89,6 +104,7 @@ export const OrganizationSchema = new EntitySchema<OrganizationRecord>({
     rateLimitPerMinute: { type: 'integer' },
     monthlyQuota: { type: new BigIntType('number') },
     billingAnchorDay: { type: 'smallint' },
+    quotaAlertPercents: { type: 'string', length: 64, nullable: true },
     createdAt: { type: 'datetime' },
     updatedAt: { type: 'datetime' },
   },
@@ -126,6 +142,7 @@ export const AuditEventSchema = new EntitySchema<AuditEventRecord>({
   class: AuditEventRecord,
   tableName: 'audit_events',
   indexes: [{ properties: ['organizationId', 'id'] }, { properties: ['keyId', 'id'] }, { properties: ['at'] }],
+  uniques: [{ properties: ['action', 'subject', 'windowStart'] }],
   properties: {
     id: { type: new BigIntType('number'), primary: true, autoincrement: true },
     at: { type: 'datetime' },
@@ -136,6 +153,12 @@ export const AuditEventSchema = new EntitySchema<AuditEventRecord>({
     outcome: { type: 'string', length: 16 },
     reason: { type: 'string', length: 500, nullable: true },
     peer: { type: 'string', length: 128, nullable: true },
+    subject: { type: 'string', length: 64, nullable: true },
+    windowStart: { type: 'datetime', nullable: true },
+    occurrences: { type: 'integer', default: 1 },
+    firstSeen: { type: 'datetime', nullable: true },
+    lastSeen: { type: 'datetime', nullable: true },
+    clientAddress: { type: 'string', length: 64, nullable: true },
   },
 });
 

@@ -27,6 +27,15 @@ interface Row {
   org_rate_limit: number | null;
   monthly_quota: number | string | null;
   billing_anchor_day: number | null;
+  quota_alert_percents: string | null;
+}
+
+/** `80,100` → [80, 100] (as stored by KeyAdmin: whole percents, 1–1000). */
+export function parsePercents(text: string): number[] {
+  return text
+    .split(',')
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n >= 1 && n <= 1000);
 }
 
 function ms(v: number | string | Date | null): number | null {
@@ -70,7 +79,7 @@ export interface DataPlaneStore extends KeySource {
 /** The lookup: one indexed query by hash, with the organization (built once, not per Check). */
 const LOOKUP_SQL =
   'select k.id, k.organization_id, k.environment, k.scopes, k.expires_at, k.revoked_at, k.rate_limit_per_minute as key_rate_limit, ' +
-  'o.id as org_id, o.active, o.rate_limit_per_minute as org_rate_limit, o.monthly_quota, o.billing_anchor_day ' +
+  'o.id as org_id, o.active, o.rate_limit_per_minute as org_rate_limit, o.monthly_quota, o.billing_anchor_day, o.quota_alert_percents ' +
   'from api_keys as k left join organizations as o on o.id = k.organization_id where k.key_hash = ? limit 1';
 
 /** last_used_at of many keys from one JSON array of [id, epoch ms], only ever moved forward. */
@@ -125,6 +134,7 @@ export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): 
               rateLimitPerMinute: Number(r.org_rate_limit ?? 0),
               monthlyQuota: Number(r.monthly_quota ?? 0),
               billingAnchorDay: Number(r.billing_anchor_day ?? 1),
+              ...(r.quota_alert_percents && { quotaAlertPercents: parsePercents(r.quota_alert_percents) }),
             };
       return { key, org };
     },

@@ -32,7 +32,8 @@ export interface AuditFilter {
   to?: Date;
 }
 
-export type NewAuditEvent = Omit<AuditEventRecord, 'id'>;
+/** An audit row to append; occurrences default to 1. */
+export type NewAuditEvent = Omit<AuditEventRecord, 'id' | 'occurrences'> & { occurrences?: number };
 
 export class OrganizationRepo {
   constructor(
@@ -91,7 +92,7 @@ export class AuditRepo {
   constructor(private readonly em: EntityManager) {}
   /** Appends a row; it is written when the surrounding transaction commits. */
   append(event: NewAuditEvent): void {
-    this.em.persist(Object.assign(new AuditEventRecord(), event));
+    this.em.persist(Object.assign(new AuditEventRecord(), { occurrences: 1 }, event));
   }
   /** Newest first (descending id). */
   list(filter: AuditFilter, page: PageRequest): Promise<AuditEventRecord[]> {

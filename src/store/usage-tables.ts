@@ -10,6 +10,7 @@
  */
 import type { EntityManager, Knex } from '@mikro-orm/knex';
 import type { Aggregate, EventRow, UsageTables } from '../usage/store';
+import type { SecurityCell } from '../events/security';
 import { BUCKET_COUNT } from '../usage/histogram';
 import type { Orm } from './orm';
 import { rethrowStoreError } from './store';
@@ -56,6 +57,46 @@ const STAT_COLUMNS = [
 ];
 const AGG_COLUMNS = ['organization_id', ...STAT_COLUMNS];
 const SUMMED = ['requests', 'errors4xx', 'errors5xx', 'tokens', 'cost_usd', 'duration_count', 'duration_sum_ms'];
+
+/**
+ * Adds a security event cell to its audit row (src/events/security.ts): inserted the
+ * first time, then occurrences added, first and last seen widened, and the latest
+ * client address kept.
+ */
+function securitySql(dialect: UsageDialect): string {
+  const p = dialect === 'sqlite' ? (_: number) => '?' : (i: number) => `$${i}`;
+  const [least, greatest] = dialect === 'sqlite' ? ['min', 'max'] : ['least', 'greatest'];
+  const params = Array.from({ length: 12 }, (_, i) => p(i + 1));
+  params.splice(1, 0, "'keyward'"); // the actor
+  return (
+    'insert into audit_events (at, actor, action, organization_id, key_id, outcome, reason, subject, window_start, occurrences, first_seen, last_seen, client_address) ' +
+    `values (${params.join(', ')}) ` +
+    'on conflict (action, subject, window_start) do update set ' +
+    'occurrences = audit_events.occurrences + excluded.occurrences, ' +
+    `first_seen = ${least}(audit_events.first_seen, excluded.first_seen), ` +
+    `last_seen = ${greatest}(audit_events.last_seen, excluded.last_seen), ` +
+    'client_address = case when excluded.last_seen >= audit_events.last_seen and excluded.client_address is not null ' +
+    'then excluded.client_address else audit_events.client_address end'
+  );
+}
+
+/** A security cell's values in securitySql's order; times as `time` makes them. */
+function securityValues(c: SecurityCell, time: (ms: number) => Date | number): unknown[] {
+  return [
+    time(c.firstSeen),
+    c.kind,
+    c.organizationId,
+    c.keyId ?? null,
+    c.outcome,
+    c.reason.slice(0, 500) || null,
+    c.subject,
+    time(c.windowStart),
+    c.count,
+    time(c.firstSeen),
+    time(c.lastSeen),
+    c.client.slice(0, 64) || null,
+  ];
+}
 
 /** The SQL expression that adds the batch's histogram (excluded) to the stored one, element by element. */
 function bucketMerge(dialect: UsageDialect, table: string): string {
@@ -151,7 +192,10 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
     (trx as unknown as { client: { acquireConnection(): Promise<unknown> } }).client.acquireConnection();
 
   type Statement = { run(...values: unknown[]): unknown };
-  const sqliteStatements = new WeakMap<object, { batch: Statement; event: Statement; daily: Statement; monthly: Statement }>();
+  const sqliteStatements = new WeakMap<
+    object,
+    { batch: Statement; event: Statement; daily: Statement; monthly: Statement; security: Statement }
+  >();
 
   async function writeSqlite(
     trx: Knex.Transaction,
@@ -160,6 +204,7 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
     monthly: readonly Aggregate[],
     batchId: string | undefined,
     alsoIds: readonly string[],
+    security: readonly SecurityCell[],
     now: number,
   ): Promise<boolean> {
     const db = (await connectionOf(trx)) as { prepare(sql: string): Statement };
@@ -170,6 +215,7 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
         event: db.prepare(eventSql('sqlite')),
         daily: db.prepare(upsertSql('sqlite', 'usage_daily')),
         monthly: db.prepare(upsertSql('sqlite', 'usage_monthly')),
+        security: db.prepare(securitySql('sqlite')),
       };
       sqliteStatements.set(db, st);
     }
@@ -178,12 +224,14 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
     for (const r of rows) st.event.run(...eventValues(r));
     for (const a of daily) st.daily.run(...aggValues(a));
     for (const a of monthly) st.monthly.run(...aggValues(a));
+    for (const c of security) st.security.run(...securityValues(c, (ms) => ms));
     return true;
   }
 
   const EVENTS_PG = eventSql('postgres');
   const DAILY_PG = upsertSql('postgres', 'usage_daily');
   const MONTHLY_PG = upsertSql('postgres', 'usage_monthly');
+  const SECURITY_PG = securitySql('postgres');
 
   async function writePostgres(
     trx: Knex.Transaction,
@@ -192,6 +240,7 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
     monthly: readonly Aggregate[],
     batchId: string | undefined,
     alsoIds: readonly string[],
+    security: readonly SecurityCell[],
     now: number,
   ): Promise<boolean> {
     const conn = (await connectionOf(trx)) as { query(sql: string, values: unknown[]): Promise<{ rowCount?: number | null }> };
@@ -200,6 +249,11 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
     if (rows.length > 0) await conn.query(EVENTS_PG, columnsOf(rows.map(eventValues), EVENT_COLUMNS.length));
     if (daily.length > 0) await conn.query(DAILY_PG, columnsOf(daily.map(aggValues), AGG_COLUMNS.length));
     if (monthly.length > 0) await conn.query(MONTHLY_PG, columnsOf(monthly.map(aggValues), AGG_COLUMNS.length));
+    for (const c of security)
+      await conn.query(
+        SECURITY_PG,
+        securityValues(c, (ms) => new Date(ms)),
+      );
     return true;
   }
 
@@ -208,12 +262,12 @@ export function createUsageTables(orm: Orm, dialect: UsageDialect): UsageTables 
   };
 
   return {
-    async writeBatch({ events, daily, monthly, batchId, alsoIds = [], nowMs }) {
+    async writeBatch({ events, daily, monthly, batchId, alsoIds = [], security = [], nowMs }) {
       try {
         return await knex.transaction((trx) =>
           dialect === 'sqlite'
-            ? writeSqlite(trx, events, daily, monthly, batchId, alsoIds, nowMs)
-            : writePostgres(trx, events, daily, monthly, batchId, alsoIds, nowMs),
+            ? writeSqlite(trx, events, daily, monthly, batchId, alsoIds, security, nowMs)
+            : writePostgres(trx, events, daily, monthly, batchId, alsoIds, security, nowMs),
         );
       } catch (e) {
         return rethrowStoreError(e);

@@ -13,6 +13,7 @@ import type { UsageJournal, UsageJournalStats } from './journal';
 import { timerScheduler, type Scheduler } from '../util/scheduler';
 import { addEvent, CellMap, cellsOf, eventsIn, hourOf, type UsageCell } from './cells';
 import { OTHER_ENDPOINT } from './endpoint';
+import { SecurityCellMap, type SecurityCell } from '../events/security';
 
 export interface UsageBatcherOptions {
   /** Most cells plus raw events held in memory (KEYWARD_USAGE_BUFFER_MAX). */
@@ -48,6 +49,8 @@ export interface UsageBatcherStats {
   dropped: number;
   /** Raw detail records not kept because the buffer was full (their sums were kept). */
   rawDropped: number;
+  /** Security events not kept because the buffer was full. */
+  securityDropped: number;
   /** Writes that succeeded. */
   flushes: number;
   /** The journal's numbers, when there is one. */
@@ -64,16 +67,18 @@ interface Epoch {
   id: string;
   cells: CellMap;
   events: UsageEvent[];
+  security: SecurityCellMap;
   /** Ids of failed batches summed back into this one. */
   covers: string[];
 }
 
-const newEpoch = (): Epoch => ({ id: newBatchId(), cells: new CellMap(), events: [], covers: [] });
+const newEpoch = (): Epoch => ({ id: newBatchId(), cells: new CellMap(), events: [], security: new SecurityCellMap(), covers: [] });
 
 interface Batch {
   id: string;
   cells: UsageCell[];
   events: UsageEvent[];
+  security: SecurityCell[];
   covers: string[];
 }
 
@@ -81,6 +86,7 @@ export class UsageBatcher {
   /** Summed since the last sync (the hot path adds here). */
   private delta = new CellMap();
   private deltaEvents: UsageEvent[] = [];
+  private deltaSecurity = new SecurityCellMap();
   /** Summed for the next write (what the epoch file holds, plus delta). */
   private epoch = newEpoch();
   private inFlightBatch: Batch | undefined;
@@ -94,7 +100,7 @@ export class UsageBatcher {
   private flushing: Promise<void> | undefined;
   private followUp: Promise<void> | undefined;
   private lastWriteFailed = false;
-  private readonly counters = { flushed: 0, flushErrors: 0, dropped: 0, rawDropped: 0, flushes: 0 };
+  private readonly counters = { flushed: 0, flushErrors: 0, dropped: 0, rawDropped: 0, securityDropped: 0, flushes: 0 };
   private drainWaiters: (() => void)[] = [];
   private journalErrors = 0;
 
@@ -116,11 +122,13 @@ export class UsageBatcher {
 
   /** Cells and raw events held (an upper bound: delta and epoch may share cells). */
   private held(): number {
-    return this.delta.size + this.deltaEvents.length + this.epoch.cells.size + this.epoch.events.length;
+    const e = this.epoch;
+    return this.delta.size + this.deltaEvents.length + this.deltaSecurity.size + e.cells.size + e.events.length + e.security.size;
   }
 
   private inFlightSize(): number {
-    return this.inFlightBatch ? this.inFlightBatch.cells.length + this.inFlightBatch.events.length : 0;
+    const b = this.inFlightBatch;
+    return b ? b.cells.length + b.events.length + b.security.length : 0;
   }
 
   /**
@@ -149,6 +157,15 @@ export class UsageBatcher {
     if (!full && this.held() >= this.flushAt && !this.flushing && !this.lastWriteFailed) void this.flush();
   }
 
+  /**
+   * Sums one security event into its cell (src/events/security.ts), written with the next
+   * batch. O(1); never throws. With the buffer full, an event whose cell is new is dropped
+   * (stats().securityDropped).
+   */
+  recordSecurity(cell: SecurityCell): void {
+    if (!this.deltaSecurity.add(cell, this.held() < this.maxBuffered)) this.counters.securityDropped++;
+  }
+
   /** Half of maxBuffered or more is held or being written: sources that can wait should. */
   congested(): boolean {
     return this.held() + this.inFlightSize() >= this.maxBuffered / 2;
@@ -174,16 +191,19 @@ export class UsageBatcher {
    * epoch's file as well (KEYWARD_USAGE_JOURNAL_SYNC_MS). Never rejects.
    */
   sync(append = true): Promise<void> {
-    if (this.delta.size === 0 && this.deltaEvents.length === 0) return Promise.resolve();
+    if (this.delta.size === 0 && this.deltaEvents.length === 0 && this.deltaSecurity.size === 0) return Promise.resolve();
     const cells = this.delta.values();
     const events = this.deltaEvents;
+    const security = this.deltaSecurity.values();
     this.delta = new CellMap();
     this.deltaEvents = [];
+    this.deltaSecurity = new SecurityCellMap();
     const epoch = this.epoch;
     for (const c of cells) epoch.cells.add(c);
     for (const e of events) epoch.events.push(e);
+    for (const c of security) epoch.security.add(c);
     if (!append || !this.journal) return Promise.resolve();
-    return this.journal.appendEpoch(epoch.id, { cells, events }).catch((e: unknown) => this.journalFailed(e));
+    return this.journal.appendEpoch(epoch.id, { cells, events, security }).catch((e: unknown) => this.journalFailed(e));
   }
 
   private journalFailed(e: unknown): void {
@@ -231,7 +251,9 @@ export class UsageBatcher {
       const journal = this.journal;
       if (journal && !storeDown && journal.pendingBatches > 0) {
         try {
-          await journal.replay((b) => this.sink.write({ cells: b.cells, events: this.rawEvents ? b.events : [] }, b.id));
+          await journal.replay((b) =>
+            this.sink.write({ cells: b.cells, events: this.rawEvents ? b.events : [], security: b.security }, b.id),
+          );
           this.lastWriteFailed = false;
         } catch (e) {
           this.writeFailed(e);
@@ -242,13 +264,19 @@ export class UsageBatcher {
       void this.sync(false);
       const epoch = this.epoch;
       this.epoch = newEpoch();
-      const batch: Batch = { id: epoch.id, cells: epoch.cells.values(), events: epoch.events, covers: epoch.covers };
-      if (batch.cells.length === 0 && batch.events.length === 0 && batch.covers.length === 0) return;
+      const batch: Batch = {
+        id: epoch.id,
+        cells: epoch.cells.values(),
+        events: epoch.events,
+        security: epoch.security.values(),
+        covers: epoch.covers,
+      };
+      if (batch.cells.length + batch.events.length + batch.security.length + batch.covers.length === 0) return;
       this.inFlightBatch = batch;
       try {
         if (!storeDown) {
           try {
-            await this.sink.write({ cells: batch.cells, events: batch.events, alsoIds: batch.covers }, batch.id);
+            await this.sink.write({ cells: batch.cells, events: batch.events, security: batch.security, alsoIds: batch.covers }, batch.id);
             this.counters.flushed += eventsIn(batch.cells);
             this.counters.flushes++;
             this.lastWriteFailed = false;
@@ -283,6 +311,7 @@ export class UsageBatcher {
   /** A batch that could not be written or spilled: summed into the current epoch, under which it is retried. */
   private sumBack(batch: Batch): void {
     for (const c of batch.cells) this.epoch.cells.add(c);
+    for (const c of batch.security) this.epoch.security.add(c);
     const room = Math.max(0, this.maxBuffered - this.held());
     const kept = batch.events.length <= room ? batch.events : batch.events.slice(batch.events.length - room);
     this.counters.rawDropped += batch.events.length - kept.length;
@@ -311,8 +340,9 @@ export class UsageBatcher {
       void this.sync(false);
       const epoch = this.epoch;
       const cells = epoch.cells.values();
-      if (cells.length > 0 || epoch.events.length > 0) {
-        journal.appendSync(epoch.id, { cells, events: epoch.events });
+      const security = epoch.security.values();
+      if (cells.length > 0 || epoch.events.length > 0 || security.length > 0) {
+        journal.appendSync(epoch.id, { cells, events: epoch.events, security });
         n += eventsIn(cells);
       }
       journal.dropEpochsSync([epoch.id, ...epoch.covers]);

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { CellMap, type UsageCell } from './cells';
 import type { UsageEvent } from './types';
+import { SecurityCellMap, type SecurityCell } from '../events/security';
 
 export const EPOCH = /^epoch-([A-Za-z0-9_-]{1,32})\.jsonl$/;
 
@@ -23,6 +24,7 @@ const datasyncAsync = promisify(fdatasync);
 export interface EpochDelta {
   cells: readonly UsageCell[];
   events: readonly UsageEvent[];
+  security?: readonly SecurityCell[];
 }
 
 /** The epoch files of one journal directory that this process writes. */
@@ -73,7 +75,7 @@ export class EpochFiles {
 
 /** One delta line. */
 export function epochLine(delta: EpochDelta): Buffer {
-  return Buffer.from(JSON.stringify({ cells: delta.cells, events: delta.events }) + '\n');
+  return Buffer.from(JSON.stringify({ cells: delta.cells, events: delta.events, security: delta.security ?? [] }) + '\n');
 }
 
 /**
@@ -81,7 +83,9 @@ export function epochLine(delta: EpochDelta): Buffer {
  * batch: its id, cells and events, and the file's path (to remove once the batch is in
  * a segment). A torn last line is skipped.
  */
-export function leftoverEpochs(dir: string): { id: string; path: string; cells: UsageCell[]; events: UsageEvent[] }[] {
+export function leftoverEpochs(
+  dir: string,
+): { id: string; path: string; cells: UsageCell[]; events: UsageEvent[]; security: SecurityCell[] }[] {
   const out = [];
   for (const name of readdirSync(dir).sort()) {
     const match = EPOCH.exec(name);
@@ -89,17 +93,19 @@ export function leftoverEpochs(dir: string): { id: string; path: string; cells: 
     const path = join(dir, name);
     const cells = new CellMap();
     const events: UsageEvent[] = [];
+    const security = new SecurityCellMap();
     for (const line of readFileSync(path, 'utf8').split('\n')) {
       if (line === '') continue;
       try {
         const delta = JSON.parse(line) as Partial<EpochDelta>;
         for (const c of delta.cells ?? []) cells.add(c);
         events.push(...(delta.events ?? []));
+        for (const c of delta.security ?? []) security.add(c);
       } catch {
         // a torn append
       }
     }
-    out.push({ id: match[1]!, path, cells: cells.values(), events });
+    out.push({ id: match[1]!, path, cells: cells.values(), events, security: security.values() });
   }
   return out;
 }

@@ -2,6 +2,7 @@
 import type { UsageEvent } from './types';
 import { cellsOf, eventsIn, type UsageCell } from './cells';
 import type { EpochDelta } from './journal-epochs';
+import type { SecurityCell } from '../events/security';
 
 export class JournalLockedError extends Error {
   constructor(
@@ -23,6 +24,7 @@ export interface JournalBatch {
   id: string;
   cells: UsageCell[];
   events: UsageEvent[];
+  security: SecurityCell[];
 }
 
 /** What append() takes: a batch's cells and raw detail events. */
@@ -52,9 +54,10 @@ export function parseLine(line: string): JournalBatch | undefined {
   try {
     const v = JSON.parse(line) as Partial<JournalBatch>;
     if (typeof v.id !== 'string' || !Array.isArray(v.events)) return undefined;
-    if (Array.isArray(v.cells)) return { id: v.id, cells: v.cells, events: v.events };
+    const security = Array.isArray(v.security) ? v.security : [];
+    if (Array.isArray(v.cells)) return { id: v.id, cells: v.cells, events: v.events, security };
     // A line of the event-per-request format: its events summed, its detail events kept raw.
-    return { id: v.id, cells: cellsOf(v.events), events: v.events.filter((e) => e.requests !== 1) };
+    return { id: v.id, cells: cellsOf(v.events), events: v.events.filter((e) => e.requests !== 1), security };
   } catch {
     // a torn append
   }

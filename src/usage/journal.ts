@@ -163,7 +163,7 @@ export class UsageJournal {
     }
     // Epoch files a crashed process left: each summed into one batch under its id.
     for (const epoch of leftoverEpochs(this.dir)) {
-      if (epoch.cells.length > 0 || epoch.events.length > 0) this.appendSync(epoch.id, epoch);
+      if (epoch.cells.length > 0 || epoch.events.length > 0 || epoch.security.length > 0) this.appendSync(epoch.id, epoch);
       unlinkSync(epoch.path);
     }
     this.seal();
@@ -206,7 +206,7 @@ export class UsageJournal {
   }
 
   private line(id: string, batch: JournalContent): Buffer {
-    return this.fits(Buffer.from(JSON.stringify({ id, cells: batch.cells, events: batch.events }) + '\n'));
+    return this.fits(Buffer.from(JSON.stringify({ id, cells: batch.cells, events: batch.events, security: batch.security ?? [] }) + '\n'));
   }
 
   /** `buf`, when the journal can take it on top of what it holds; else JournalFullError. */

@@ -10,6 +10,8 @@ import { cellsOf, type UsageCell } from './cells';
 import { addInto, emptyBuckets } from './histogram';
 import { report, type AggregateRow } from './report';
 import { OTHER_ENDPOINT } from './endpoint';
+import { SECURITY_EVENT_KINDS } from '../events/kinds';
+import type { SecurityCell } from '../events/security';
 
 export type { AggregateRow } from './report';
 
@@ -104,6 +106,8 @@ export interface UsageTables {
     batchId?: string;
     /** Further ids recorded with batchId (batches this one took over). */
     alsoIds?: readonly string[];
+    /** Security events, each added to its audit row (one per kind, subject and window). */
+    security?: readonly SecurityCell[];
     nowMs: number;
   }): Promise<boolean>;
   /** The distinct endpoints of one organization's month (`YYYY-MM`) in usage_monthly. */
@@ -252,6 +256,26 @@ function aggregate(cells: readonly UsageCell[]): { daily: Aggregate[]; monthly: 
 
 const BATCH_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
+const isTime = (ms: unknown) => typeof ms === 'number' && ms >= MIN_AT && ms <= MAX_AT;
+
+/** A security cell the audit table can hold (a journal line is read back as it was written, but checked all the same). */
+function storableSecurity(c: SecurityCell): boolean {
+  return (
+    (SECURITY_EVENT_KINDS as readonly string[]).includes(c.kind) &&
+    typeof c.subject === 'string' &&
+    c.subject.length > 0 &&
+    c.subject.length <= 64 &&
+    typeof c.organizationId === 'string' &&
+    c.organizationId.length <= MAX.id &&
+    (c.keyId === undefined || (typeof c.keyId === 'string' && c.keyId.length <= MAX.id)) &&
+    isTime(c.windowStart) &&
+    isTime(c.firstSeen) &&
+    isTime(c.lastSeen) &&
+    Number.isSafeInteger(c.count) &&
+    c.count > 0
+  );
+}
+
 /** 00:00 UTC on the first day of (year, month 0-based; 12 overflows into the next year). */
 function utcMonthStart(year: number, month: number): Date {
   const date = new Date(0);
@@ -325,13 +349,14 @@ export function createUsageStore(tables: UsageTables, options: UsageStoreOptions
       if (n) cells.push(n);
       else bad += c?.events ?? 1;
     }
-    if (rows.length === 0 && cells.length === 0 && !batch.alsoIds?.length) {
+    const security = (batch.security ?? []).filter(storableSecurity);
+    if (rows.length === 0 && cells.length === 0 && security.length === 0 && !batch.alsoIds?.length) {
       skipped += bad;
       return true;
     }
     const overflow = await cap(cells);
     const { daily, monthly } = aggregate(cells);
-    const written = await tables.writeBatch({ events: rows, daily, monthly, batchId, alsoIds: batch.alsoIds, nowMs: Date.now() });
+    const written = await tables.writeBatch({ events: rows, daily, monthly, batchId, alsoIds: batch.alsoIds, security, nowMs: Date.now() });
     if (written) {
       skipped += bad;
       overflowed += overflow;

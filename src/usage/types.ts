@@ -1,4 +1,5 @@
 import type { UsageCell } from './cells';
+import type { SecurityCell } from '../events/security';
 
 /**
  * Usage metering contracts. Usage is summed in memory (./cells) and written in batches,
@@ -33,6 +34,8 @@ export interface UsageEvent {
 export interface UsageBatch {
   cells: readonly UsageCell[];
   events: readonly UsageEvent[];
+  /** Security events summed over the same interval, added to their audit rows (src/events/security.ts). */
+  security?: readonly SecurityCell[];
   /**
    * Ids of earlier batches this one took over (a batch whose write failed, merged into
    * this one): recorded with the batch's own id, so that a journal copy of theirs is

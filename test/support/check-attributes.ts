@@ -27,5 +27,6 @@ export function attributesOf(req: CheckRequest): RequestAttributes {
     host: http?.host ?? '',
     headers: headerList(req),
     contextExtensions: req.attributes?.contextExtensions ?? {},
+    sourceAddress: req.attributes?.source?.address?.socketAddress?.address ?? '',
   };
 }

@@ -154,6 +154,10 @@ export function auditMessage(event: AuditEventRecord): AuditEvent {
     outcome: event.outcome,
     reason: event.reason ?? '',
     peer: event.peer ?? '',
+    occurrences: Number(event.occurrences ?? 1),
+    firstSeen: event.firstSeen ? new Date(event.firstSeen) : undefined,
+    lastSeen: event.lastSeen ? new Date(event.lastSeen) : undefined,
+    clientAddress: event.clientAddress ?? '',
   };
 }
 

@@ -240,12 +240,34 @@ export interface AuditEvent {
   action: string;
   organizationId: string;
   keyId: string;
-  /** `success` or `denied`. */
+  /**
+   * `success` or `denied`; `observed` for security events that are not refusals
+   * (a quota threshold crossed, a key about to expire).
+   */
   outcome: string;
   /** A reason given by the caller (revoke) or an error code (denials). */
   reason: string;
   /** The caller's address as the server saw it, e.g. `127.0.0.1:53712`. */
   peer: string;
+  /**
+   * Security events (actions `key.revoked_used`, `key.expired_used`, `key.disabled_used`,
+   * `key.inactive_org_used`, `key.rate_limited`, `org.quota_exceeded`,
+   * `org.quota_threshold`, `key.expiring`; actor `keyward`): one row per kind and key
+   * (or organization) per window, KEYWARD_SECURITY_EVENT_WINDOW_SECONDS for key events,
+   * the billing period for quota events. How often it happened in the window (1 for
+   * every other row).
+   */
+  occurrences: number;
+  /** The first and last time it happened in the window; unset for other rows. */
+  firstSeen: Date | undefined;
+  lastSeen:
+    | Date
+    | undefined;
+  /**
+   * The last client address seen: the first `x-forwarded-for` entry of the request,
+   * else the source address Envoy reported. Empty for other rows.
+   */
+  clientAddress: string;
 }
 
 export interface CreateOrganizationRequest {
@@ -1401,6 +1423,10 @@ function createBaseAuditEvent(): AuditEvent {
     outcome: "",
     reason: "",
     peer: "",
+    occurrences: 0,
+    firstSeen: undefined,
+    lastSeen: undefined,
+    clientAddress: "",
   };
 }
 
@@ -1432,6 +1458,18 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     }
     if (message.peer !== "") {
       writer.uint32(74).string(message.peer);
+    }
+    if (message.occurrences !== 0) {
+      writer.uint32(80).uint64(message.occurrences);
+    }
+    if (message.firstSeen !== undefined) {
+      Timestamp.encode(toTimestamp(message.firstSeen), writer.uint32(90).fork()).join();
+    }
+    if (message.lastSeen !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastSeen), writer.uint32(98).fork()).join();
+    }
+    if (message.clientAddress !== "") {
+      writer.uint32(106).string(message.clientAddress);
     }
     return writer;
   },
@@ -1521,6 +1559,38 @@ export const AuditEvent: MessageFns<AuditEvent> = {
             message.peer = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.occurrences = longToNumber(reader.uint64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.firstSeen = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.lastSeen = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.clientAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1552,6 +1622,22 @@ export const AuditEvent: MessageFns<AuditEvent> = {
       outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
       peer: isSet(object.peer) ? globalThis.String(object.peer) : "",
+      occurrences: isSet(object.occurrences) ? globalThis.Number(object.occurrences) : 0,
+      firstSeen: isSet(object.firstSeen)
+        ? fromJsonTimestamp(object.firstSeen)
+        : isSet(object.first_seen)
+        ? fromJsonTimestamp(object.first_seen)
+        : undefined,
+      lastSeen: isSet(object.lastSeen)
+        ? fromJsonTimestamp(object.lastSeen)
+        : isSet(object.last_seen)
+        ? fromJsonTimestamp(object.last_seen)
+        : undefined,
+      clientAddress: isSet(object.clientAddress)
+        ? globalThis.String(object.clientAddress)
+        : isSet(object.client_address)
+        ? globalThis.String(object.client_address)
+        : "",
     };
   },
 
@@ -1584,6 +1670,18 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     if (message.peer !== "") {
       obj.peer = message.peer;
     }
+    if (message.occurrences !== 0) {
+      obj.occurrences = Math.round(message.occurrences);
+    }
+    if (message.firstSeen !== undefined) {
+      obj.firstSeen = message.firstSeen.toISOString();
+    }
+    if (message.lastSeen !== undefined) {
+      obj.lastSeen = message.lastSeen.toISOString();
+    }
+    if (message.clientAddress !== "") {
+      obj.clientAddress = message.clientAddress;
+    }
     return obj;
   },
 
@@ -1601,6 +1699,10 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     message.outcome = object.outcome ?? "";
     message.reason = object.reason ?? "";
     message.peer = object.peer ?? "";
+    message.occurrences = object.occurrences ?? 0;
+    message.firstSeen = object.firstSeen ?? undefined;
+    message.lastSeen = object.lastSeen ?? undefined;
+    message.clientAddress = object.clientAddress ?? "";
     return message;
   },
 };
