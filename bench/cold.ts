@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, credentials } from '@grpc/grpc-js';
 import { Client as PgClient } from 'pg';
 import { LIMITS } from '../src/admin/validate';
-import { KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
+import { CreateOrganizationRequest, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { displayParts, generateKey } from '../src/keys/format';
 import { createHasher } from '../src/keys/hash';
 import { newId } from '../src/util/ids';
@@ -64,12 +64,15 @@ async function main(): Promise<void> {
   const perOrg = Math.ceil(KEYS / orgCount);
   const orgIds: string[] = [];
   for (let o = 0; o < orgCount; o++) {
-    const org = await unary(admin.createOrganization.bind(admin), {
-      name: `cold-${o}`,
-      maxKeys: perOrg,
-      rateLimitPerMinute: RATE_LIMIT,
-      monthlyQuota: 0,
-    });
+    const org = await unary(
+      admin.createOrganization.bind(admin),
+      CreateOrganizationRequest.fromPartial({
+        name: `cold-${o}`,
+        maxKeys: perOrg,
+        rateLimitPerMinute: RATE_LIMIT,
+        monthlyQuota: 0,
+      }),
+    );
     orgIds.push(org.id);
   }
   console.log(

@@ -8,7 +8,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, credentials } from '@grpc/grpc-js';
 import { Client as PgClient } from 'pg';
-import { KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
+import { CreateOrganizationRequest, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { startServerProcess } from '../test/support/server-process';
 import {
   ADMIN_TOKEN,
@@ -101,12 +101,15 @@ async function main(): Promise<object> {
     // ---- 1. revocation propagation ----
     console.log('');
     console.log(`## 1. revocation propagation: ${REVOKES} runs (create on A, barrier, cache on B, probe, RevokeKey on A, poll Check on B)`);
-    const org = await unary(admin.createOrganization.bind(admin), {
-      name: 'bench-revoke',
-      maxKeys: REVOKES + 10,
-      rateLimitPerMinute: 0,
-      monthlyQuota: 0,
-    });
+    const org = await unary(
+      admin.createOrganization.bind(admin),
+      CreateOrganizationRequest.fromPartial({
+        name: 'bench-revoke',
+        maxKeys: REVOKES + 10,
+        rateLimitPerMinute: 0,
+        monthlyQuota: 0,
+      }),
+    );
     // One warm-up run (connections, JIT) that is not counted.
     const barrier = await Barrier.create(admin, checkB, org.id);
     const warm = await revocationRun(admin, checkB, pg, barrier, org.id, -1);
@@ -166,12 +169,15 @@ async function main(): Promise<object> {
     console.log(
       `## 2. access-log ingestion into A: ${fmtInt(ALS_ENTRIES)} entries per run, ${ALS_BATCH} per message, streams ${ALS_STREAMS.join(', ')}`,
     );
-    const alsOrg = await unary(admin.createOrganization.bind(admin), {
-      name: 'bench-als',
-      maxKeys: ALS_STREAMS.length + 10,
-      rateLimitPerMinute: 0,
-      monthlyQuota: 0,
-    });
+    const alsOrg = await unary(
+      admin.createOrganization.bind(admin),
+      CreateOrganizationRequest.fromPartial({
+        name: 'bench-als',
+        maxKeys: ALS_STREAMS.length + 10,
+        rateLimitPerMinute: 0,
+        monthlyQuota: 0,
+      }),
+    );
     const sample = buildPool(`key_${'0'.repeat(25)}`, `org_${'0'.repeat(25)}`, ALS_BATCH);
     console.log(
       `  one message: ${sample.first.bytes.length} B with the identifier, ${sample.rest[0]!.bytes.length} B without (${(sample.rest[0]!.bytes.length / ALS_BATCH).toFixed(0)} B per entry); ${POOL} distinct messages cycled`,

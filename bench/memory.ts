@@ -20,7 +20,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
-import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
+import { CreateOrganizationRequest, Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { LIMITS } from '../src/admin/validate';
 import { displayParts, generateKey } from '../src/keys/format';
 import { createHasher } from '../src/keys/hash';
@@ -84,12 +84,15 @@ async function prepare(dbFile: string, secretHex: string): Promise<{ keys: Buffe
   const perOrg = Math.ceil(KEYS / orgs);
   const orgIds: string[] = [];
   for (let o = 0; o < orgs; o++) {
-    const org = await unary(admin.createOrganization.bind(admin), {
-      name: `memory-${o}`,
-      maxKeys: LIMITS.maxKeys.max,
-      rateLimitPerMinute: RATE_LIMIT,
-      monthlyQuota: 0,
-    });
+    const org = await unary(
+      admin.createOrganization.bind(admin),
+      CreateOrganizationRequest.fromPartial({
+        name: `memory-${o}`,
+        maxKeys: LIMITS.maxKeys.max,
+        rateLimitPerMinute: RATE_LIMIT,
+        monthlyQuota: 0,
+      }),
+    );
     orgIds.push(org.id);
   }
   const template = await unary(admin.createKey.bind(admin), {

@@ -18,7 +18,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, credentials } from '@grpc/grpc-js';
-import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
+import { CreateOrganizationRequest, Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { LIMITS } from '../src/admin/validate';
 import { startServerProcess, type ServerProcess } from '../test/support/server-process';
 import { checkRequestBytes, grpcFrame } from './support/check-request';
@@ -53,12 +53,15 @@ async function startKeyward(mode: Mode): Promise<{ kw: ServerProcess; limited: s
   const admin = new KeyAdminClient(`127.0.0.1:${kw.adminPort}`, credentials.createInsecure());
   const files: string[] = [];
   for (const rate of [LIMIT, 0]) {
-    const org = await unary(admin.createOrganization.bind(admin), {
-      name: `rl-${rate}`,
-      maxKeys: 10,
-      rateLimitPerMinute: rate,
-      monthlyQuota: 0,
-    });
+    const org = await unary(
+      admin.createOrganization.bind(admin),
+      CreateOrganizationRequest.fromPartial({
+        name: `rl-${rate}`,
+        maxKeys: 10,
+        rateLimitPerMinute: rate,
+        monthlyQuota: 0,
+      }),
+    );
     const key = await unary(admin.createKey.bind(admin), {
       organizationId: org.id,
       name: 'rl',

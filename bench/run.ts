@@ -8,7 +8,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, credentials } from '@grpc/grpc-js';
 import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
-import { Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
+import { CreateOrganizationRequest, Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
 import { generateKey } from '../src/keys/format';
 import { startServerProcess } from '../test/support/server-process';
 import { checkRequestBytes, grpcFrame } from './support/check-request';
@@ -67,12 +67,15 @@ async function main(): Promise<void> {
 
   // Organization and keys through KeyAdmin.
   const admin = new KeyAdminClient(`127.0.0.1:${state.keyward.adminPort}`, credentials.createInsecure());
-  const org = await unary(admin.createOrganization.bind(admin), {
-    name: 'bench',
-    maxKeys: KEYS + 10,
-    rateLimitPerMinute: 0,
-    monthlyQuota: 0,
-  });
+  const org = await unary(
+    admin.createOrganization.bind(admin),
+    CreateOrganizationRequest.fromPartial({
+      name: 'bench',
+      maxKeys: KEYS + 10,
+      rateLimitPerMinute: 0,
+      monthlyQuota: 0,
+    }),
+  );
   const secrets = new Array<string>(KEYS);
   const tk = Date.now();
   await pool(

@@ -1,4 +1,5 @@
 /** KeyAdmin's organizations: create, get, list, update. Every change is audited in its own transaction. */
+import { InvalidArgumentError } from '../errors/domain';
 import { newId } from '../util/ids';
 import { OrganizationRecord } from '../store/entities';
 import type { AdminContext } from './context';
@@ -15,6 +16,8 @@ export interface NewOrganization {
   rateLimitPerMinute?: number;
   monthlyQuota?: number;
   billingAnchorDay?: number;
+  /** Quota alert percentages; empty or absent: the default (80, 100). */
+  quotaAlertPercents?: number[];
 }
 
 /**
@@ -30,6 +33,17 @@ export interface OrganizationPatch {
   rateLimitPerMinute?: number;
   monthlyQuota?: number;
   billingAnchorDay?: number;
+  /** Replaces the quota alert percentages when not empty. */
+  quotaAlertPercents?: number[];
+}
+
+/** The stored form of quota alert percentages: ascending, distinct, comma-separated; InvalidArgumentError naming the field otherwise. */
+function alertPercents(values: number[]): string {
+  if (values.length > 10) throw new InvalidArgumentError('quota_alert_percents', 'at most 10 percentages', 'invalid_argument');
+  for (const v of values)
+    if (!Number.isInteger(v) || v < 1 || v > 1000)
+      throw new InvalidArgumentError('quota_alert_percents', 'each must be a whole percentage 1..1000', 'invalid_argument');
+  return [...new Set(values)].sort((a, b) => a - b).join(',');
 }
 
 /** What an update of the quota or the anchor day runs after its commit (Limits.countUsedSoFar). */
@@ -63,6 +77,7 @@ export class Organizations {
       LIMITS.anchorDay.min,
       LIMITS.anchorDay.max,
     );
+    if (input.quotaAlertPercents?.length) org.quotaAlertPercents = alertPercents(input.quotaAlertPercents);
     const now = this.context.now();
     org.id = newId('org', now.getTime());
     org.active = true;
@@ -101,9 +116,10 @@ export class Organizations {
   async update(caller: CallContext, input: OrganizationPatch): Promise<OrganizationRecord> {
     const { LIMITS } = validate;
     const orgId = validate.id(input.id, 'org', 'id');
-    const limitsChanged = [input.active, input.maxKeys, input.rateLimitPerMinute, input.monthlyQuota, input.billingAnchorDay].some(
-      (value) => value !== undefined,
-    );
+    const limitsChanged =
+      [input.active, input.maxKeys, input.rateLimitPerMinute, input.monthlyQuota, input.billingAnchorDay].some(
+        (value) => value !== undefined,
+      ) || !!input.quotaAlertPercents?.length;
     if (limitsChanged) await this.context.requireRoot(caller, 'organization.update', { organizationId: orgId });
     const patch: Partial<OrganizationRecord> = {};
     if (input.name !== undefined) patch.name = validate.name(input.name);
@@ -113,6 +129,7 @@ export class Organizations {
       patch.rateLimitPerMinute = validate.intInRange(input.rateLimitPerMinute, 'rate_limit_per_minute', 0, LIMITS.rateLimitMax);
     if (input.monthlyQuota !== undefined)
       patch.monthlyQuota = validate.intInRange(input.monthlyQuota, 'monthly_quota', 0, Number.MAX_SAFE_INTEGER);
+    if (input.quotaAlertPercents?.length) patch.quotaAlertPercents = alertPercents(input.quotaAlertPercents);
     if (input.billingAnchorDay !== undefined) {
       patch.billingAnchorDay = validate.intInRange(
         input.billingAnchorDay,

@@ -76,6 +76,7 @@ export function organizationJson(o: Organization) {
     rateLimitPerMinute: o.rateLimitPerMinute,
     monthlyQuota: o.monthlyQuota,
     billingAnchorDay: o.billingAnchorDay,
+    quotaAlertPercents: o.quotaAlertPercents,
     createdAt: iso(o.createdAt),
     updatedAt: iso(o.updatedAt),
   };
@@ -117,6 +118,10 @@ export function auditEventJson(e: AuditEvent) {
     outcome: e.outcome,
     reason: orNull(e.reason),
     peer: orNull(e.peer),
+    occurrences: e.occurrences || 1,
+    firstSeen: e.firstSeen ? iso(e.firstSeen) : null,
+    lastSeen: e.lastSeen ? iso(e.lastSeen) : null,
+    clientAddress: orNull(e.clientAddress),
   };
 }
 
@@ -150,6 +155,7 @@ export function organizationFields(o: Organization): string {
     ['rate limit', perMinute(o.rateLimitPerMinute)],
     ['monthly quota', o.monthlyQuota === 0 ? 'unlimited' : String(o.monthlyQuota)],
     ['billing anchor day', String(o.billingAnchorDay)],
+    ['quota alerts', o.quotaAlertPercents.map((p) => `${p}%`).join(', ')],
     ['created at', iso(o.createdAt)],
     ['updated at', iso(o.updatedAt)],
   ]);
@@ -215,8 +221,18 @@ export function keyTable(keys: readonly ApiKey[]): string {
 
 export function auditTable(events: readonly AuditEvent[]): string {
   return table(
-    ['time', 'actor', 'action', 'outcome', 'organization', 'key', 'reason'],
-    events.map((e) => [iso(e.time), e.actor, e.action, e.outcome, e.organizationId, e.keyId, e.reason]),
+    ['time', 'actor', 'action', 'outcome', 'organization', 'key', 'reason', 'times', 'client'],
+    events.map((e) => [
+      iso(e.time),
+      e.actor,
+      e.action,
+      e.outcome,
+      e.organizationId,
+      e.keyId,
+      e.reason,
+      String(e.occurrences || 1),
+      e.clientAddress,
+    ]),
   );
 }
 

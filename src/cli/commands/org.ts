@@ -1,5 +1,5 @@
 /** `keyward org create|list|get|update`. */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { Organization } from '../../gen/keyward/admin/v1/key_admin';
 import { withAdmin } from '../client';
 import { organizationFields, organizationJson, organizationTable } from '../format';
@@ -11,6 +11,16 @@ interface OrgLimitOptions {
   monthlyQuota?: number;
   maxKeys?: number;
   anchorDay?: number;
+  quotaAlerts?: number[];
+}
+
+/** `80,100` → [80, 100]; the server checks the range. */
+function parsePercentList(text: string): number[] {
+  return text.split(',').map((part) => {
+    const n = Number(part.trim());
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected whole percentages, e.g. 80,100');
+    return n;
+  });
 }
 
 function addOrgLimitOptions(cmd: Command): Command {
@@ -18,7 +28,14 @@ function addOrgLimitOptions(cmd: Command): Command {
     .addOption(countOption('--rate-limit <n>', 'default requests per minute of its keys; 0 = unlimited'))
     .addOption(countOption('--monthly-quota <n>', 'requests per billing month across all its keys; 0 = unlimited', Number.MAX_SAFE_INTEGER))
     .addOption(countOption('--max-keys <n>', 'most usable keys at once'))
-    .addOption(countOption('--anchor-day <n>', 'day of the month (1-28, UTC) on which the quota month starts'));
+    .addOption(countOption('--anchor-day <n>', 'day of the month (1-28, UTC) on which the quota month starts'))
+    .addOption(
+      parsedOption(
+        '--quota-alerts <percents>',
+        'quota percentages whose crossing is an org.quota_threshold event (default 80,100)',
+        parsePercentList,
+      ),
+    );
 }
 
 export function orgCommands(program: Command, ctx: CliContext): void {
@@ -34,6 +51,7 @@ export function orgCommands(program: Command, ctx: CliContext): void {
         monthlyQuota: opts.monthlyQuota,
         maxKeys: opts.maxKeys,
         billingAnchorDay: opts.anchorDay,
+        quotaAlertPercents: opts.quotaAlerts ?? [],
       });
       output(
         ctx,
@@ -89,6 +107,7 @@ export function orgCommands(program: Command, ctx: CliContext): void {
           monthlyQuota: opts.monthlyQuota,
           maxKeys: opts.maxKeys,
           billingAnchorDay: opts.anchorDay,
+          quotaAlertPercents: opts.quotaAlerts ?? [],
         });
         output(
           ctx,

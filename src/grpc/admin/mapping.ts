@@ -27,6 +27,9 @@ import {
   type UsageTotals,
 } from '../../gen/keyward/admin/v1/key_admin';
 
+import { parsePercents } from '../../store/key-lookup';
+import { DEFAULT_QUOTA_ALERT_PERCENTS } from '../../events/observe';
+
 // ------------------------------------------------------------------ requests
 
 export function newOrganization(req: CreateOrganizationRequest): NewOrganization {
@@ -36,6 +39,7 @@ export function newOrganization(req: CreateOrganizationRequest): NewOrganization
     rateLimitPerMinute: req.rateLimitPerMinute,
     monthlyQuota: req.monthlyQuota,
     billingAnchorDay: req.billingAnchorDay,
+    quotaAlertPercents: req.quotaAlertPercents,
   };
 }
 
@@ -48,6 +52,7 @@ export function organizationPatch(req: UpdateOrganizationRequest): OrganizationP
     rateLimitPerMinute: req.rateLimitPerMinute,
     monthlyQuota: req.monthlyQuota,
     billingAnchorDay: req.billingAnchorDay,
+    quotaAlertPercents: req.quotaAlertPercents,
   };
 }
 
@@ -110,6 +115,7 @@ export function organizationMessage(org: OrganizationRecord): Organization {
     billingAnchorDay: org.billingAnchorDay,
     createdAt: org.createdAt,
     updatedAt: org.updatedAt,
+    quotaAlertPercents: org.quotaAlertPercents ? parsePercents(org.quotaAlertPercents) : [...DEFAULT_QUOTA_ALERT_PERCENTS],
   };
 }
 

@@ -170,7 +170,14 @@ export interface Organization {
   /** Day of the month (1..28) on which its quota month starts, in UTC. */
   billingAnchorDay: number;
   createdAt: Date | undefined;
-  updatedAt: Date | undefined;
+  updatedAt:
+    | Date
+    | undefined;
+  /**
+   * Percentages of the quota whose crossing is an `org.quota_threshold` security event,
+   * ascending; 80 and 100 unless set.
+   */
+  quotaAlertPercents: number[];
 }
 
 /** An API key, sanitized: the secret and its hash never leave the server. */
@@ -286,7 +293,11 @@ export interface CreateOrganizationRequest {
     | number
     | undefined;
   /** Default 1. */
-  billingAnchorDay?: number | undefined;
+  billingAnchorDay?:
+    | number
+    | undefined;
+  /** Whole percentages 1..1000, at most 10; default 80 and 100. */
+  quotaAlertPercents: number[];
 }
 
 export interface GetOrganizationRequest {
@@ -311,7 +322,11 @@ export interface UpdateOrganizationRequest {
   maxKeys?: number | undefined;
   rateLimitPerMinute?: number | undefined;
   monthlyQuota?: number | undefined;
-  billingAnchorDay?: number | undefined;
+  billingAnchorDay?:
+    | number
+    | undefined;
+  /** Replaces the alert percentages when not empty (1..1000, at most 10). */
+  quotaAlertPercents: number[];
 }
 
 export interface CreateKeyRequest {
@@ -656,6 +671,7 @@ function createBaseOrganization(): Organization {
     billingAnchorDay: 0,
     createdAt: undefined,
     updatedAt: undefined,
+    quotaAlertPercents: [],
   };
 }
 
@@ -687,6 +703,13 @@ export const Organization: MessageFns<Organization> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(74).fork()).join();
+    }
+    if (message.quotaAlertPercents.length !== 0) {
+      writer.uint32(162).fork();
+      for (const v of message.quotaAlertPercents) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -776,6 +799,24 @@ export const Organization: MessageFns<Organization> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 20: {
+            if (tag === 160) {
+              message.quotaAlertPercents.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 162) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.quotaAlertPercents.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -823,6 +864,11 @@ export const Organization: MessageFns<Organization> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      quotaAlertPercents: globalThis.Array.isArray(object?.quotaAlertPercents)
+        ? object.quotaAlertPercents.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.quota_alert_percents)
+        ? object.quota_alert_percents.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -855,6 +901,9 @@ export const Organization: MessageFns<Organization> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.quotaAlertPercents?.length) {
+      obj.quotaAlertPercents = message.quotaAlertPercents.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -872,6 +921,7 @@ export const Organization: MessageFns<Organization> = {
     message.billingAnchorDay = object.billingAnchorDay ?? 0;
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.quotaAlertPercents = object.quotaAlertPercents?.map((e) => e) || [];
     return message;
   },
 };
@@ -1714,6 +1764,7 @@ function createBaseCreateOrganizationRequest(): CreateOrganizationRequest {
     rateLimitPerMinute: undefined,
     monthlyQuota: undefined,
     billingAnchorDay: undefined,
+    quotaAlertPercents: [],
   };
 }
 
@@ -1733,6 +1784,13 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
     }
     if (message.billingAnchorDay !== undefined) {
       writer.uint32(40).uint32(message.billingAnchorDay);
+    }
+    if (message.quotaAlertPercents.length !== 0) {
+      writer.uint32(162).fork();
+      for (const v of message.quotaAlertPercents) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1790,6 +1848,24 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
             message.billingAnchorDay = reader.uint32();
             continue;
           }
+          case 20: {
+            if (tag === 160) {
+              message.quotaAlertPercents.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 162) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.quotaAlertPercents.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1825,6 +1901,11 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
         : isSet(object.billing_anchor_day)
         ? globalThis.Number(object.billing_anchor_day)
         : undefined,
+      quotaAlertPercents: globalThis.Array.isArray(object?.quotaAlertPercents)
+        ? object.quotaAlertPercents.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.quota_alert_percents)
+        ? object.quota_alert_percents.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -1845,6 +1926,9 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
     if (message.billingAnchorDay !== undefined) {
       obj.billingAnchorDay = Math.round(message.billingAnchorDay);
     }
+    if (message.quotaAlertPercents?.length) {
+      obj.quotaAlertPercents = message.quotaAlertPercents.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -1858,6 +1942,7 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
     message.rateLimitPerMinute = object.rateLimitPerMinute ?? undefined;
     message.monthlyQuota = object.monthlyQuota ?? undefined;
     message.billingAnchorDay = object.billingAnchorDay ?? undefined;
+    message.quotaAlertPercents = object.quotaAlertPercents?.map((e) => e) || [];
     return message;
   },
 };
@@ -2122,6 +2207,7 @@ function createBaseUpdateOrganizationRequest(): UpdateOrganizationRequest {
     rateLimitPerMinute: undefined,
     monthlyQuota: undefined,
     billingAnchorDay: undefined,
+    quotaAlertPercents: [],
   };
 }
 
@@ -2147,6 +2233,13 @@ export const UpdateOrganizationRequest: MessageFns<UpdateOrganizationRequest> = 
     }
     if (message.billingAnchorDay !== undefined) {
       writer.uint32(56).uint32(message.billingAnchorDay);
+    }
+    if (message.quotaAlertPercents.length !== 0) {
+      writer.uint32(162).fork();
+      for (const v of message.quotaAlertPercents) {
+        writer.uint32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -2220,6 +2313,24 @@ export const UpdateOrganizationRequest: MessageFns<UpdateOrganizationRequest> = 
             message.billingAnchorDay = reader.uint32();
             continue;
           }
+          case 20: {
+            if (tag === 160) {
+              message.quotaAlertPercents.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 162) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.quotaAlertPercents.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2257,6 +2368,11 @@ export const UpdateOrganizationRequest: MessageFns<UpdateOrganizationRequest> = 
         : isSet(object.billing_anchor_day)
         ? globalThis.Number(object.billing_anchor_day)
         : undefined,
+      quotaAlertPercents: globalThis.Array.isArray(object?.quotaAlertPercents)
+        ? object.quotaAlertPercents.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.quota_alert_percents)
+        ? object.quota_alert_percents.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -2283,6 +2399,9 @@ export const UpdateOrganizationRequest: MessageFns<UpdateOrganizationRequest> = 
     if (message.billingAnchorDay !== undefined) {
       obj.billingAnchorDay = Math.round(message.billingAnchorDay);
     }
+    if (message.quotaAlertPercents?.length) {
+      obj.quotaAlertPercents = message.quotaAlertPercents.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -2298,6 +2417,7 @@ export const UpdateOrganizationRequest: MessageFns<UpdateOrganizationRequest> = 
     message.rateLimitPerMinute = object.rateLimitPerMinute ?? undefined;
     message.monthlyQuota = object.monthlyQuota ?? undefined;
     message.billingAnchorDay = object.billingAnchorDay ?? undefined;
+    message.quotaAlertPercents = object.quotaAlertPercents?.map((e) => e) || [];
     return message;
   },
 };
