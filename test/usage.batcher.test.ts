@@ -108,7 +108,7 @@ describe('UsageBatcher on sqlite', () => {
     env.sink.writes.length = 0;
   });
 
-  const zero = { flushErrors: 0, dropped: 0, rawDropped: 0 };
+  const zero = { flushErrors: 0, dropped: 0, rawDropped: 0, securityDropped: 0 };
 
   it('sums events per (organization, key, endpoint, method, hour): one write of cells, no raw row per request', async () => {
     const ids = newOrg();
@@ -212,6 +212,28 @@ describe('UsageBatcher on sqlite', () => {
       ['/b', 0],
     ]);
     expect(b.stats()).toMatchObject({ flushed: 6, dropped: 1 });
+  });
+
+  it('a full buffer drops new security events (counted), and sums those it holds', () => {
+    const ids = newOrg();
+    const b = new UsageBatcher(env.sink, { maxBuffered: 2, flushAt: 100 });
+    const cell = (subject: string) => ({
+      kind: 'key.rate_limited' as const,
+      organizationId: ids.org,
+      subject,
+      windowStart: T0,
+      outcome: 'denied' as const,
+      reason: 'rate_limit_exceeded',
+      count: 1,
+      firstSeen: T0,
+      lastSeen: T0,
+      client: '',
+    });
+    b.record(event(ids, 'a', 1));
+    b.recordSecurity(cell('key_a'));
+    b.recordSecurity(cell('key_a')); // held: summed
+    b.recordSecurity(cell('key_b')); // full: dropped
+    expect(b.stats()).toMatchObject({ buffered: 2, securityDropped: 1 });
   });
 
   it('start() schedules the flush; stop() ends it', () => {

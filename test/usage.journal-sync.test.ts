@@ -118,6 +118,37 @@ describe.each(DIALECTS)('journal sync on %s', (dialect) => {
     next.close();
   });
 
+  it('security events ride along: synced, left by a dead process, and written once to their audit row', async () => {
+    const ids = newOrg();
+    const first = open();
+    const dead = new UsageBatcher(store, { maxBuffered: 1000, journal: first });
+    const cell = {
+      kind: 'key.revoked_used' as const,
+      organizationId: ids.org,
+      keyId: ids.key,
+      subject: ids.key,
+      windowStart: T0,
+      outcome: 'denied' as const,
+      reason: 'revoked_api_key',
+      count: 1,
+      firstSeen: T0,
+      lastSeen: T0,
+      client: '192.0.2.1',
+    };
+    dead.recordSecurity(cell);
+    dead.recordSecurity({ ...cell, firstSeen: T0 + 5, lastSeen: T0 + 5, client: '192.0.2.2' });
+    await dead.sync();
+    first.close();
+
+    const next = open();
+    await new UsageBatcher(store, { maxBuffered: 1000, journal: next }).flush();
+    const rows: { occurrences: number; client_address: string }[] = await knex('audit_events')
+      .where({ action: 'key.revoked_used', key_id: ids.key })
+      .select('occurrences', 'client_address');
+    expect(rows).toEqual([{ occurrences: 2, client_address: '192.0.2.2' }]);
+    next.close();
+  });
+
   it('a file whose batch had reached the store is not counted again', async () => {
     const ids = newOrg();
     const first = open();

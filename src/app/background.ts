@@ -1,6 +1,7 @@
 /**
  * The periodic upkeep a running keyward does beside its flushes: purging usage events
- * past retention, and warning while usage events are dropped. Each runs on the Scheduler.
+ * past retention, telling of keys about to expire, and warning while usage events are
+ * dropped. Each runs on the Scheduler.
  */
 import type { Logger } from 'pino';
 import type { UsageBatcher } from '../usage/batcher';
@@ -8,12 +9,18 @@ import { retentionCutoff, type UsageStore } from '../usage/store';
 import type { Clock } from '../util/clock';
 import { describeError } from '../util/logger';
 import type { Scheduler } from '../util/scheduler';
+import type { ExpiringKeys } from '../store/expiring-keys';
+
+/** How close an expiry is when `key.expiring` is told. */
+export const EXPIRING_WITHIN_MS = 7 * 86_400_000;
 
 export interface UpkeepDeps {
   usage: Pick<UsageBatcher, 'stats'>;
   usageStore: Pick<UsageStore, 'purgeEventsBefore'>;
   /** KEYWARD_USAGE_RETENTION_DAYS. */
   retentionDays: number;
+  /** Writes `key.expiring` events (src/store/expiring-keys.ts). */
+  expiringKeys?: ExpiringKeys;
   clock: Clock;
   logger: Logger;
   scheduler: Scheduler;
@@ -29,6 +36,14 @@ export function startUpkeep(deps: UpkeepDeps): () => void {
     );
   void purge();
   const stopPurge = deps.scheduler.every('usage-purge', 3_600_000, () => void purge());
+  const expiring = deps.expiringKeys;
+  const scanExpiring = () =>
+    expiring?.record(deps.clock.now().getTime(), EXPIRING_WITHIN_MS).then(
+      (n) => n > 0 && logger.info({ keys: n }, 'keys expiring within 7 days: key.expiring events written'),
+      (e: unknown) => logger.warn({ err: describeError(e) }, 'expiring-key scan failed; will retry'),
+    );
+  void scanExpiring();
+  const stopExpiring = expiring ? deps.scheduler.every('key-expiry-scan', 3_600_000, () => void scanExpiring()) : () => undefined;
   // Dropped usage is never silent.
   let droppedSeen = 0;
   const stopDropWarning = deps.scheduler.every('usage-drop-warning', 10_000, () => {
@@ -42,6 +57,7 @@ export function startUpkeep(deps: UpkeepDeps): () => void {
   });
   return () => {
     stopPurge();
+    stopExpiring();
     stopDropWarning();
   };
 }

@@ -31,6 +31,7 @@ import { createQuotaStore } from '../store/quota-counters';
 import type { QuotaCounter, RateLimiter } from '../limits/types';
 import { createUsageStore, type UsageStore } from '../usage/store';
 import { SecurityEvents } from '../events/observe';
+import { createExpiringKeys } from '../store/expiring-keys';
 import { createUsageTables } from '../store/usage-tables';
 import { UsageBatcher } from '../usage/batcher';
 import { UsageJournal } from '../usage/journal';
@@ -289,7 +290,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
     hashRotation.start(authz.lastUsedFlushSeconds * 1000, 60_000, scheduler);
     usage.start(authz.usageFlushSeconds * 1000, scheduler, authz.usageJournalSyncMs);
     quota.start(undefined, scheduler);
-    const stopUpkeep = startUpkeep({ usage, usageStore, retentionDays: authz.usageRetentionDays, clock, logger, scheduler });
+    const stopUpkeep = startUpkeep({
+      usage,
+      usageStore,
+      retentionDays: authz.usageRetentionDays,
+      expiringKeys: createExpiringKeys(orm, config.database.kind),
+      clock,
+      logger,
+      scheduler,
+    });
     logger.info(
       {
         admin: config.adminListen.replace(/:\d+$/, `:${adminPort}`),

@@ -13,6 +13,7 @@ export type TaskName =
   | 'usage-journal-sync' // usage summed in memory, appended to the journal
   | 'quota-sync' // quota counters to the database
   | 'usage-purge' // usage events past retention
+  | 'key-expiry-scan' // key.expiring events for keys about to expire
   | 'usage-drop-warning'; // the warning about dropped usage events
 
 export interface Scheduler {
