@@ -54,8 +54,9 @@ describe.each(DIALECTS)('the hot path on %s', (dialect) => {
     }
     expect(outcomes).toEqual({ allow: 100 + 49, '401': 100, '429': 51 });
     expect(statements).toEqual([]);
-    // Summed in memory: one cell for each of the two allowed keys, however many Checks.
-    expect(h.app.usage.stats().buffered).toBe(2);
+    // Summed in memory, however many Checks: a usage cell for each of the two allowed keys,
+    // and a security-event cell each for the revoked key's 401s and the 429s.
+    expect(h.app.usage.stats().buffered).toBe(4);
 
     await h.app.usage.flush();
     expect(h.app.usage.stats()).toMatchObject({ buffered: 0 });
