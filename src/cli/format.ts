@@ -78,6 +78,8 @@ export function organizationJson(o: Organization) {
     billingAnchorDay: o.billingAnchorDay,
     createdAt: iso(o.createdAt),
     updatedAt: iso(o.updatedAt),
+    /** null: not deleted. */
+    deletedAt: iso(o.deletedAt),
   };
 }
 
@@ -88,6 +90,7 @@ export function keyJson(k: ApiKey) {
     name: k.name,
     environment: environmentName(k.environment),
     status: keyStatusName(k.status),
+    enabled: k.enabled,
     prefix: k.prefix,
     hint: k.hint,
     scopes: k.scopes,
@@ -101,6 +104,7 @@ export function keyJson(k: ApiKey) {
     revokedAt: iso(k.revokedAt),
     revokedBy: orNull(k.revokedBy),
     revokeReason: orNull(k.revokeReason),
+    disabledAt: iso(k.disabledAt),
     replacedByKeyId: orNull(k.replacedByKeyId),
     rotatedFromKeyId: orNull(k.rotatedFromKeyId),
   };
@@ -152,6 +156,7 @@ export function organizationFields(o: Organization): string {
     ['billing anchor day', String(o.billingAnchorDay)],
     ['created at', iso(o.createdAt)],
     ['updated at', iso(o.updatedAt)],
+    ['deleted at', o.deletedAt ? iso(o.deletedAt) : undefined],
   ]);
 }
 
@@ -187,6 +192,7 @@ export function keyFields(k: ApiKey): string {
     ['updated at', iso(k.updatedAt)],
     ['expires at', k.expiresAt ? iso(k.expiresAt) : 'never'],
     ['last used at', k.lastUsedAt ? iso(k.lastUsedAt) : 'never'],
+    ['disabled at', k.disabledAt ? iso(k.disabledAt) : undefined],
     ['revoked at', revoked ? iso(k.revokedAt) : undefined],
     ['revoked by', revoked ? k.revokedBy : undefined],
     ['revoke reason', revoked ? k.revokeReason : undefined],

@@ -82,6 +82,7 @@ export function keyPatch(req: UpdateKeyRequest): KeyPatch {
     rateLimitPerMinute: req.rateLimitPerMinute,
     clearRateLimitPerMinute: req.clearRateLimitPerMinute,
     metadata: req.metadata?.entries,
+    enabled: req.enabled,
   };
 }
 
@@ -110,6 +111,7 @@ export function organizationMessage(org: OrganizationRecord): Organization {
     billingAnchorDay: org.billingAnchorDay,
     createdAt: org.createdAt,
     updatedAt: org.updatedAt,
+    deletedAt: org.deletedAt ?? undefined,
   };
 }
 
@@ -117,6 +119,7 @@ const KEY_STATUS: Record<KeyStatusName, KeyStatus> = {
   active: KeyStatus.KEY_STATUS_ACTIVE,
   revoked: KeyStatus.KEY_STATUS_REVOKED,
   expired: KeyStatus.KEY_STATUS_EXPIRED,
+  disabled: KeyStatus.KEY_STATUS_DISABLED,
 };
 
 export function keyMessage({ key, status }: KeyWithStatus): ApiKey {
@@ -140,6 +143,8 @@ export function keyMessage({ key, status }: KeyWithStatus): ApiKey {
     status: KEY_STATUS[status],
     replacedByKeyId: key.replacedByKeyId ?? '',
     rotatedFromKeyId: key.rotatedFromKeyId ?? '',
+    enabled: !key.disabledAt,
+    disabledAt: key.disabledAt ?? undefined,
   };
 }
 
