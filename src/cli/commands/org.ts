@@ -115,7 +115,7 @@ export function orgCommands(program: Command, ctx: CliContext): void {
           ctx,
           opts,
           () => ({ ...organizationJson(o), revokedKeys: r.revokedKeys }),
-          () => `${organizationFields(o)}revoked keys:       ${r.revokedKeys}\n`,
+          () => `${organizationFields(o)}\nRevoked ${r.revokedKeys} key(s) of the organization.\n`,
         );
       }),
     );
