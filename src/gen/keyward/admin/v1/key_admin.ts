@@ -112,7 +112,10 @@ export function environmentToJSON(object: Environment): string {
   }
 }
 
-/** A key's state, derived from revoked_at and expires_at at the time of the call. */
+/**
+ * A key's state, derived from revoked_at, expires_at and disabled_at at the time of the
+ * call, in that order of precedence.
+ */
 export enum KeyStatus {
   KEY_STATUS_UNSPECIFIED = 0,
   KEY_STATUS_ACTIVE = 1,
@@ -171,7 +174,10 @@ export interface Organization {
   id: string;
   /** 1..200 characters. */
   name: string;
-  /** An inactive organization cannot create keys, and its keys are denied. */
+  /**
+   * An inactive organization cannot create keys, and its keys are denied. A deleted
+   * organization is inactive.
+   */
   active: boolean;
   /** The most usable (not revoked, not expired) keys it may have at once. 1..100000. */
   maxKeys: number;
