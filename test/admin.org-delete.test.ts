@@ -149,6 +149,10 @@ describe.each(DIALECTS)('DeleteOrganization on %s', (dialect) => {
     expect(denied.map((e) => [e.outcome, e.actor, e.reason])).toEqual([['denied', `key:${adminKey.key!.id}`, 'permission_denied']]);
     expect((await h.root.getOrganization({ id: org.id })).deletedAt).toBeUndefined();
     expect(await code(adminKey.secret)).toBe('ok');
+    // Once the administrator deleted it, its admin key is revoked: no more KeyAdmin calls.
+    await h.root.deleteOrganization({ organizationId: org.id, reason: 'by root' });
+    await expectError(tenant.listOrganizations({}), status.UNAUTHENTICATED, 'invalid_credentials');
+    expect(await code(adminKey.secret)).toBe('revoked_api_key');
   });
 
   it('validates its arguments: organization_id, reason; an unknown organization is organization_not_found', async () => {
