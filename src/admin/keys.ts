@@ -237,6 +237,7 @@ export class ApiKeys {
       if (old.expiresAt && old.expiresAt.getTime() <= now.getTime()) throw new DomainError('key_expired');
       if (old.replacedByKeyId) throw new DomainError('key_already_rotated', undefined, { replaced_by_key_id: old.replacedByKeyId });
       const org = await this.context.loadOrg(repos, caller, old.organizationId, 'key.rotate', true);
+      if (org.deletedAt) throw new DomainError('organization_deleted'); // deleted while this read the key
       if (!org.active) throw new DomainError('organization_inactive');
       const lifetime = old.expiresAt ? old.expiresAt.getTime() - old.createdAt.getTime() : undefined;
       const { record, secret } = this.newKeyRecord(org.id, old.environment, now, {
