@@ -28,6 +28,7 @@ function view(name: string): KeyView {
     scopes: [],
     expiresAt: null,
     revokedAt: null,
+    disabled: false,
     rateLimitPerMinute: null,
   };
 }
@@ -267,6 +268,7 @@ describe('KeyTable', () => {
     scopes: [],
     expiresAt: n % 3 ? null : n,
     revokedAt: null,
+    disabled: n % 4 === 1,
     rateLimitPerMinute: n % 5 ? null : n,
   });
 

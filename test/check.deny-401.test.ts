@@ -11,6 +11,8 @@ import { generateAdminToken, generateKey } from '../src/keys/format';
 
 const DAY = 86_400_000;
 const CHALLENGE = 'Bearer realm="keyward", error="invalid_token"';
+/** RFC 6750 §3.1: a request without credentials gets a challenge without an error code. */
+const CHALLENGE_MISSING = 'Bearer realm="keyward"';
 
 const MESSAGES = {
   missing_api_key: 'an API key is required',
@@ -43,7 +45,7 @@ function expect401(r: WireCheckResponse, code: Code401, details: Record<string, 
   expect(r.denied_response?.status?.code).toBe(401);
   expect(headerTriples(r.denied_response?.headers)).toEqual([
     ['content-type', 'application/json', false],
-    ['www-authenticate', CHALLENGE, false],
+    ['www-authenticate', code === 'missing_api_key' ? CHALLENGE_MISSING : CHALLENGE, false],
     ['x-keyward-error-code', code, false],
   ]);
   expect(JSON.parse(r.denied_response!.body!)).toEqual({ error: { code, message: MESSAGES[code], ...details } });

@@ -1,7 +1,7 @@
 /**
  * Check denials with HTTP 403 (google.rpc PERMISSION_DENIED): an inactive
- * organization and missing scopes (context_extensions required_scopes / any_scopes,
- * with key-scope wildcards).
+ * organization, a disabled key, and missing scopes (context_extensions required_scopes
+ * / any_scopes, with key-scope wildcards; the RFC 6750 insufficient_scope challenge).
  */
 import { DIALECTS } from './support/databases';
 import { startHarness, type Harness } from './support/harness';
@@ -10,6 +10,7 @@ import { ErrorInfo } from '../src/gen/google/rpc/error_details';
 
 const MESSAGES = {
   organization_inactive: 'the organization is inactive',
+  disabled_api_key: 'the API key is disabled',
   insufficient_scope: 'the API key lacks a scope this route requires',
 } as const;
 type Code403 = keyof typeof MESSAGES;
@@ -24,7 +25,11 @@ function headerTriples(opts: WireHeaderOption[] | undefined): [string, string, b
     .sort((a, b) => a[0].localeCompare(b[0]));
 }
 
-/** Asserts a complete 403 denial: no www-authenticate, ErrorInfo, exact body. */
+/**
+ * Asserts a complete 403 denial: ErrorInfo, exact body, and www-authenticate only on
+ * insufficient_scope (RFC 6750 §3.1: error="insufficient_scope" and the scopes lacking:
+ * `required`, then `any_of`).
+ */
 function expect403(r: WireCheckResponse, code: Code403, details: Record<string, unknown> = {}): void {
   expect(r.http_response).toBe('denied_response');
   expect(r.ok_response).toBeUndefined();
@@ -33,8 +38,14 @@ function expect403(r: WireCheckResponse, code: Code403, details: Record<string, 
   expect(r.status?.details?.map((d) => d.type_url)).toEqual(['type.googleapis.com/google.rpc.ErrorInfo']);
   expect(ErrorInfo.decode(r.status!.details![0]!.value)).toEqual({ reason: code, domain: 'keyward', metadata: {} });
   expect(r.denied_response?.status?.code).toBe(403);
+  const scopes = [...((details.required as string[] | undefined) ?? []), ...((details.any_of as string[] | undefined) ?? [])];
+  const challenge: [string, string, boolean][] =
+    code === 'insufficient_scope'
+      ? [['www-authenticate', `Bearer realm="keyward", error="insufficient_scope", scope="${scopes.join(' ')}"`, false]]
+      : [];
   expect(headerTriples(r.denied_response?.headers)).toEqual([
     ['content-type', 'application/json', false],
+    ...challenge,
     ['x-keyward-error-code', code, false],
   ]);
   expect(JSON.parse(r.denied_response!.body!)).toEqual({ error: { code, message: MESSAGES[code], ...details } });
@@ -68,6 +79,7 @@ describe.each(DIALECTS)('Check 403 denials on %s', (dialect) => {
     const r = await h.root.createKey({ organizationId, name: `k${++n}`, scopes });
     return { id: r.key!.id, secret: r.secret };
   };
+  const NO_CHANGE = { clearExpiresAt: false, clearRateLimitPerMinute: false, scopes: undefined, expiresAt: undefined, metadata: undefined };
   const check = (secret: string, ext: Record<string, string> = {}) =>
     envoy.check({ headers: { authorization: `Bearer ${secret}` }, contextExtensions: ext });
 
@@ -87,6 +99,25 @@ describe.each(DIALECTS)('Check 403 denials on %s', (dialect) => {
     expect(metadataOf(r)).toEqual({ error_code: 'organization_inactive', key_id: k.id, org_id: org.id, environment: 'live' });
     // Also when the route asks for a scope the key lacks: the organization is checked first.
     expect403(await check(k.secret, { required_scopes: 'admin' }), 'organization_inactive');
+  });
+
+  it('disabled_api_key at once after UpdateKey enabled=false for a cached key; usable again once enabled', async () => {
+    const k = await newKey(['chat']);
+    const t = h.clock.now().getTime();
+    expectAllowed(await check(k.secret), k.id);
+    expectAllowed(await check(k.secret), k.id); // cached
+
+    const disabled = await h.root.updateKey({ ...NO_CHANGE, id: k.id, enabled: false });
+    expect(disabled.enabled).toBe(false);
+    expect(h.clock.now().getTime()).toBe(t);
+    const r = await check(k.secret);
+    expect403(r, 'disabled_api_key');
+    expect(metadataOf(r)).toEqual({ error_code: 'disabled_api_key', key_id: k.id, org_id: orgId, environment: 'live' });
+    // Checked before the scopes: a disabled key learns nothing about the route.
+    expect403(await check(k.secret, { required_scopes: 'admin' }), 'disabled_api_key');
+
+    expect((await h.root.updateKey({ ...NO_CHANGE, id: k.id, enabled: true })).enabled).toBe(true);
+    expectAllowed(await check(k.secret), k.id);
   });
 
   describe('insufficient_scope', () => {

@@ -90,6 +90,37 @@ describe('KeyAdmin changes reach every process', () => {
     expect(await deniedOnBWithin(1000, k.secret, 'organization_inactive')).toBeLessThanOrEqual(1000);
   });
 
+  /** Polls B until the Check is allowed again; returns the milliseconds it took. */
+  async function allowedOnBWithin(deadlineMs: number, secret: string): Promise<number> {
+    const started = Date.now();
+    for (;;) {
+      const r = await envoyB.check({ headers: { 'x-api-key': secret } });
+      if (r.http_response === 'ok_response') return Date.now() - started;
+      if (Date.now() - started > deadlineMs) throw new Error(`still denied on the other process after ${deadlineMs} ms`);
+      await new Promise((res) => setTimeout(res, 10));
+    }
+  }
+
+  it('a disable, then an enable', async () => {
+    const k = await cachedOnB();
+    await admin.updateKey({ id: k.key!.id, enabled: false });
+    expect(await deniedOnBWithin(1000, k.secret, 'disabled_api_key')).toBeLessThanOrEqual(1000);
+    await admin.updateKey({ id: k.key!.id, enabled: true });
+    expect(await allowedOnBWithin(1000, k.secret)).toBeLessThanOrEqual(1000);
+  });
+
+  it('an organization deletion, for every key of it', async () => {
+    const org = await admin.createOrganization({ name: 'fleet-3', rateLimitPerMinute: 0 });
+    const k1 = await cachedOnB(['chat'], org.id);
+    const k2 = await cachedOnB(['chat'], org.id);
+    const other = await cachedOnB(); // another organization's key is untouched
+    const r = await admin.deleteOrganization({ organizationId: org.id, reason: 'customer left' });
+    expect(r.revokedKeys).toBe(2);
+    expect(await deniedOnBWithin(1000, k1.secret, 'revoked_api_key')).toBeLessThanOrEqual(1000);
+    expect(await deniedOnBWithin(1000, k2.secret, 'revoked_api_key')).toBeLessThanOrEqual(1000);
+    expect((await envoyB.check({ headers: { 'x-api-key': other.secret } })).http_response).toBe('ok_response');
+  });
+
   it('survives a dropped notification connection: reconnects, and never trusts its cache long meanwhile', async () => {
     const k = await cachedOnB();
     const c = new Client({ connectionString: adminPgUrl() });

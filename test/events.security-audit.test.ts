@@ -1,6 +1,6 @@
 /**
  * Security events from the request path, end to end on a real server (SQLite and
- * PostgreSQL): refused revoked, expired and inactive-organization keys, 429s, quota
+ * PostgreSQL): refused revoked, expired, disabled and inactive-organization keys, 429s, quota
  * refusals and quota thresholds become audit rows, one per kind and key (or
  * organization) per window, with the number of occurrences, the first and last time
  * and the last client address; nothing is written per request (only a flush writes
@@ -96,6 +96,12 @@ describe.each(DIALECTS)('security events (%s)', (dialect) => {
       ['50%', 'observed', 1],
     ]);
     expect(await events(org.id, 'key.expired_used')).toMatchObject([{ keyId: expiring.key!.id, occurrences: 1 }]);
+
+    const disabled = await h.root.createKey({ organizationId: org.id, name: 'disabled' });
+    await h.root.updateKey({ id: disabled.key!.id, enabled: false });
+    await check(disabled.secret);
+    await h.app.usage.flush();
+    expect(await events(org.id, 'key.disabled_used')).toMatchObject([{ keyId: disabled.key!.id, reason: 'disabled_api_key' }]);
 
     await h.root.updateOrganization({ id: org.id, active: false });
     await check(other.secret);

@@ -46,6 +46,7 @@ describe('decide and toCheckResponse (property-based, no gRPC)', () => {
     scopes,
     expiresAt: instant,
     revokedAt: fc.oneof(fc.constant(null), fc.constant(NOW - 5)),
+    disabled: fc.boolean(),
     rateLimitPerMinute: fc.option(fc.nat(100), { nil: null }),
   });
   const orgView: fc.Arbitrary<OrgView> = fc.record({
@@ -82,6 +83,7 @@ describe('decide and toCheckResponse (property-based, no gRPC)', () => {
     if (l.kind === 'unavailable') return 'service_unavailable';
     if (l.key.revokedAt !== null) return 'revoked_api_key';
     if (l.key.expiresAt !== null && l.key.expiresAt <= now) return 'expired_api_key';
+    if (l.key.disabled) return 'disabled_api_key';
     if (!l.org || !l.org.active) return 'organization_inactive';
     return i.requirements.every((r) => holds(l.key.scopes, r)) ? 'allow' : 'insufficient_scope';
   }

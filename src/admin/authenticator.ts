@@ -153,12 +153,13 @@ export class Authenticator {
     // Without the scope the organization does not matter: it is not read.
     const org = hasScope ? await this.deps.store.read((repos) => repos.orgs.get(key.organizationId)) : undefined;
     const unusable = keyUsable(
-      { revokedAt: key.revokedAt?.getTime() ?? null, expiresAt: key.expiresAt?.getTime() ?? null },
+      { revokedAt: key.revokedAt?.getTime() ?? null, expiresAt: key.expiresAt?.getTime() ?? null, disabled: !!key.disabledAt },
       org,
       this.deps.clock.now().getTime(),
     );
     if (unusable === 'revoked') return 'key_revoked';
     if (unusable === 'expired') return 'key_expired';
+    if (unusable === 'disabled') return 'key_disabled';
     if (!hasScope) return 'missing_admin_scope';
     if (unusable === 'organization_inactive') return 'organization_inactive';
     return undefined;

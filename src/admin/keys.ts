@@ -14,7 +14,7 @@ import type { CallContext } from './principal';
 import * as validate from './validate';
 
 /** A key's state as KeyAdmin reports it (the organization is not considered). */
-export type KeyStatus = 'active' | 'revoked' | 'expired';
+export type KeyStatus = 'active' | 'revoked' | 'expired' | 'disabled';
 
 /** A key with its status at the time of the call. */
 export interface KeyWithStatus {
@@ -50,6 +50,8 @@ export interface KeyPatch {
   rateLimitPerMinute?: number;
   clearRateLimitPerMinute: boolean;
   metadata?: Record<string, string>;
+  /** false: disable (key.disable); true: enable (key.enable); a no-op when already so. */
+  enabled?: boolean;
 }
 
 export interface KeyListQuery extends PageRequest {
@@ -73,6 +75,7 @@ export interface ApiKeysDeps {
 export function keyStatus(key: ApiKeyRecord, now: Date): KeyStatus {
   if (key.revokedAt) return 'revoked';
   if (key.expiresAt && key.expiresAt.getTime() <= now.getTime()) return 'expired';
+  if (key.disabledAt) return 'disabled';
   return 'active';
 }
 
@@ -112,6 +115,7 @@ export class ApiKeys {
 
     return this.context.tx(caller, async (repos, changed) => {
       const org = await this.context.loadOrg(repos, caller, orgId, 'key.create', true);
+      if (org.deletedAt) throw new DomainError('organization_deleted');
       if (!org.active) throw new DomainError('organization_inactive');
       await requireKeySlot(repos, org, now);
       const { record, secret } = this.newKeyRecord(org.id, environment, now, {
@@ -180,11 +184,18 @@ export class ApiKeys {
         // Bringing an expired key back must respect the organization's key limit.
         await requireKeySlot(repos, await this.context.loadOrg(repos, caller, key.organizationId, 'key.update', true), now);
       }
+      // Disabling or enabling is its own audited action (and lifecycle event); it changes
+      // nothing when the key is already in that state.
+      const toggle = input.enabled === undefined || input.enabled === !key.disabledAt ? undefined : input.enabled ? 'enable' : 'disable';
+      if (toggle) key.disabledAt = toggle === 'disable' ? now : null;
       Object.assign(key, patch);
       key.updatedAt = now;
       const target = { organizationId: key.organizationId, keyId: key.id };
-      const changedFields = `changed: ${Object.keys(patch).join(',') || 'nothing'}`;
-      repos.audit.append(this.context.event(caller, 'key.update', target, 'success', changedFields));
+      if (toggle) repos.audit.append(this.context.event(caller, `key.${toggle}`, target, 'success', null));
+      if (Object.keys(patch).length > 0 || !toggle) {
+        const changedFields = `changed: ${Object.keys(patch).join(',') || 'nothing'}`;
+        repos.audit.append(this.context.event(caller, 'key.update', target, 'success', changedFields));
+      }
       return view(key, now);
     });
   }
@@ -226,6 +237,7 @@ export class ApiKeys {
       if (old.expiresAt && old.expiresAt.getTime() <= now.getTime()) throw new DomainError('key_expired');
       if (old.replacedByKeyId) throw new DomainError('key_already_rotated', undefined, { replaced_by_key_id: old.replacedByKeyId });
       const org = await this.context.loadOrg(repos, caller, old.organizationId, 'key.rotate', true);
+      if (org.deletedAt) throw new DomainError('organization_deleted'); // deleted while this read the key
       if (!org.active) throw new DomainError('organization_inactive');
       const lifetime = old.expiresAt ? old.expiresAt.getTime() - old.createdAt.getTime() : undefined;
       const { record, secret } = this.newKeyRecord(org.id, old.environment, now, {
@@ -272,6 +284,7 @@ export class ApiKeys {
       revokedAt: null,
       revokedBy: null,
       revokeReason: null,
+      disabledAt: null,
       replacedByKeyId: null,
       rotatedFromKeyId: null,
       ...settings,

@@ -53,16 +53,29 @@ export class Limits {
     return this.rateState(key, org);
   }
 
-  /** Forgets the key's window (audited), then reports it. */
+  /**
+   * Forgets the key's window, then reports it. Audited as `key.rate_limit_reset` after
+   * the reset: `success` once it succeeded; when it failed (Redis unreachable:
+   * service_unavailable, or anything else: internal), `denied` with that error code as
+   * the reason, and the error is returned.
+   */
   async resetRateLimit(caller: CallContext, id: string): Promise<RateLimitState> {
     const keyId = validate.id(id, 'key', 'key_id');
-    const { key, org } = await this.context.tx(caller, async (repos) => {
-      const found = await this.context.loadKeyAndOrg(repos, caller, keyId, 'key.rate_limit_reset');
-      const target = { organizationId: found.key.organizationId, keyId: found.key.id };
-      repos.audit.append(this.context.event(caller, 'key.rate_limit_reset', target, 'success', null));
-      return found;
-    });
-    await limiterCall(() => this.deps.limiter.reset(key.id));
+    const { key, org } = await this.context.tx(caller, (repos) => this.context.loadKeyAndOrg(repos, caller, keyId, 'key.rate_limit_reset'));
+    const target = { organizationId: key.organizationId, keyId: key.id };
+    const audit = (outcome: 'success' | 'denied', reason: string | null) =>
+      this.context.store.transaction((repos) => {
+        repos.audit.append(this.context.event(caller, 'key.rate_limit_reset', target, outcome, reason));
+        return Promise.resolve();
+      });
+    try {
+      await limiterCall(() => this.deps.limiter.reset(key.id));
+    } catch (e) {
+      const code = e instanceof DomainError ? e.code : 'internal';
+      await audit('denied', code).catch(() => undefined); // the reset's error is the one to report
+      throw e;
+    }
+    await audit('success', null);
     return this.rateState(key, org);
   }
 

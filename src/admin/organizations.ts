@@ -1,5 +1,10 @@
-/** KeyAdmin's organizations: create, get, list, update. Every change is audited in its own transaction. */
-import { InvalidArgumentError } from '../errors/domain';
+/**
+ * KeyAdmin's organizations: create, get, list, update, delete. Every change is audited
+ * in its own transaction. A deleted organization can still be read (get, list with
+ * includeDeleted, and its keys, usage and audit events elsewhere) but not changed:
+ * update and delete answer organization_deleted (as CreateKey does, src/admin/keys.ts).
+ */
+import { DomainError, InvalidArgumentError } from '../errors/domain';
 import { newId } from '../util/ids';
 import { OrganizationRecord } from '../store/entities';
 import type { AdminContext } from './context';
@@ -46,6 +51,19 @@ function alertPercents(values: number[]): string {
   return [...new Set(values)].sort((a, b) => a - b).join(',');
 }
 
+/** ListOrganizations' input. */
+export interface OrganizationListQuery extends PageRequest {
+  /** Also list deleted organizations. */
+  includeDeleted?: boolean;
+}
+
+/** What DeleteOrganization did. */
+export interface DeletedOrganization {
+  org: OrganizationRecord;
+  /** Keys this call revoked (keys revoked before are left as they were). */
+  revokedKeys: number;
+}
+
 /** What an update of the quota or the anchor day runs after its commit (Limits.countUsedSoFar). */
 export interface OrganizationHooks {
   quotaChanged?(org: OrganizationRecord): Promise<void>;
@@ -83,6 +101,7 @@ export class Organizations {
     org.active = true;
     org.createdAt = now;
     org.updatedAt = now;
+    org.deletedAt = null;
     await this.context.tx(caller, (repos) => {
       repos.orgs.add(org);
       repos.audit.append(this.context.event(caller, 'organization.create', { organizationId: org.id }, 'success', null));
@@ -96,19 +115,20 @@ export class Organizations {
     return this.context.tx(caller, (repos) => this.context.loadOrg(repos, caller, orgId, 'organization.get'));
   }
 
-  /** Root: every organization, by id. A scoped caller: its own, on one page. */
-  async list(caller: CallContext, page: PageRequest): Promise<PageOf<OrganizationRecord>> {
+  /** Root: every organization, by id (deleted ones only with includeDeleted). A scoped caller: its own, on one page. */
+  async list(caller: CallContext, page: OrganizationListQuery): Promise<PageOf<OrganizationRecord>> {
     const principal = caller.principal;
+    const includeDeleted = page.includeDeleted === true;
     return paged(
       page,
       'string',
       (org: OrganizationRecord) => org.id,
       (after, limit) =>
         this.context.store.read(async (repos) => {
-          if (principal.kind === 'root') return repos.orgs.list({ after, limit });
+          if (principal.kind === 'root') return repos.orgs.list({ after, limit }, includeDeleted);
           if (after !== undefined) return [];
           const own = await repos.orgs.get(principal.organizationId);
-          return own ? [own] : [];
+          return own && (includeDeleted || !own.deletedAt) ? [own] : [];
         }),
     );
   }
@@ -140,6 +160,7 @@ export class Organizations {
     }
     const updated = await this.context.tx(caller, async (repos, changed) => {
       const org = await this.context.loadOrg(repos, caller, orgId, 'organization.update', true);
+      if (org.deletedAt) throw new DomainError('organization_deleted');
       changed({ type: 'org', id: org.id });
       const fields = Object.keys(patch).filter(
         (field) => (org as unknown as Record<string, unknown>)[field] !== (patch as Record<string, unknown>)[field],
@@ -160,5 +181,39 @@ export class Organizations {
     // A quota or anchor day given: the (new) period's counter starts from what was already used.
     if (input.monthlyQuota !== undefined || input.billingAnchorDay !== undefined) await this.hooks.quotaChanged?.(updated);
     return updated;
+  }
+
+  /**
+   * DeleteOrganization. Administrator token only. One transaction, with the organization
+   * row locked: every key not yet revoked is revoked with `reason` (each audited as
+   * `key.revoke`, as RevokeKey does), the organization gets deletedAt and is made
+   * inactive (audited as `organization.delete` with the reason and the count), and the
+   * change is announced as an organization change, so every process drops the
+   * organization's cached keys (one announcement whatever the number of keys). Usage
+   * rows and audit rows are kept. A deleted organization: organization_deleted.
+   */
+  async delete(caller: CallContext, id: string, reason: string): Promise<DeletedOrganization> {
+    const orgId = validate.id(id, 'org', 'organization_id');
+    await this.context.requireRoot(caller, 'organization.delete', { organizationId: orgId });
+    const why = validate.reason(reason);
+    return this.context.tx(caller, async (repos, changed) => {
+      const org = await this.context.loadOrg(repos, caller, orgId, 'organization.delete', true);
+      if (org.deletedAt) throw new DomainError('organization_deleted');
+      const now = this.context.now();
+      const keys = await repos.keys.listUnrevoked(org.id);
+      for (const key of keys) {
+        key.revokedAt = now;
+        key.revokedBy = caller.principal.actor;
+        key.revokeReason = why;
+        key.updatedAt = now;
+        repos.audit.append(this.context.event(caller, 'key.revoke', { organizationId: org.id, keyId: key.id }, 'success', why));
+      }
+      org.deletedAt = now;
+      org.active = false;
+      org.updatedAt = now;
+      changed({ type: 'org', id: org.id });
+      repos.audit.append(this.context.event(caller, 'organization.delete', { organizationId: org.id }, 'success', why));
+      return { org, revokedKeys: keys.length };
+    });
   }
 }

@@ -8,7 +8,8 @@
  *   3. unknown key                 invalid_api_key
  *   4. revoked                     revoked_api_key        (4–6: keyUsable, src/keys/usable.ts)
  *   5. expired                     expired_api_key        (details: expired_at)
- *   6. organization inactive       organization_inactive
+ *   5b. disabled                   disabled_api_key       (403)
+ *   6. organization inactive       organization_inactive  (also: deleted)
  *   7. scopes                      insufficient_scope     (details: required, any_of)
  *   8. rate limit and monthly quota: spent only by requests that passed 1–7 (spend.ts)
  *   9. allow
@@ -32,12 +33,15 @@ export interface KeyView {
   expiresAt: number | null;
   /** Epoch ms, or null: not revoked. */
   revokedAt: number | null;
+  /** UpdateKey enabled=false. */
+  disabled: boolean;
   /** The key's own limit; null: the organization's. */
   rateLimitPerMinute: number | null;
 }
 
 export interface OrgView {
   id: string;
+  /** False when inactive or deleted. */
   active: boolean;
   rateLimitPerMinute: number;
   monthlyQuota: number;
@@ -99,6 +103,7 @@ export function keyToLookUp(credential: CredentialResult, isPublic: boolean): st
 const UNUSABLE_CODE: Record<KeyUnusable, DenyCode> = {
   revoked: 'revoked_api_key',
   expired: 'expired_api_key',
+  disabled: 'disabled_api_key',
   organization_inactive: 'organization_inactive',
 };
 

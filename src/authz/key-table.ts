@@ -37,7 +37,7 @@ export class KeyTable {
   private expires = new Float64Array(0);
   private revoked = new Float64Array(0);
   private rate = new Float64Array(0);
-  private flags = new Uint8Array(0); // bit 0: in use, bit 1: test environment, bit 2: CLOCK mark
+  private flags = new Uint8Array(0); // bit 0: in use, bit 1: test environment, bit 2: CLOCK mark, bit 3: disabled
   private ids: (string | undefined)[] = [];
   private orgIds: (string | undefined)[] = [];
   private orgs: (OrgView | null | undefined)[] = [];
@@ -66,7 +66,7 @@ export class KeyTable {
       this.place(s);
       this.count++;
     }
-    this.flags[s] = 1 | (key.environment === 'test' ? 2 : 0);
+    this.flags[s] = 1 | (key.environment === 'test' ? 2 : 0) | (key.disabled ? 8 : 0);
     this.loaded[s] = loadedAt;
     this.expires[s] = key.expiresAt ?? NaN;
     this.revoked[s] = key.revokedAt ?? NaN;
@@ -110,6 +110,7 @@ export class KeyTable {
       scopes: this.scopeLists[slot]!,
       expiresAt: e === e ? e : null,
       revokedAt: r === r ? r : null,
+      disabled: (this.flags[slot]! & 8) !== 0,
       rateLimitPerMinute: l === l ? l : null,
     };
   }

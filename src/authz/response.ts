@@ -13,12 +13,12 @@
  *
  * Denied: status with ErrorInfo{reason: code, domain: keyward}; denied_response
  * with the HTTP status, `content-type: application/json`, `x-keyward-error-code`,
- * `www-authenticate` on 401, `retry-after` on 429 and 503, the rate-limit headers
+ * `www-authenticate` on 401 and on insufficient_scope (challengeOf), `retry-after` on 429 and 503, the rate-limit headers
  * when the key is rate limited, and the body
  * {"error":{"code","message",...details}}; dynamic_metadata {error_code[, key_id,
  * org_id, environment]} (the key's fields when the key was found).
  */
-import { ERROR_TABLE, WWW_AUTHENTICATE, type DenyCode } from '../errors/codes';
+import { ERROR_TABLE, challengeOf, type DenyCode } from '../errors/codes';
 import { ErrorInfo } from '../gen/google/rpc/error_details';
 import type { CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
 import type { HeaderValueOption } from '../gen/envoy/config/core/v3/base';
@@ -108,7 +108,8 @@ export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: 
 
   const wire = ERROR_TABLE[decision.code];
   const headers = [setHeader('content-type', 'application/json'), setHeader(ERROR_CODE_HEADER, decision.code)];
-  if (wire.http === 401) headers.push(setHeader('www-authenticate', WWW_AUTHENTICATE));
+  const challenge = challengeOf(decision.code, decision.details);
+  if (challenge !== undefined) headers.push(setHeader('www-authenticate', challenge));
   if (decision.code === 'service_unavailable') headers.push(setHeader('retry-after', String(opts.retryAfterSeconds)));
   else if (decision.retryAfterSeconds !== undefined) headers.push(setHeader('retry-after', String(decision.retryAfterSeconds)));
   if (decision.rate) for (const [k, v] of rateLimitHeaders(decision.rate)) headers.push(setHeader(k, v));

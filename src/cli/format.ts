@@ -79,6 +79,8 @@ export function organizationJson(o: Organization) {
     quotaAlertPercents: o.quotaAlertPercents,
     createdAt: iso(o.createdAt),
     updatedAt: iso(o.updatedAt),
+    /** null: not deleted. */
+    deletedAt: iso(o.deletedAt),
   };
 }
 
@@ -89,6 +91,7 @@ export function keyJson(k: ApiKey) {
     name: k.name,
     environment: environmentName(k.environment),
     status: keyStatusName(k.status),
+    enabled: k.enabled,
     prefix: k.prefix,
     hint: k.hint,
     scopes: k.scopes,
@@ -102,6 +105,7 @@ export function keyJson(k: ApiKey) {
     revokedAt: iso(k.revokedAt),
     revokedBy: orNull(k.revokedBy),
     revokeReason: orNull(k.revokeReason),
+    disabledAt: iso(k.disabledAt),
     replacedByKeyId: orNull(k.replacedByKeyId),
     rotatedFromKeyId: orNull(k.rotatedFromKeyId),
   };
@@ -158,6 +162,7 @@ export function organizationFields(o: Organization): string {
     ['quota alerts', o.quotaAlertPercents.map((p) => `${p}%`).join(', ')],
     ['created at', iso(o.createdAt)],
     ['updated at', iso(o.updatedAt)],
+    ['deleted at', o.deletedAt ? iso(o.deletedAt) : undefined],
   ]);
 }
 
@@ -193,6 +198,7 @@ export function keyFields(k: ApiKey): string {
     ['updated at', iso(k.updatedAt)],
     ['expires at', k.expiresAt ? iso(k.expiresAt) : 'never'],
     ['last used at', k.lastUsedAt ? iso(k.lastUsedAt) : 'never'],
+    ['disabled at', k.disabledAt ? iso(k.disabledAt) : undefined],
     ['revoked at', revoked ? iso(k.revokedAt) : undefined],
     ['revoked by', revoked ? k.revokedBy : undefined],
     ['revoke reason', revoked ? k.revokeReason : undefined],

@@ -9,8 +9,9 @@
  * (google.rpc.Status in CheckResponse).
  *
  * Every data-plane denial also carries `x-keyward-error-code: <code>` and
- * `content-type: application/json`; every 401 carries the RFC 6750 challenge
- * WWW_AUTHENTICATE below; every 429 and 503 carries `retry-after`.
+ * `content-type: application/json`; every 401, and the 403 of insufficient_scope,
+ * carries an RFC 6750 challenge (challengeOf below); every 429 and 503 carries
+ * `retry-after`.
  */
 export const GrpcCode = {
   OK: 0,
@@ -25,7 +26,32 @@ export const GrpcCode = {
 } as const;
 export type GrpcCodeValue = (typeof GrpcCode)[keyof typeof GrpcCode];
 
+/** The challenge of a 401 for a credential that was given but is not valid (RFC 6750 §3.1 invalid_token). */
 export const WWW_AUTHENTICATE = 'Bearer realm="keyward", error="invalid_token"';
+/** The challenge of missing_api_key: no credential was given, so no error (RFC 6750 §3.1). */
+export const WWW_AUTHENTICATE_MISSING = 'Bearer realm="keyward"';
+
+/**
+ * The `www-authenticate` value of a data-plane denial, or undefined for none:
+ *  - missing_api_key: WWW_AUTHENTICATE_MISSING;
+ *  - any other 401: WWW_AUTHENTICATE;
+ *  - insufficient_scope (403): `Bearer realm="keyward", error="insufficient_scope",
+ *    scope="<scopes>"`, the scopes space-separated: those the route requires that the
+ *    key lacks (`required`), then the alternatives of the unmet any-of list (`any_of`).
+ *    Scope characters ([A-Za-z0-9_.:*-]) need no escaping inside the quotes.
+ */
+export function challengeOf(code: ErrorCode, details?: Readonly<Record<string, unknown>>): string | undefined {
+  if (code === 'missing_api_key') return WWW_AUTHENTICATE_MISSING;
+  if (code === 'insufficient_scope') {
+    const scopes = [...stringsOf(details?.required), ...stringsOf(details?.any_of)];
+    return `Bearer realm="keyward", error="insufficient_scope", scope="${scopes.join(' ')}"`;
+  }
+  return ERROR_TABLE[code].http === 401 ? WWW_AUTHENTICATE : undefined;
+}
+
+function stringsOf(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : [];
+}
 
 export interface WireMapping {
   /** google.rpc.Code. */
@@ -43,6 +69,7 @@ export const ERROR_TABLE = {
   ambiguous_credentials: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the request carries more than one different API key' },
   revoked_api_key: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the API key has been revoked' },
   expired_api_key: { grpc: GrpcCode.UNAUTHENTICATED, http: 401, message: 'the API key has expired' },
+  disabled_api_key: { grpc: GrpcCode.PERMISSION_DENIED, http: 403, message: 'the API key is disabled' },
   insufficient_scope: { grpc: GrpcCode.PERMISSION_DENIED, http: 403, message: 'the API key lacks a scope this route requires' },
   rate_limit_exceeded: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429, message: 'the API key has exceeded its rate limit' },
   monthly_quota_exceeded: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429, message: 'the organization has used its monthly quota' },
@@ -68,6 +95,8 @@ export const ERROR_TABLE = {
   metadata_too_large: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 431, message: 'the call metadata is larger than this server accepts' },
   // domain
   organization_not_found: { grpc: GrpcCode.NOT_FOUND, http: 404, message: 'organization not found' },
+  /** A change to a deleted organization (DeleteOrganization): it can only be read. */
+  organization_deleted: { grpc: GrpcCode.FAILED_PRECONDITION, http: 410, message: 'the organization has been deleted' },
   key_not_found: { grpc: GrpcCode.NOT_FOUND, http: 404, message: 'key not found' },
   key_limit_exceeded: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 403, message: 'the organization has reached its maximum number of keys' },
   key_revoked: { grpc: GrpcCode.FAILED_PRECONDITION, http: 401, message: 'the key has been revoked' },
@@ -87,6 +116,7 @@ export type DenyCode =
   | 'ambiguous_credentials'
   | 'revoked_api_key'
   | 'expired_api_key'
+  | 'disabled_api_key'
   | 'organization_inactive'
   | 'insufficient_scope'
   | 'rate_limit_exceeded'

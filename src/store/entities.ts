@@ -23,6 +23,8 @@ export class OrganizationRecord {
   quotaAlertPercents?: string | null;
   createdAt!: Date;
   updatedAt!: Date;
+  /** Set by DeleteOrganization (which also clears `active` and revokes its keys); null: not deleted. */
+  deletedAt?: Date | null;
 }
 
 export class ApiKeyRecord {
@@ -49,6 +51,8 @@ export class ApiKeyRecord {
   revokedAt?: Date | null;
   revokedBy?: string | null;
   revokeReason?: string | null;
+  /** Set while the key is disabled (UpdateKey enabled=false); null: enabled. */
+  disabledAt?: Date | null;
   /** The key's own limit; null = the organization's default; 0 = unlimited. */
   rateLimitPerMinute?: number | null;
   metadata!: Record<string, string>;
@@ -107,6 +111,7 @@ export const OrganizationSchema = new EntitySchema<OrganizationRecord>({
     quotaAlertPercents: { type: 'string', length: 64, nullable: true },
     createdAt: { type: 'datetime' },
     updatedAt: { type: 'datetime' },
+    deletedAt: { type: 'datetime', nullable: true },
   },
 });
 
@@ -131,6 +136,7 @@ export const ApiKeySchema = new EntitySchema<ApiKeyRecord>({
     revokedAt: { type: 'datetime', nullable: true },
     revokedBy: { type: 'string', length: 64, nullable: true },
     revokeReason: { type: 'string', length: 500, nullable: true },
+    disabledAt: { type: 'datetime', nullable: true },
     rateLimitPerMinute: { type: 'integer', nullable: true },
     metadata: { type: 'json' },
     replacedByKeyId: { type: 'string', length: 32, nullable: true },

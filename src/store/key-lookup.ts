@@ -21,9 +21,11 @@ interface Row {
   scopes: string | string[];
   expires_at: number | string | Date | null;
   revoked_at: number | string | Date | null;
+  disabled_at: number | string | Date | null;
   key_rate_limit: number | null;
   org_id: string | null;
   active: boolean | number | null;
+  deleted_at: number | string | Date | null;
   org_rate_limit: number | null;
   monthly_quota: number | string | null;
   billing_anchor_day: number | null;
@@ -78,8 +80,8 @@ export interface DataPlaneStore extends KeySource {
 
 /** The lookup: one indexed query by hash, with the organization (built once, not per Check). */
 const LOOKUP_SQL =
-  'select k.id, k.organization_id, k.environment, k.scopes, k.expires_at, k.revoked_at, k.rate_limit_per_minute as key_rate_limit, ' +
-  'o.id as org_id, o.active, o.rate_limit_per_minute as org_rate_limit, o.monthly_quota, o.billing_anchor_day, o.quota_alert_percents ' +
+  'select k.id, k.organization_id, k.environment, k.scopes, k.expires_at, k.revoked_at, k.disabled_at, k.rate_limit_per_minute as key_rate_limit, ' +
+  'o.id as org_id, o.active, o.deleted_at, o.rate_limit_per_minute as org_rate_limit, o.monthly_quota, o.billing_anchor_day, o.quota_alert_percents ' +
   'from api_keys as k left join organizations as o on o.id = k.organization_id where k.key_hash = ? limit 1';
 
 /** last_used_at of many keys from one JSON array of [id, epoch ms], only ever moved forward. */
@@ -123,6 +125,7 @@ export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): 
         scopes: typeof r.scopes === 'string' ? (JSON.parse(r.scopes) as string[]) : r.scopes,
         expiresAt: ms(r.expires_at),
         revokedAt: ms(r.revoked_at),
+        disabled: r.disabled_at !== null && r.disabled_at !== undefined,
         rateLimitPerMinute: r.key_rate_limit,
       };
       const org: OrgView | null =
@@ -130,7 +133,8 @@ export function createDataPlaneStore(orm: Orm, dialect: 'sqlite' | 'postgres'): 
           ? null
           : {
               id: r.org_id,
-              active: r.active === true || r.active === 1,
+              // A deleted organization is inactive (its keys are also revoked).
+              active: (r.active === true || r.active === 1) && (r.deleted_at === null || r.deleted_at === undefined),
               rateLimitPerMinute: Number(r.org_rate_limit ?? 0),
               monthlyQuota: Number(r.monthly_quota ?? 0),
               billingAnchorDay: Number(r.billing_anchor_day ?? 1),

@@ -51,9 +51,10 @@ export class OrganizationRepo {
   getForUpdate(id: string): Promise<OrganizationRecord | null> {
     return this.em.findOne(OrganizationRecord, { id }, this.locking ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
   }
-  /** Ascending by id. */
-  list(page: PageRequest): Promise<OrganizationRecord[]> {
+  /** Ascending by id; deleted organizations only with includeDeleted. */
+  list(page: PageRequest, includeDeleted = false): Promise<OrganizationRecord[]> {
     const where: FilterQuery<OrganizationRecord> = {};
+    if (!includeDeleted) where.deletedAt = null;
     if (page.after !== undefined) where.id = { $gt: String(page.after) };
     return this.em.find(OrganizationRecord, where, { orderBy: { id: 'asc' }, limit: page.limit });
   }
@@ -78,6 +79,10 @@ export class KeyRepo {
       revokedAt: null,
       $or: [{ expiresAt: null }, { expiresAt: { $gt: now } }],
     });
+  }
+  /** Every key of the organization that is not revoked (managed: changes are written at commit). */
+  listUnrevoked(organizationId: string): Promise<ApiKeyRecord[]> {
+    return this.em.find(ApiKeyRecord, { organizationId, revokedAt: null }, { orderBy: { id: 'asc' } });
   }
   /** Ascending by id. */
   list(organizationId: string, includeRevoked: boolean, page: PageRequest): Promise<ApiKeyRecord[]> {

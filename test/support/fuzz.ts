@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { Metadata } from '@grpc/grpc-js';
 import { CheckResponse } from '../../src/gen/envoy/service/auth/v3/external_auth';
 import { ErrorInfo } from '../../src/gen/google/rpc/error_details';
-import { ERROR_TABLE, WWW_AUTHENTICATE, type DenyCode, type ErrorCode } from '../../src/errors/codes';
+import { ERROR_TABLE, WWW_AUTHENTICATE, WWW_AUTHENTICATE_MISSING, type DenyCode, type ErrorCode } from '../../src/errors/codes';
 import type { Config } from '../../src/config';
 import { secretsIn, type Harness } from './harness';
 import { checkRequest, keywardError, tag, varint, WT, type RawClient, type RawResult } from './raw-grpc';
@@ -22,6 +22,7 @@ export const DENY_CODES: readonly DenyCode[] = [
   'ambiguous_credentials',
   'revoked_api_key',
   'expired_api_key',
+  'disabled_api_key',
   'organization_inactive',
   'insufficient_scope',
   'rate_limit_exceeded',
@@ -98,7 +99,10 @@ export function checkOutcome(r: RawResult, allowed: CheckFailuresAllowed, config
   expect(res.status!.code).toBe(wire.grpc);
   expect(res.status!.message).toBe(wire.message);
   expect(headers.get('content-type')).toBe('application/json');
-  if (http === 401) expect(headers.get('www-authenticate')).toBe(WWW_AUTHENTICATE);
+  if (http === 401) expect(headers.get('www-authenticate')).toBe(code === 'missing_api_key' ? WWW_AUTHENTICATE_MISSING : WWW_AUTHENTICATE);
+  if (code === 'insufficient_scope')
+    expect(headers.get('www-authenticate')).toMatch(/^Bearer realm="keyward", error="insufficient_scope", scope="[^"]*"$/);
+  else if (http !== 401) expect(headers.get('www-authenticate')).toBeUndefined();
   if (http === 429 || http === 503) expect(Number(headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   const info = res.status!.details.find((x) => x.typeUrl === 'type.googleapis.com/google.rpc.ErrorInfo');
   expect(info).toBeDefined();

@@ -1,10 +1,20 @@
-/** `keyward key create|list|get|update|revoke|rotate`; secrets are printed once, at creation and rotation. */
+/** `keyward key create|list|get|update|disable|enable|revoke|rotate`; secrets are printed once, at creation and rotation. */
 import { type Command, Option } from 'commander';
 import { Environment, type ApiKey, type CreateKeyRequest, type UpdateKeyRequest } from '../../gen/keyward/admin/v1/key_admin';
 import { withAdmin } from '../client';
 import { iso, keyFields, keyJson, keyTable, SECRET_NOTE } from '../format';
 import { collectMetadata, countOption, parsedOption, parseEnvironment, parseScopes, parseTime } from '../options';
 import { allOption, type CliContext, type JsonOption, leaf, limitOption, listText, output, pageTokenOption, pages } from './shared';
+
+/** An UpdateKeyRequest that changes nothing. */
+const NO_CHANGE: UpdateKeyRequest = {
+  id: '',
+  scopes: undefined,
+  expiresAt: undefined,
+  clearExpiresAt: false,
+  clearRateLimitPerMinute: false,
+  metadata: undefined,
+};
 
 function secretText(keyText: string, secret: string): string {
   return `${keyText}\nkey: ${secret}\n\n${SECRET_NOTE}\n`;
@@ -128,6 +138,16 @@ export function keyCommands(program: Command, ctx: CliContext): Command {
           showKey(ctx, opts, await admin.call('updateKey', request));
         }),
     );
+
+  // UpdateKey with only `enabled`: audited as key.disable / key.enable.
+  for (const [verb, enabled, what] of [
+    ['disable', false, 'disable a key: it is refused (disabled_api_key) until enabled again'],
+    ['enable', true, 'enable a disabled key again'],
+  ] as const) {
+    leaf(key, `${verb} <id>`, what).action((id: string, opts: JsonOption) =>
+      withAdmin(ctx.env, async (admin) => showKey(ctx, opts, await admin.call('updateKey', { ...NO_CHANGE, id, enabled }))),
+    );
+  }
 
   leaf(key, 'revoke <id>', 'revoke a key at once')
     .requiredOption('--reason <text>', 'why; stored with the key and in the audit log')

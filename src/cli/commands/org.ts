@@ -1,4 +1,4 @@
-/** `keyward org create|list|get|update`. */
+/** `keyward org create|list|get|update|delete`. */
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Organization } from '../../gen/keyward/admin/v1/key_admin';
 import { withAdmin } from '../client';
@@ -63,13 +63,18 @@ export function orgCommands(program: Command, ctx: CliContext): void {
   );
 
   leaf(org, 'list', 'list organizations')
+    .option('--include-deleted', 'also list deleted organizations')
     .addOption(limitOption())
     .addOption(pageTokenOption())
     .addOption(allOption())
-    .action((opts: JsonOption & { limit?: number; pageToken?: string; all?: boolean }) =>
+    .action((opts: JsonOption & { includeDeleted?: boolean; limit?: number; pageToken?: string; all?: boolean }) =>
       withAdmin(ctx.env, async (admin) => {
         const { items, next } = await pages<Organization>(opts.pageToken ?? '', opts.all === true, async (pageToken) => {
-          const r = await admin.call('listOrganizations', { pageSize: opts.limit ?? 0, pageToken });
+          const r = await admin.call('listOrganizations', {
+            pageSize: opts.limit ?? 0,
+            pageToken,
+            includeDeleted: opts.includeDeleted === true,
+          });
           return { items: r.organizations, next: r.nextPageToken };
         });
         output(
@@ -114,6 +119,22 @@ export function orgCommands(program: Command, ctx: CliContext): void {
           opts,
           () => organizationJson(o),
           () => organizationFields(o),
+        );
+      }),
+    );
+
+  leaf(org, 'delete <id>', 'delete an organization: revoke all its keys and hide it (administrator token only; usage and audit are kept)')
+    .requiredOption('--reason <text>', 'why; stored as the revoke reason of its keys and in the audit log')
+    .action((id: string, opts: JsonOption & { reason: string }) =>
+      withAdmin(ctx.env, async (admin) => {
+        const r = await admin.call('deleteOrganization', { organizationId: id, reason: opts.reason, requestId: '' });
+        const o = r.organization;
+        if (!o) throw new Error("the server's reply has no DeleteOrganizationResponse.organization");
+        output(
+          ctx,
+          opts,
+          () => ({ ...organizationJson(o), revokedKeys: r.revokedKeys }),
+          () => `${organizationFields(o)}\nRevoked ${r.revokedKeys} key(s) of the organization.\n`,
         );
       }),
     );

@@ -87,6 +87,7 @@ export function keyPatch(req: UpdateKeyRequest): KeyPatch {
     rateLimitPerMinute: req.rateLimitPerMinute,
     clearRateLimitPerMinute: req.clearRateLimitPerMinute,
     metadata: req.metadata?.entries,
+    enabled: req.enabled,
   };
 }
 
@@ -115,6 +116,7 @@ export function organizationMessage(org: OrganizationRecord): Organization {
     billingAnchorDay: org.billingAnchorDay,
     createdAt: org.createdAt,
     updatedAt: org.updatedAt,
+    deletedAt: org.deletedAt ?? undefined,
     quotaAlertPercents: org.quotaAlertPercents ? parsePercents(org.quotaAlertPercents) : [...DEFAULT_QUOTA_ALERT_PERCENTS],
   };
 }
@@ -123,6 +125,7 @@ const KEY_STATUS: Record<KeyStatusName, KeyStatus> = {
   active: KeyStatus.KEY_STATUS_ACTIVE,
   revoked: KeyStatus.KEY_STATUS_REVOKED,
   expired: KeyStatus.KEY_STATUS_EXPIRED,
+  disabled: KeyStatus.KEY_STATUS_DISABLED,
 };
 
 export function keyMessage({ key, status }: KeyWithStatus): ApiKey {
@@ -146,6 +149,8 @@ export function keyMessage({ key, status }: KeyWithStatus): ApiKey {
     status: KEY_STATUS[status],
     replacedByKeyId: key.replacedByKeyId ?? '',
     rotatedFromKeyId: key.rotatedFromKeyId ?? '',
+    enabled: !key.disabledAt,
+    disabledAt: key.disabledAt ?? undefined,
   };
 }
 

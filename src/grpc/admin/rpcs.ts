@@ -34,10 +34,16 @@ export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
     createOrganization: async (caller, req) => organizationMessage(await organizations.create(caller, newOrganization(req))),
     getOrganization: async (caller, req) => organizationMessage(await organizations.get(caller, req.id)),
     listOrganizations: async (caller, req) => {
-      const page = await organizations.list(caller, { pageSize: req.pageSize, pageToken: req.pageToken });
+      const { pageSize, pageToken, includeDeleted } = req;
+      const page = await organizations.list(caller, { pageSize, pageToken, includeDeleted });
       return { organizations: page.rows.map(organizationMessage), nextPageToken: page.nextPageToken };
     },
     updateOrganization: async (caller, req) => organizationMessage(await organizations.update(caller, organizationPatch(req))),
+    // request_id is not acted on yet (reserved for safe retries).
+    deleteOrganization: async (caller, req) => {
+      const deleted = await organizations.delete(caller, req.organizationId, req.reason);
+      return { organization: organizationMessage(deleted.org), revokedKeys: deleted.revokedKeys };
+    },
     createKey: async (caller, req) => {
       const created = await keys.create(caller, newKey(req));
       return { key: keyMessage(created.key), secret: created.secret };

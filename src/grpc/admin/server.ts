@@ -62,6 +62,7 @@ export function keyAdminImplementation(
     getOrganization: unary('GetOrganization', rpc.getOrganization),
     listOrganizations: unary('ListOrganizations', rpc.listOrganizations),
     updateOrganization: unary('UpdateOrganization', rpc.updateOrganization),
+    deleteOrganization: unary('DeleteOrganization', rpc.deleteOrganization),
     createKey: unary('CreateKey', rpc.createKey),
     getKey: unary('GetKey', rpc.getKey),
     listKeys: unary('ListKeys', rpc.listKeys),

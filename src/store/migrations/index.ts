@@ -8,11 +8,13 @@ import { Migration20261125194023 as SqliteInitial } from './sqlite/Migration2026
 import { Migration20261125202938 as SqliteUsage } from './sqlite/Migration20261125202938';
 import { Migration20261126034650 as SqliteUsageBatches } from './sqlite/Migration20261126034650';
 import { Migration20261126034745 as SqliteHashSecretId } from './sqlite/Migration20261126034745';
+import { Migration20261205014350 as SqliteLifecycle } from './sqlite/Migration20261205014350';
 import { Migration20261205014404 as SqliteSecurityEvents } from './sqlite/Migration20261205014404';
 import { Migration20261125194025 as PostgresInitial } from './postgres/Migration20261125194025';
 import { Migration20261125202942 as PostgresUsage } from './postgres/Migration20261125202942';
 import { Migration20261126034654 as PostgresUsageBatches } from './postgres/Migration20261126034654';
 import { Migration20261126034751 as PostgresHashSecretId } from './postgres/Migration20261126034751';
+import { Migration20261205014352 as PostgresLifecycle } from './postgres/Migration20261205014352';
 import { Migration20261205014407 as PostgresSecurityEvents } from './postgres/Migration20261205014407';
 
 export const sqliteMigrations: MigrationObject[] = [
@@ -20,6 +22,7 @@ export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261125202938', class: SqliteUsage },
   { name: 'Migration20261126034650', class: SqliteUsageBatches },
   { name: 'Migration20261126034745', class: SqliteHashSecretId },
+  { name: 'Migration20261205014350', class: SqliteLifecycle },
   { name: 'Migration20261205014404', class: SqliteSecurityEvents },
 ];
 export const postgresMigrations: MigrationObject[] = [
@@ -27,5 +30,6 @@ export const postgresMigrations: MigrationObject[] = [
   { name: 'Migration20261125202942', class: PostgresUsage },
   { name: 'Migration20261126034654', class: PostgresUsageBatches },
   { name: 'Migration20261126034751', class: PostgresHashSecretId },
+  { name: 'Migration20261205014352', class: PostgresLifecycle },
   { name: 'Migration20261205014407', class: PostgresSecurityEvents },
 ];

@@ -49,13 +49,18 @@ export const protobufFileName = "keyward/admin/v1/key_admin.proto";
  *   invalid_argument        INVALID_ARGUMENT   ErrorInfo.metadata["field"] names the field
  *   organization_not_found  NOT_FOUND
  *   organization_inactive   PERMISSION_DENIED
+ *   organization_deleted    FAILED_PRECONDITION the organization was deleted (DeleteOrganization)
  *   key_not_found           NOT_FOUND
  *   key_limit_exceeded      RESOURCE_EXHAUSTED the organization has max_keys usable keys
  *   key_revoked             FAILED_PRECONDITION
  *   key_expired             FAILED_PRECONDITION
  *   key_already_rotated     FAILED_PRECONDITION
  *   store_unavailable       UNAVAILABLE        the database cannot be reached; retry
+ *   service_unavailable     UNAVAILABLE        a dependency other than the database (Redis) failed; retry
+ *   too_many_auth_failures  RESOURCE_EXHAUSTED too many failed authentications from the caller's address
+ *   metadata_too_large      RESOURCE_EXHAUSTED the call's metadata exceeds what the server accepts
  *   internal                INTERNAL           anything else; no detail is leaked
+ * (test/admin.error-codes-list.test.ts keeps this list equal to the error table.)
  * An organization-scoped caller that names an organization or key outside its own
  * organization gets permission_denied whether or not the target exists.
  *
@@ -107,12 +112,17 @@ export function environmentToJSON(object: Environment): string {
   }
 }
 
-/** A key's state, derived from revoked_at and expires_at at the time of the call. */
+/**
+ * A key's state, derived from revoked_at, expires_at and disabled_at at the time of the
+ * call, in that order of precedence.
+ */
 export enum KeyStatus {
   KEY_STATUS_UNSPECIFIED = 0,
   KEY_STATUS_ACTIVE = 1,
   KEY_STATUS_REVOKED = 2,
   KEY_STATUS_EXPIRED = 3,
+  /** KEY_STATUS_DISABLED - Not revoked, not expired, but disabled (ApiKey.enabled false). */
+  KEY_STATUS_DISABLED = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -130,6 +140,9 @@ export function keyStatusFromJSON(object: any): KeyStatus {
     case 3:
     case "KEY_STATUS_EXPIRED":
       return KeyStatus.KEY_STATUS_EXPIRED;
+    case 4:
+    case "KEY_STATUS_DISABLED":
+      return KeyStatus.KEY_STATUS_DISABLED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -147,6 +160,8 @@ export function keyStatusToJSON(object: KeyStatus): string {
       return "KEY_STATUS_REVOKED";
     case KeyStatus.KEY_STATUS_EXPIRED:
       return "KEY_STATUS_EXPIRED";
+    case KeyStatus.KEY_STATUS_DISABLED:
+      return "KEY_STATUS_DISABLED";
     case KeyStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -159,7 +174,10 @@ export interface Organization {
   id: string;
   /** 1..200 characters. */
   name: string;
-  /** An inactive organization cannot create keys, and its keys are denied. */
+  /**
+   * An inactive organization cannot create keys, and its keys are denied. A deleted
+   * organization is inactive.
+   */
   active: boolean;
   /** The most usable (not revoked, not expired) keys it may have at once. 1..100000. */
   maxKeys: number;
@@ -171,6 +189,13 @@ export interface Organization {
   billingAnchorDay: number;
   createdAt: Date | undefined;
   updatedAt:
+    | Date
+    | undefined;
+  /**
+   * Set once the organization has been deleted (DeleteOrganization); it is then also
+   * inactive and all its keys are revoked.
+   */
+  deletedAt:
     | Date
     | undefined;
   /**
@@ -226,7 +251,16 @@ export interface ApiKey {
   replacedByKeyId: string;
   /** Set on a key issued by RotateKey: the id of its predecessor. */
   rotatedFromKeyId: string;
-  updatedAt: Date | undefined;
+  updatedAt:
+    | Date
+    | undefined;
+  /**
+   * False while the key is disabled (UpdateKey.enabled): it is refused with
+   * disabled_api_key until enabled again. A disabled key still counts against max_keys.
+   */
+  enabled: boolean;
+  /** When it was disabled; unset while enabled. */
+  disabledAt: Date | undefined;
 }
 
 export interface ApiKey_MetadataEntry {
@@ -307,6 +341,8 @@ export interface GetOrganizationRequest {
 export interface ListOrganizationsRequest {
   pageSize: number;
   pageToken: string;
+  /** Also list deleted organizations (hidden by default). */
+  includeDeleted: boolean;
 }
 
 export interface ListOrganizationsResponse {
@@ -327,6 +363,27 @@ export interface UpdateOrganizationRequest {
     | undefined;
   /** Replaces the alert percentages when not empty (1..1000, at most 10). */
   quotaAlertPercents: number[];
+}
+
+export interface DeleteOrganizationRequest {
+  /** Required. */
+  organizationId: string;
+  /**
+   * Required, 1..500 characters; stored as the revoke reason of its keys and in the
+   * audit log.
+   */
+  reason: string;
+  /** Reserved for safe retries (AIP-155); not yet acted on. */
+  requestId: string;
+}
+
+export interface DeleteOrganizationResponse {
+  /** The organization, now deleted. */
+  organization:
+    | Organization
+    | undefined;
+  /** How many keys this call revoked (keys already revoked are left as they were). */
+  revokedKeys: number;
 }
 
 export interface CreateKeyRequest {
@@ -426,7 +483,15 @@ export interface UpdateKeyRequest {
    */
   clearRateLimitPerMinute: boolean;
   /** Replaces the metadata. */
-  metadata: StringMap | undefined;
+  metadata:
+    | StringMap
+    | undefined;
+  /**
+   * false disables the key, true enables it again. A change of state is audited as
+   * `key.disable` / `key.enable`; the other fields, when given, as `key.update`.
+   * Disabling a disabled key (or enabling an enabled one) changes nothing.
+   */
+  enabled?: boolean | undefined;
 }
 
 export interface RevokeKeyRequest {
@@ -671,6 +736,7 @@ function createBaseOrganization(): Organization {
     billingAnchorDay: 0,
     createdAt: undefined,
     updatedAt: undefined,
+    deletedAt: undefined,
     quotaAlertPercents: [],
   };
 }
@@ -703,6 +769,9 @@ export const Organization: MessageFns<Organization> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(74).fork()).join();
+    }
+    if (message.deletedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.deletedAt), writer.uint32(82).fork()).join();
     }
     if (message.quotaAlertPercents.length !== 0) {
       writer.uint32(162).fork();
@@ -799,6 +868,14 @@ export const Organization: MessageFns<Organization> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.deletedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
           case 20: {
             if (tag === 160) {
               message.quotaAlertPercents.push(reader.uint32());
@@ -864,6 +941,11 @@ export const Organization: MessageFns<Organization> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      deletedAt: isSet(object.deletedAt)
+        ? fromJsonTimestamp(object.deletedAt)
+        : isSet(object.deleted_at)
+        ? fromJsonTimestamp(object.deleted_at)
+        : undefined,
       quotaAlertPercents: globalThis.Array.isArray(object?.quotaAlertPercents)
         ? object.quotaAlertPercents.map((e: any) => globalThis.Number(e))
         : globalThis.Array.isArray(object?.quota_alert_percents)
@@ -901,6 +983,9 @@ export const Organization: MessageFns<Organization> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.deletedAt !== undefined) {
+      obj.deletedAt = message.deletedAt.toISOString();
+    }
     if (message.quotaAlertPercents?.length) {
       obj.quotaAlertPercents = message.quotaAlertPercents.map((e) => Math.round(e));
     }
@@ -921,6 +1006,7 @@ export const Organization: MessageFns<Organization> = {
     message.billingAnchorDay = object.billingAnchorDay ?? 0;
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.deletedAt = object.deletedAt ?? undefined;
     message.quotaAlertPercents = object.quotaAlertPercents?.map((e) => e) || [];
     return message;
   },
@@ -947,6 +1033,8 @@ function createBaseApiKey(): ApiKey {
     replacedByKeyId: "",
     rotatedFromKeyId: "",
     updatedAt: undefined,
+    enabled: false,
+    disabledAt: undefined,
   };
 }
 
@@ -1008,6 +1096,12 @@ export const ApiKey: MessageFns<ApiKey> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(154).fork()).join();
+    }
+    if (message.enabled !== false) {
+      writer.uint32(160).bool(message.enabled);
+    }
+    if (message.disabledAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.disabledAt), writer.uint32(170).fork()).join();
     }
     return writer;
   },
@@ -1180,6 +1274,22 @@ export const ApiKey: MessageFns<ApiKey> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.enabled = reader.bool();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.disabledAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1270,6 +1380,12 @@ export const ApiKey: MessageFns<ApiKey> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      enabled: isSet(object.enabled) ? globalThis.Boolean(object.enabled) : false,
+      disabledAt: isSet(object.disabledAt)
+        ? fromJsonTimestamp(object.disabledAt)
+        : isSet(object.disabled_at)
+        ? fromJsonTimestamp(object.disabled_at)
+        : undefined,
     };
   },
 
@@ -1338,6 +1454,12 @@ export const ApiKey: MessageFns<ApiKey> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.enabled !== false) {
+      obj.enabled = message.enabled;
+    }
+    if (message.disabledAt !== undefined) {
+      obj.disabledAt = message.disabledAt.toISOString();
+    }
     return obj;
   },
 
@@ -1373,6 +1495,8 @@ export const ApiKey: MessageFns<ApiKey> = {
     message.replacedByKeyId = object.replacedByKeyId ?? "";
     message.rotatedFromKeyId = object.rotatedFromKeyId ?? "";
     message.updatedAt = object.updatedAt ?? undefined;
+    message.enabled = object.enabled ?? false;
+    message.disabledAt = object.disabledAt ?? undefined;
     return message;
   },
 };
@@ -2015,7 +2139,7 @@ export const GetOrganizationRequest: MessageFns<GetOrganizationRequest> = {
 };
 
 function createBaseListOrganizationsRequest(): ListOrganizationsRequest {
-  return { pageSize: 0, pageToken: "" };
+  return { pageSize: 0, pageToken: "", includeDeleted: false };
 }
 
 export const ListOrganizationsRequest: MessageFns<ListOrganizationsRequest> = {
@@ -2025,6 +2149,9 @@ export const ListOrganizationsRequest: MessageFns<ListOrganizationsRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(18).string(message.pageToken);
+    }
+    if (message.includeDeleted !== false) {
+      writer.uint32(24).bool(message.includeDeleted);
     }
     return writer;
   },
@@ -2058,6 +2185,14 @@ export const ListOrganizationsRequest: MessageFns<ListOrganizationsRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.includeDeleted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2082,6 +2217,11 @@ export const ListOrganizationsRequest: MessageFns<ListOrganizationsRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      includeDeleted: isSet(object.includeDeleted)
+        ? globalThis.Boolean(object.includeDeleted)
+        : isSet(object.include_deleted)
+        ? globalThis.Boolean(object.include_deleted)
+        : false,
     };
   },
 
@@ -2093,6 +2233,9 @@ export const ListOrganizationsRequest: MessageFns<ListOrganizationsRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.includeDeleted !== false) {
+      obj.includeDeleted = message.includeDeleted;
+    }
     return obj;
   },
 
@@ -2103,6 +2246,7 @@ export const ListOrganizationsRequest: MessageFns<ListOrganizationsRequest> = {
     const message = createBaseListOrganizationsRequest();
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.includeDeleted = object.includeDeleted ?? false;
     return message;
   },
 };
@@ -2418,6 +2562,206 @@ export const UpdateOrganizationRequest: MessageFns<UpdateOrganizationRequest> = 
     message.monthlyQuota = object.monthlyQuota ?? undefined;
     message.billingAnchorDay = object.billingAnchorDay ?? undefined;
     message.quotaAlertPercents = object.quotaAlertPercents?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseDeleteOrganizationRequest(): DeleteOrganizationRequest {
+  return { organizationId: "", reason: "", requestId: "" };
+}
+
+export const DeleteOrganizationRequest: MessageFns<DeleteOrganizationRequest> = {
+  encode(message: DeleteOrganizationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.organizationId !== "") {
+      writer.uint32(10).string(message.organizationId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteOrganizationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteOrganizationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.organizationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteOrganizationRequest {
+    return {
+      organizationId: isSet(object.organizationId)
+        ? globalThis.String(object.organizationId)
+        : isSet(object.organization_id)
+        ? globalThis.String(object.organization_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DeleteOrganizationRequest): unknown {
+    const obj: any = {};
+    if (message.organizationId !== "") {
+      obj.organizationId = message.organizationId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteOrganizationRequest>): DeleteOrganizationRequest {
+    return DeleteOrganizationRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteOrganizationRequest>): DeleteOrganizationRequest {
+    const message = createBaseDeleteOrganizationRequest();
+    message.organizationId = object.organizationId ?? "";
+    message.reason = object.reason ?? "";
+    message.requestId = object.requestId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteOrganizationResponse(): DeleteOrganizationResponse {
+  return { organization: undefined, revokedKeys: 0 };
+}
+
+export const DeleteOrganizationResponse: MessageFns<DeleteOrganizationResponse> = {
+  encode(message: DeleteOrganizationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.organization !== undefined) {
+      Organization.encode(message.organization, writer.uint32(10).fork()).join();
+    }
+    if (message.revokedKeys !== 0) {
+      writer.uint32(16).uint32(message.revokedKeys);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteOrganizationResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteOrganizationResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.organization = Organization.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revokedKeys = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteOrganizationResponse {
+    return {
+      organization: isSet(object.organization) ? Organization.fromJSON(object.organization) : undefined,
+      revokedKeys: isSet(object.revokedKeys)
+        ? globalThis.Number(object.revokedKeys)
+        : isSet(object.revoked_keys)
+        ? globalThis.Number(object.revoked_keys)
+        : 0,
+    };
+  },
+
+  toJSON(message: DeleteOrganizationResponse): unknown {
+    const obj: any = {};
+    if (message.organization !== undefined) {
+      obj.organization = Organization.toJSON(message.organization);
+    }
+    if (message.revokedKeys !== 0) {
+      obj.revokedKeys = Math.round(message.revokedKeys);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DeleteOrganizationResponse>): DeleteOrganizationResponse {
+    return DeleteOrganizationResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteOrganizationResponse>): DeleteOrganizationResponse {
+    const message = createBaseDeleteOrganizationResponse();
+    message.organization = (object.organization !== undefined && object.organization !== null)
+      ? Organization.fromPartial(object.organization)
+      : undefined;
+    message.revokedKeys = object.revokedKeys ?? 0;
     return message;
   },
 };
@@ -3380,6 +3724,7 @@ function createBaseUpdateKeyRequest(): UpdateKeyRequest {
     rateLimitPerMinute: undefined,
     clearRateLimitPerMinute: false,
     metadata: undefined,
+    enabled: undefined,
   };
 }
 
@@ -3408,6 +3753,9 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
     }
     if (message.metadata !== undefined) {
       StringMap.encode(message.metadata, writer.uint32(66).fork()).join();
+    }
+    if (message.enabled !== undefined) {
+      writer.uint32(72).bool(message.enabled);
     }
     return writer;
   },
@@ -3489,6 +3837,14 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
             message.metadata = StringMap.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.enabled = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3527,6 +3883,7 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
         ? globalThis.Boolean(object.clear_rate_limit_per_minute)
         : false,
       metadata: isSet(object.metadata) ? StringMap.fromJSON(object.metadata) : undefined,
+      enabled: isSet(object.enabled) ? globalThis.Boolean(object.enabled) : undefined,
     };
   },
 
@@ -3556,6 +3913,9 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
     if (message.metadata !== undefined) {
       obj.metadata = StringMap.toJSON(message.metadata);
     }
+    if (message.enabled !== undefined) {
+      obj.enabled = message.enabled;
+    }
     return obj;
   },
 
@@ -3576,6 +3936,7 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
     message.metadata = (object.metadata !== undefined && object.metadata !== null)
       ? StringMap.fromPartial(object.metadata)
       : undefined;
+    message.enabled = object.enabled ?? undefined;
     return message;
   },
 };
@@ -6216,6 +6577,27 @@ export const KeyAdminService = {
     responseSerialize: (value: Organization): Buffer => Buffer.from(Organization.encode(value).finish()),
     responseDeserialize: (value: Buffer): Organization => Organization.decode(value),
   },
+  /**
+   * Deletes an organization. Administrator token only. In one transaction it revokes
+   * every key of the organization that is not yet revoked (reason and actor as
+   * RevokeKey; each audited as `key.revoke`) and marks the organization deleted
+   * (audited as `organization.delete`). Usage and audit history are kept. Its keys are
+   * refused on every replica within 1 s. Afterwards the organization is hidden from
+   * ListOrganizations (unless include_deleted), GetOrganization, ListKeys,
+   * ListAuditEvents, GetQuota and GetUsageStats still answer, and every change
+   * (UpdateOrganization, CreateKey, DeleteOrganization again) is organization_deleted.
+   */
+  deleteOrganization: {
+    path: "/keyward.admin.v1.KeyAdmin/DeleteOrganization" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteOrganizationRequest): Buffer =>
+      Buffer.from(DeleteOrganizationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteOrganizationRequest => DeleteOrganizationRequest.decode(value),
+    responseSerialize: (value: DeleteOrganizationResponse): Buffer =>
+      Buffer.from(DeleteOrganizationResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteOrganizationResponse => DeleteOrganizationResponse.decode(value),
+  },
   /** Creates a key and returns its full secret, exactly once. */
   createKey: {
     path: "/keyward.admin.v1.KeyAdmin/CreateKey" as const,
@@ -6246,7 +6628,11 @@ export const KeyAdminService = {
     responseSerialize: (value: ListKeysResponse): Buffer => Buffer.from(ListKeysResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListKeysResponse => ListKeysResponse.decode(value),
   },
-  /** Changes the fields that are set. */
+  /**
+   * Changes the fields that are set. `enabled` disables or enables the key (audited as
+   * `key.disable` / `key.enable`); a disabled key is refused by the Check with
+   * disabled_api_key and cannot call KeyAdmin, on every replica within 1 s.
+   */
   updateKey: {
     path: "/keyward.admin.v1.KeyAdmin/UpdateKey" as const,
     requestStream: false as const,
@@ -6382,13 +6768,28 @@ export interface KeyAdminServer extends UntypedServiceImplementation {
    * `name`; limits, quota, anchor day and `active` need the administrator token.
    */
   updateOrganization: handleUnaryCall<UpdateOrganizationRequest, Organization>;
+  /**
+   * Deletes an organization. Administrator token only. In one transaction it revokes
+   * every key of the organization that is not yet revoked (reason and actor as
+   * RevokeKey; each audited as `key.revoke`) and marks the organization deleted
+   * (audited as `organization.delete`). Usage and audit history are kept. Its keys are
+   * refused on every replica within 1 s. Afterwards the organization is hidden from
+   * ListOrganizations (unless include_deleted), GetOrganization, ListKeys,
+   * ListAuditEvents, GetQuota and GetUsageStats still answer, and every change
+   * (UpdateOrganization, CreateKey, DeleteOrganization again) is organization_deleted.
+   */
+  deleteOrganization: handleUnaryCall<DeleteOrganizationRequest, DeleteOrganizationResponse>;
   /** Creates a key and returns its full secret, exactly once. */
   createKey: handleUnaryCall<CreateKeyRequest, CreateKeyResponse>;
   /** Returns one key, sanitized (never the secret or its hash). */
   getKey: handleUnaryCall<GetKeyRequest, ApiKey>;
   /** Lists an organization's keys by id (creation order), sanitized. */
   listKeys: handleUnaryCall<ListKeysRequest, ListKeysResponse>;
-  /** Changes the fields that are set. */
+  /**
+   * Changes the fields that are set. `enabled` disables or enables the key (audited as
+   * `key.disable` / `key.enable`); a disabled key is refused by the Check with
+   * disabled_api_key and cannot call KeyAdmin, on every replica within 1 s.
+   */
   updateKey: handleUnaryCall<UpdateKeyRequest, ApiKey>;
   /** Revokes a key at once. The actor is taken from the caller's credential. */
   revokeKey: handleUnaryCall<RevokeKeyRequest, ApiKey>;
@@ -6495,6 +6896,31 @@ export interface KeyAdminClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Organization) => void,
   ): ClientUnaryCall;
+  /**
+   * Deletes an organization. Administrator token only. In one transaction it revokes
+   * every key of the organization that is not yet revoked (reason and actor as
+   * RevokeKey; each audited as `key.revoke`) and marks the organization deleted
+   * (audited as `organization.delete`). Usage and audit history are kept. Its keys are
+   * refused on every replica within 1 s. Afterwards the organization is hidden from
+   * ListOrganizations (unless include_deleted), GetOrganization, ListKeys,
+   * ListAuditEvents, GetQuota and GetUsageStats still answer, and every change
+   * (UpdateOrganization, CreateKey, DeleteOrganization again) is organization_deleted.
+   */
+  deleteOrganization(
+    request: DeleteOrganizationRequest,
+    callback: (error: ServiceError | null, response: DeleteOrganizationResponse) => void,
+  ): ClientUnaryCall;
+  deleteOrganization(
+    request: DeleteOrganizationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteOrganizationResponse) => void,
+  ): ClientUnaryCall;
+  deleteOrganization(
+    request: DeleteOrganizationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteOrganizationResponse) => void,
+  ): ClientUnaryCall;
   /** Creates a key and returns its full secret, exactly once. */
   createKey(
     request: CreateKeyRequest,
@@ -6540,7 +6966,11 @@ export interface KeyAdminClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListKeysResponse) => void,
   ): ClientUnaryCall;
-  /** Changes the fields that are set. */
+  /**
+   * Changes the fields that are set. `enabled` disables or enables the key (audited as
+   * `key.disable` / `key.enable`); a disabled key is refused by the Check with
+   * disabled_api_key and cannot call KeyAdmin, on every replica within 1 s.
+   */
   updateKey(
     request: UpdateKeyRequest,
     callback: (error: ServiceError | null, response: ApiKey) => void,
