@@ -65,6 +65,7 @@ async function main(): Promise<void> {
   const orgIds: string[] = [];
   for (let o = 0; o < orgCount; o++) {
     const org = await unary(admin.createOrganization.bind(admin), {
+      requestId: '',
       name: `cold-${o}`,
       maxKeys: perOrg,
       rateLimitPerMinute: RATE_LIMIT,

@@ -102,6 +102,7 @@ async function main(): Promise<object> {
     console.log('');
     console.log(`## 1. revocation propagation: ${REVOKES} runs (create on A, barrier, cache on B, probe, RevokeKey on A, poll Check on B)`);
     const org = await unary(admin.createOrganization.bind(admin), {
+      requestId: '',
       name: 'bench-revoke',
       maxKeys: REVOKES + 10,
       rateLimitPerMinute: 0,
@@ -167,6 +168,7 @@ async function main(): Promise<object> {
       `## 2. access-log ingestion into A: ${fmtInt(ALS_ENTRIES)} entries per run, ${ALS_BATCH} per message, streams ${ALS_STREAMS.join(', ')}`,
     );
     const alsOrg = await unary(admin.createOrganization.bind(admin), {
+      requestId: '',
       name: 'bench-als',
       maxKeys: ALS_STREAMS.length + 10,
       rateLimitPerMinute: 0,

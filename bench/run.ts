@@ -68,6 +68,7 @@ async function main(): Promise<void> {
   // Organization and keys through KeyAdmin.
   const admin = new KeyAdminClient(`127.0.0.1:${state.keyward.adminPort}`, credentials.createInsecure());
   const org = await unary(admin.createOrganization.bind(admin), {
+    requestId: '',
     name: 'bench',
     maxKeys: KEYS + 10,
     rateLimitPerMinute: 0,
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
     8,
     async (i) => {
       const r = await unary(admin.createKey.bind(admin), {
+        requestId: '',
         organizationId: org.id,
         name: `bench-${i}`,
         environment: Environment.ENVIRONMENT_LIVE,
@@ -90,13 +92,14 @@ async function main(): Promise<void> {
     },
   );
   const revokedKey = await unary(admin.createKey.bind(admin), {
+    requestId: '',
     organizationId: org.id,
     name: 'bench-revoked',
     environment: Environment.ENVIRONMENT_LIVE,
     scopes: [],
     metadata: {},
   });
-  await unary(admin.revokeKey.bind(admin), { id: revokedKey.key!.id, reason: 'benchmark deny path' });
+  await unary(admin.revokeKey.bind(admin), { requestId: '', id: revokedKey.key!.id, reason: 'benchmark deny path' });
   console.log(
     `organization ${org.id} (rate limit 0, monthly quota 0 = unlimited): ${KEYS} keys + 1 revoked created in ${((Date.now() - tk) / 1000).toFixed(1)}s`,
   );

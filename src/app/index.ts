@@ -10,6 +10,7 @@ import { HashRotation } from '../authz/hash-rotation';
 import { generateAdminToken } from '../keys/format';
 import { AdminService } from '../admin/service';
 import { AuthThrottle } from '../admin/auth-throttle';
+import { createSecretBox } from '../admin/secret-box';
 import { openOrm, migrate, pendingMigrations, schemaPresent, type Orm } from '../store/orm';
 import { Metrics } from '../observability/metrics';
 import { Readiness } from '../observability/readiness';
@@ -207,6 +208,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       quota,
       usage,
       usageStore,
+      secretBox: createSecretBox(config.hashSecret, config.hashSecretPrevious),
     });
     const metrics = new Metrics();
     const authorizer = new Authorizer({
@@ -287,7 +289,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
     hashRotation.start(authz.lastUsedFlushSeconds * 1000, 60_000, scheduler);
     usage.start(authz.usageFlushSeconds * 1000, scheduler, authz.usageJournalSyncMs);
     quota.start(undefined, scheduler);
-    const stopUpkeep = startUpkeep({ usage, usageStore, retentionDays: authz.usageRetentionDays, clock, logger, scheduler });
+    const stopUpkeep = startUpkeep({
+      usage,
+      usageStore,
+      retentionDays: authz.usageRetentionDays,
+      clock,
+      logger,
+      scheduler,
+      adminRequests: admin.requests,
+    });
     logger.info(
       {
         admin: config.adminListen.replace(/:\d+$/, `:${adminPort}`),

@@ -13,6 +13,7 @@ export type TaskName =
   | 'usage-journal-sync' // usage summed in memory, appended to the journal
   | 'quota-sync' // quota counters to the database
   | 'usage-purge' // usage events past retention
+  | 'admin-request-purge' // retry-safe KeyAdmin calls past their 24 h window, sealed secrets included
   | 'usage-drop-warning'; // the warning about dropped usage events
 
 export interface Scheduler {

@@ -28,7 +28,7 @@ export function orgCommands(program: Command, ctx: CliContext): void {
     leaf(org, 'create', 'create an organization (administrator token only)').requiredOption('--name <name>', 'organization name'),
   ).action((opts: OrgLimitOptions & JsonOption & { name: string }) =>
     withAdmin(ctx.env, async (admin) => {
-      const o = await admin.call('createOrganization', {
+      const o = await admin.callRetrySafe('createOrganization', {
         name: opts.name,
         rateLimitPerMinute: opts.rateLimit,
         monthlyQuota: opts.monthlyQuota,

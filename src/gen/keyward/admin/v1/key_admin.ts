@@ -264,7 +264,17 @@ export interface CreateOrganizationRequest {
     | number
     | undefined;
   /** Default 1. */
-  billingAnchorDay?: number | undefined;
+  billingAnchorDay?:
+    | number
+    | undefined;
+  /**
+   * Optional: makes the call safe to retry (AIP-155). 1..128 characters of
+   * [A-Za-z0-9_.:-]; a fresh one (e.g. a UUID) per intended change. A retry with the
+   * same request_id from the same caller within 24 hours returns the first call's
+   * response and changes nothing; the same request_id with other arguments is
+   * invalid_argument (field `request_id`, violation `request_id_reused`).
+   */
+  requestId: string;
 }
 
 export interface GetOrganizationRequest {
@@ -311,7 +321,17 @@ export interface CreateKeyRequest {
     | Date
     | undefined;
   /** The key's own limit; unset uses the organization's default. 0 means unlimited. */
-  rateLimitPerMinute?: number | undefined;
+  rateLimitPerMinute?:
+    | number
+    | undefined;
+  /**
+   * Optional: makes the call safe to retry (AIP-155). 1..128 characters of
+   * [A-Za-z0-9_.:-]; a fresh one (e.g. a UUID) per intended change. A retry with the
+   * same request_id from the same caller within 24 hours returns the first call's
+   * response (with the same secret) and changes nothing; the same request_id with other arguments is
+   * invalid_argument (field `request_id`, violation `request_id_reused`).
+   */
+  requestId: string;
 }
 
 export interface CreateKeyRequest_MetadataEntry {
@@ -396,6 +416,14 @@ export interface RevokeKeyRequest {
   id: string;
   /** Required, 1..500 characters; stored with the key and in the audit log. */
   reason: string;
+  /**
+   * Optional: makes the call safe to retry (AIP-155). 1..128 characters of
+   * [A-Za-z0-9_.:-]; a fresh one (e.g. a UUID) per intended change. A retry with the
+   * same request_id from the same caller within 24 hours returns the first call's
+   * response and changes nothing; the same request_id with other arguments is
+   * invalid_argument (field `request_id`, violation `request_id_reused`).
+   */
+  requestId: string;
 }
 
 export interface RotateKeyRequest {
@@ -404,7 +432,17 @@ export interface RotateKeyRequest {
    * How long the old key keeps working, in seconds (0..2592000, i.e. 30 days).
    * Unset: KEYWARD_ROTATION_GRACE_SECONDS (default 86400). 0 ends it at once.
    */
-  gracePeriodSeconds?: number | undefined;
+  gracePeriodSeconds?:
+    | number
+    | undefined;
+  /**
+   * Optional: makes the call safe to retry (AIP-155). 1..128 characters of
+   * [A-Za-z0-9_.:-]; a fresh one (e.g. a UUID) per intended change. A retry with the
+   * same request_id from the same caller within 24 hours returns the first call's
+   * response (with the same secret) and changes nothing; the same request_id with other arguments is
+   * invalid_argument (field `request_id`, violation `request_id_reused`).
+   */
+  requestId: string;
 }
 
 export interface RotateKeyResponse {
@@ -1612,6 +1650,7 @@ function createBaseCreateOrganizationRequest(): CreateOrganizationRequest {
     rateLimitPerMinute: undefined,
     monthlyQuota: undefined,
     billingAnchorDay: undefined,
+    requestId: "",
   };
 }
 
@@ -1631,6 +1670,9 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
     }
     if (message.billingAnchorDay !== undefined) {
       writer.uint32(40).uint32(message.billingAnchorDay);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(50).string(message.requestId);
     }
     return writer;
   },
@@ -1688,6 +1730,14 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
             message.billingAnchorDay = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1723,6 +1773,11 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
         : isSet(object.billing_anchor_day)
         ? globalThis.Number(object.billing_anchor_day)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -1743,6 +1798,9 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
     if (message.billingAnchorDay !== undefined) {
       obj.billingAnchorDay = Math.round(message.billingAnchorDay);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -1756,6 +1814,7 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
     message.rateLimitPerMinute = object.rateLimitPerMinute ?? undefined;
     message.monthlyQuota = object.monthlyQuota ?? undefined;
     message.billingAnchorDay = object.billingAnchorDay ?? undefined;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -2210,6 +2269,7 @@ function createBaseCreateKeyRequest(): CreateKeyRequest {
     expiresInDays: undefined,
     expiresAt: undefined,
     rateLimitPerMinute: undefined,
+    requestId: "",
   };
 }
 
@@ -2238,6 +2298,9 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     }
     if (message.rateLimitPerMinute !== undefined) {
       writer.uint32(64).uint32(message.rateLimitPerMinute);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(74).string(message.requestId);
     }
     return writer;
   },
@@ -2322,6 +2385,14 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
             message.rateLimitPerMinute = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2373,6 +2444,11 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
         : isSet(object.rate_limit_per_minute)
         ? globalThis.Number(object.rate_limit_per_minute)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -2408,6 +2484,9 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     if (message.rateLimitPerMinute !== undefined) {
       obj.rateLimitPerMinute = Math.round(message.rateLimitPerMinute);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -2432,6 +2511,7 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     message.expiresInDays = object.expiresInDays ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.rateLimitPerMinute = object.rateLimitPerMinute ?? undefined;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -3359,7 +3439,7 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
 };
 
 function createBaseRevokeKeyRequest(): RevokeKeyRequest {
-  return { id: "", reason: "" };
+  return { id: "", reason: "", requestId: "" };
 }
 
 export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
@@ -3369,6 +3449,9 @@ export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
     }
     return writer;
   },
@@ -3402,6 +3485,14 @@ export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
             message.reason = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3418,6 +3509,11 @@ export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
     return {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -3429,6 +3525,9 @@ export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -3439,12 +3538,13 @@ export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
     const message = createBaseRevokeKeyRequest();
     message.id = object.id ?? "";
     message.reason = object.reason ?? "";
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
 
 function createBaseRotateKeyRequest(): RotateKeyRequest {
-  return { id: "", gracePeriodSeconds: undefined };
+  return { id: "", gracePeriodSeconds: undefined, requestId: "" };
 }
 
 export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
@@ -3454,6 +3554,9 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
     }
     if (message.gracePeriodSeconds !== undefined) {
       writer.uint32(16).uint32(message.gracePeriodSeconds);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
     }
     return writer;
   },
@@ -3487,6 +3590,14 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
             message.gracePeriodSeconds = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3507,6 +3618,11 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
         : isSet(object.grace_period_seconds)
         ? globalThis.Number(object.grace_period_seconds)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -3518,6 +3634,9 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
     if (message.gracePeriodSeconds !== undefined) {
       obj.gracePeriodSeconds = Math.round(message.gracePeriodSeconds);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -3528,6 +3647,7 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
     const message = createBaseRotateKeyRequest();
     message.id = object.id ?? "";
     message.gracePeriodSeconds = object.gracePeriodSeconds ?? undefined;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
