@@ -10,6 +10,7 @@ import type { EntityManager } from '@mikro-orm/knex';
 import { DIALECTS } from './support/databases';
 import { failure, startHarness, type AdminClient, type Harness } from './support/harness';
 import { eventually } from './support/tls-clients';
+import { argumentsHash } from '../src/admin/requests';
 
 const DAY_MS = 86_400_000;
 
@@ -33,6 +34,15 @@ async function auditCount(h: Harness, action: string, organizationId: string): P
 async function keyCount(h: Harness, organizationId: string): Promise<number> {
   return (await h.root.listKeys({ organizationId, includeRevoked: true, pageSize: 1000 })).keys.length;
 }
+
+describe('the argument hash of a retry-safe call', () => {
+  it('ignores map order and undefined members, tells dates apart, and takes any decoded value (an invalid date too)', () => {
+    expect(argumentsHash({ a: 1, m: { x: '1', y: '2' }, u: undefined })).toBe(argumentsHash({ m: { y: '2', x: '1' }, a: 1 }));
+    expect(argumentsHash({ at: new Date(1000) })).not.toBe(argumentsHash({ at: new Date(2000) }));
+    expect(argumentsHash({ at: new Date(NaN) })).toMatch(/^[0-9a-f]{64}$/);
+    expect(argumentsHash({ scopes: ['a', 'b'] })).not.toBe(argumentsHash({ scopes: ['b', 'a'] }));
+  });
+});
 
 describe.each(DIALECTS)('retry-safe KeyAdmin calls on %s', (dialect) => {
   let h: Harness;

@@ -74,8 +74,13 @@ export function requestId(value: string): string | undefined {
   return value;
 }
 
-/** JSON with object keys sorted (map order on the wire does not matter); undefined members dropped. */
+/**
+ * JSON with object keys sorted (map order on the wire does not matter), undefined
+ * members dropped, a Date as its milliseconds (an invalid one too) and bytes as hex.
+ */
 function canonical(value: unknown): string {
+  if (value instanceof Date) return `{"$date":${String(value.getTime())}}`;
+  if (value instanceof Uint8Array) return `{"$bytes":"${Buffer.from(value).toString('hex')}"}`;
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   const entries = Object.entries(value as Record<string, unknown>)
@@ -84,7 +89,7 @@ function canonical(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
 }
 
-/** SHA-256 (hex) of the arguments' canonical JSON (e.g. a request's proto3 JSON form). */
+/** SHA-256 (hex) of the arguments' canonical JSON (e.g. a decoded request without its request_id). */
 export function argumentsHash(args: unknown): string {
   return createHash('sha256').update(canonical(args), 'utf8').digest('hex');
 }

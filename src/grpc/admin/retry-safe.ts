@@ -5,7 +5,7 @@
  * src/admin/requests.ts.
  *
  * Making an RPC retry-safe (its request has `string request_id`):
- *   rpc: retrySafe(admin.requests, { rpc: 'Name', request: NameRequest, response: NameResponse, secret?: 'secret' },
+ *   rpc: retrySafe(admin.requests, { rpc: 'Name', response: NameResponse, secret?: 'secret' },
  *                  (caller, req) => module.method(caller, ...), (result) => message(result))
  * where `module.method` does its change in one AdminContext.tx() whose result is
  * `result` (the same value the method returns).
@@ -18,10 +18,9 @@ import type { MessageFns } from '../../gen/keyward/admin/v1/key_admin';
 /** The names of a message's string fields. */
 type StringField<T> = { [K in keyof T]: T[K] extends string ? K : never }[keyof T] & string;
 
-export interface RetrySafeSpec<Req extends { requestId: string }, Res> {
+export interface RetrySafeSpec<Res> {
   /** The RPC's name as remembered (e.g. `CreateKey`); a request_id reused for another RPC is refused. */
   rpc: string;
-  request: MessageFns<Req>;
   response: MessageFns<Res>;
   /** The response's secret field: stored sealed, apart from the response, and put back on a replay. */
   secret?: StringField<Res>;
@@ -33,7 +32,7 @@ export interface RetrySafeSpec<Req extends { requestId: string }, Res> {
  */
 export function retrySafe<Req extends { requestId: string }, Res, Result>(
   requests: AdminRequests,
-  spec: RetrySafeSpec<Req, Res>,
+  spec: RetrySafeSpec<Res>,
   run: (caller: CallContext, req: Req) => Promise<Result>,
   toMessage: (result: Result) => Res,
 ): (caller: CallContext, req: Req) => Promise<Res> {
@@ -48,7 +47,7 @@ export function retrySafe<Req extends { requestId: string }, Res, Result>(
     const call: RetrySafeCall = {
       rpc: spec.rpc,
       requestId: id,
-      argsHash: argumentsHash(spec.request.toJSON({ ...req, requestId: '' })),
+      argsHash: argumentsHash({ ...req, requestId: undefined }),
       remember(result) {
         const message = toMessage(result as Result);
         if (!spec.secret) return { response: spec.response.encode(message).finish() };

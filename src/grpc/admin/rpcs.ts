@@ -6,13 +6,9 @@ import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { AdminService } from '../../admin/service';
 import type { CallContext } from '../../admin/principal';
 import {
-  CreateKeyRequest,
   CreateKeyResponse,
-  CreateOrganizationRequest,
   Organization,
-  RevokeKeyRequest,
   ApiKey,
-  RotateKeyRequest,
   RotateKeyResponse,
   type KeyAdminServer,
   type KeyAdminService,
@@ -45,7 +41,7 @@ export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
   return {
     createOrganization: retrySafe(
       admin.requests,
-      { rpc: 'CreateOrganization', request: CreateOrganizationRequest, response: Organization },
+      { rpc: 'CreateOrganization', response: Organization },
       (caller, req) => organizations.create(caller, newOrganization(req)),
       organizationMessage,
     ),
@@ -57,7 +53,7 @@ export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
     updateOrganization: async (caller, req) => organizationMessage(await organizations.update(caller, organizationPatch(req))),
     createKey: retrySafe(
       admin.requests,
-      { rpc: 'CreateKey', request: CreateKeyRequest, response: CreateKeyResponse, secret: 'secret' },
+      { rpc: 'CreateKey', response: CreateKeyResponse, secret: 'secret' },
       (caller, req) => keys.create(caller, newKey(req)),
       (created) => ({ key: keyMessage(created.key), secret: created.secret }),
     ),
@@ -70,13 +66,13 @@ export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
     updateKey: async (caller, req) => keyMessage(await keys.update(caller, keyPatch(req))),
     revokeKey: retrySafe(
       admin.requests,
-      { rpc: 'RevokeKey', request: RevokeKeyRequest, response: ApiKey },
+      { rpc: 'RevokeKey', response: ApiKey },
       (caller, req) => keys.revoke(caller, req.id, req.reason),
       keyMessage,
     ),
     rotateKey: retrySafe(
       admin.requests,
-      { rpc: 'RotateKey', request: RotateKeyRequest, response: RotateKeyResponse, secret: 'secret' },
+      { rpc: 'RotateKey', response: RotateKeyResponse, secret: 'secret' },
       (caller, req) => keys.rotate(caller, req.id, req.gracePeriodSeconds),
       (rotated) => ({ newKey: keyMessage(rotated.newKey), secret: rotated.secret, oldKey: keyMessage(rotated.oldKey) }),
     ),
