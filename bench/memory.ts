@@ -96,6 +96,7 @@ async function prepare(dbFile: string, secretHex: string): Promise<{ keys: Buffe
     orgIds.push(org.id);
   }
   const template = await unary(admin.createKey.bind(admin), {
+    requestId: '',
     organizationId: orgIds[0]!,
     name: 'memory-template',
     environment: Environment.ENVIRONMENT_LIVE,

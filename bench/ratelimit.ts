@@ -63,6 +63,7 @@ async function startKeyward(mode: Mode): Promise<{ kw: ServerProcess; limited: s
       }),
     );
     const key = await unary(admin.createKey.bind(admin), {
+      requestId: '',
       organizationId: org.id,
       name: 'rl',
       environment: Environment.ENVIRONMENT_LIVE,

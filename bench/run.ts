@@ -83,6 +83,7 @@ async function main(): Promise<void> {
     8,
     async (i) => {
       const r = await unary(admin.createKey.bind(admin), {
+        requestId: '',
         organizationId: org.id,
         name: `bench-${i}`,
         environment: Environment.ENVIRONMENT_LIVE,
@@ -93,13 +94,14 @@ async function main(): Promise<void> {
     },
   );
   const revokedKey = await unary(admin.createKey.bind(admin), {
+    requestId: '',
     organizationId: org.id,
     name: 'bench-revoked',
     environment: Environment.ENVIRONMENT_LIVE,
     scopes: [],
     metadata: {},
   });
-  await unary(admin.revokeKey.bind(admin), { id: revokedKey.key!.id, reason: 'benchmark deny path' });
+  await unary(admin.revokeKey.bind(admin), { requestId: '', id: revokedKey.key!.id, reason: 'benchmark deny path' });
   console.log(
     `organization ${org.id} (rate limit 0, monthly quota 0 = unlimited): ${KEYS} keys + 1 revoked created in ${((Date.now() - tk) / 1000).toFixed(1)}s`,
   );

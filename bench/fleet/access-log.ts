@@ -180,6 +180,7 @@ export async function alsRun(
   label: string,
 ): Promise<AlsRun> {
   const k = await unary(admin.createKey.bind(admin), {
+    requestId: '',
     organizationId: orgId,
     name: `als-${label}`,
     environment: Environment.ENVIRONMENT_LIVE,

@@ -46,6 +46,7 @@ export class Barrier {
 
   static async create(admin: KeyAdminClient, b: Client, orgId: string): Promise<Barrier> {
     const k = await unary(admin.createKey.bind(admin), {
+      requestId: '',
       organizationId: orgId,
       name: 'barrier',
       environment: Environment.ENVIRONMENT_LIVE,
@@ -85,6 +86,7 @@ export async function revocationRun(
   i: number,
 ): Promise<RevokeRun> {
   const created = await unary(admin.createKey.bind(admin), {
+    requestId: '',
     organizationId: orgId,
     name: `revoke-${i}`,
     environment: Environment.ENVIRONMENT_LIVE,
@@ -125,7 +127,7 @@ export async function revocationRun(
   let revokeDoneAt: number | undefined;
   let revokeError: unknown;
   const t0 = performance.now();
-  const revoke = unary(admin.revokeKey.bind(admin), { id: keyId, reason: 'fleet benchmark' }, REVOKE_DEADLINE_MS).then(
+  const revoke = unary(admin.revokeKey.bind(admin), { requestId: '', id: keyId, reason: 'fleet benchmark' }, REVOKE_DEADLINE_MS).then(
     () => void (revokeDoneAt = performance.now()),
     (e: unknown) => void (revokeError = e),
   );

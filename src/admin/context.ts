@@ -6,8 +6,10 @@ import type { Clock } from '../util/clock';
 import { DomainError, PermissionDeniedError } from '../errors/domain';
 import type { ApiKeyRecord, OrganizationRecord } from '../store/entities';
 import type { NewAuditEvent, Repos, Store } from '../store/store';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { announcement } from '../store/change-listener';
 import type { CallContext } from './principal';
+import { ReplaySignal, type AdminRequests, type RetrySafeCall } from './requests';
 
 /** A committed change that cached decisions may depend on. */
 export type AdminChange = { type: 'key'; id: string; keyHash: string } | { type: 'org'; id: string };
@@ -44,6 +46,8 @@ export interface AdminContextDeps {
   clock: Clock;
   /** Told after each committed change, so caches can drop what changed at once. */
   onChange?: (change: AdminChange) => void;
+  /** Remembers retry-safe calls (caller.retry); without it request ids are ignored. */
+  requests?: AdminRequests;
 }
 
 /** Adds a change to the transaction's announcement (and to onChange after commit). */
@@ -60,6 +64,10 @@ export type RecordChange = (change: AdminChange) => void;
  *    transaction of its own, after any rollback, and thrown as PermissionDeniedError.
  *  - A scoped (organization) caller cannot tell another organization's key from a
  *    missing one: both are denied.
+ *  - A retry-safe call (caller.retry, ./requests.ts): its first tx() is the change that
+ *    is remembered, and must return what the RPC's response is built from. If the call
+ *    was made before, tx() writes nothing and throws ReplaySignal with the first
+ *    response; a concurrent duplicate that lost the race is run once more, and replays.
  */
 export class AdminContext {
   constructor(private readonly deps: AdminContextDeps) {}
@@ -132,22 +140,42 @@ export class AdminContext {
 
   /** Runs a transaction; a denial raised inside is audited after rollback. */
   async tx<T>(caller: CallContext, fn: (repos: Repos, changed: RecordChange) => Promise<T>): Promise<T> {
-    const changes: AdminChange[] = [];
-    try {
-      const result = await this.deps.store.transaction(async (repos) => {
-        const out = await fn(repos, (change) => changes.push(change));
-        // Other processes hear of it when (and only if) this commits.
-        if (changes.length) await repos.announce(announcement(changes));
-        return out;
-      });
-      // Only after commit: caches drop what changed.
-      for (const change of changes) this.deps.onChange?.(change);
-      return result;
-    } catch (e) {
-      if (e instanceof DeniedSignal) throw await this.denied(caller, e.action, e.target);
-      throw e;
+    const retry = this.takeRetry(caller);
+    for (let attempt = 1; ; attempt++) {
+      const changes: AdminChange[] = [];
+      try {
+        const result = await this.deps.store.transaction(async (repos) => {
+          if (retry) {
+            const replay = await this.deps.requests!.begin(repos, caller, retry);
+            if (replay) throw new ReplaySignal(replay);
+          }
+          const out = await fn(repos, (change) => changes.push(change));
+          if (retry) await this.deps.requests!.finish(repos, caller, retry, out);
+          // Other processes hear of it when (and only if) this commits.
+          if (changes.length) await repos.announce(announcement(changes));
+          return out;
+        });
+        // Only after commit: caches drop what changed.
+        for (const change of changes) this.deps.onChange?.(change);
+        return result;
+      } catch (e) {
+        if (e instanceof DeniedSignal) throw await this.denied(caller, e.action, e.target);
+        // A concurrent duplicate committed the same request id first: run again to replay it.
+        if (retry && attempt === 1 && e instanceof UniqueConstraintViolationException) continue;
+        throw e;
+      }
     }
   }
+
+  /** The call's retry-safe request, for its first tx() only. */
+  private takeRetry(caller: CallContext): RetrySafeCall | undefined {
+    const retry = caller.retry;
+    if (!retry || !this.deps.requests || this.retriesTaken.has(retry)) return undefined;
+    this.retriesTaken.add(retry);
+    return retry;
+  }
+
+  private readonly retriesTaken = new WeakSet<RetrySafeCall>();
 }
 
 /** Raised inside a transaction to abort it; audited as a denial after rollback. */

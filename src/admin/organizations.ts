@@ -102,12 +102,12 @@ export class Organizations {
     org.createdAt = now;
     org.updatedAt = now;
     org.deletedAt = null;
-    await this.context.tx(caller, (repos) => {
+    // The transaction's result is the response's source (a retry-safe call: AdminContext.tx).
+    return this.context.tx(caller, (repos) => {
       repos.orgs.add(org);
       repos.audit.append(this.context.event(caller, 'organization.create', { organizationId: org.id }, 'success', null));
-      return Promise.resolve();
+      return Promise.resolve(org);
     });
-    return org;
   }
 
   async get(caller: CallContext, id: string): Promise<OrganizationRecord> {

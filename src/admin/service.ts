@@ -12,6 +12,8 @@ import { ApiKeys } from './keys';
 import { Limits } from './limits';
 import { UsageReports, type UsageReportsDeps } from './usage';
 import { AuditLog } from './audit';
+import { AdminRequests } from './requests';
+import type { SecretBox } from './secret-box';
 
 /** What the authenticator needs (store, hashers, clock, logger, throttle), and what the resources need besides. */
 export interface AdminServiceDeps extends AuthenticatorDeps {
@@ -25,6 +27,8 @@ export interface AdminServiceDeps extends AuthenticatorDeps {
   /** Usage buffering (RecordUsage) and the usage tables (GetUsageStats). */
   usage: UsageReportsDeps['usage'];
   usageStore: UsageStore;
+  /** Seals the secrets of remembered retry-safe calls (./requests.ts). */
+  secretBox: SecretBox;
 }
 
 export class AdminService {
@@ -37,9 +41,12 @@ export class AdminService {
   /** RecordUsage and GetUsageStats. */
   readonly usage: UsageReports;
   readonly audit: AuditLog;
+  /** Retry-safe calls (request_id): their lookup and their purge after 24 hours. */
+  readonly requests: AdminRequests;
 
   constructor(deps: AdminServiceDeps) {
-    const context = new AdminContext(deps);
+    this.requests = new AdminRequests(deps);
+    const context = new AdminContext({ ...deps, requests: this.requests });
     this.authenticator = new Authenticator(deps);
     this.limits = new Limits(context, deps);
     this.organizations = new Organizations(context, { quotaChanged: (org) => this.limits.countUsedSoFar(org) });

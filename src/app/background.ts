@@ -1,9 +1,11 @@
 /**
  * The periodic upkeep a running keyward does beside its flushes: purging usage events
- * past retention, telling of keys about to expire, and warning while usage events are
- * dropped. Each runs on the Scheduler.
+ * past retention, telling of keys about to expire, purging remembered retry-safe
+ * KeyAdmin calls past their window, and warning while usage events are dropped. Each
+ * runs on the Scheduler.
  */
 import type { Logger } from 'pino';
+import type { AdminRequests } from '../admin/requests';
 import type { UsageBatcher } from '../usage/batcher';
 import { retentionCutoff, type UsageStore } from '../usage/store';
 import type { Clock } from '../util/clock';
@@ -24,7 +26,12 @@ export interface UpkeepDeps {
   clock: Clock;
   logger: Logger;
   scheduler: Scheduler;
+  /** Retry-safe KeyAdmin calls (request_id): purged once now and every ADMIN_REQUEST_PURGE_MS. */
+  adminRequests?: Pick<AdminRequests, 'purge'>;
 }
+
+/** How often remembered KeyAdmin calls past their 24 h window are deleted (their sealed secrets with them). */
+export const ADMIN_REQUEST_PURGE_MS = 60_000;
 
 /** Purges once now and hourly after; warns every 10 s while usage is dropped. Returns how to stop both. */
 export function startUpkeep(deps: UpkeepDeps): () => void {
@@ -55,9 +62,21 @@ export function startUpkeep(deps: UpkeepDeps): () => void {
       );
     droppedSeen = dropped;
   });
+  let stopRequestPurge = () => undefined as void;
+  const requests = deps.adminRequests;
+  if (requests) {
+    const purgeRequests = () =>
+      requests.purge().then(
+        (n) => n > 0 && logger.debug({ requests: n }, 'expired admin request records purged'),
+        (e: unknown) => logger.warn({ err: describeError(e) }, 'admin request purge failed'),
+      );
+    void purgeRequests();
+    stopRequestPurge = deps.scheduler.every('admin-request-purge', ADMIN_REQUEST_PURGE_MS, () => void purgeRequests());
+  }
   return () => {
     stopPurge();
     stopExpiring();
     stopDropWarning();
+    stopRequestPurge();
   };
 }

@@ -10,6 +10,7 @@ import { HashRotation } from '../authz/hash-rotation';
 import { generateAdminToken } from '../keys/format';
 import { AdminService } from '../admin/service';
 import { AuthThrottle } from '../admin/auth-throttle';
+import { createSecretBox } from '../admin/secret-box';
 import { openOrm, migrate, pendingMigrations, schemaPresent, type Orm } from '../store/orm';
 import { Metrics } from '../observability/metrics';
 import { Readiness } from '../observability/readiness';
@@ -209,6 +210,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       quota,
       usage,
       usageStore,
+      secretBox: createSecretBox(config.hashSecret, config.hashSecretPrevious),
     });
     const metrics = new Metrics();
     const authorizer = new Authorizer({
@@ -298,6 +300,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       clock,
       logger,
       scheduler,
+      adminRequests: admin.requests,
     });
     logger.info(
       {

@@ -2,7 +2,9 @@
  * The CLI's connection to KeyAdmin: a channel to KEYWARD_ADMIN_URL (plaintext, or TLS
  * with the KEYWARD_ADMIN_TLS* settings), the bearer credential on every call, a
  * deadline on every call, and the extraction of keyward's error code from a failed call.
+ * Changes that KeyAdmin makes safe to retry (request_id) are retried on UNAVAILABLE.
  */
+import { randomUUID } from 'node:crypto';
 import {
   credentials,
   Metadata,
@@ -29,6 +31,15 @@ type Service = typeof KeyAdminService;
 export type MethodName = keyof Service;
 export type RequestOf<M extends MethodName> = Parameters<Service[M]['requestSerialize']>[0];
 export type ResponseOf<M extends MethodName> = ReturnType<Service[M]['responseDeserialize']>;
+/** The methods whose requests carry an AIP-155 request_id. */
+export type RetrySafeMethod = { [M in MethodName]: RequestOf<M> extends { requestId: string } ? M : never }[MethodName];
+
+/**
+ * How callRetrySafe retries: at most `attempts` calls in all, the n-th retry after
+ * about baseDelayMs * 2^(n-1) (±20 %). Each attempt has its own deadline.
+ */
+export const RETRY = { attempts: 4, baseDelayMs: 200 };
+
 type UnaryMethod<Req, Res> = (
   request: Req,
   metadata: Metadata,
@@ -68,6 +79,26 @@ export class AdminConnection {
         else resolve(response as ResponseOf<M>);
       });
     });
+  }
+
+  /**
+   * A change KeyAdmin makes safe to retry: sent with a fresh request_id (a UUID), and
+   * sent again with the same one while the answer is UNAVAILABLE (the server, a proxy
+   * or the network went away, or the store is unreachable), up to RETRY.attempts
+   * calls. The server applies the change at most once and answers every retry with
+   * the first call's response.
+   */
+  async callRetrySafe<M extends RetrySafeMethod>(method: M, request: Omit<RequestOf<M>, 'requestId'>): Promise<ResponseOf<M>> {
+    const withId = { ...request, requestId: randomUUID() } as unknown as RequestOf<M>;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.call(method, withId);
+      } catch (e) {
+        if (attempt >= RETRY.attempts || !isServiceError(e) || e.code !== status.UNAVAILABLE) throw e;
+        const delay = RETRY.baseDelayMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   close(): void {

@@ -314,6 +314,42 @@ export const QuotaCounterSchema = new EntitySchema<QuotaCounterRecord>({
   },
 });
 
+/**
+ * A KeyAdmin call made safe to retry (AIP-155 request_id), remembered for 24 hours
+ * (src/admin/requests.ts). Written in the transaction of the change it answered, so
+ * "applied" and "remembered" never disagree. (caller, requestId) is the primary key:
+ * a concurrent duplicate cannot commit a second time.
+ */
+export class AdminRequestRecord {
+  /** The principal's actor: `admin` (administrator token) or `key:<id>` (an org admin key). */
+  caller!: string;
+  requestId!: string;
+  /** The RPC's name, e.g. `CreateKey`. */
+  rpc!: string;
+  /** SHA-256 (hex) of the request's canonical JSON without request_id. */
+  argsHash!: string;
+  /** The response message as sent (protobuf, base64), its secret field emptied. */
+  response!: string;
+  /** CreateKey/RotateKey: the secret, AES-256-GCM sealed (src/admin/secret-box.ts); null otherwise. */
+  sealedSecret?: string | null;
+  createdAt!: Date;
+}
+
+export const AdminRequestSchema = new EntitySchema<AdminRequestRecord>({
+  class: AdminRequestRecord,
+  tableName: 'admin_requests',
+  indexes: [{ properties: ['createdAt'] }],
+  properties: {
+    caller: { type: 'string', length: 64, primary: true },
+    requestId: { type: 'string', length: 128, primary: true },
+    rpc: { type: 'string', length: 64 },
+    argsHash: { type: 'string', length: 64 },
+    response: { type: 'text' },
+    sealedSecret: { type: 'text', nullable: true },
+    createdAt: { type: 'datetime' },
+  },
+});
+
 export const ALL_SCHEMAS = [
   OrganizationSchema,
   ApiKeySchema,
@@ -324,4 +360,5 @@ export const ALL_SCHEMAS = [
   UsageMonthlySchema,
   UsageBatchSchema,
   QuotaCounterSchema,
+  AdminRequestSchema,
 ];

@@ -13,7 +13,7 @@
 import { ConnectionException, LockMode, type FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/knex';
 import { StoreUnavailableError } from '../errors/domain';
-import { AdminTokenRecord, ApiKeyRecord, AuditEventRecord, OrganizationRecord } from './entities';
+import { AdminRequestRecord, AdminTokenRecord, ApiKeyRecord, AuditEventRecord, OrganizationRecord } from './entities';
 import type { Orm } from './orm';
 
 export interface PageRequest {
@@ -132,11 +132,36 @@ export class AdminTokenRepo {
   }
 }
 
+/**
+ * Remembered retry-safe KeyAdmin calls (src/admin/requests.ts). claim() writes at once,
+ * inside the transaction: a concurrent claim of the same (caller, requestId) waits for
+ * it (PostgreSQL) or runs after it (SQLite) and then fails with a unique violation.
+ */
+export class AdminRequestRepo {
+  constructor(private readonly em: EntityManager) {}
+  /** Read past the identity map: the row claim() writes next must not meet a managed copy of the old one. */
+  get(caller: string, requestId: string): Promise<AdminRequestRecord | null> {
+    return this.em.findOne(AdminRequestRecord, { caller, requestId }, { disableIdentityMap: true });
+  }
+  async claim(record: AdminRequestRecord): Promise<void> {
+    await this.em.insert(AdminRequestRecord, { ...record });
+  }
+  /** Stores the response of a claimed call. */
+  async complete(caller: string, requestId: string, response: string, sealedSecret: string | null): Promise<void> {
+    await this.em.nativeUpdate(AdminRequestRecord, { caller, requestId }, { response, sealedSecret });
+  }
+  /** Deletes the records made at or before `cutoff` (of one caller and request id, or all); the number deleted. */
+  removeBefore(cutoff: Date, only?: { caller: string; requestId: string }): Promise<number> {
+    return this.em.nativeDelete(AdminRequestRecord, { ...only, createdAt: { $lte: cutoff } });
+  }
+}
+
 export interface Repos {
   orgs: OrganizationRepo;
   keys: KeyRepo;
   audit: AuditRepo;
   adminTokens: AdminTokenRepo;
+  adminRequests: AdminRequestRepo;
   /**
    * Announces a change to every keyward process sharing the database: on PostgreSQL a
    * NOTIFY on CHANGES_CHANNEL, delivered only if the transaction commits; nothing on
@@ -168,6 +193,7 @@ function repos(em: EntityManager, locking: boolean): Repos {
     keys: new KeyRepo(em),
     audit: new AuditRepo(em),
     adminTokens: new AdminTokenRepo(em),
+    adminRequests: new AdminRequestRepo(em),
   };
 }
 

@@ -14,6 +14,7 @@ export type TaskName =
   | 'quota-sync' // quota counters to the database
   | 'usage-purge' // usage events past retention
   | 'key-expiry-scan' // key.expiring events for keys about to expire
+  | 'admin-request-purge' // retry-safe KeyAdmin calls past their 24 h window, sealed secrets included
   | 'usage-drop-warning'; // the warning about dropped usage events
 
 export interface Scheduler {

@@ -46,7 +46,7 @@ export function keyCommands(program: Command, ctx: CliContext): Command {
         },
       ) =>
         withAdmin(ctx.env, async (admin) => {
-          const request: CreateKeyRequest = {
+          const request: Omit<CreateKeyRequest, 'requestId'> = {
             organizationId: opts.org,
             name: opts.name,
             environment: opts.env ?? Environment.ENVIRONMENT_UNSPECIFIED,
@@ -56,7 +56,7 @@ export function keyCommands(program: Command, ctx: CliContext): Command {
             expiresAt: opts.expiresAt,
             rateLimitPerMinute: opts.rateLimit,
           };
-          const r = await admin.call('createKey', request);
+          const r = await admin.callRetrySafe('createKey', request);
           const k = required(r.key, 'CreateKeyResponse.key');
           output(
             ctx,
@@ -152,7 +152,7 @@ export function keyCommands(program: Command, ctx: CliContext): Command {
   leaf(key, 'revoke <id>', 'revoke a key at once')
     .requiredOption('--reason <text>', 'why; stored with the key and in the audit log')
     .action((id: string, opts: JsonOption & { reason: string }) =>
-      withAdmin(ctx.env, async (admin) => showKey(ctx, opts, await admin.call('revokeKey', { id, reason: opts.reason }))),
+      withAdmin(ctx.env, async (admin) => showKey(ctx, opts, await admin.callRetrySafe('revokeKey', { id, reason: opts.reason }))),
     );
 
   leaf(key, 'rotate <id>', 'issue a successor key and print its secret (shown only once); the old key expires after a grace period')
@@ -161,7 +161,7 @@ export function keyCommands(program: Command, ctx: CliContext): Command {
     )
     .action((id: string, opts: JsonOption & { graceSeconds?: number }) =>
       withAdmin(ctx.env, async (admin) => {
-        const r = await admin.call('rotateKey', { id, gracePeriodSeconds: opts.graceSeconds });
+        const r = await admin.callRetrySafe('rotateKey', { id, gracePeriodSeconds: opts.graceSeconds });
         const k = required(r.newKey, 'RotateKeyResponse.new_key');
         const old = required(r.oldKey, 'RotateKeyResponse.old_key');
         output(

@@ -45,7 +45,7 @@ export function orgCommands(program: Command, ctx: CliContext): void {
     leaf(org, 'create', 'create an organization (administrator token only)').requiredOption('--name <name>', 'organization name'),
   ).action((opts: OrgLimitOptions & JsonOption & { name: string }) =>
     withAdmin(ctx.env, async (admin) => {
-      const o = await admin.call('createOrganization', {
+      const o = await admin.callRetrySafe('createOrganization', {
         name: opts.name,
         rateLimitPerMinute: opts.rateLimit,
         monthlyQuota: opts.monthlyQuota,
@@ -127,7 +127,7 @@ export function orgCommands(program: Command, ctx: CliContext): void {
     .requiredOption('--reason <text>', 'why; stored as the revoke reason of its keys and in the audit log')
     .action((id: string, opts: JsonOption & { reason: string }) =>
       withAdmin(ctx.env, async (admin) => {
-        const r = await admin.call('deleteOrganization', { organizationId: id, reason: opts.reason, requestId: '' });
+        const r = await admin.callRetrySafe('deleteOrganization', { organizationId: id, reason: opts.reason });
         const o = r.organization;
         if (!o) throw new Error("the server's reply has no DeleteOrganizationResponse.organization");
         output(

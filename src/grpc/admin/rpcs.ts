@@ -5,7 +5,15 @@
 import type { handleUnaryCall } from '@grpc/grpc-js';
 import type { AdminService } from '../../admin/service';
 import type { CallContext } from '../../admin/principal';
-import type { KeyAdminServer, KeyAdminService } from '../../gen/keyward/admin/v1/key_admin';
+import {
+  CreateKeyResponse,
+  DeleteOrganizationResponse,
+  Organization,
+  ApiKey,
+  RotateKeyResponse,
+  type KeyAdminServer,
+  type KeyAdminService,
+} from '../../gen/keyward/admin/v1/key_admin';
 import {
   auditMessage,
   auditQuery,
@@ -20,6 +28,7 @@ import {
   rateLimitStatusMessage,
   usageStatsMessage,
 } from './mapping';
+import { retrySafe } from './retry-safe';
 
 /** One handler per RPC, for an authenticated caller and a decoded request. */
 export type KeyAdminRpcs = {
@@ -31,7 +40,12 @@ export type KeyAdminRpcs = {
 export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
   const { organizations, keys, limits, usage, audit } = admin;
   return {
-    createOrganization: async (caller, req) => organizationMessage(await organizations.create(caller, newOrganization(req))),
+    createOrganization: retrySafe(
+      admin.requests,
+      { rpc: 'CreateOrganization', response: Organization },
+      (caller, req) => organizations.create(caller, newOrganization(req)),
+      organizationMessage,
+    ),
     getOrganization: async (caller, req) => organizationMessage(await organizations.get(caller, req.id)),
     listOrganizations: async (caller, req) => {
       const { pageSize, pageToken, includeDeleted } = req;
@@ -39,15 +53,18 @@ export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
       return { organizations: page.rows.map(organizationMessage), nextPageToken: page.nextPageToken };
     },
     updateOrganization: async (caller, req) => organizationMessage(await organizations.update(caller, organizationPatch(req))),
-    // request_id is not acted on yet (reserved for safe retries).
-    deleteOrganization: async (caller, req) => {
-      const deleted = await organizations.delete(caller, req.organizationId, req.reason);
-      return { organization: organizationMessage(deleted.org), revokedKeys: deleted.revokedKeys };
-    },
-    createKey: async (caller, req) => {
-      const created = await keys.create(caller, newKey(req));
-      return { key: keyMessage(created.key), secret: created.secret };
-    },
+    deleteOrganization: retrySafe(
+      admin.requests,
+      { rpc: 'DeleteOrganization', response: DeleteOrganizationResponse },
+      (caller, req) => organizations.delete(caller, req.organizationId, req.reason),
+      (deleted) => ({ organization: organizationMessage(deleted.org), revokedKeys: deleted.revokedKeys }),
+    ),
+    createKey: retrySafe(
+      admin.requests,
+      { rpc: 'CreateKey', response: CreateKeyResponse, secret: 'secret' },
+      (caller, req) => keys.create(caller, newKey(req)),
+      (created) => ({ key: keyMessage(created.key), secret: created.secret }),
+    ),
     getKey: async (caller, req) => keyMessage(await keys.get(caller, req.id)),
     listKeys: async (caller, req) => {
       const { organizationId, includeRevoked, pageSize, pageToken } = req;
@@ -55,11 +72,18 @@ export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
       return { keys: page.rows.map(keyMessage), nextPageToken: page.nextPageToken };
     },
     updateKey: async (caller, req) => keyMessage(await keys.update(caller, keyPatch(req))),
-    revokeKey: async (caller, req) => keyMessage(await keys.revoke(caller, req.id, req.reason)),
-    rotateKey: async (caller, req) => {
-      const rotated = await keys.rotate(caller, req.id, req.gracePeriodSeconds);
-      return { newKey: keyMessage(rotated.newKey), secret: rotated.secret, oldKey: keyMessage(rotated.oldKey) };
-    },
+    revokeKey: retrySafe(
+      admin.requests,
+      { rpc: 'RevokeKey', response: ApiKey },
+      (caller, req) => keys.revoke(caller, req.id, req.reason),
+      keyMessage,
+    ),
+    rotateKey: retrySafe(
+      admin.requests,
+      { rpc: 'RotateKey', response: RotateKeyResponse, secret: 'secret' },
+      (caller, req) => keys.rotate(caller, req.id, req.gracePeriodSeconds),
+      (rotated) => ({ newKey: keyMessage(rotated.newKey), secret: rotated.secret, oldKey: keyMessage(rotated.oldKey) }),
+    ),
     listAuditEvents: async (caller, req) => {
       const page = await audit.list(caller, auditQuery(req));
       return { events: page.rows.map(auditMessage), nextPageToken: page.nextPageToken };

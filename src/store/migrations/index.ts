@@ -10,12 +10,14 @@ import { Migration20261126034650 as SqliteUsageBatches } from './sqlite/Migratio
 import { Migration20261126034745 as SqliteHashSecretId } from './sqlite/Migration20261126034745';
 import { Migration20261205014350 as SqliteLifecycle } from './sqlite/Migration20261205014350';
 import { Migration20261205014404 as SqliteSecurityEvents } from './sqlite/Migration20261205014404';
+import { Migration20261205014430 as SqliteAdminRequests } from './sqlite/Migration20261205014430';
 import { Migration20261125194025 as PostgresInitial } from './postgres/Migration20261125194025';
 import { Migration20261125202942 as PostgresUsage } from './postgres/Migration20261125202942';
 import { Migration20261126034654 as PostgresUsageBatches } from './postgres/Migration20261126034654';
 import { Migration20261126034751 as PostgresHashSecretId } from './postgres/Migration20261126034751';
 import { Migration20261205014352 as PostgresLifecycle } from './postgres/Migration20261205014352';
 import { Migration20261205014407 as PostgresSecurityEvents } from './postgres/Migration20261205014407';
+import { Migration20261205014433 as PostgresAdminRequests } from './postgres/Migration20261205014433';
 
 export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261125194023', class: SqliteInitial },
@@ -24,6 +26,7 @@ export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261126034745', class: SqliteHashSecretId },
   { name: 'Migration20261205014350', class: SqliteLifecycle },
   { name: 'Migration20261205014404', class: SqliteSecurityEvents },
+  { name: 'Migration20261205014430', class: SqliteAdminRequests },
 ];
 export const postgresMigrations: MigrationObject[] = [
   { name: 'Migration20261125194025', class: PostgresInitial },
@@ -32,4 +35,5 @@ export const postgresMigrations: MigrationObject[] = [
   { name: 'Migration20261126034751', class: PostgresHashSecretId },
   { name: 'Migration20261205014352', class: PostgresLifecycle },
   { name: 'Migration20261205014407', class: PostgresSecurityEvents },
+  { name: 'Migration20261205014433', class: PostgresAdminRequests },
 ];

@@ -330,6 +330,14 @@ export interface CreateOrganizationRequest {
   billingAnchorDay?:
     | number
     | undefined;
+  /**
+   * Optional: makes the call safe to retry (AIP-155). 1..128 characters of
+   * [A-Za-z0-9_.:-]; a fresh one (e.g. a UUID) per intended change. A retry with the
+   * same request_id from the same caller within 24 hours returns the first call's
+   * response and changes nothing; the same request_id with other arguments is
+   * invalid_argument (field `request_id`, violation `request_id_reused`).
+   */
+  requestId: string;
   /** Whole percentages 1..1000, at most 10; default 80 and 100. */
   quotaAlertPercents: number[];
 }
@@ -405,7 +413,17 @@ export interface CreateKeyRequest {
     | Date
     | undefined;
   /** The key's own limit; unset uses the organization's default. 0 means unlimited. */
-  rateLimitPerMinute?: number | undefined;
+  rateLimitPerMinute?:
+    | number
+    | undefined;
+  /**
+   * Optional: makes the call safe to retry (AIP-155). 1..128 characters of
+   * [A-Za-z0-9_.:-]; a fresh one (e.g. a UUID) per intended change. A retry with the
+   * same request_id from the same caller within 24 hours returns the first call's
+   * response (with the same secret) and changes nothing; the same request_id with other arguments is
+   * invalid_argument (field `request_id`, violation `request_id_reused`).
+   */
+  requestId: string;
 }
 
 export interface CreateKeyRequest_MetadataEntry {
@@ -498,6 +516,14 @@ export interface RevokeKeyRequest {
   id: string;
   /** Required, 1..500 characters; stored with the key and in the audit log. */
   reason: string;
+  /**
+   * Optional: makes the call safe to retry (AIP-155). 1..128 characters of
+   * [A-Za-z0-9_.:-]; a fresh one (e.g. a UUID) per intended change. A retry with the
+   * same request_id from the same caller within 24 hours returns the first call's
+   * response and changes nothing; the same request_id with other arguments is
+   * invalid_argument (field `request_id`, violation `request_id_reused`).
+   */
+  requestId: string;
 }
 
 export interface RotateKeyRequest {
@@ -506,7 +532,17 @@ export interface RotateKeyRequest {
    * How long the old key keeps working, in seconds (0..2592000, i.e. 30 days).
    * Unset: KEYWARD_ROTATION_GRACE_SECONDS (default 86400). 0 ends it at once.
    */
-  gracePeriodSeconds?: number | undefined;
+  gracePeriodSeconds?:
+    | number
+    | undefined;
+  /**
+   * Optional: makes the call safe to retry (AIP-155). 1..128 characters of
+   * [A-Za-z0-9_.:-]; a fresh one (e.g. a UUID) per intended change. A retry with the
+   * same request_id from the same caller within 24 hours returns the first call's
+   * response (with the same secret) and changes nothing; the same request_id with other arguments is
+   * invalid_argument (field `request_id`, violation `request_id_reused`).
+   */
+  requestId: string;
 }
 
 export interface RotateKeyResponse {
@@ -1888,6 +1924,7 @@ function createBaseCreateOrganizationRequest(): CreateOrganizationRequest {
     rateLimitPerMinute: undefined,
     monthlyQuota: undefined,
     billingAnchorDay: undefined,
+    requestId: "",
     quotaAlertPercents: [],
   };
 }
@@ -1908,6 +1945,9 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
     }
     if (message.billingAnchorDay !== undefined) {
       writer.uint32(40).uint32(message.billingAnchorDay);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(50).string(message.requestId);
     }
     if (message.quotaAlertPercents.length !== 0) {
       writer.uint32(162).fork();
@@ -1972,6 +2012,14 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
             message.billingAnchorDay = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
           case 20: {
             if (tag === 160) {
               message.quotaAlertPercents.push(reader.uint32());
@@ -2025,6 +2073,11 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
         : isSet(object.billing_anchor_day)
         ? globalThis.Number(object.billing_anchor_day)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
       quotaAlertPercents: globalThis.Array.isArray(object?.quotaAlertPercents)
         ? object.quotaAlertPercents.map((e: any) => globalThis.Number(e))
         : globalThis.Array.isArray(object?.quota_alert_percents)
@@ -2050,6 +2103,9 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
     if (message.billingAnchorDay !== undefined) {
       obj.billingAnchorDay = Math.round(message.billingAnchorDay);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     if (message.quotaAlertPercents?.length) {
       obj.quotaAlertPercents = message.quotaAlertPercents.map((e) => Math.round(e));
     }
@@ -2066,6 +2122,7 @@ export const CreateOrganizationRequest: MessageFns<CreateOrganizationRequest> = 
     message.rateLimitPerMinute = object.rateLimitPerMinute ?? undefined;
     message.monthlyQuota = object.monthlyQuota ?? undefined;
     message.billingAnchorDay = object.billingAnchorDay ?? undefined;
+    message.requestId = object.requestId ?? "";
     message.quotaAlertPercents = object.quotaAlertPercents?.map((e) => e) || [];
     return message;
   },
@@ -2776,6 +2833,7 @@ function createBaseCreateKeyRequest(): CreateKeyRequest {
     expiresInDays: undefined,
     expiresAt: undefined,
     rateLimitPerMinute: undefined,
+    requestId: "",
   };
 }
 
@@ -2804,6 +2862,9 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     }
     if (message.rateLimitPerMinute !== undefined) {
       writer.uint32(64).uint32(message.rateLimitPerMinute);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(74).string(message.requestId);
     }
     return writer;
   },
@@ -2888,6 +2949,14 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
             message.rateLimitPerMinute = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2939,6 +3008,11 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
         : isSet(object.rate_limit_per_minute)
         ? globalThis.Number(object.rate_limit_per_minute)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -2974,6 +3048,9 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     if (message.rateLimitPerMinute !== undefined) {
       obj.rateLimitPerMinute = Math.round(message.rateLimitPerMinute);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -2998,6 +3075,7 @@ export const CreateKeyRequest: MessageFns<CreateKeyRequest> = {
     message.expiresInDays = object.expiresInDays ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.rateLimitPerMinute = object.rateLimitPerMinute ?? undefined;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
@@ -3942,7 +4020,7 @@ export const UpdateKeyRequest: MessageFns<UpdateKeyRequest> = {
 };
 
 function createBaseRevokeKeyRequest(): RevokeKeyRequest {
-  return { id: "", reason: "" };
+  return { id: "", reason: "", requestId: "" };
 }
 
 export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
@@ -3952,6 +4030,9 @@ export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
     }
     return writer;
   },
@@ -3985,6 +4066,14 @@ export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
             message.reason = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4001,6 +4090,11 @@ export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
     return {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -4012,6 +4106,9 @@ export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -4022,12 +4119,13 @@ export const RevokeKeyRequest: MessageFns<RevokeKeyRequest> = {
     const message = createBaseRevokeKeyRequest();
     message.id = object.id ?? "";
     message.reason = object.reason ?? "";
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
 
 function createBaseRotateKeyRequest(): RotateKeyRequest {
-  return { id: "", gracePeriodSeconds: undefined };
+  return { id: "", gracePeriodSeconds: undefined, requestId: "" };
 }
 
 export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
@@ -4037,6 +4135,9 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
     }
     if (message.gracePeriodSeconds !== undefined) {
       writer.uint32(16).uint32(message.gracePeriodSeconds);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
     }
     return writer;
   },
@@ -4070,6 +4171,14 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
             message.gracePeriodSeconds = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4090,6 +4199,11 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
         : isSet(object.grace_period_seconds)
         ? globalThis.Number(object.grace_period_seconds)
         : undefined,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
     };
   },
 
@@ -4101,6 +4215,9 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
     if (message.gracePeriodSeconds !== undefined) {
       obj.gracePeriodSeconds = Math.round(message.gracePeriodSeconds);
     }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -4111,6 +4228,7 @@ export const RotateKeyRequest: MessageFns<RotateKeyRequest> = {
     const message = createBaseRotateKeyRequest();
     message.id = object.id ?? "";
     message.gracePeriodSeconds = object.gracePeriodSeconds ?? undefined;
+    message.requestId = object.requestId ?? "";
     return message;
   },
 };
