@@ -12,6 +12,7 @@ import { ApiKeys } from './keys';
 import { Limits } from './limits';
 import { UsageReports, type UsageReportsDeps } from './usage';
 import { AuditLog } from './audit';
+import { Webhooks, type WebhooksDeps } from './webhooks';
 
 /** What the authenticator needs (store, hashers, clock, logger, throttle), and what the resources need besides. */
 export interface AdminServiceDeps extends AuthenticatorDeps {
@@ -25,6 +26,8 @@ export interface AdminServiceDeps extends AuthenticatorDeps {
   /** Usage buffering (RecordUsage) and the usage tables (GetUsageStats). */
   usage: UsageReportsDeps['usage'];
   usageStore: UsageStore;
+  /** Sealing of signing secrets and the target rule (KEYWARD_WEBHOOK_ALLOW_INSECURE). */
+  webhooks: WebhooksDeps;
 }
 
 export class AdminService {
@@ -37,6 +40,8 @@ export class AdminService {
   /** RecordUsage and GetUsageStats. */
   readonly usage: UsageReports;
   readonly audit: AuditLog;
+  /** An organization's webhook endpoints and their deliveries. */
+  readonly webhooks: Webhooks;
 
   constructor(deps: AdminServiceDeps) {
     const context = new AdminContext(deps);
@@ -46,6 +51,7 @@ export class AdminService {
     this.keys = new ApiKeys(context, deps);
     this.usage = new UsageReports(context, deps);
     this.audit = new AuditLog(context);
+    this.webhooks = new Webhooks(context, deps.webhooks);
   }
 }
 

@@ -6,6 +6,7 @@
  * (HMAC-SHA256, hex), plus the display prefix and last-4 hint of a key.
  */
 import { BigIntType, EntitySchema } from '@mikro-orm/core';
+import { WEBHOOK_SCHEMAS } from './webhook-entities';
 
 export class OrganizationRecord {
   id!: string;
@@ -295,4 +296,5 @@ export const ALL_SCHEMAS = [
   UsageMonthlySchema,
   UsageBatchSchema,
   QuotaCounterSchema,
+  ...WEBHOOK_SCHEMAS,
 ];

@@ -15,6 +15,7 @@ import type { EntityManager } from '@mikro-orm/knex';
 import { StoreUnavailableError } from '../errors/domain';
 import { AdminTokenRecord, ApiKeyRecord, AuditEventRecord, OrganizationRecord } from './entities';
 import type { Orm } from './orm';
+import { WebhookRepo } from './webhooks';
 
 export interface PageRequest {
   /** Return rows strictly after (ascending) or before (descending) this cursor. */
@@ -131,6 +132,7 @@ export interface Repos {
   keys: KeyRepo;
   audit: AuditRepo;
   adminTokens: AdminTokenRepo;
+  webhooks: WebhookRepo;
   /**
    * Announces a change to every keyward process sharing the database: on PostgreSQL a
    * NOTIFY on CHANGES_CHANNEL, delivered only if the transaction commits; nothing on
@@ -162,6 +164,7 @@ function repos(em: EntityManager, locking: boolean): Repos {
     keys: new KeyRepo(em),
     audit: new AuditRepo(em),
     adminTokens: new AdminTokenRepo(em),
+    webhooks: new WebhookRepo(em, locking),
   };
 }
 

@@ -13,7 +13,8 @@ export type TaskName =
   | 'usage-journal-sync' // usage summed in memory, appended to the journal
   | 'quota-sync' // quota counters to the database
   | 'usage-purge' // usage events past retention
-  | 'usage-drop-warning'; // the warning about dropped usage events
+  | 'usage-drop-warning' // the warning about dropped usage events
+  | 'webhooks'; // new audit rows turned into webhook deliveries, and due deliveries sent
 
 export interface Scheduler {
   /**

@@ -20,6 +20,7 @@ import {
   rateLimitStatusMessage,
   usageStatsMessage,
 } from './mapping';
+import { deliveryMessage, newWebhook, webhookMessage, webhookPatch } from './webhook-mapping';
 
 /** One handler per RPC, for an authenticated caller and a decoded request. */
 export type KeyAdminRpcs = {
@@ -29,7 +30,7 @@ export type KeyAdminRpcs = {
 };
 
 export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
-  const { organizations, keys, limits, usage, audit } = admin;
+  const { organizations, keys, limits, usage, audit, webhooks } = admin;
   return {
     createOrganization: async (caller, req) => organizationMessage(await organizations.create(caller, newOrganization(req))),
     getOrganization: async (caller, req) => organizationMessage(await organizations.get(caller, req.id)),
@@ -72,5 +73,24 @@ export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
           billingPeriod: req.billingPeriod,
         }),
       ),
+    createWebhook: async (caller, req) => {
+      const created = await webhooks.create(caller, newWebhook(req));
+      return { webhook: webhookMessage(created.webhook), secret: created.secret };
+    },
+    listWebhooks: async (caller, req) => {
+      const { organizationId, pageSize, pageToken } = req;
+      const page = await webhooks.list(caller, { organizationId, pageSize, pageToken });
+      return { webhooks: page.rows.map(webhookMessage), nextPageToken: page.nextPageToken };
+    },
+    updateWebhook: async (caller, req) => webhookMessage(await webhooks.update(caller, webhookPatch(req))),
+    deleteWebhook: async (caller, req) => {
+      await webhooks.delete(caller, req.id);
+      return {};
+    },
+    listWebhookDeliveries: async (caller, req) => {
+      const { webhookId, pageSize, pageToken } = req;
+      const page = await webhooks.deliveries(caller, { webhookId, pageSize, pageToken });
+      return { deliveries: page.rows.map(deliveryMessage), nextPageToken: page.nextPageToken };
+    },
   };
 }

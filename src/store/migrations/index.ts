@@ -8,20 +8,24 @@ import { Migration20261125194023 as SqliteInitial } from './sqlite/Migration2026
 import { Migration20261125202938 as SqliteUsage } from './sqlite/Migration20261125202938';
 import { Migration20261126034650 as SqliteUsageBatches } from './sqlite/Migration20261126034650';
 import { Migration20261126034745 as SqliteHashSecretId } from './sqlite/Migration20261126034745';
+import { Migration20261205014423 as SqliteWebhooks } from './sqlite/Migration20261205014423';
 import { Migration20261125194025 as PostgresInitial } from './postgres/Migration20261125194025';
 import { Migration20261125202942 as PostgresUsage } from './postgres/Migration20261125202942';
 import { Migration20261126034654 as PostgresUsageBatches } from './postgres/Migration20261126034654';
 import { Migration20261126034751 as PostgresHashSecretId } from './postgres/Migration20261126034751';
+import { Migration20261205014426 as PostgresWebhooks } from './postgres/Migration20261205014426';
 
 export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261125194023', class: SqliteInitial },
   { name: 'Migration20261125202938', class: SqliteUsage },
   { name: 'Migration20261126034650', class: SqliteUsageBatches },
   { name: 'Migration20261126034745', class: SqliteHashSecretId },
+  { name: 'Migration20261205014423', class: SqliteWebhooks },
 ];
 export const postgresMigrations: MigrationObject[] = [
   { name: 'Migration20261125194025', class: PostgresInitial },
   { name: 'Migration20261125202942', class: PostgresUsage },
   { name: 'Migration20261126034654', class: PostgresUsageBatches },
   { name: 'Migration20261126034751', class: PostgresHashSecretId },
+  { name: 'Migration20261205014426', class: PostgresWebhooks },
 ];
