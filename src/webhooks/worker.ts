@@ -125,7 +125,13 @@ export class WebhookWorker {
       retryAt: giveUp ? null : retryAt,
       pauseAfterFailures: config.pauseAfterFailures,
     });
-    const fields = { webhook: webhook.id, delivery: Number(delivery.id), event: delivery.eventId, status: result.statusCode, ms: result.durationMs };
+    const fields = {
+      webhook: webhook.id,
+      delivery: Number(delivery.id),
+      event: delivery.eventId,
+      status: result.statusCode,
+      ms: result.durationMs,
+    };
     if (result.error === undefined) {
       this.stats.delivered += 1;
       logger.debug(fields, 'webhook delivered');
