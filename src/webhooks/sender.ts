@@ -49,9 +49,7 @@ function errorCode(e: unknown): string {
   if (e instanceof BlockedAddress) return 'blocked_address';
   const code = (e as { code?: unknown } | null)?.code;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns_failed';
-  if ((typeof code === 'string' && code.startsWith('ERR_TLS')) || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'CERT_HAS_EXPIRED')
-    return 'tls_failed';
-  if (typeof code === 'string' && /CERT|SSL/.test(code)) return 'tls_failed';
+  if (typeof code === 'string' && (code.startsWith('ERR_TLS') || /CERT|SSL/.test(code))) return 'tls_failed';
   return 'connection_failed';
 }
 
