@@ -91,6 +91,7 @@ describe.each(DIALECTS)('webhook delivery on %s', (dialect) => {
     expect(rows).toContain(webhook!.id);
     expect(rows).not.toContain(secret);
     expect(rows).not.toContain(secret.slice('whsec_'.length));
+    expect(h.logs.join('')).not.toContain(secret);
     const audit = await h.root.listAuditEvents({ organizationId: org.id });
     expect(audit.events.map((e) => e.action)).toEqual(['webhook.update', 'webhook.create', 'organization.create']);
     expect(audit.events[1]!.reason).toBe(`webhook=${webhook!.id}`);

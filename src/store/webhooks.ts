@@ -97,6 +97,9 @@ export interface WebhookQueue {
   recordAttempt(deliveryId: number, outcome: AttemptOutcome): Promise<{ paused: boolean }>;
 }
 
+/** How long dispatch waits for audit writers in flight (PostgreSQL) before trying again on the next tick. */
+const DISPATCH_LOCK_TIMEOUT_MS = 2000;
+
 /** The audit actor of what the webhook machinery itself does. */
 export const SYSTEM_ACTOR = 'system';
 
@@ -109,15 +112,43 @@ export function createWebhookQueue(orm: Orm, dialect: 'sqlite' | 'postgres'): We
       return rethrowStoreError(e);
     }
   };
+  // Lock-free looks first, so an idle tick takes no lock (and no SQLite write lock).
+  // Safe: the cursor only ever passes rows that had committed (see dispatch), so a row
+  // not yet visible will have an id above it.
+  const newAuditRows = async (): Promise<boolean> => {
+    try {
+      const em = orm.em.fork();
+      const [cursor, newest] = await Promise.all([
+        em.findOne(WebhookCursorRecord, { id: 1 }),
+        em.find(AuditEventRecord, { id: { $gt: 0 } }, { orderBy: { id: 'desc' }, fields: ['id'], limit: 1 }),
+      ]);
+      return newest.length > 0 && (!cursor || Number(newest[0]!.id) > Number(cursor.lastAuditId));
+    } catch (e) {
+      return rethrowStoreError(e);
+    }
+  };
+  const anyDue = async (now: Date): Promise<boolean> => {
+    try {
+      return (await orm.em.fork().count(WebhookDeliveryRecord, { status: 'pending', nextAttemptAt: { $lte: now } })) > 0;
+    } catch (e) {
+      return rethrowStoreError(e);
+    }
+  };
   return {
-    dispatch: (limit, eventOf, now) =>
-      tx(async (em) => {
+    dispatch: async (limit, eventOf, now) => {
+      if (!(await newAuditRows())) return 0;
+      return tx(async (em) => {
         let cursor = await em.findOne(WebhookCursorRecord, { id: 1 }, pg ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {});
         if (!cursor) {
           cursor = Object.assign(new WebhookCursorRecord(), { id: 1, lastAuditId: 0, updatedAt: now });
           em.persist(cursor);
         }
-        if (pg) await em.getConnection().execute('lock table audit_events in share mode', [], 'run', em.getTransactionContext());
+        if (pg) {
+          const run = (sql: string) => em.getConnection().execute(sql, [], 'run', em.getTransactionContext());
+          // A long audit writer makes this pass fail (and the next retry) rather than queue every audit write behind it.
+          await run(`set local lock_timeout = '${DISPATCH_LOCK_TIMEOUT_MS}ms'`);
+          await run('lock table audit_events in share mode');
+        }
         const rows = await em.find(AuditEventRecord, { id: { $gt: Number(cursor.lastAuditId) } }, { orderBy: { id: 'asc' }, limit });
         if (rows.length === 0) return 0;
         const events = rows.flatMap((row) => {
@@ -149,10 +180,12 @@ export function createWebhookQueue(orm: Orm, dialect: 'sqlite' | 'postgres'): We
         cursor.lastAuditId = Number(rows[rows.length - 1]!.id);
         cursor.updatedAt = now;
         return rows.length;
-      }),
+      });
+    },
 
-    claim: (now, leaseUntil, limit) =>
-      tx(async (em) => {
+    claim: async (now, leaseUntil, limit) => {
+      if (!(await anyDue(now))) return [];
+      return tx(async (em) => {
         const hooks = await em.find(WebhookRecord, { active: true, pausedAt: null });
         if (hooks.length === 0) return [];
         const byId = new Map(hooks.map((h) => [h.id, h]));
@@ -163,7 +196,8 @@ export function createWebhookQueue(orm: Orm, dialect: 'sqlite' | 'postgres'): We
         );
         for (const d of due) d.nextAttemptAt = leaseUntil;
         return due.map((delivery) => ({ delivery, webhook: byId.get(delivery.webhookId)! }));
-      }),
+      });
+    },
 
     recordAttempt: (deliveryId, outcome) =>
       tx(async (em) => {
