@@ -3,7 +3,7 @@
  * KEYWARD_WEBHOOK_ALLOW_INSECURE=true, its own timers): `webhook create --json` prints
  * the id and the secret; a key created afterwards reaches a real receiver on
  * 127.0.0.1, signed with that secret; `webhook deliveries` shows the attempt;
- * `list`, `update` and `delete` work and never print the secret.
+ * `list`, `update` and `delete` work and never print the secret; /metrics counts it.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -82,6 +82,9 @@ describe('keyward webhook commands against a running server', () => {
     expect(deliveries).toHaveLength(1);
     expect(deliveries[0]!.status).toBe('delivered');
     expect(deliveries[0]!.attempts[0]!.statusCode).toBe(200);
+    const metrics = await (await fetch(`http://127.0.0.1:${s.httpPort}/metrics`)).text();
+    expect(metrics).toMatch(/^keyward_webhook_delivered_total 1$/m);
+    expect(metrics).toMatch(/^keyward_webhook_attempts_total 1$/m);
     const text = cli(['webhook', 'deliveries', created.id]);
     expect(text.stdout).toMatch(/delivered\s+1\s+200/);
 

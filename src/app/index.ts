@@ -258,6 +258,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       limiter: () => limiter.stats(),
       usage: () => ({ ...usage.stats(), endpointOverflow: usageStore.endpointOverflow }),
       lastUsed: () => ({ pending: lastUsed.size, flushErrors: lastUsed.flushErrors }),
+      webhooks: () => webhooks.stats,
       hashRotation: () => hashRotation.stats,
       accessLog: () => accessLogStats,
       ...(changes && { changes: () => ({ connected: changes.connected, reconnects: changes.reconnects }) }),

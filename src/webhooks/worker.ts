@@ -50,7 +50,7 @@ export class WebhookWorker {
   private stopTask: (() => void) | undefined;
   private stopped = false;
   /** Counters since start (metrics and tests). */
-  readonly stats = { queued: 0, attempts: 0, delivered: 0, failedAttempts: 0, paused: 0 };
+  readonly stats = { attempts: 0, delivered: 0, failedAttempts: 0, paused: 0, passErrors: 0 };
 
   constructor(private readonly deps: WebhookWorkerDeps) {}
 
@@ -73,7 +73,10 @@ export class WebhookWorker {
   tick(): Promise<void> {
     if (this.running) return this.running;
     this.running = this.pass()
-      .catch((e: unknown) => this.deps.logger.warn({ err: describeError(e) }, 'webhooks: pass failed; will retry'))
+      .catch((e: unknown) => {
+        this.stats.passErrors += 1;
+        this.deps.logger.warn({ err: describeError(e) }, 'webhooks: pass failed; will retry');
+      })
       .finally(() => (this.running = undefined));
     return this.running;
   }
