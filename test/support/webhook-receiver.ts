@@ -17,7 +17,7 @@ export interface Receiver {
   url: string;
   port: number;
   requests: ReceivedRequest[];
-  /** Statuses for the next requests, in order; then `fallback`. */
+  /** Statuses for the next requests, in order; then `fallback`. 0: never answer. */
   respond(...statuses: number[]): void;
   /** What to answer once the queue is empty (default 200); `location` is sent with 3xx. */
   fallback: number;
@@ -35,6 +35,7 @@ export async function startReceiver(): Promise<Receiver> {
     req.on('end', () => {
       requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
       const status = queue.shift() ?? receiver.fallback;
+      if (status === 0) return; // never answers (the sender's timeout)
       res.writeHead(status, status >= 300 && status < 400 && receiver.location ? { location: receiver.location } : {});
       res.end('ok');
     });
@@ -46,7 +47,11 @@ export async function startReceiver(): Promise<Receiver> {
     port,
     requests,
     respond: (...statuses: number[]) => void queue.push(...statuses),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   });
 }
 
