@@ -60,7 +60,7 @@ export const protobufFileName = "keyward/admin/v1/key_admin.proto";
  * An organization-scoped caller that names an organization or key outside its own
  * organization gets permission_denied whether or not the target exists.
  *
- * Identifiers are opaque strings: `org_…`, `key_…`. They sort by creation time.
+ * Identifiers are opaque strings: `org_…`, `key_…`, `whk_…`. They sort by creation time.
  * Paging: page_size 0 means the default (50); 1..1000 is accepted, anything else is
  * invalid_argument. An empty next_page_token means the last page.
  */
