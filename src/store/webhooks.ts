@@ -186,14 +186,18 @@ export function createWebhookQueue(orm: Orm, dialect: 'sqlite' | 'postgres'): We
     claim: async (now, leaseUntil, limit) => {
       if (!(await anyDue(now))) return [];
       return tx(async (em) => {
-        const hooks = await em.find(WebhookRecord, { active: true, pausedAt: null });
-        if (hooks.length === 0) return [];
+        // Only endpoints that send: a subquery, so the number of endpoints does not matter.
+        const qb = em
+          .createQueryBuilder(WebhookDeliveryRecord)
+          .where({ status: 'pending', nextAttemptAt: { $lte: now } })
+          .andWhere(`webhook_id in (select id from webhooks where active = ${pg ? 'true' : '1'} and paused_at is null)`)
+          .orderBy({ nextAttemptAt: 'asc', id: 'asc' })
+          .limit(limit);
+        if (pg) qb.setLockMode(LockMode.PESSIMISTIC_PARTIAL_WRITE);
+        const due = await qb.getResultList();
+        if (due.length === 0) return [];
+        const hooks = await em.find(WebhookRecord, { id: { $in: [...new Set(due.map((d) => d.webhookId))] } });
         const byId = new Map(hooks.map((h) => [h.id, h]));
-        const due = await em.find(
-          WebhookDeliveryRecord,
-          { status: 'pending', nextAttemptAt: { $lte: now }, webhookId: { $in: [...byId.keys()] } },
-          { orderBy: { nextAttemptAt: 'asc', id: 'asc' }, limit, ...(pg && { lockMode: LockMode.PESSIMISTIC_PARTIAL_WRITE }) },
-        );
         for (const d of due) d.nextAttemptAt = leaseUntil;
         return due.map((delivery) => ({ delivery, webhook: byId.get(delivery.webhookId)! }));
       });
