@@ -106,6 +106,14 @@ describe.each(DIALECTS)('retry-safe KeyAdmin calls on %s', (dialect) => {
     expect((await failure(h.root.deleteOrganization({ organizationId: orgId, reason: 'churned' }))).code).toBe('organization_deleted');
   });
 
+  it('a retried CreateWebhook returns the same webhook and signing secret and creates one', async () => {
+    const req = { organizationId: orgId, url: 'https://hooks.example.com/keyward', events: ['key.created'], requestId: 'hook-1' };
+    const first = await h.root.createWebhook(req);
+    expect(first.secret).not.toBe('');
+    expect(await h.root.createWebhook(req)).toEqual(first);
+    expect((await h.root.listWebhooks({ organizationId: orgId })).webhooks).toHaveLength(1);
+  });
+
   it('a retried RotateKey returns the same successor and secret and rotates once', async () => {
     const { key } = await h.root.createKey({ organizationId: orgId, name: 'k' });
     const first = await h.root.rotateKey({ id: key!.id, gracePeriodSeconds: 60, requestId: 'rotate-1' });

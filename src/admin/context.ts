@@ -138,6 +138,11 @@ export class AdminContext {
     return { key, org };
   }
 
+  /** Inside tx(): the error to throw for a denial; tx() audits it after rollback. */
+  deniedInTx(action: string, target: AuditTarget): Error {
+    return new DeniedSignal(action, target);
+  }
+
   /** Runs a transaction; a denial raised inside is audited after rollback. */
   async tx<T>(caller: CallContext, fn: (repos: Repos, changed: RecordChange) => Promise<T>): Promise<T> {
     const retry = this.takeRetry(caller);

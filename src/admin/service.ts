@@ -14,6 +14,7 @@ import { UsageReports, type UsageReportsDeps } from './usage';
 import { AuditLog } from './audit';
 import { AdminRequests } from './requests';
 import type { SecretBox } from './secret-box';
+import { Webhooks, type WebhooksDeps } from './webhooks';
 
 /** What the authenticator needs (store, hashers, clock, logger, throttle), and what the resources need besides. */
 export interface AdminServiceDeps extends AuthenticatorDeps {
@@ -29,6 +30,8 @@ export interface AdminServiceDeps extends AuthenticatorDeps {
   usageStore: UsageStore;
   /** Seals the secrets of remembered retry-safe calls (./requests.ts). */
   secretBox: SecretBox;
+  /** Sealing of signing secrets and the target rule (KEYWARD_WEBHOOK_ALLOW_INSECURE). */
+  webhooks: WebhooksDeps;
 }
 
 export class AdminService {
@@ -43,6 +46,8 @@ export class AdminService {
   readonly audit: AuditLog;
   /** Retry-safe calls (request_id): their lookup and their purge after 24 hours. */
   readonly requests: AdminRequests;
+  /** An organization's webhook endpoints and their deliveries. */
+  readonly webhooks: Webhooks;
 
   constructor(deps: AdminServiceDeps) {
     this.requests = new AdminRequests(deps);
@@ -53,6 +58,7 @@ export class AdminService {
     this.keys = new ApiKeys(context, deps);
     this.usage = new UsageReports(context, deps);
     this.audit = new AuditLog(context);
+    this.webhooks = new Webhooks(context, deps.webhooks);
   }
 }
 

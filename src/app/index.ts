@@ -39,6 +39,9 @@ import { UsageJournal } from '../usage/journal';
 import { newAccessLogStats, type AccessLogStats } from '../grpc/accesslog-server';
 import { TlsFileError, type TlsPort } from '../tls/files';
 import { ServerTls } from '../tls/server';
+import { createWebhookQueue } from '../store/webhooks';
+import { SecretBox } from '../webhooks/secret-box';
+import { DEFAULT_WEBHOOK_CONFIG, WebhookWorker } from '../webhooks/worker';
 
 import type { Server } from '@grpc/grpc-js';
 import { printGeneratedAdminToken } from './admin-token';
@@ -82,6 +85,8 @@ export interface App {
   usage: UsageBatcher;
   usageStore: UsageStore;
   accessLogStats: AccessLogStats;
+  /** Turns new audit rows into webhook deliveries and sends them (task `webhooks`). */
+  webhooks: WebhookWorker;
   /** PostgreSQL only: the listener for other processes' KeyAdmin changes. */
   changes?: ChangeListener;
   metrics: Metrics;
@@ -188,7 +193,17 @@ export async function startApp(opts: AppOptions): Promise<App> {
       const listener = changes;
       closers.push(() => listener.stop());
     }
+    const webhookConfig = config.webhooks ?? DEFAULT_WEBHOOK_CONFIG;
+    const secrets = new SecretBox(config.hashSecret, config.hashSecretPrevious);
+    const webhooks = new WebhookWorker({
+      queue: createWebhookQueue(orm, config.database.kind),
+      secrets,
+      config: webhookConfig,
+      clock,
+      logger,
+    });
     const admin = new AdminService({
+      webhooks: { secrets, allowInsecure: webhookConfig.allowInsecure },
       store,
       hasher,
       ...(hashRotation.previous && {
@@ -248,6 +263,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       limiter: () => limiter.stats(),
       usage: () => ({ ...usage.stats(), endpointOverflow: usageStore.endpointOverflow }),
       lastUsed: () => ({ pending: lastUsed.size, flushErrors: lastUsed.flushErrors }),
+      webhooks: () => webhooks.stats,
       hashRotation: () => hashRotation.stats,
       accessLog: () => accessLogStats,
       ...(changes && { changes: () => ({ connected: changes.connected, reconnects: changes.reconnects }) }),
@@ -292,6 +308,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     hashRotation.start(authz.lastUsedFlushSeconds * 1000, 60_000, scheduler);
     usage.start(authz.usageFlushSeconds * 1000, scheduler, authz.usageJournalSyncMs);
     quota.start(undefined, scheduler);
+    webhooks.start(scheduler);
     const stopUpkeep = startUpkeep({
       usage,
       usageStore,
@@ -329,6 +346,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       usage,
       usageStore,
       accessLogStats,
+      webhooks,
       changes,
       metrics,
       readiness,
@@ -339,6 +357,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         // In-flight Checks finish first; then everything they buffered is written.
         await Promise.all(servers.map((s) => shutdown(s, graceMs)));
         stopUpkeep();
+        await webhooks.stop();
         lastUsed.stop();
         hashRotation.stop();
         usage.stop();

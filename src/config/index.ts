@@ -3,4 +3,4 @@ export { ConfigError } from './read';
 export type { DatabaseConfig } from './schemas';
 export { defaultAuthzConfig, loadClientConfig, loadConfig, parseDatabaseUrl, secretFileFor } from './load';
 export { provision } from './provision';
-export type { AuthzConfig, ClientConfig, Config, LoadedConfig, TlsConfig } from './types';
+export type { AuthzConfig, ClientConfig, Config, LoadedConfig, TlsConfig, WebhookConfig } from './types';

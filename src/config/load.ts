@@ -93,6 +93,11 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     rotationGraceSeconds,
     heapGrowingPercent,
     authz: authzConfig(env),
+    webhooks: {
+      allowInsecure: read(env, 'KEYWARD_WEBHOOK_ALLOW_INSECURE'),
+      timeoutMs: read(env, 'KEYWARD_WEBHOOK_TIMEOUT_MS'),
+      pauseAfterFailures: read(env, 'KEYWARD_WEBHOOK_PAUSE_AFTER_FAILURES'),
+    },
     tls: tlsConfig(env),
   };
 }

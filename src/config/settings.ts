@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import type { TlsPort } from '../tls/files';
 import * as schema from './schemas';
 import { USAGE_SETTINGS } from './settings-usage';
+import { WEBHOOK_SETTINGS } from './settings-webhooks';
 
 /** The groups of docs/configuration.md, in order. */
 export const GROUPS = {
@@ -157,6 +158,7 @@ export const SETTINGS = {
     schema: schema.intIn(0, 2_592_000),
     description: "RotateKey's default grace period: how long the old key keeps working (0–2592000).",
   },
+  ...WEBHOOK_SETTINGS,
   KEYWARD_ADMIN_AUTH_MAX_FAILURES: {
     group: 'controlPlane',
     default: '10',

@@ -40,6 +40,8 @@ export interface Config {
   shutdownDeadlineSeconds?: number;
   /** KEYWARD_HEAP_GROWING_PERCENT (src/util/heap.ts). */
   heapGrowingPercent: number;
+  /** Webhook delivery (src/webhooks/); undefined, as in tests that build a Config: the defaults. */
+  webhooks?: WebhookConfig;
   /** Transport security per port (src/tls/); undefined, as in tests that build a Config: every port plaintext. */
   tls?: TlsConfig;
   /** The data plane (ext_authz Check). */
@@ -56,6 +58,15 @@ export type LoadedConfig = Omit<Config, 'hashSecret' | 'hashSecretSource'> & Loa
 /** The hash secret as loadConfig finds it: configured, stored beside a SQLite database, or unset. */
 export type LoadedHashSecret =
   { hashSecret: Buffer; hashSecretSource: 'env' | 'file' | 'stored' } | { hashSecret?: undefined; hashSecretSource: 'unset' };
+
+export interface WebhookConfig {
+  /** KEYWARD_WEBHOOK_ALLOW_INSECURE. */
+  allowInsecure: boolean;
+  /** KEYWARD_WEBHOOK_TIMEOUT_MS. */
+  timeoutMs: number;
+  /** KEYWARD_WEBHOOK_PAUSE_AFTER_FAILURES. */
+  pauseAfterFailures: number;
+}
 
 /** A port without files is plaintext; files are checked at start and reloaded when they change. */
 export interface TlsConfig {

@@ -102,6 +102,7 @@ export const ERROR_TABLE = {
   key_revoked: { grpc: GrpcCode.FAILED_PRECONDITION, http: 401, message: 'the key has been revoked' },
   key_expired: { grpc: GrpcCode.FAILED_PRECONDITION, http: 401, message: 'the key has expired' },
   key_already_rotated: { grpc: GrpcCode.FAILED_PRECONDITION, http: 409, message: 'the key has already been rotated' },
+  webhook_not_found: { grpc: GrpcCode.NOT_FOUND, http: 404, message: 'webhook not found' },
   // infrastructure
   store_unavailable: { grpc: GrpcCode.UNAVAILABLE, http: 503, message: 'the key store is unavailable; retry later' },
   internal: { grpc: GrpcCode.INTERNAL, http: 500, message: 'internal error' },

@@ -43,6 +43,8 @@ export interface MetricSources {
   /** The batcher's numbers, and the usage store's events counted under `(other)`. */
   usage?: () => UsageBatcherStats & { endpointOverflow?: number };
   lastUsed?: () => { pending: number; flushErrors: number };
+  /** Webhook delivery in this process (src/webhooks/worker.ts). */
+  webhooks?: () => { attempts: number; delivered: number; failedAttempts: number; paused: number; passErrors: number };
   /** Rotation of the hash secret (all 0 without a previous secret). */
   hashRotation?: () => { keysOnPrevious: number; adminTokensOnPrevious: number; rehashed: number; flushErrors: number };
   accessLog?: () => {
@@ -240,6 +242,22 @@ export class Metrics {
       const lu = s.lastUsed;
       gauge('keyward_last_used_pending', 'Keys whose last-use time waits to be written.', () => lu().pending);
       counter('keyward_last_used_flush_errors_total', 'last_used_at batch writes that failed.', () => lu().flushErrors);
+    }
+    if (s.webhooks) {
+      const w = s.webhooks;
+      counter('keyward_webhook_attempts_total', 'Webhook delivery attempts made by this process.', () => w().attempts);
+      counter('keyward_webhook_delivered_total', 'Webhook deliveries that got a 2xx answer.', () => w().delivered);
+      counter(
+        'keyward_webhook_failed_attempts_total',
+        'Webhook attempts that failed (non-2xx, timeout, refused target).',
+        () => w().failedAttempts,
+      );
+      counter('keyward_webhooks_paused_total', 'Webhook endpoints this process paused after repeated failures.', () => w().paused);
+      counter(
+        'keyward_webhook_pass_errors_total',
+        'Passes of the webhooks task that failed (the store; retried next second).',
+        () => w().passErrors,
+      );
     }
     if (s.hashRotation) {
       const h = s.hashRotation;

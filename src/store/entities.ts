@@ -6,6 +6,7 @@
  * (HMAC-SHA256, hex), plus the display prefix and last-4 hint of a key.
  */
 import { BigIntType, EntitySchema } from '@mikro-orm/core';
+import { WEBHOOK_SCHEMAS } from './webhook-entities';
 
 export class OrganizationRecord {
   id!: string;
@@ -361,4 +362,5 @@ export const ALL_SCHEMAS = [
   UsageBatchSchema,
   QuotaCounterSchema,
   AdminRequestSchema,
+  ...WEBHOOK_SCHEMAS,
 ];

@@ -15,6 +15,7 @@ import type { EntityManager } from '@mikro-orm/knex';
 import { StoreUnavailableError } from '../errors/domain';
 import { AdminRequestRecord, AdminTokenRecord, ApiKeyRecord, AuditEventRecord, OrganizationRecord } from './entities';
 import type { Orm } from './orm';
+import { WebhookRepo } from './webhooks';
 
 export interface PageRequest {
   /** Return rows strictly after (ascending) or before (descending) this cursor. */
@@ -162,6 +163,7 @@ export interface Repos {
   audit: AuditRepo;
   adminTokens: AdminTokenRepo;
   adminRequests: AdminRequestRepo;
+  webhooks: WebhookRepo;
   /**
    * Announces a change to every keyward process sharing the database: on PostgreSQL a
    * NOTIFY on CHANGES_CHANNEL, delivered only if the transaction commits; nothing on
@@ -194,6 +196,7 @@ function repos(em: EntityManager, locking: boolean): Repos {
     audit: new AuditRepo(em),
     adminTokens: new AdminTokenRepo(em),
     adminRequests: new AdminRequestRepo(em),
+    webhooks: new WebhookRepo(em, locking),
   };
 }
 

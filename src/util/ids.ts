@@ -8,10 +8,10 @@ import { randomInt } from 'node:crypto';
 
 const B36 = '0123456789abcdefghijklmnopqrstuvwxyz';
 
-export function newId(prefix: 'org' | 'key' | 'adm', nowMs: number): string {
+export function newId(prefix: 'org' | 'key' | 'adm' | 'whk', nowMs: number): string {
   let rand = '';
   for (let i = 0; i < 16; i++) rand += B36[randomInt(36)];
   return `${prefix}_${nowMs.toString(36).padStart(9, '0')}${rand}`;
 }
 
-export const ID_PATTERN = /^(org|key|adm)_[0-9a-z]{25}$/;
+export const ID_PATTERN = /^(org|key|adm|whk)_[0-9a-z]{25}$/;

@@ -15,7 +15,8 @@ export type TaskName =
   | 'usage-purge' // usage events past retention
   | 'key-expiry-scan' // key.expiring events for keys about to expire
   | 'admin-request-purge' // retry-safe KeyAdmin calls past their 24 h window, sealed secrets included
-  | 'usage-drop-warning'; // the warning about dropped usage events
+  | 'usage-drop-warning' // the warning about dropped usage events
+  | 'webhooks'; // new audit rows turned into webhook deliveries, and due deliveries sent
 
 export interface Scheduler {
   /**

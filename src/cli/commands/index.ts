@@ -11,6 +11,7 @@ import { meteringCommands } from './metering';
 import { orgCommands } from './org';
 import { serverCommands } from './server';
 import type { CliContext } from './shared';
+import { webhookCommands } from './webhook';
 
 export type { CliContext } from './shared';
 
@@ -22,4 +23,5 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   const key = keyCommands(program, ctx);
   meteringCommands(program, key, ctx);
   auditCommand(ctx, program);
+  webhookCommands(program, ctx);
 }

@@ -7,6 +7,7 @@ import type { AdminService } from '../../admin/service';
 import type { CallContext } from '../../admin/principal';
 import {
   CreateKeyResponse,
+  CreateWebhookResponse,
   DeleteOrganizationResponse,
   Organization,
   ApiKey,
@@ -29,6 +30,7 @@ import {
   usageStatsMessage,
 } from './mapping';
 import { retrySafe } from './retry-safe';
+import { deliveryMessage, newWebhook, webhookMessage, webhookPatch } from './webhook-mapping';
 
 /** One handler per RPC, for an authenticated caller and a decoded request. */
 export type KeyAdminRpcs = {
@@ -38,7 +40,7 @@ export type KeyAdminRpcs = {
 };
 
 export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
-  const { organizations, keys, limits, usage, audit } = admin;
+  const { organizations, keys, limits, usage, audit, webhooks } = admin;
   return {
     createOrganization: retrySafe(
       admin.requests,
@@ -102,5 +104,26 @@ export function keyAdminRpcs(admin: AdminService): KeyAdminRpcs {
           billingPeriod: req.billingPeriod,
         }),
       ),
+    createWebhook: retrySafe(
+      admin.requests,
+      { rpc: 'CreateWebhook', response: CreateWebhookResponse, secret: 'secret' },
+      (caller, req) => webhooks.create(caller, newWebhook(req)),
+      (created) => ({ webhook: webhookMessage(created.webhook), secret: created.secret }),
+    ),
+    listWebhooks: async (caller, req) => {
+      const { organizationId, pageSize, pageToken } = req;
+      const page = await webhooks.list(caller, { organizationId, pageSize, pageToken });
+      return { webhooks: page.rows.map(webhookMessage), nextPageToken: page.nextPageToken };
+    },
+    updateWebhook: async (caller, req) => webhookMessage(await webhooks.update(caller, webhookPatch(req))),
+    deleteWebhook: async (caller, req) => {
+      await webhooks.delete(caller, req.id);
+      return {};
+    },
+    listWebhookDeliveries: async (caller, req) => {
+      const { webhookId, pageSize, pageToken } = req;
+      const page = await webhooks.deliveries(caller, { webhookId, pageSize, pageToken });
+      return { deliveries: page.rows.map(deliveryMessage), nextPageToken: page.nextPageToken };
+    },
   };
 }

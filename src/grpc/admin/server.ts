@@ -76,6 +76,11 @@ export function keyAdminImplementation(
     getQuota: unary('GetQuota', rpc.getQuota),
     recordUsage: unary('RecordUsage', rpc.recordUsage),
     getUsageStats: unary('GetUsageStats', rpc.getUsageStats),
+    createWebhook: unary('CreateWebhook', rpc.createWebhook),
+    listWebhooks: unary('ListWebhooks', rpc.listWebhooks),
+    updateWebhook: unary('UpdateWebhook', rpc.updateWebhook),
+    deleteWebhook: unary('DeleteWebhook', rpc.deleteWebhook),
+    listWebhookDeliveries: unary('ListWebhookDeliveries', rpc.listWebhookDeliveries),
   };
 }
 

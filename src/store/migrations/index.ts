@@ -11,6 +11,7 @@ import { Migration20261126034745 as SqliteHashSecretId } from './sqlite/Migratio
 import { Migration20261205014350 as SqliteLifecycle } from './sqlite/Migration20261205014350';
 import { Migration20261205014404 as SqliteSecurityEvents } from './sqlite/Migration20261205014404';
 import { Migration20261205014430 as SqliteAdminRequests } from './sqlite/Migration20261205014430';
+import { Migration20261205014423 as SqliteWebhooks } from './sqlite/Migration20261205014423';
 import { Migration20261125194025 as PostgresInitial } from './postgres/Migration20261125194025';
 import { Migration20261125202942 as PostgresUsage } from './postgres/Migration20261125202942';
 import { Migration20261126034654 as PostgresUsageBatches } from './postgres/Migration20261126034654';
@@ -18,6 +19,7 @@ import { Migration20261126034751 as PostgresHashSecretId } from './postgres/Migr
 import { Migration20261205014352 as PostgresLifecycle } from './postgres/Migration20261205014352';
 import { Migration20261205014407 as PostgresSecurityEvents } from './postgres/Migration20261205014407';
 import { Migration20261205014433 as PostgresAdminRequests } from './postgres/Migration20261205014433';
+import { Migration20261205014426 as PostgresWebhooks } from './postgres/Migration20261205014426';
 
 export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261125194023', class: SqliteInitial },
@@ -27,6 +29,7 @@ export const sqliteMigrations: MigrationObject[] = [
   { name: 'Migration20261205014350', class: SqliteLifecycle },
   { name: 'Migration20261205014404', class: SqliteSecurityEvents },
   { name: 'Migration20261205014430', class: SqliteAdminRequests },
+  { name: 'Migration20261205014423', class: SqliteWebhooks },
 ];
 export const postgresMigrations: MigrationObject[] = [
   { name: 'Migration20261125194025', class: PostgresInitial },
@@ -36,4 +39,5 @@ export const postgresMigrations: MigrationObject[] = [
   { name: 'Migration20261205014352', class: PostgresLifecycle },
   { name: 'Migration20261205014407', class: PostgresSecurityEvents },
   { name: 'Migration20261205014433', class: PostgresAdminRequests },
+  { name: 'Migration20261205014426', class: PostgresWebhooks },
 ];
