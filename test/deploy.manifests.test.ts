@@ -17,10 +17,13 @@ import type { Volume, Container, PodSpec, Manifest, Cluster, Bootstrap } from '.
 
 const ROOT = join(__dirname, '..');
 const DEPLOY = join(ROOT, 'deploy');
+/** Not Kubernetes manifests: Prometheus rules (checked by deploy.metrics-exist.test.ts). */
+const NOT_MANIFESTS = new Set([join(DEPLOY, 'prometheus')]);
 
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
+    if (NOT_MANIFESTS.has(p)) return [];
     if (statSync(p).isDirectory()) return yamlFiles(p);
     return /\.ya?ml$/.test(name) ? [p] : [];
   });
