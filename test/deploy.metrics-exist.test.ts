@@ -67,6 +67,17 @@ function documentedAlerts(): { name: string; expression: string }[] {
     });
 }
 
+/** Whether an expression's (), [] and {} pair up (outside string literals): a cheap PromQL syntax check. */
+function balanced(expr: string): boolean {
+  const open: string[] = [];
+  const pairs: Record<string, string> = { ')': '(', ']': '[', '}': '{' };
+  for (const c of expr.replace(/"(?:[^"\\]|\\.)*"/g, '""')) {
+    if (c === '(' || c === '[' || c === '{') open.push(c);
+    else if (c in pairs && open.pop() !== pairs[c]) return false;
+  }
+  return open.length === 0;
+}
+
 /** keyward_* metric names in a PromQL expression (string literals, such as label values, left out). */
 function metricNames(expr: string): string[] {
   const bare = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""');
@@ -121,7 +132,7 @@ describe('the Grafana dashboard', () => {
       expect({ panel: p.title, datasource: p.datasource?.uid }).toEqual({ panel: p.title, datasource: '${DS_PROMETHEUS}' });
       expect(p.targets?.length).toBeGreaterThan(0);
       for (const t of p.targets!) {
-        expect(t.expr.trim()).not.toBe('');
+        expect({ expr: t.expr, balanced: balanced(t.expr) }).toEqual({ expr: t.expr, balanced: true });
         expect(t.datasource?.uid).toBe('${DS_PROMETHEUS}');
       }
       const refIds = p.targets!.map((t) => t.refId);
@@ -157,7 +168,7 @@ describe('the Prometheus alert rules', () => {
     expect(new Set(names).size).toBe(names.length);
     for (const r of rules) {
       expect(r.alert).toMatch(/^Keyward[A-Za-z0-9]+$/);
-      expect(typeof r.expr).toBe('string');
+      expect({ expr: r.expr, balanced: balanced(r.expr) }).toEqual({ expr: r.expr, balanced: true });
       expect(['critical', 'warning', 'info']).toContain(r.labels?.severity);
       expect(r.annotations?.summary).toMatch(/\S/);
       if (r.for !== undefined) expect(r.for).toMatch(/^\d+[smh]$/);
@@ -231,5 +242,8 @@ describe('every metric the dashboard, the rules and the alerts table name', () =
     expect(familyOf('keyward_check_duration_seconds', families)).toHaveProperty('problem');
     expect(familyOf('keyward_cache_entries_count', families)).toHaveProperty('problem');
     expect(familyOf('keyward_cache_missing_total', families)).toHaveProperty('problem');
+    expect(balanced('sum(rate(keyward_x{code="a)"}[5m]))')).toBe(true);
+    expect(balanced('sum(rate(keyward_x[5m])')).toBe(false);
+    expect(balanced('sum(rate(keyward_x[5m)])')).toBe(false);
   });
 });
