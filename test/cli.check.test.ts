@@ -161,6 +161,7 @@ describe('keyward check', () => {
         /^error: invalid_argument: give at most one of --key, --key-file and --key-stdin\n$/,
       ],
       [[...chat, '--key-stdin'], '\n', /^error: invalid_argument: the key is empty\n$/],
+      [[...chat, '--key', '-'], secret, /^error: invalid_argument: --key - is not standard input: use --key-stdin\n$/],
       [[...chat, '--key-file', join(dir, 'absent')], undefined, /^error: invalid_argument: --key-file: cannot read .*absent \(ENOENT\)\n$/],
       [[...chat, '--header', 'novalue'], undefined, /^error: invalid_argument: .*--header must be name=value\n$/],
       [['--path', '/v1/chat'], undefined, /^error: invalid_argument: .*--method/],

@@ -84,6 +84,7 @@ async function readStream(stream: AsyncIterable<string | Buffer>): Promise<strin
 async function readKey(opts: CheckOptions, ctx: CliContext): Promise<string | undefined> {
   const given = [opts.key !== undefined, opts.keyFile !== undefined, opts.keyStdin === true].filter(Boolean).length;
   if (given > 1) throw new UsageError('give at most one of --key, --key-file and --key-stdin');
+  if (opts.key === '-') throw new UsageError('--key - is not standard input: use --key-stdin');
   let key: string | undefined = opts.key;
   if (opts.keyFile !== undefined) {
     try {
