@@ -19,6 +19,14 @@ export class CliError extends Error {
   }
 }
 
+/** Not a failure: the command printed its answer and exits with this status (e.g. 3, `keyward check` denied). */
+export class ExitStatus extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+    this.name = 'ExitStatus';
+  }
+}
+
 /** A bad command line: exit 2, code invalid_argument. */
 export class UsageError extends CliError {
   constructor(message: string) {

@@ -1,6 +1,6 @@
 /** keyward's settings: the table (./settings.ts), loading and checking, and provisioning for `serve`. */
 export { ConfigError } from './read';
 export type { DatabaseConfig } from './schemas';
-export { defaultAuthzConfig, loadClientConfig, loadConfig, parseDatabaseUrl, secretFileFor } from './load';
+export { defaultAuthzConfig, loadAuthzClientConfig, loadClientConfig, loadConfig, parseDatabaseUrl, secretFileFor } from './load';
 export { provision } from './provision';
-export type { AuthzConfig, ClientConfig, Config, LoadedConfig, TlsConfig, WebhookConfig } from './types';
+export type { AuthzClientConfig, AuthzConfig, ClientConfig, Config, LoadedConfig, TlsConfig, WebhookConfig } from './types';

@@ -5,10 +5,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { readClientTls } from '../tls/client';
-import { readServerTls, TlsFileError, type TlsFiles, type TlsPort } from '../tls/files';
+import { clientTlsVariables, readServerTls, TlsFileError, type TlsFiles, type TlsPort } from '../tls/files';
 import { ConfigError, givenText, parseText, read, type Env } from './read';
 import {
   AUTHZ_VARIABLES,
+  type AuthzClientConfig,
   type AuthzConfig,
   type ClientConfig,
   type DatabaseConfig,
@@ -146,33 +147,42 @@ function tlsConfig(env: Env): TlsConfig {
   return out;
 }
 
-function clientTls(env: Env): ClientConfig['adminTls'] {
-  const ca = read(env, 'KEYWARD_ADMIN_TLS_CA');
-  const clientCert = read(env, 'KEYWARD_ADMIN_TLS_CLIENT_CERT');
-  const clientKey = read(env, 'KEYWARD_ADMIN_TLS_CLIENT_KEY');
+/** The CLI's TLS to KeyAdmin or the authz port, from KEYWARD_<PORT>_TLS and _TLS_CA, _CLIENT_CERT, _CLIENT_KEY, _SERVER_NAME. */
+function clientTls(env: Env, port: 'admin' | 'authz'): ClientConfig['adminTls'] {
+  const P = port === 'admin' ? 'KEYWARD_ADMIN_TLS' : 'KEYWARD_AUTHZ_TLS';
+  const ca = read(env, `${P}_CA`);
+  const clientCert = read(env, `${P}_CLIENT_CERT`);
+  const clientKey = read(env, `${P}_CLIENT_KEY`);
   const files = {
     ...(ca !== undefined && { ca }),
     ...(clientCert !== undefined && { clientCert }),
     ...(clientKey !== undefined && { clientKey }),
   };
-  const serverNameText = givenText(env, 'KEYWARD_ADMIN_TLS_SERVER_NAME')?.text;
+  const serverNameText = givenText(env, `${P}_SERVER_NAME`)?.text;
   const anyFile = Object.keys(files).length > 0;
-  const on = read(env, 'KEYWARD_ADMIN_TLS') ?? (anyFile || serverNameText !== undefined);
+  const on = read(env, P) ?? (anyFile || serverNameText !== undefined);
   if (!on) {
     if (anyFile || serverNameText !== undefined) {
-      throw new ConfigError('KEYWARD_ADMIN_TLS', 'is false, but KEYWARD_ADMIN_TLS_CA, _CLIENT_CERT, _CLIENT_KEY or _SERVER_NAME is set');
+      throw new ConfigError(P, `is false, but ${P}_CA, _CLIENT_CERT, _CLIENT_KEY or _SERVER_NAME is set`);
     }
     return undefined;
   }
-  const serverName = read(env, 'KEYWARD_ADMIN_TLS_SERVER_NAME');
-  tlsChecked(() => readClientTls(files));
+  const serverName = read(env, `${P}_SERVER_NAME`);
+  tlsChecked(() => readClientTls(files, clientTlsVariables(port)));
   return { ...files, ...(serverName !== undefined && { serverName }) };
+}
+
+/** Reads `keyward check`'s configuration; throws a ConfigError naming the first bad variable. */
+export function loadAuthzClientConfig(env: Env = process.env): AuthzClientConfig {
+  const authzUrl = read(env, 'KEYWARD_AUTHZ_URL');
+  const authzTls = clientTls(env, 'authz');
+  return { authzUrl, ...(authzTls && { authzTls }) };
 }
 
 /** Reads the CLI's configuration; throws a ConfigError naming the first bad variable. */
 export function loadClientConfig(env: Env = process.env): ClientConfig {
   const adminUrl = read(env, 'KEYWARD_ADMIN_URL');
   const token = givenText(env, 'KEYWARD_ADMIN_TOKEN');
-  const adminTls = clientTls(env);
+  const adminTls = clientTls(env, 'admin');
   return { adminUrl, adminToken: token?.text, ...(adminTls && { adminTls }) };
 }

@@ -33,7 +33,7 @@ export const GROUPS = {
   cli: {
     title: 'CLI',
     intro:
-      'Read by the `keyward` client commands (`org`, `key`, `audit`), not by the server. `keyward health` reads KEYWARD_HTTP_LISTEN and KEYWARD_HTTP_TLS_CERT as `serve` does.',
+      'Read by the `keyward` client commands (`org`, `key`, `audit`, `check`), not by the server. `keyward health` reads KEYWARD_HTTP_LISTEN and KEYWARD_HTTP_TLS_CERT as `serve` does.',
   },
 } as const;
 
@@ -355,6 +355,36 @@ export const SETTINGS = {
     group: 'cli',
     schema: schema.serverName,
     description: 'The name the server certificate must carry, when not the host of KEYWARD_ADMIN_URL.',
+  },
+  KEYWARD_AUTHZ_URL: {
+    group: 'cli',
+    default: '127.0.0.1:9191',
+    schema: schema.hostPort,
+    echo: false,
+    emptyIsValue: true,
+    description: 'host:port of the authz (Check) port, for `keyward check`.',
+  },
+  KEYWARD_AUTHZ_TLS: {
+    group: 'cli',
+    schema: schema.bool,
+    description:
+      '`keyward check`: TLS to the authz port (`true`/`false`); unset, on when any KEYWARD_AUTHZ_TLS_CA, _CLIENT_CERT, _CLIENT_KEY or _SERVER_NAME is set.',
+  },
+  KEYWARD_AUTHZ_TLS_CA: {
+    group: 'cli',
+    schema: schema.path,
+    description: "`keyward check`: CA bundle to trust; unset, the system's roots.",
+  },
+  KEYWARD_AUTHZ_TLS_CLIENT_CERT: {
+    group: 'cli',
+    schema: schema.path,
+    description: '`keyward check`: client certificate for mTLS, set with KEYWARD_AUTHZ_TLS_CLIENT_KEY.',
+  },
+  KEYWARD_AUTHZ_TLS_CLIENT_KEY: { group: 'cli', schema: schema.path, description: '`keyward check`: its unencrypted PEM private key.' },
+  KEYWARD_AUTHZ_TLS_SERVER_NAME: {
+    group: 'cli',
+    schema: schema.serverName,
+    description: '`keyward check`: the name the server certificate must carry, when not the host of KEYWARD_AUTHZ_URL.',
   },
 } satisfies Record<string, Setting>;
 

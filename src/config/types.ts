@@ -117,6 +117,15 @@ export const AUTHZ_VARIABLES = {
   usageCostHeader: 'KEYWARD_USAGE_COST_HEADER',
 } as const;
 
+/**
+ * `keyward check`'s settings: where the authz (Check) port is (KEYWARD_AUTHZ_URL) and
+ * TLS to it, undefined for plaintext (KEYWARD_AUTHZ_TLS*, with the rules of adminTls).
+ */
+export interface AuthzClientConfig {
+  authzUrl: string;
+  authzTls?: ClientTlsFiles & { serverName?: string };
+}
+
 /** The CLI's own settings: where KeyAdmin is and the credential to use. */
 export interface ClientConfig {
   /** KEYWARD_ADMIN_URL. */

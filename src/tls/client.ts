@@ -1,4 +1,4 @@
-/** The CLI's TLS to KeyAdmin: its files checked, and the channel credentials. */
+/** The CLI's TLS to KeyAdmin (or, for `keyward check`, the authz port): its files checked, and the channel credentials. */
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import { check, CLIENT_TLS_VARIABLES, readSync, TlsFileError, type ClientTlsFiles } from './files';
 
@@ -6,8 +6,10 @@ import { check, CLIENT_TLS_VARIABLES, readSync, TlsFileError, type ClientTlsFile
  * Reads and checks the CLI's files; throws TlsFileError. A client certificate needs
  * its key and the other way round.
  */
-export function readClientTls(files: ClientTlsFiles): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
-  const v = CLIENT_TLS_VARIABLES;
+export function readClientTls(
+  files: ClientTlsFiles,
+  v: { ca: string; clientCert: string; clientKey: string } = CLIENT_TLS_VARIABLES,
+): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
   if ((files.clientCert === undefined) !== (files.clientKey === undefined)) {
     const [missing, given] = files.clientCert === undefined ? [v.clientCert, v.clientKey] : [v.clientKey, v.clientCert];
     throw new TlsFileError(missing, `must be set together with ${given}`);
@@ -22,7 +24,10 @@ export function readClientTls(files: ClientTlsFiles): { ca?: Buffer; cert?: Buff
 }
 
 /** The CLI's channel credentials: TLS trusting `ca` (else the system roots), with a client certificate when given. */
-export function clientChannelCredentials(files: ClientTlsFiles): ChannelCredentials {
-  const m = readClientTls(files);
+export function clientChannelCredentials(
+  files: ClientTlsFiles,
+  variables: { ca: string; clientCert: string; clientKey: string } = CLIENT_TLS_VARIABLES,
+): ChannelCredentials {
+  const m = readClientTls(files, variables);
   return credentials.createSsl(m.ca ?? null, m.key ?? null, m.cert ?? null);
 }

@@ -48,11 +48,13 @@ export function tlsVariables(port: TlsPort): { cert: string; key: string; client
   return { cert: `${p}_CERT`, key: `${p}_KEY`, clientCa: `${p}_CLIENT_CA` };
 }
 
-export const CLIENT_TLS_VARIABLES = {
-  ca: 'KEYWARD_ADMIN_TLS_CA',
-  clientCert: 'KEYWARD_ADMIN_TLS_CLIENT_CERT',
-  clientKey: 'KEYWARD_ADMIN_TLS_CLIENT_KEY',
-} as const;
+/** The CLI's client TLS variables of one port it calls: KEYWARD_<PORT>_TLS_CA, _CLIENT_CERT, _CLIENT_KEY. */
+export function clientTlsVariables(port: 'admin' | 'authz'): { ca: string; clientCert: string; clientKey: string } {
+  const p = `KEYWARD_${port.toUpperCase()}_TLS`;
+  return { ca: `${p}_CA`, clientCert: `${p}_CLIENT_CERT`, clientKey: `${p}_CLIENT_KEY` };
+}
+
+export const CLIENT_TLS_VARIABLES = clientTlsVariables('admin');
 
 /** One file of a set: its path and the variable that named it. */
 export interface Source {

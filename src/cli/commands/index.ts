@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { auditCommand } from './audit';
+import { checkCommand } from './check';
 import { healthCommand } from './health';
 import { keyCommands } from './key';
 import { meteringCommands } from './metering';
@@ -24,4 +25,5 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   meteringCommands(program, key, ctx);
   auditCommand(ctx, program);
   webhookCommands(program, ctx);
+  checkCommand(program, ctx);
 }

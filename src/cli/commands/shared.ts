@@ -7,6 +7,8 @@ export interface CliContext {
   env: Record<string, string | undefined>;
   /** Writes to stdout. */
   write(text: string): void;
+  /** Standard input (`keyward check --key-stdin`); default process.stdin. */
+  stdin?: AsyncIterable<string | Buffer>;
 }
 
 export interface JsonOption {
