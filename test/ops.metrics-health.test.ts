@@ -77,6 +77,7 @@ describe.each(DIALECTS)('operations HTTP endpoint on %s', (dialect) => {
     await h.app.usage.flush();
     const after = await get(port, '/metrics');
     expect(sample(after.body, 'keyward_usage_events_written_total')).toBe(2);
+    expect(sample(after.body, 'keyward_quota_errors_total')).toBe(0);
     expect(sample(after.body, 'keyward_usage_buffer_depth')).toBe(0);
     expect(sample(after.body, 'keyward_usage_flushes_total')).toBeGreaterThanOrEqual(1);
     // Scrapes do not double count.

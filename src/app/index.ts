@@ -261,6 +261,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
       tls: () => tlsStats(),
       cache: () => ({ ...cache.stats, size: cache.size }),
       limiter: () => limiter.stats(),
+      quota: () => {
+        const q = quota.stats();
+        return { errors: q.backend === 'redis' ? q.redisErrors + q.persistErrors : q.syncErrors + q.loadErrors };
+      },
       usage: () => ({ ...usage.stats(), endpointOverflow: usageStore.endpointOverflow }),
       lastUsed: () => ({ pending: lastUsed.size, flushErrors: lastUsed.flushErrors }),
       webhooks: () => webhooks.stats,
