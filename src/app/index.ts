@@ -14,6 +14,7 @@ import { createSecretBox } from '../admin/secret-box';
 import { openOrm, migrate, pendingMigrations, schemaPresent, type Orm } from '../store/orm';
 import { Metrics } from '../observability/metrics';
 import { Readiness } from '../observability/readiness';
+import { startTracing, type Tracing } from '../observability/tracing';
 import { startOpsHttp, type OpsHttpServer } from '../observability/http-server';
 import { createStore, type Store } from '../store/store';
 import { ChangeListener, hearsChanges } from '../store/change-listener';
@@ -93,6 +94,8 @@ export interface App {
   readiness: Readiness;
   /** The operations HTTP port (/metrics, /healthz, /readyz), unless KEYWARD_HTTP_LISTEN is off. */
   httpPort?: number;
+  /** OpenTelemetry spans, when config.tracing is set (flushed and stopped by close). */
+  tracing?: Tracing;
   /** Stops accepting, lets in-flight calls finish (up to graceMs), closes the store. */
   close(graceMs?: number): Promise<void>;
 }
@@ -104,7 +107,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
   let orm: Orm | undefined;
   const servers: Server[] = [];
   const closers: (() => Promise<void>)[] = [];
+  let tracing: Tracing | undefined;
   try {
+    if (config.tracing) {
+      const t = await startTracing(config.tracing, logger);
+      tracing = t;
+      closers.push(() => t.shutdown()); // closers run in reverse: this one last
+    }
     orm = await openOrm(config.database);
     if (opts.migrate ?? config.autoMigrate) {
       const applied = await migrate(orm);
@@ -253,6 +262,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       accessLogStats,
       decisionLog: { mode: authz.checkLog, sample: authz.checkLogSample },
       accessLogHeaders: { tokensHeader: authz.usageTokensHeader, costHeader: authz.usageCostHeader, routes },
+      ...(tracing && { tracing }),
     });
     servers.push(grpc.admin, grpc.authz);
 
@@ -355,6 +365,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       metrics,
       readiness,
       httpPort: ops?.port,
+      tracing,
       async close(graceMs = 5000) {
         stopReadinessProbe();
         grpc.setServing(false);

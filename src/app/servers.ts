@@ -13,6 +13,7 @@ import type { CheckObserverOptions } from '../grpc/check-observer';
 import { addHealth, addReflection } from '../grpc/discovery';
 import { routeGrpcLibraryLog } from '../grpc/library-log';
 import type { Metrics } from '../observability/metrics';
+import type { Tracing } from '../observability/tracing';
 import type { ServerTls } from '../tls/server';
 import type { Clock } from '../util/clock';
 import type { UsageBatcher } from '../usage/batcher';
@@ -31,6 +32,8 @@ export interface GrpcServersDeps {
   accessLogStats: AccessLogStats;
   decisionLog: CheckObserverOptions['decisionLog'];
   accessLogHeaders: AccessLogUsageOptions;
+  /** Spans for Checks and KeyAdmin calls when OTEL_* asks for them. */
+  tracing?: Tracing;
 }
 
 export interface GrpcServers {
@@ -47,7 +50,7 @@ export function buildGrpcServers(deps: GrpcServersDeps): GrpcServers {
   const admin = new Server(MESSAGE_LIMITS);
   admin.addService(
     SafeKeyAdminService,
-    keyAdminImplementation(deps.admin, logger, (method, code) => metrics.adminCall(method, code)),
+    keyAdminImplementation(deps.admin, logger, (method, code) => metrics.adminCall(method, code), deps.tracing),
   );
   const adminHealth = addHealth(admin, ['keyward.admin.v1.KeyAdmin']);
   addReflection(admin, ['keyward/admin/v1/key_admin.proto']);
@@ -59,6 +62,7 @@ export function buildGrpcServers(deps: GrpcServersDeps): GrpcServers {
       logger,
       observe: (code, seconds) => metrics.checkDecided(code, seconds),
       decisionLog: deps.decisionLog,
+      ...(deps.tracing && { tracing: deps.tracing }),
     }),
   );
   authz.addService(

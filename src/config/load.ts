@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { readClientTls } from '../tls/client';
 import { clientTlsVariables, readServerTls, TlsFileError, type TlsFiles, type TlsPort } from '../tls/files';
+import { tracingConfig } from '../observability/tracing';
 import { ConfigError, givenText, parseText, read, type Env } from './read';
 import {
   AUTHZ_VARIABLES,
@@ -100,7 +101,14 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
       pauseAfterFailures: read(env, 'KEYWARD_WEBHOOK_PAUSE_AFTER_FAILURES'),
     },
     tls: tlsConfig(env),
+    ...tracingOf(env),
   };
+}
+
+/** The standard OTEL_* variables (not KEYWARD_*: they are read as every OpenTelemetry SDK reads them). */
+function tracingOf(env: Env): { tracing?: ReturnType<typeof tracingConfig> } {
+  const tracing = tracingConfig(env);
+  return tracing ? { tracing } : {};
 }
 
 /** The data-plane defaults, from the settings table, without a usage journal (embedded and test use). */

@@ -5,6 +5,7 @@
 import type { ClientTlsFiles, TlsFiles } from '../tls/files';
 import type { Value } from './read';
 import type { DatabaseConfig } from './schemas';
+import type { TracingConfig } from '../observability/tracing';
 
 export type { DatabaseConfig };
 
@@ -46,6 +47,8 @@ export interface Config {
   tls?: TlsConfig;
   /** The data plane (ext_authz Check). */
   authz: AuthzConfig;
+  /** OpenTelemetry traces from the standard OTEL_* variables (src/observability/tracing.ts); undefined: off. */
+  tracing?: TracingConfig;
 }
 
 /**

@@ -8,6 +8,7 @@ import type { CheckResult } from '../authz/service';
 import { StoreUnavailableError } from '../errors/domain';
 import { attempt, type MaybePromise } from '../util/maybe-async';
 import type { RequestAttributes } from './check-codec';
+import type { SpanHandle, Tracing } from '../observability/tracing';
 
 /** Which decisions are logged at info (KEYWARD_CHECK_LOG, KEYWARD_CHECK_LOG_SAMPLE). */
 export interface DecisionLogOptions {
@@ -28,6 +29,12 @@ export interface CheckObserverOptions {
   observe?: (code: string, seconds: number) => void;
   /** Default: none at info. Every answered Check is logged at debug when debug is enabled. */
   decisionLog?: DecisionLogOptions;
+  /**
+   * When tracing is on (src/observability/tracing.ts): one span per Check, child of its
+   * `traceparent`, with keyward.decision.code, keyward.key.id, keyward.organization.id
+   * and keyward.route. Undefined: no tracing work at all.
+   */
+  tracing?: Tracing;
 }
 
 /** A Check from decoded attributes to its response; synchronous on the hot path. */
@@ -41,13 +48,19 @@ export function observedCheck(
   authorize: (attributes: RequestAttributes) => MaybePromise<CheckResult>,
   options: CheckObserverOptions,
 ): CheckHandler {
-  const { logger, observe, decisionLog } = options;
+  const { logger, observe, decisionLog, tracing } = options;
 
-  const answered = (result: CheckResult, started: number): CheckResponse => {
+  const answered = (result: CheckResult, started: number, span?: SpanHandle): CheckResponse => {
     const { input, decision } = result;
     const code = decision.allow ? 'ok' : decision.code;
     const seconds = (performance.now() - started) / 1000;
     observe?.(code, seconds);
+    span?.end({
+      'keyward.decision.code': code,
+      'keyward.key.id': decision.key?.id,
+      'keyward.organization.id': decision.key?.organizationId,
+      'keyward.route': input.route,
+    });
     const logged =
       decisionLog !== undefined &&
       (decisionLog.mode === 'all' || (decisionLog.mode === 'denied' && !decision.allow)) &&
@@ -67,17 +80,30 @@ export function observedCheck(
     return result.response;
   };
 
-  const failed = (error: unknown, started: number): never => {
-    if (error instanceof StoreUnavailableError) observe?.('store_unavailable', (performance.now() - started) / 1000);
+  const failed = (error: unknown, started: number, span?: SpanHandle): never => {
+    const unavailable = error instanceof StoreUnavailableError;
+    if (unavailable) observe?.('store_unavailable', (performance.now() - started) / 1000);
+    span?.end({ 'keyward.decision.code': unavailable ? 'store_unavailable' : 'internal' }, true);
     throw error;
   };
 
+  if (tracing === undefined) {
+    return (attributes) => {
+      const started = performance.now();
+      return attempt(
+        () => authorize(attributes),
+        (result) => answered(result, started),
+        (error) => failed(error, started),
+      );
+    };
+  }
   return (attributes) => {
     const started = performance.now();
+    const span = tracing.startCheck(attributes.headers);
     return attempt(
       () => authorize(attributes),
-      (result) => answered(result, started),
-      (error) => failed(error, started),
+      (result) => answered(result, started, span),
+      (error) => failed(error, started, span),
     );
   };
 }
