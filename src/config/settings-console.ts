@@ -9,7 +9,7 @@ export const CONSOLE_SETTINGS = {
     schema: schema.hostPortOrOff,
     echo: false,
     emptyIsValue: true,
-    description: 'host:port of the web console (HTTP, or HTTPS with KEYWARD_CONSOLE_TLS_*); `off` serves none.',
+    description: 'host:port of the web console (HTTP, or HTTPS with KEYWARD_CONSOLE_TLS_CERT and _KEY); `off` serves none.',
   },
   KEYWARD_CONSOLE_SESSION_IDLE_SECONDS: {
     group: 'console',
