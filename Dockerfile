@@ -68,13 +68,14 @@ COPY --from=build /src/dist ./dist
 ENV NODE_ENV=production \
     KEYWARD_AUTHZ_LISTEN=0.0.0.0:9191 \
     KEYWARD_ADMIN_LISTEN=0.0.0.0:9192 \
-    KEYWARD_HTTP_LISTEN=0.0.0.0:9193
+    KEYWARD_HTTP_LISTEN=0.0.0.0:9193 \
+    KEYWARD_CONSOLE_LISTEN=0.0.0.0:9194
 
 USER 10001:10001
 VOLUME ["/app/data"]
 # 9191 ext_authz Check and Envoy's access-log stream, 9192 KeyAdmin, 9193 /metrics,
-# /healthz, /readyz.
-EXPOSE 9191 9192 9193
+# /healthz, /readyz, 9194 the web console.
+EXPOSE 9191 9192 9193 9194
 
 # `keyward health` asks /healthz on KEYWARD_HTTP_LISTEN (loopback for 0.0.0.0): no curl
 # needed. Liveness only; readiness (/readyz) is for the orchestrator to route by.

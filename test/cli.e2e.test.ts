@@ -41,6 +41,7 @@ async function serve(dir: string): Promise<Served> {
       KEYWARD_ADMIN_LISTEN: '127.0.0.1:0',
       KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0',
       KEYWARD_HTTP_LISTEN: '127.0.0.1:0',
+      KEYWARD_CONSOLE_LISTEN: '127.0.0.1:0',
       KEYWARD_LOG_LEVEL: 'debug',
     },
   });

@@ -61,6 +61,7 @@ describe.each(DIALECTS)('keyward migrate and serve --no-migrate on %s', (dialect
     KEYWARD_ADMIN_LISTEN: '127.0.0.1:0',
     KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0',
     KEYWARD_HTTP_LISTEN: '127.0.0.1:0',
+    KEYWARD_CONSOLE_LISTEN: '127.0.0.1:0',
     KEYWARD_USAGE_JOURNAL_DIR: join(dir, 'journal'),
   });
   const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { env: env(), encoding: 'utf8', timeout: 60_000 });

@@ -312,10 +312,15 @@ describe('Dockerfile', () => {
     expect(final).toMatch(/\nUSER 10001:10001\n/);
     expect(final).toMatch(/HEALTHCHECK [^\n]*CMD \["node", "dist\/cli\/main\.js", "health"\]/);
     expect(final).not.toMatch(/curl|wget/);
-    for (const v of ['KEYWARD_AUTHZ_LISTEN=0.0.0.0:9191', 'KEYWARD_ADMIN_LISTEN=0.0.0.0:9192', 'KEYWARD_HTTP_LISTEN=0.0.0.0:9193'])
+    for (const v of [
+      'KEYWARD_AUTHZ_LISTEN=0.0.0.0:9191',
+      'KEYWARD_ADMIN_LISTEN=0.0.0.0:9192',
+      'KEYWARD_HTTP_LISTEN=0.0.0.0:9193',
+      'KEYWARD_CONSOLE_LISTEN=0.0.0.0:9194',
+    ])
       expect(final).toContain(v);
     expect(final).toContain('VOLUME ["/app/data"]');
-    expect(final).toMatch(/EXPOSE 9191 9192 9193/);
+    expect(final).toMatch(/EXPOSE 9191 9192 9193 9194/);
   });
 
   it('copies into the final image only dist, proto, package.json and the production node_modules', () => {

@@ -162,6 +162,7 @@ describe('TLS configuration', () => {
           KEYWARD_ADMIN_LISTEN: '127.0.0.1:0',
           KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0',
           KEYWARD_HTTP_LISTEN: '127.0.0.1:0',
+          KEYWARD_CONSOLE_LISTEN: '127.0.0.1:0',
           ...env,
         },
         encoding: 'utf8',

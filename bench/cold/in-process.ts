@@ -46,6 +46,7 @@ export async function inProcessMemory(
         KEYWARD_ADMIN_LISTEN: '127.0.0.1:0',
         KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0',
         KEYWARD_HTTP_LISTEN: '127.0.0.1:0',
+        KEYWARD_CONSOLE_LISTEN: '127.0.0.1:0',
         ...KEYWARD_SETTINGS,
         KEYWARD_DATABASE_URL: dbUrl(DB_NAME),
         KEYWARD_HASH_SECRET: hashSecretHex,

@@ -1,7 +1,7 @@
 /** KeyAdmin's audit log: ListAuditEvents, newest first. */
 import { InvalidArgumentError } from '../errors/domain';
 import type { AuditEventRecord } from '../store/entities';
-import type { AdminContext } from './context';
+import type { AdminContext, AuditTarget } from './context';
 import { paged, type PageOf, type PageRequest } from './paging';
 import type { CallContext } from './principal';
 import * as validate from './validate';
@@ -19,6 +19,14 @@ export interface AuditQuery extends PageRequest {
 
 export class AuditLog {
   constructor(private readonly context: AdminContext) {}
+
+  /** Appends a successful `action` of `caller` that changes nothing else (e.g. `console.sign_in`). */
+  async record(caller: CallContext, action: string, target: AuditTarget = {}): Promise<void> {
+    await this.context.store.transaction((repos) => {
+      repos.audit.append(this.context.event(caller, action, target, 'success', null));
+      return Promise.resolve();
+    });
+  }
 
   /** Root: every event. A scoped caller: its organization's only (asking for another is denied and audited). */
   async list(caller: CallContext, query: AuditQuery): Promise<PageOf<AuditEventRecord>> {

@@ -121,6 +121,38 @@ export class Authenticator {
     }
   }
 
+  /**
+   * authenticate() for a session that outlives the call (the web console): besides the
+   * principal, a `recheck` that answers, on each later request, whether the credential
+   * signed in with is still valid: the admin token still stored (not replaced), or the
+   * API key still usable with the admin scope and its organization active. recheck
+   * neither audits nor throttles, and holds no credential, only its keyed hashes.
+   */
+  async authenticateSession(
+    credential: string | undefined,
+    peer: string,
+  ): Promise<{ principal: Principal; recheck: () => Promise<boolean> }> {
+    const principal = await this.authenticate(credential, peer);
+    if (principal.kind === 'org') {
+      const keyId = principal.keyId;
+      return {
+        principal,
+        recheck: async () => {
+          const key = await this.deps.store.read((repos) => repos.keys.get(keyId));
+          return key !== null && (await this.adminKeyRefusal(key)) === undefined;
+        },
+      };
+    }
+    const hashes = [this.deps.hasher.hash(credential!), ...(this.deps.previousHasher ? [this.deps.previousHasher.hash(credential!)] : [])];
+    return {
+      principal,
+      recheck: async () => {
+        await this.reloadAdminTokens();
+        return this.adminTokenHashes.some((stored) => hashes.includes(stored));
+      },
+    };
+  }
+
   private async authenticateCredential(credential: string | undefined, peer: string): Promise<Principal> {
     if (credential === undefined || credential === '') {
       await this.auditAuthFailure(peer, 'missing_credentials', {});

@@ -16,6 +16,7 @@ import { Metrics } from '../observability/metrics';
 import { Readiness } from '../observability/readiness';
 import { startTracing, type Tracing } from '../observability/tracing';
 import { startOpsHttp, type OpsHttpServer } from '../observability/http-server';
+import { startConsoleOf } from './console';
 import { createStore, type Store } from '../store/store';
 import { ChangeListener, hearsChanges } from '../store/change-listener';
 import { createDataPlaneStore } from '../store/key-lookup';
@@ -94,6 +95,8 @@ export interface App {
   readiness: Readiness;
   /** The operations HTTP port (/metrics, /healthz, /readyz), unless KEYWARD_HTTP_LISTEN is off. */
   httpPort?: number;
+  /** The web console's port, unless KEYWARD_CONSOLE_LISTEN is off (src/console/). */
+  consolePort?: number;
   /** OpenTelemetry spans, when config.tracing is set (flushed and stopped by close). */
   tracing?: Tracing;
   /** Stops accepting, lets in-flight calls finish (up to graceMs), closes the store. */
@@ -297,9 +300,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     );
     // Optional TLS per port, following its certificate files (src/tls/).
     const tls: Partial<Record<TlsPort, ServerTls>> = {};
-    for (const port of ['authz', 'admin', 'http'] as const) {
+    for (const port of ['authz', 'admin', 'http', 'console'] as const) {
       const files = config.tls?.[port];
-      if (!files || (port === 'http' && config.httpListen === undefined)) continue;
+      const off = (port === 'http' && config.httpListen === undefined) || (port === 'console' && config.consoleListen === undefined);
+      if (!files || off) continue;
       try {
         tls[port] = ServerTls.open(port, files, { logger, reloadIntervalMs: (config.tls?.reloadSeconds ?? 10) * 1000 });
       } catch (e) {
@@ -318,6 +322,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
       ops = await startOpsHttp(config.httpListen, { metrics, readiness, tls: tls.http });
       closers.push(() => ops!.close());
     }
+    const consoleServer = await startConsoleOf(config, { admin, clock, logger, metrics, tls: tls.console, tracing });
+    if (consoleServer) closers.push(() => consoleServer.close());
     lastUsed.start(authz.lastUsedFlushSeconds * 1000, scheduler);
     hashRotation.start(authz.lastUsedFlushSeconds * 1000, 60_000, scheduler);
     usage.start(authz.usageFlushSeconds * 1000, scheduler, authz.usageJournalSyncMs);
@@ -338,6 +344,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         admin: config.adminListen.replace(/:\d+$/, `:${adminPort}`),
         authz: config.authzListen.replace(/:\d+$/, `:${authzPort}`),
         http: ops && config.httpListen!.replace(/:\d+$/, `:${ops.port}`),
+        console: consoleServer && config.consoleListen!.replace(/:\d+$/, `:${consoleServer.port}`),
         database: config.database.kind,
         ...(Object.keys(tls).length > 0 && { tls: Object.keys(tls) }),
       },
@@ -365,6 +372,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       metrics,
       readiness,
       httpPort: ops?.port,
+      consolePort: consoleServer?.port,
       tracing,
       async close(graceMs = 5000) {
         stopReadinessProbe();

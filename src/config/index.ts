@@ -3,4 +3,4 @@ export { ConfigError } from './read';
 export type { DatabaseConfig } from './schemas';
 export { defaultAuthzConfig, loadAuthzClientConfig, loadClientConfig, loadConfig, parseDatabaseUrl, secretFileFor } from './load';
 export { provision } from './provision';
-export type { AuthzClientConfig, AuthzConfig, ClientConfig, Config, LoadedConfig, TlsConfig, WebhookConfig } from './types';
+export type { AuthzClientConfig, AuthzConfig, ClientConfig, Config, ConsoleConfig, LoadedConfig, TlsConfig, WebhookConfig } from './types';

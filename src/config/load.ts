@@ -68,6 +68,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const authzListen = read(env, 'KEYWARD_AUTHZ_LISTEN');
   const adminListen = read(env, 'KEYWARD_ADMIN_LISTEN');
   const httpListen = read(env, 'KEYWARD_HTTP_LISTEN');
+  const consoleListen = read(env, 'KEYWARD_CONSOLE_LISTEN');
   const logLevel = read(env, 'KEYWARD_LOG_LEVEL');
   const autoMigrate = read(env, 'KEYWARD_AUTO_MIGRATE');
   const rotationGraceSeconds = read(env, 'KEYWARD_ROTATION_GRACE_SECONDS');
@@ -84,6 +85,11 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     authzListen,
     adminListen,
     httpListen,
+    consoleListen,
+    console: {
+      sessionIdleSeconds: read(env, 'KEYWARD_CONSOLE_SESSION_IDLE_SECONDS'),
+      sessionMaxSeconds: read(env, 'KEYWARD_CONSOLE_SESSION_MAX_SECONDS'),
+    },
     adminAuthMaxFailures,
     adminAuthBlockSeconds,
     shutdownDeadlineSeconds,
@@ -148,7 +154,7 @@ function serverTls(env: Env, port: TlsPort): TlsFiles | undefined {
 
 function tlsConfig(env: Env): TlsConfig {
   const out: TlsConfig = { reloadSeconds: read(env, 'KEYWARD_TLS_RELOAD_SECONDS') };
-  for (const port of ['authz', 'admin', 'http'] as const) {
+  for (const port of ['authz', 'admin', 'http', 'console'] as const) {
     const files = serverTls(env, port);
     if (files) out[port] = files;
   }

@@ -10,10 +10,11 @@ import type { TlsPort } from '../tls/files';
 import * as schema from './schemas';
 import { USAGE_SETTINGS } from './settings-usage';
 import { WEBHOOK_SETTINGS } from './settings-webhooks';
+import { CONSOLE_SETTINGS } from './settings-console';
 
 /** The groups of docs/configuration.md, in order. */
 export const GROUPS = {
-  listeners: { title: 'Listeners', intro: 'The three ports of `keyward serve`.' },
+  listeners: { title: 'Listeners', intro: 'The four ports of `keyward serve`.' },
   database: { title: 'Database', intro: 'Where keys, organizations, usage and audit live.' },
   secrets: {
     title: 'Secrets',
@@ -28,6 +29,11 @@ export const GROUPS = {
     title: 'TLS',
     intro:
       'A port with a certificate and key serves TLS; with a client CA it requires client certificates (mTLS). The files are checked at start and reloaded when they change.',
+  },
+  console: {
+    title: 'Web console',
+    intro:
+      'The console (docs/console.md) signs in with the administrator token or an admin-scoped API key; its sessions live in the serving process.',
   },
   operations: { title: 'Operations', intro: 'Logging, shutdown and memory.' },
   cli: {
@@ -106,6 +112,7 @@ export const SETTINGS = {
     emptyIsValue: true,
     description: 'host:port of the operations HTTP server (/metrics, /healthz, /readyz); `off` serves none.',
   },
+  ...CONSOLE_SETTINGS,
 
   // database
   KEYWARD_DATABASE_URL: {
@@ -302,6 +309,7 @@ export const SETTINGS = {
   ...portTls('AUTHZ', 'ext_authz port'),
   ...portTls('ADMIN', 'KeyAdmin port'),
   ...portTls('HTTP', 'operations HTTP port'),
+  ...portTls('CONSOLE', 'web console port'),
   KEYWARD_TLS_RELOAD_SECONDS: {
     group: 'tls',
     default: '10',

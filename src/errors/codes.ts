@@ -56,7 +56,7 @@ function stringsOf(v: unknown): string[] {
 export interface WireMapping {
   /** google.rpc.Code. */
   grpc: GrpcCodeValue;
-  /** The HTTP status of a data-plane denial with this code. */
+  /** The HTTP status of a data-plane denial with this code, and of a web console API answer (src/console/). */
   http: number;
   /** The safe default message. */
   message: string;
@@ -88,6 +88,12 @@ export const ERROR_TABLE = {
     grpc: GrpcCode.RESOURCE_EXHAUSTED,
     http: 429,
     message: 'too many failed authentications from this address; retry later',
+  },
+  /** The web console (src/console/): a call without its session's CSRF token, or from another site. */
+  csrf_token_invalid: {
+    grpc: GrpcCode.PERMISSION_DENIED,
+    http: 403,
+    message: "the request lacks the session's CSRF token or comes from another site",
   },
   // request validation
   invalid_argument: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400, message: 'the request is invalid' },

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 
 /** The ports that can serve TLS; each has its KEYWARD_<PORT>_TLS_* variables. */
-export type TlsPort = 'authz' | 'admin' | 'http';
+export type TlsPort = 'authz' | 'admin' | 'http' | 'console';
 
 /** A server port's TLS files (paths), from KEYWARD_<PORT>_TLS_CERT, _KEY, _CLIENT_CA. */
 export interface TlsFiles {

@@ -34,6 +34,7 @@ export async function startServerProcess(env: Record<string, string>, cwd?: stri
       KEYWARD_ADMIN_LISTEN: '127.0.0.1:0',
       KEYWARD_AUTHZ_LISTEN: '127.0.0.1:0',
       KEYWARD_HTTP_LISTEN: '127.0.0.1:0',
+      KEYWARD_CONSOLE_LISTEN: '127.0.0.1:0',
       KEYWARD_USAGE_JOURNAL_DIR: join(mkdtempSync(join(tmpdir(), 'keyward-journal-')), 'journal'),
       ...env,
     },

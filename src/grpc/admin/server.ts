@@ -41,7 +41,7 @@ const SERVER_FAULTS: ReadonlySet<number> = new Set([
  * `unauthenticated`) and the organization id when known (an org caller's, else the
  * request's `organizationId`). Never the credential.
  */
-function spanAttributes(code: string, principal: Principal | undefined, request: unknown) {
+export function adminSpanAttributes(code: string, principal: Principal | undefined, request: unknown) {
   const grpc: number = code === 'ok' ? GrpcCode.OK : isErrorCode(code) ? ERROR_TABLE[code].grpc : GrpcCode.INTERNAL;
   const asked = principal && (request as { organizationId?: unknown } | undefined)?.organizationId;
   const organizationId = principal?.kind === 'org' ? principal.organizationId : typeof asked === 'string' && asked ? asked : undefined;
@@ -81,7 +81,7 @@ export function keyAdminImplementation(
       };
       const traced = (code: string) => {
         if (!span) return;
-        const { attributes, fault } = spanAttributes(code, principal, request);
+        const { attributes, fault } = adminSpanAttributes(code, principal, request);
         span.end(attributes, fault);
       };
       run().then(
