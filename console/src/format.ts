@@ -41,11 +41,6 @@ export function statusName(s: KeyStatus | undefined): string {
   }
 }
 
-/** The current month, `YYYY-MM`, in UTC. */
-export function currentMonth(): string {
-  return new Date().toISOString().slice(0, 7);
-}
-
 /** A whole number from a form field: undefined when empty, NaN when not a whole number. */
 export function parseWhole(value: string): number | undefined {
   const v = value.trim();

@@ -2,9 +2,10 @@
  * A real browser for the console's tests: Debian's chromium driven by playwright-core,
  * headless, with nothing reaching out to the network by itself.
  */
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { recordSkip } from './skips';
 
 export const CHROMIUM_PATH = process.env.KEYWARD_TEST_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -31,6 +32,7 @@ export function launchBrowser(): Promise<Browser> {
 export async function newPage(browser: Browser, baseURL: string): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
   const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
@@ -39,6 +41,9 @@ export async function newPage(browser: Browser, baseURL: string): Promise<{ cont
   });
   return { context, page, problems };
 }
+
+/** The built page the console serves (npm run build). */
+export const CONSOLE_UI_DIR = join(__dirname, '..', '..', 'dist', 'console-ui');
 
 export const SCREENSHOT_DIR = join(__dirname, '..', '..', 'test-results', 'console');
 export const DOCS_IMAGE_DIR = join(__dirname, '..', '..', 'docs', 'images');
@@ -95,4 +100,44 @@ export function fetchFromPage(
     },
     [path, init] as const,
   );
+}
+
+/** KEYWARD_REQUIRE_BROWSER: 1 or true (any case) make a missing chromium a failure; unset, empty, 0 or false a skip. */
+export function browserRequired(env: NodeJS.ProcessEnv = process.env): boolean {
+  const value = (env.KEYWARD_REQUIRE_BROWSER ?? '').trim().toLowerCase();
+  if (value === '1' || value === 'true') return true;
+  if (value === '' || value === '0' || value === 'false') return false;
+  throw new Error(`KEYWARD_REQUIRE_BROWSER must be 1, true, 0 or false, not ${JSON.stringify(env.KEYWARD_REQUIRE_BROWSER)}`);
+}
+
+/**
+ * describe() when chromium is installed and the console is built; otherwise a failing
+ * test (KEYWARD_REQUIRE_BROWSER) or a recorded skip.
+ */
+export function describeBrowser(name: string, fn: () => void): void {
+  const missing: string[] = [];
+  try {
+    accessSync(CHROMIUM_PATH, constants.X_OK);
+  } catch {
+    missing.push(`no chromium at ${CHROMIUM_PATH} (apt-get install chromium, or set KEYWARD_TEST_CHROMIUM)`);
+  }
+  if (!existsSync(join(CONSOLE_UI_DIR, 'index.html')) || !existsSync(join(CONSOLE_UI_DIR, 'assets', 'app.js'))) {
+    missing.push('the console is not built (npm run build)');
+  }
+  if (missing.length === 0) {
+    describe(name, fn);
+    return;
+  }
+  const reason = missing.join('; ');
+  if (browserRequired()) {
+    describe(name, () => {
+      it('has a browser and the built console', () => {
+        throw new Error(`the console's browser tests are required (KEYWARD_REQUIRE_BROWSER) but cannot run: ${reason}`);
+      });
+    });
+    return;
+  }
+  console.warn(`Skipping "${name}": ${reason}`);
+  recordSkip(name, `${reason}; set KEYWARD_REQUIRE_BROWSER=1 to fail instead`);
+  describe.skip(name, fn);
 }

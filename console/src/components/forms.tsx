@@ -27,23 +27,29 @@ export function toApiError(e: unknown): ApiError {
   return new ApiError(0, 'client_error', e instanceof Error ? e.message : String(e));
 }
 
-/** Runs an action; a 401 is left to the session handler (the page goes back to sign-in). */
-export function useAction(): Action {
+/**
+ * Runs an action; a 401 is left to the session handler (the page goes back to sign-in),
+ * except where the 401 is the answer itself (signing in).
+ */
+export function useAction(opts: { show401?: boolean } = {}): Action {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
-  const run = useCallback(async <T,>(fn: () => Promise<T>): Promise<T | undefined> => {
-    setBusy(true);
-    setError(null);
-    try {
-      return await fn();
-    } catch (e) {
-      const err = toApiError(e);
-      if (err.status !== 401) setError(err);
-      return undefined;
-    } finally {
-      setBusy(false);
-    }
-  }, []);
+  const run = useCallback(
+    async <T,>(fn: () => Promise<T>): Promise<T | undefined> => {
+      setBusy(true);
+      setError(null);
+      try {
+        return await fn();
+      } catch (e) {
+        const err = toApiError(e);
+        if (err.status !== 401 || opts.show401) setError(err);
+        return undefined;
+      } finally {
+        setBusy(false);
+      }
+    },
+    [opts.show401],
+  );
   return { busy, error, setError, run };
 }
 

@@ -1,12 +1,14 @@
 /** Sign-in: one credential (the admin token or an admin-scoped API key), never kept after the call. */
 import { useState } from 'preact/hooks';
-import { signIn } from '../api';
+import { ApiError, signIn } from '../api';
 import { Field, FormError, useAction } from '../components/forms';
 import { signedIn } from '../session';
 
+const LABEL = 'Admin token or admin-scoped API key';
+
 export function SignInPage(props: { notice: string | null }) {
   const [credential, setCredential] = useState('');
-  const action = useAction();
+  const action = useAction({ show401: true });
   const submit = async (e: Event) => {
     e.preventDefault();
     const value = credential;
@@ -15,6 +17,9 @@ export function SignInPage(props: { notice: string | null }) {
     setCredential('');
     if (session) signedIn(session);
   };
+  // Every sign-in failure is told next to the one field, naming it.
+  const e = action.error;
+  const error = e && !e.field ? new ApiError(e.status, e.code, `${LABEL}: ${e.message}`, 'credential', e.violations) : e;
   return (
     <main class="signin" id="main">
       <form class="card" onSubmit={(e) => void submit(e)} data-testid="signin-form" noValidate>
@@ -27,17 +32,17 @@ export function SignInPage(props: { notice: string | null }) {
         <Field
           id="signin-credential"
           name="credential"
-          label="Admin token or admin-scoped API key"
+          label={LABEL}
           type="password"
           autocomplete="off"
           spellcheck={false}
           required
           value={credential}
           onValue={setCredential}
-          error={action.error}
+          error={error}
           hint="The administrator token manages every organization; a key with the admin scope manages its own."
         />
-        <FormError id="signin-error" error={action.error} fields={['credential']} />
+        <FormError id="signin-error" error={error} fields={['credential']} />
         <button type="submit" class="primary" id="signin-submit" disabled={action.busy}>
           {action.busy ? 'Signing in…' : 'Sign in'}
         </button>

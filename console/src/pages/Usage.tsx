@@ -6,7 +6,7 @@ import { LoadError } from '../components/forms';
 import { QuotaGauge } from '../components/QuotaGauge';
 import { UsageChart } from '../components/UsageChart';
 import { useLoad } from '../components/useLoad';
-import { currentMonth, errorsOf, formatCost, formatMs, formatNumber, formatTime } from '../format';
+import { errorsOf, formatCost, formatMs, formatNumber, formatTime } from '../format';
 import { href } from '../router';
 import type { Quota, UsageStats, UsageTotals } from '../types';
 
@@ -26,7 +26,8 @@ function TotalsCells(props: { t: UsageTotals | undefined; testid: string }) {
 }
 
 export function UsagePage(props: { orgId: string }) {
-  const [month, setMonth] = useState(currentMonth());
+  // Empty: the server's current month (its clock decides), shown once the stats answer.
+  const [month, setMonth] = useState('');
   const [billing, setBilling] = useState(false);
   const stats = useLoad(
     () => rpc<UsageStats>('GetUsageStats', { organizationId: props.orgId, month, billingPeriod: billing }),
@@ -46,7 +47,7 @@ export function UsagePage(props: { orgId: string }) {
           <input
             id="usage-month"
             type="month"
-            value={month}
+            value={month || stats.data?.month || ''}
             required
             onChange={(e) => e.currentTarget.value && setMonth(e.currentTarget.value)}
           />
