@@ -7,7 +7,16 @@
  * back to sign-in. Each page is saved to test-results/console/<page>.png.
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { describeBrowser, domText, fetchFromPage, launchBrowser, newPage, screenshot, storageOf } from './support/browser';
+import {
+  describeBrowser,
+  domText,
+  fetchFromPage,
+  launchBrowser,
+  newPage,
+  screenshot,
+  storageOf,
+  unlabelledControls,
+} from './support/browser';
 import { EnvoyClient } from './support/envoy-client';
 import { startHarness, TEST_ADMIN_TOKEN, type Harness } from './support/harness';
 import { UsageRecord } from '../src/gen/keyward/admin/v1/key_admin';
@@ -35,9 +44,10 @@ describeBrowser('the console in a browser, as the administrator', () => {
     envoy?.close();
     await h?.stop();
   });
-  afterEach(() => {
-    // No script error and no CSP violation on any page.
+  afterEach(async () => {
+    // No script error and no CSP violation on any page, and every control labelled.
     expect(problems).toEqual([]);
+    expect(await unlabelledControls(page)).toEqual([]);
   });
 
   const text = async (selector: string) => ((await page.locator(selector).textContent()) ?? '').trim();
@@ -216,7 +226,32 @@ describeBrowser('the console in a browser, as the administrator', () => {
     expect((await h.root.getKey({ id: s.keyId })).enabled).toBe(true);
   });
 
+  it('rotates the key with a grace period: the new secret is shown once, the old key expires after the grace', async () => {
+    await page.getByLabel('Grace period (seconds)').fill('3600');
+    await page.getByLabel('Grace period (seconds)').press('Enter');
+    await page.locator('[data-testid=secret-panel]').waitFor();
+    const secret = await page.locator('[data-testid=secret-value]').inputValue();
+    expect(secret).toMatch(/^kw_live_/);
+    expect(secret).not.toBe(s.secret);
+    const old = await h.root.getKey({ id: s.keyId });
+    expect(old.replacedByKeyId).not.toBe('');
+    expect(old.expiresAt).toEqual(new Date(h.clock.now().getTime() + 3600_000));
+    await page.locator('#secret-close').click();
+    // Closing leads to the new key's page; the secret is nowhere.
+    await page.waitForURL(`${base}/#/keys/${old.replacedByKeyId}`);
+    await page.locator('[data-testid=key-details]').waitFor();
+    expect(await page.locator('[data-testid=secret-panel]').count()).toBe(0);
+    expect(await domText(page)).not.toContain(secret);
+    expect(JSON.stringify(await storageOf(page))).not.toContain(secret);
+    const r = await envoy.check({ headers: { 'x-api-key': secret } });
+    expect(r.http_response).toBe('ok_response');
+  });
+
   it('revokes the key with a reason, and finds it in the audit log by kind, key and time', async () => {
+    await page.goto(`/#/keys/${s.keyId}`);
+    await page.locator(`[data-testid=key-status-${s.keyId}]`).waitFor();
+    // A rotated key offers no second rotation.
+    expect(await page.locator('[data-testid=key-rotate-form]').count()).toBe(0);
     await page.locator('#key-revoke-submit').click();
     await page.locator('#key-revoke-reason-error[role=alert]').waitFor();
     await page.getByLabel('Reason').fill('leaked in a ticket');
@@ -227,17 +262,19 @@ describeBrowser('the console in a browser, as the administrator', () => {
     expect((await envoy.check({ headers: { 'x-api-key': s.secret } })).http_response).toBe('denied_response');
 
     await page.goto(`/#/orgs/${s.orgId}/audit`);
-    await page.locator('[data-testid=audit-row]').first().waitFor();
+    await page.locator('[data-testid=audit-row][data-action="key.revoke"]').first().waitFor();
+    await screenshot(page, 'audit', { docs: true });
     await page.getByLabel('Kind (action)').fill('key.revoke');
     await page.getByLabel('Key id').fill(s.keyId);
     await page.getByLabel('Key id').press('Enter');
-    await page.locator('[data-testid=audit-row][data-action="key.revoke"]').waitFor();
+    // The table says which filters it shows.
+    await page.locator(`[data-testid=audit-table][data-filter-action="key.revoke"][data-filter-key="${s.keyId}"]`).waitFor();
     const rows = page.locator('[data-testid=audit-row]');
     expect(await rows.count()).toBe(1);
     expect(await rows.getAttribute('data-key')).toBe(s.keyId);
     expect(await rows.textContent()).toContain('leaked in a ticket');
     expect(await rows.textContent()).toContain('admin');
-    await screenshot(page, 'audit', { docs: true });
+    await screenshot(page, 'audit-filtered');
 
     // The event happened at the manual clock's time (2026-01-15 12:00 UTC): a range after it finds nothing.
     await page.getByLabel('From (UTC, inclusive)').fill('2026-01-15T12:01');
@@ -246,15 +283,17 @@ describeBrowser('the console in a browser, as the administrator', () => {
     await page.getByLabel('From (UTC, inclusive)').fill('2026-01-15T11:59');
     await page.getByLabel('Until (UTC, exclusive)').fill('2026-01-15T12:01');
     await page.locator('#audit-apply').click();
-    await page.locator('[data-testid=audit-row][data-action="key.revoke"]').waitFor();
+    await page.locator('[data-testid=audit-table][data-filter-end="2026-01-15T12:01"]').waitFor();
     expect(await rows.count()).toBe(1);
   });
 
   it('pages through the audit log with its next-page token', async () => {
     for (let i = 0; i < 55; i++) await h.root.updateOrganization({ id: s.orgId, name: `Acme ${i}` });
     await page.locator('#audit-clear').click();
+    await page.locator('[data-testid=audit-table][data-filter-action=""][data-filter-key=""]').waitFor();
     await page.getByLabel('Kind (action)').fill('organization.update');
     await page.getByLabel('Kind (action)').press('Enter');
+    await page.locator('[data-testid=audit-table][data-filter-action="organization.update"]').waitFor();
     const rows = page.locator('[data-testid=audit-row][data-action="organization.update"]');
     await rows.nth(49).waitFor();
     expect(await page.locator('[data-testid=audit-row]').count()).toBe(50);

@@ -6,7 +6,7 @@
  * valid CSRF token.
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { describeBrowser, domText, fetchFromPage, launchBrowser, newPage, screenshot } from './support/browser';
+import { describeBrowser, domText, fetchFromPage, launchBrowser, newPage, screenshot, unlabelledControls } from './support/browser';
 import { startHarness, type Harness } from './support/harness';
 
 describeBrowser('the console in a browser, as a tenant', () => {
@@ -34,8 +34,9 @@ describeBrowser('the console in a browser, as a tenant', () => {
     await browser?.close();
     await h?.stop();
   });
-  afterEach(() => {
+  afterEach(async () => {
     expect(problems).toEqual([]);
+    expect(await unlabelledControls(page)).toEqual([]);
   });
 
   const text = async (selector: string) => ((await page.locator(selector).textContent()) ?? '').trim();

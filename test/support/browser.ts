@@ -141,3 +141,12 @@ export function describeBrowser(name: string, fn: () => void): void {
   recordSkip(name, `${reason}; set KEYWARD_REQUIRE_BROWSER=1 to fail instead`);
   describe.skip(name, fn);
 }
+
+/** Form controls on the page without a label (a <label for>, a wrapping label or aria-label): should be none. */
+export function unlabelledControls(page: Page): Promise<string[]> {
+  return page.evaluate(
+    `[...document.querySelectorAll('input, select, textarea')]
+      .filter((e) => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
+      .map((e) => e.outerHTML)`,
+  );
+}

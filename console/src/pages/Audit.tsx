@@ -1,5 +1,5 @@
 /** The organization's audit log, newest first: filters by kind (action), key and time range; paged. */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { rpc } from '../api';
 import { OrgTabs } from '../components/Layout';
 import { Field, FormError, useAction } from '../components/forms';
@@ -49,7 +49,11 @@ export function AuditPage(props: { orgId: string }) {
   const [applied, setApplied] = useState<Filters>(draft);
   const action = useAction();
 
+  // Only the latest request's answer is shown (an older one may answer last).
+  const latest = useRef(0);
+
   const load = async (f: Filters, pageToken: string) => {
+    const seq = ++latest.current;
     const r = await action.run(() => {
       const body: Record<string, unknown> = { organizationId: props.orgId, pageSize: PAGE_SIZE, pageToken };
       if (f.action.trim()) body.action = f.action.trim();
@@ -60,7 +64,7 @@ export function AuditPage(props: { orgId: string }) {
       if (end) body.endTime = end;
       return rpc<ListAuditEventsResponse>('ListAuditEvents', body);
     });
-    if (!r) return;
+    if (!r || seq !== latest.current) return;
     setEvents((prev) => (pageToken && prev ? [...prev, ...(r.events ?? [])] : (r.events ?? [])));
     setNext(r.nextPageToken ?? '');
     setApplied(f);
@@ -142,7 +146,13 @@ export function AuditPage(props: { orgId: string }) {
       <FormError id="audit-error" error={action.error} fields={FIELDS.filter((f) => f !== 'page_token')} />
       {events && (
         <>
-          <table data-testid="audit-table">
+          <table
+            data-testid="audit-table"
+            data-filter-action={applied.action}
+            data-filter-key={applied.keyId}
+            data-filter-start={applied.start}
+            data-filter-end={applied.end}
+          >
             <thead>
               <tr>
                 <th scope="col">Time</th>
@@ -164,18 +174,18 @@ export function AuditPage(props: { orgId: string }) {
               )}
               {events.map((e) => (
                 <tr key={String(e.id)} data-testid="audit-row" data-action={e.action} data-key={e.keyId ?? ''}>
-                  <td>{formatTime(e.time)}</td>
-                  <td>
+                  <td class="nowrap">{formatTime(e.time)}</td>
+                  <td class="nowrap">
                     <code>{e.action}</code>
                     {(e.occurrences ?? 1) > 1 ? ` ×${e.occurrences}` : ''}
                   </td>
                   <td>
                     <span class={`badge badge-${e.outcome ?? ''}`}>{e.outcome}</span>
                   </td>
-                  <td>{e.actor}</td>
-                  <td>{e.keyId ? <code>{e.keyId}</code> : '—'}</td>
-                  <td>{e.reason || '—'}</td>
-                  <td>{e.clientAddress || e.peer || '—'}</td>
+                  <td class="nowrap">{e.actor}</td>
+                  <td class="nowrap">{e.keyId ? <code>{e.keyId}</code> : '—'}</td>
+                  <td class="wrap">{e.reason || '—'}</td>
+                  <td class="nowrap">{e.clientAddress || e.peer || '—'}</td>
                 </tr>
               ))}
             </tbody>
