@@ -61,7 +61,11 @@ interface FieldProps {
   spellcheck?: boolean;
   inputMode?: 'numeric' | 'text';
   list?: string;
-  /** The request field this input fills, to match the server's `error.field`. */
+  /**
+   * The request field this input fills, to match the server's `error.field`. Not the
+   * input's name attribute: inputs have none, so that no native form submission could
+   * ever carry a value (a credential) into a URL.
+   */
   name: string;
   label: string;
   value: string;
@@ -86,7 +90,6 @@ export function Field({ id, name, label, value, onValue, hint, error, ...rest }:
           list: rest.list,
         } as InputHTMLAttributes<HTMLInputElement>)}
         id={id}
-        name={name}
         value={value}
         onInput={(e) => onValue(e.currentTarget.value)}
         aria-invalid={fieldError ? 'true' : undefined}
