@@ -3,13 +3,11 @@
  * can commit an audit row with a lower id after one with a higher id. The dispatcher
  * waits for audit writers in flight (LOCK … IN SHARE MODE, bounded by lock_timeout)
  * before reading, so the late row is not skipped when the cursor moves past the early
- * one. And signing secrets survive a hash-secret rotation.
+ * one. (Sealed signing secrets: test/keys.secret-box.test.ts.)
  */
-import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { startHarness, type Harness } from './support/harness';
 import { startReceiver, TEST_WEBHOOKS, tickWebhooks, type Receiver } from './support/webhook-receiver';
-import { SecretBox } from '../src/webhooks/secret-box';
 
 describe('webhook dispatch order on postgres', () => {
   let h: Harness;
@@ -48,20 +46,5 @@ describe('webhook dispatch order on postgres', () => {
     } finally {
       await slow.end();
     }
-  });
-});
-
-describe('webhook secrets at rest', () => {
-  it('open under the secret that sealed them, or the previous one during a rotation, for their own webhook only', () => {
-    const before = randomBytes(32);
-    const after = randomBytes(32);
-    const sealed = new SecretBox(before).seal('whsec_abc', 'whk_1');
-    expect(sealed).toMatch(/^v1\.[A-Za-z0-9_-]+$/);
-    expect(sealed).not.toContain('abc');
-    expect(new SecretBox(before).open(sealed, 'whk_1')).toBe('whsec_abc');
-    expect(new SecretBox(after, before).open(sealed, 'whk_1')).toBe('whsec_abc');
-    expect(() => new SecretBox(after).open(sealed, 'whk_1')).toThrow('cannot be opened');
-    expect(() => new SecretBox(before).open(sealed, 'whk_2')).toThrow('cannot be opened');
-    expect(new SecretBox(before).seal('whsec_abc', 'whk_1')).not.toBe(sealed); // a fresh IV each time
   });
 });

@@ -20,8 +20,8 @@
  *    key; AdminContext.tx runs it again, and it replays.
  *  - Only calls that succeed are remembered: a failed call may be retried and is run again.
  *  - A response's secret (CreateKey, RotateKey) is stored apart from the response,
- *    sealed (./secret-box.ts) with the caller, request_id and rpc as additional data;
- *    purge() deletes whole records, sealed secret included.
+ *    sealed (src/keys/secret-box.ts, purpose 'admin-requests') with the caller, request_id
+ *    and rpc as additional data; purge() deletes whole records, sealed secret included.
  */
 import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../errors/domain';
@@ -29,7 +29,7 @@ import type { AdminRequestRecord } from '../store/entities';
 import type { Repos, Store } from '../store/store';
 import type { Clock } from '../util/clock';
 import type { CallContext } from './principal';
-import type { SecretBox } from './secret-box';
+import type { SecretBox } from '../keys/secret-box';
 
 /** How long a retry-safe call is remembered: 24 hours. */
 export const REQUEST_WINDOW_MS = 86_400_000;

@@ -13,7 +13,7 @@ import { Limits } from './limits';
 import { UsageReports, type UsageReportsDeps } from './usage';
 import { AuditLog } from './audit';
 import { AdminRequests } from './requests';
-import type { SecretBox } from './secret-box';
+import type { SecretBox } from '../keys/secret-box';
 import { Webhooks, type WebhooksDeps } from './webhooks';
 
 /** What the authenticator needs (store, hashers, clock, logger, throttle), and what the resources need besides. */

@@ -10,7 +10,7 @@ import { HashRotation } from '../authz/hash-rotation';
 import { generateAdminToken } from '../keys/format';
 import { AdminService } from '../admin/service';
 import { AuthThrottle } from '../admin/auth-throttle';
-import { createSecretBox } from '../admin/secret-box';
+import { createSecretBox } from '../keys/secret-box';
 import { openOrm, migrate, pendingMigrations, schemaPresent, type Orm } from '../store/orm';
 import { Metrics } from '../observability/metrics';
 import { Readiness } from '../observability/readiness';
@@ -42,7 +42,6 @@ import { newAccessLogStats, type AccessLogStats } from '../grpc/accesslog-server
 import { TlsFileError, type TlsPort } from '../tls/files';
 import { ServerTls } from '../tls/server';
 import { createWebhookQueue } from '../store/webhooks';
-import { SecretBox } from '../webhooks/secret-box';
 import { DEFAULT_WEBHOOK_CONFIG, WebhookWorker } from '../webhooks/worker';
 
 import type { Server } from '@grpc/grpc-js';
@@ -206,7 +205,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       closers.push(() => listener.stop());
     }
     const webhookConfig = config.webhooks ?? DEFAULT_WEBHOOK_CONFIG;
-    const secrets = new SecretBox(config.hashSecret, config.hashSecretPrevious);
+    const secrets = createSecretBox('webhooks', config.hashSecret, config.hashSecretPrevious);
     const webhooks = new WebhookWorker({
       queue: createWebhookQueue(orm, config.database.kind),
       secrets,
@@ -237,7 +236,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       quota,
       usage,
       usageStore,
-      secretBox: createSecretBox(config.hashSecret, config.hashSecretPrevious),
+      secretBox: createSecretBox('admin-requests', config.hashSecret, config.hashSecretPrevious),
     });
     const metrics = new Metrics();
     const authorizer = new Authorizer({

@@ -331,7 +331,7 @@ export class AdminRequestRecord {
   argsHash!: string;
   /** The response message as sent (protobuf, base64), its secret field emptied. */
   response!: string;
-  /** CreateKey/RotateKey: the secret, AES-256-GCM sealed (src/admin/secret-box.ts); null otherwise. */
+  /** CreateKey/RotateKey: the secret, AES-256-GCM sealed (src/keys/secret-box.ts); null otherwise. */
   sealedSecret?: string | null;
   createdAt!: Date;
 }

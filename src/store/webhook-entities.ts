@@ -3,7 +3,7 @@
  * dispatcher reads audit rows after `webhook_cursor.last_audit_id` and writes one
  * `webhook_deliveries` row per subscribed endpoint; workers send them and record each
  * try in `webhook_attempts`. A webhook's signing secret is stored encrypted
- * (AES-256-GCM, src/webhooks/secret-box.ts), never in clear.
+ * (AES-256-GCM, src/keys/secret-box.ts), never in clear.
  */
 import { BigIntType, EntitySchema } from '@mikro-orm/core';
 
@@ -14,7 +14,7 @@ export class WebhookRecord {
   url!: string;
   /** Subscribed event kinds (src/events/kinds.ts). */
   events!: string[];
-  /** The signing secret, sealed: `v1.<base64url iv|tag|ciphertext>`. */
+  /** The signing secret, sealed (src/keys/secret-box.ts): `v1.<secretId>.<base64url nonce|ciphertext|tag>`. */
   secretSealed!: string;
   /** Set by UpdateWebhook; an inactive endpoint gets no new deliveries and sends none. */
   active!: boolean;

@@ -18,8 +18,8 @@ import type { Clock } from '../util/clock';
 import { describeError } from '../util/logger';
 import type { Scheduler } from '../util/scheduler';
 import { eventOfAudit } from './payload';
-import type { SecretBox } from './secret-box';
-import { send } from './sender';
+import type { SecretBox } from '../keys/secret-box';
+import { send, type SendResult } from './sender';
 import { SIGNATURE_HEADER, signatureHeader } from './signature';
 
 export const FIRST_RETRY_MS = 10_000;
@@ -97,25 +97,24 @@ export class WebhookWorker {
   private async attempt({ delivery, webhook }: ClaimedDelivery): Promise<void> {
     const { config, clock, logger } = this.deps;
     const at = clock.now();
-    let result: Awaited<ReturnType<typeof send>>;
-    try {
-      const secret = this.deps.secrets.open(webhook.secretSealed, webhook.id);
-      result = await send({
-        url: webhook.url,
-        body: delivery.payload,
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'keyward-webhooks/1',
-          'keyward-event-id': delivery.eventId,
-          'keyward-event-kind': delivery.kind,
-          [SIGNATURE_HEADER]: signatureHeader(secret, delivery.payload, Math.floor(at.getTime() / 1000)),
-        },
-        timeoutMs: config.timeoutMs,
-        allowInsecure: config.allowInsecure,
-      });
-    } catch {
-      result = { durationMs: 0, error: 'secret_unavailable' };
-    }
+    // A secret that does not open (sealed under a hash secret no longer configured) fails the attempt.
+    const secret = this.deps.secrets.open(webhook.secretSealed, webhook.id);
+    const result: SendResult =
+      secret === undefined
+        ? { durationMs: 0, error: 'secret_unavailable' }
+        : await send({
+            url: webhook.url,
+            body: delivery.payload,
+            headers: {
+              'content-type': 'application/json',
+              'user-agent': 'keyward-webhooks/1',
+              'keyward-event-id': delivery.eventId,
+              'keyward-event-kind': delivery.kind,
+              [SIGNATURE_HEADER]: signatureHeader(secret, delivery.payload, Math.floor(at.getTime() / 1000)),
+            },
+            timeoutMs: config.timeoutMs,
+            allowInsecure: config.allowInsecure,
+          });
     this.stats.attempts += 1;
     const failedAttempts = delivery.attempts + 1;
     const retryAt = new Date(at.getTime() + retryDelayMs(failedAttempts));
