@@ -324,8 +324,17 @@ describeBrowser('the console in a browser, as the administrator', () => {
     expect(right.status).toBe(200);
   });
 
-  it('deactivates and deletes the organization with a reason and a confirmation', async () => {
+  it('edits the limits, deactivates and deletes the organization with a reason and a confirmation', async () => {
     await page.goto(`/#/orgs/${s.orgId}`);
+    // Edit the limits first.
+    await page.getByLabel('Rate limit per minute').fill('30');
+    await page.getByLabel('Monthly quota (requests)').fill('0');
+    await page.getByLabel('Billing anchor day').fill('10');
+    await page.getByLabel('Billing anchor day').press('Enter');
+    await page.locator('[data-testid=org-saved]').waitFor();
+    expect(await h.root.getOrganization({ id: s.orgId })).toMatchObject({ rateLimitPerMinute: 30, monthlyQuota: 0, billingAnchorDay: 10 });
+    expect(await text('[data-testid=org-details]')).toContain('unlimited');
+
     await page.locator('#org-toggle-active', { hasText: 'Deactivate organization' }).click();
     await page.locator('[data-testid=org-state]', { hasText: 'inactive' }).waitFor();
     expect((await h.root.getOrganization({ id: s.orgId })).active).toBe(false);

@@ -81,7 +81,7 @@ describeBrowser('the console in a browser, as a tenant', () => {
     await expectNothingOfB();
   });
 
-  it('renames its organization and creates a key in it', async () => {
+  it('renames its organization, creates a key in it and sees its usage', async () => {
     await page.locator('#org-edit-name').fill('Alpha Renamed');
     await page.locator('#org-edit-name').press('Enter');
     await page.locator('[data-testid=org-title]', { hasText: 'Alpha Renamed' }).waitFor();
@@ -98,6 +98,12 @@ describeBrowser('the console in a browser, as a tenant', () => {
     expect(await domText(page)).not.toContain(secret);
     const keys = (await h.root.listKeys({ organizationId: a.id })).keys.map((k) => k.name).sort();
     expect(keys).toEqual(['alpha-admin', 'alpha-worker']);
+
+    // Its usage page: no quota set, shown as unlimited.
+    await page.locator('[data-testid=tab-usage]').click();
+    await page.locator('[data-testid=quota-text]').waitFor();
+    expect(await page.locator('[data-testid=quota-text]').textContent()).toBe('Unlimited — 0 requests used.');
+    expect(await page.locator('[data-testid=usage-total-requests]').textContent()).toBe('0');
   });
 
   it.each([
