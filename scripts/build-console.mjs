@@ -21,7 +21,7 @@ await build({
   platform: 'browser',
   jsx: 'automatic',
   jsxImportSource: 'preact',
-  legalComments: 'none',
+  legalComments: 'eof', // the bundled libraries' licence notices stay with their code
   logLevel: 'warning',
 });
 

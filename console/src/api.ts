@@ -1,7 +1,9 @@
 /**
  * The console's calls to its server (/api/...). The CSRF token lives in this module's
  * variable only: never in localStorage, sessionStorage or a script-readable cookie.
- * Any 401 on a signed-in call ends the session in the page (see session.ts).
+ * A signed-in call answered with missing_credentials or invalid_credentials (the session
+ * expired, was ended, or its credential is no longer valid) ends the session in the page
+ * (see session.ts). Other 401 codes (key_revoked, key_expired) are errors of the call.
  */
 import type { Session } from './types';
 
@@ -23,6 +25,13 @@ export class ApiError extends Error {
   }
 }
 
+/** The codes that mean the session is gone, rather than that one call failed. */
+const SESSION_ENDED: readonly string[] = ['missing_credentials', 'invalid_credentials'];
+
+export function sessionEnded(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 401 && SESSION_ENDED.includes(e.code);
+}
+
 let csrfToken: string | null = null;
 let onUnauthorized: (() => void) | null = null;
 
@@ -30,7 +39,7 @@ export function setCsrfToken(token: string | null): void {
   csrfToken = token;
 }
 
-/** Called when a signed-in call answers 401 (the session expired or was ended). */
+/** Called when a signed-in call finds the session gone (SESSION_ENDED codes). */
 export function setUnauthorizedHandler(handler: () => void): void {
   onUnauthorized = handler;
 }
@@ -69,7 +78,7 @@ async function request(method: string, path: string, body: unknown, signedIn: bo
     err?.field,
     err?.violations ?? [],
   );
-  if (res.status === 401 && signedIn && onUnauthorized) onUnauthorized();
+  if (sessionEnded(e) && signedIn && onUnauthorized) onUnauthorized();
   throw e;
 }
 

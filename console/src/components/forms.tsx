@@ -5,7 +5,7 @@
  */
 import type { ComponentChildren, InputHTMLAttributes } from 'preact';
 import { useCallback, useState } from 'preact/hooks';
-import { ApiError } from '../api';
+import { ApiError, sessionEnded } from '../api';
 import { parseWhole } from '../format';
 
 /** Field names compare without case and underscores: `rate_limit_per_minute` = `rateLimitPerMinute`. */
@@ -28,8 +28,8 @@ export function toApiError(e: unknown): ApiError {
 }
 
 /**
- * Runs an action; a 401 is left to the session handler (the page goes back to sign-in),
- * except where the 401 is the answer itself (signing in).
+ * Runs an action; an ended session is left to the session handler (back to sign-in),
+ * except where that answer is the result itself (signing in).
  */
 export function useAction(opts: { show401?: boolean } = {}): Action {
   const [busy, setBusy] = useState(false);
@@ -42,7 +42,7 @@ export function useAction(opts: { show401?: boolean } = {}): Action {
         return await fn();
       } catch (e) {
         const err = toApiError(e);
-        if (err.status !== 401 || opts.show401) setError(err);
+        if (!sessionEnded(err) || opts.show401) setError(err);
         return undefined;
       } finally {
         setBusy(false);

@@ -1,6 +1,6 @@
-/** Loads data for a page; reload() fetches again. A 401 is left to the session handler. */
+/** Loads data for a page; reload() fetches again. An ended session is left to the session handler. */
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import type { ApiError } from '../api';
+import { sessionEnded, type ApiError } from '../api';
 import { toApiError } from './forms';
 
 export interface Loaded<T> {
@@ -30,7 +30,7 @@ export function useLoad<T>(fn: () => Promise<T>, deps: unknown[]): Loaded<T> {
         if (!live) return;
         const err = toApiError(e);
         setData(undefined);
-        if (err.status !== 401) setError(err);
+        if (!sessionEnded(err)) setError(err);
         setLoading(false);
       },
     );
