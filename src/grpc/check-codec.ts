@@ -3,7 +3,7 @@
  * reads from CheckRequest bytes only what a decision needs and skips the rest unbuilt.
  * The response side is check-response-encoder.ts.
  */
-import { asciiLower, headersOfMap, type HeaderList } from '../authz/credentials';
+import { asciiLower, type HeaderList } from '../authz/credentials';
 import { fieldTag, WireType } from './protobuf-wire';
 
 /** What a decision reads from a CheckRequest (see src/authz/request.ts for its meaning). */
@@ -193,8 +193,60 @@ interface Http {
   method: string;
   path: string;
   host: string;
-  headers: Record<string, string>;
+  /** HttpRequest.headers as [name as sent, value], in map semantics (see headerEntry). */
+  headers: [string, string][];
+  /** Positions in `headers` by name, once there are more than a few. */
+  headerIndex: Map<string, number> | undefined;
   headerMap: [string, string][];
+}
+
+/** Up to this many map headers, a repeated name is found by a scan; beyond it, by an index. */
+const SCAN_MAX = 8;
+
+/**
+ * A HttpRequest.headers entry (map<string,string>) into http.headers, as the generated
+ * decoder's object would hold it: a repeated name keeps its first position and takes
+ * the last value. (The object's order of array-index names is applied at the end,
+ * in mapHeaders.)
+ */
+function headerEntry(reader: Reader, http: Http): void {
+  const end = reader.delimited();
+  let key = '';
+  let value = '';
+  for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
+    if (tag === MapEntryField.key) key = reader.string();
+    else if (tag === MapEntryField.value) value = reader.string();
+    else reader.skip(tag & 7);
+  }
+  if (key === '__proto__') return; // the generated decoder's object drops it too
+  const list = http.headers;
+  let at = -1;
+  if (http.headerIndex) at = http.headerIndex.get(key) ?? -1;
+  else for (let i = 0; i < list.length; i++) if (list[i]![0] === key) at = i;
+  if (at >= 0) {
+    list[at]![1] = value;
+    return;
+  }
+  list.push([key, value]);
+  if (http.headerIndex) http.headerIndex.set(key, list.length - 1);
+  else if (list.length > SCAN_MAX) http.headerIndex = new Map(list.map(([k], i) => [k, i]));
+}
+
+/** A JS object's array-index key (listed first, ascending, by Object.keys). */
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
+const isArrayIndex = (k: string) => ARRAY_INDEX.test(k) && Number(k) < 4294967295;
+
+/** The map headers as a header list: names lower-cased, in the generated decoder's object key order. */
+function mapHeaders(list: [string, string][]): HeaderList {
+  let numeric = false;
+  for (const entry of list) {
+    if (!numeric && entry[0].length > 0 && entry[0].charCodeAt(0) <= 57 && isArrayIndex(entry[0])) numeric = true;
+  }
+  const ordered = numeric
+    ? [...list.filter(([k]) => isArrayIndex(k)).sort((a, b) => Number(a[0]) - Number(b[0])), ...list.filter(([k]) => !isArrayIndex(k))]
+    : list;
+  for (const entry of ordered) entry[0] = asciiLower(entry[0]);
+  return ordered;
 }
 
 function headerValue(reader: Reader, out: [string, string][]): void {
@@ -223,14 +275,14 @@ function headerMap(reader: Reader): [string, string][] {
 
 function httpRequest(reader: Reader): Http {
   const end = reader.delimited();
-  const http: Http = { method: '', path: '', host: '', headers: {}, headerMap: [] };
+  const http: Http = { method: '', path: '', host: '', headers: [], headerIndex: undefined, headerMap: [] };
   for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
     switch (tag) {
       case HttpRequestField.method:
         http.method = reader.string();
         break;
       case HttpRequestField.headers:
-        mapEntry(reader, http.headers);
+        headerEntry(reader, http);
         break;
       case HttpRequestField.path:
         http.path = reader.string();
@@ -342,6 +394,6 @@ export function decodeCheckAttributes(bytes: Uint8Array): RequestAttributes {
   const http = attributes.http;
   const { contextExtensions, sourceAddress } = attributes;
   if (!http) return { method: '', path: '', host: '', headers: [], contextExtensions, sourceAddress };
-  const headers: HeaderList = http.headerMap.length > 0 ? http.headerMap : headersOfMap(http.headers);
+  const headers: HeaderList = http.headerMap.length > 0 ? http.headerMap : mapHeaders(http.headers);
   return { method: http.method, path: http.path, host: http.host, headers, contextExtensions, sourceAddress };
 }
