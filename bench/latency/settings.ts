@@ -12,7 +12,7 @@ export const WARMUP = num('BENCH_LATENCY_WARMUP', 2);
 /** Load levels, in percent of the no-op's closed-loop capacity. */
 export const LEVELS = (process.env.BENCH_LATENCY_LEVELS ?? '25 50 75').split(/[ ,]+/).filter(Boolean).map(Number);
 /** HTTP/2 connections the generator spreads its streams over. */
-export const CONNECTIONS = num('BENCH_LATENCY_CONNECTIONS', 8);
+export const CONNECTIONS = num('BENCH_LATENCY_CONNECTIONS', 4);
 /** Keys created in keyward (and known to the floor); request i carries key i mod KEYS. */
 export const KEYS = num('BENCH_LATENCY_KEYS', 100);
 /** The no-op's capacity: h2load -c16 -m16 for this long after a 2 s warm-up. */
