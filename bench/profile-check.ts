@@ -12,7 +12,8 @@
  * set it to include the limiter and its headers).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -100,8 +101,56 @@ async function main(): Promise<void> {
     `per Check: decode ${us(decode)} µs, check ${us(check)} µs, encode ${us(encode)} µs; loop total ${us(tf - t0)} µs (incl. usage writes that ran during it); final flush ${us(flushMs)} µs`,
   );
   console.log(`usage events flushed: ${app.usage.stats().flushed - flushedBefore}`);
+  console.log(garbagePerCheck(app, bodies));
+  const sampleFile = process.env.BENCH_HEAP_SAMPLE;
+  if (sampleFile) await sampleAllocations(sampleFile, () => garbagePerCheck(app, bodies));
   await app.close(1000);
   rmSync(tmp, { recursive: true, force: true });
+}
+
+/**
+ * Bytes allocated on the JS heap per Check (decode, authorize, encode; no transport):
+ * the heap's growth over chunks of 500 Checks, counting only chunks in which no
+ * collection ran (the heap did not shrink).
+ */
+function garbagePerCheck(app: Awaited<ReturnType<typeof startApp>>, bodies: Buffer[]): string {
+  const m = SafeAuthorizationService.check;
+  const chunks = Number(process.env.BENCH_GARBAGE_CHUNKS ?? 100);
+  const grown: number[] = [];
+  for (let c = 0; c < chunks; c++) {
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 500; i++) {
+      const answer = app.authorizer.authorize(decoded(m.requestDeserialize(bodies[(c * 500 + i) % bodies.length]!)));
+      if (answer instanceof Promise) throw new Error('a cached Check returned a promise');
+      m.responseSerialize(answer.response);
+    }
+    const delta = process.memoryUsage().heapUsed - before;
+    if (delta > 0) grown.push(delta / 500);
+  }
+  grown.sort((a, b) => a - b);
+  const median = grown[Math.floor(grown.length / 2)] ?? NaN;
+  return `garbage per Check (decode, authorize, encode): ${Math.round(median)} B (median of ${grown.length} chunks of 500 without a collection)`;
+}
+
+/**
+ * BENCH_HEAP_SAMPLE=<file>: a sampling heap profile of `run` that keeps the objects
+ * collected since (every allocation, not only what survives), for where the garbage
+ * comes from. Read it with /tmp-style tools or Chrome DevTools.
+ */
+async function sampleAllocations(file: string, run: () => unknown): Promise<void> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params, (e, r) => (e ? reject(e) : resolve(r))));
+  await post('HeapProfiler.startSampling', {
+    samplingInterval: 512,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  run();
+  const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
+  writeFileSync(file, JSON.stringify(profile));
+  session.disconnect();
 }
 
 main().catch((e) => {

@@ -8,9 +8,10 @@
  * h2load's.
  *
  *   node --import tsx bench/profile-server.ts      (after npm run build)
+ *   BENCH_PROFILE_KEEP=/tmp/prof ...               keeps the three profiles
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
@@ -148,6 +149,17 @@ async function main(): Promise<void> {
     const { requests: noopRequests, dir: noopDir } = await baseline('noop');
     const { requests: floorRequests, dir: floorDir } = await baseline('floor');
 
+    // BENCH_PROFILE_KEEP=<dir>: the three main profiles are copied there (bench/cpuprofile-top.ts reads them).
+    const keep = process.env.BENCH_PROFILE_KEEP;
+    if (keep) {
+      mkdirSync(keep, { recursive: true });
+      for (const [name, dir] of [
+        ['keyward', kwDir],
+        ['floor', floorDir],
+        ['noop', noopDir],
+      ] as const)
+        copyFileSync(mainProfile(dir), join(keep, `${name}.cpuprofile`));
+    }
     const k = busyByOwner(loadProfile(mainProfile(kwDir)));
     const n = busyByOwner(loadProfile(mainProfile(noopDir)));
     const f = busyByOwner(loadProfile(mainProfile(floorDir)));

@@ -2,6 +2,8 @@
  * What every KeyAdmin resource module shares: the transaction (with its change
  * announcements), the access checks that audit their denials, and the audit-row builder.
  */
+// First: MikroORM is loaded with its AsyncLocalStorage instances recorded (see there).
+import '../store/orm-async-context';
 import type { Clock } from '../util/clock';
 import { DomainError, PermissionDeniedError } from '../errors/domain';
 import type { ApiKeyRecord, OrganizationRecord } from '../store/entities';

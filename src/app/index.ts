@@ -17,6 +17,7 @@ import { Readiness } from '../observability/readiness';
 import { startTracing, type Tracing } from '../observability/tracing';
 import { startOpsHttp, type OpsHttpServer } from '../observability/http-server';
 import { startConsoleOf } from './console';
+import { quiesceOrmContexts } from '../store/orm-async-context';
 import { createStore, type Store } from '../store/store';
 import { ChangeListener, hearsChanges } from '../store/change-listener';
 import { createDataPlaneStore } from '../store/key-lookup';
@@ -350,6 +351,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
       'keyward serving',
     );
 
+    // Start-up ran migrations and bootstrap transactions: MikroORM's contexts go off now.
+    quiesceOrmContexts();
     const openOrmRef = orm;
     return {
       adminPort,

@@ -22,7 +22,15 @@ export type CredentialResult =
 /** A request's headers as name (lower-case) → values, in arrival order. */
 export type HeaderList = ReadonlyArray<readonly [string, string]>;
 
-const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr][ \t](.*)$/s;
+/** `Bearer <value>` (scheme in any case, then a space or tab): the value, trimmed; else undefined. */
+function bearerValue(s: string): string | undefined {
+  if (s.length < 7) return undefined;
+  const sep = s.charCodeAt(6);
+  if (sep !== 32 && sep !== 9) return undefined;
+  for (let i = 0; i < 6; i++) if ((s.charCodeAt(i) | 32) !== BEARER.charCodeAt(i)) return undefined;
+  return s.slice(7).trim();
+}
+const BEARER = 'bearer';
 
 /** Lower-cases A-Z only. */
 export function asciiLower(s: string): string {
@@ -52,9 +60,9 @@ export function extractCredential(headers: HeaderList, names: readonly string[])
       start = comma + 1;
       let value: string;
       if (name === 'authorization') {
-        const m = BEARER.exec(part.trim());
-        if (!m) continue;
-        value = m[1]!.trim();
+        const bearer = bearerValue(part.trim());
+        if (bearer === undefined) continue;
+        value = bearer;
       } else value = part.trim();
       if (value === '') continue;
       if (!from.includes(name)) from.push(name);

@@ -43,6 +43,39 @@ export function setHeader(key: string, value: string): HeaderValueOption {
   return { header: { key, value, rawValue: NO_BYTES }, append: false, appendAction: 2, keepEmptyValue: false };
 }
 
+const NO_HEADERS: readonly HeaderValueOption[] = Object.freeze([]);
+
+interface IdentityHeaders {
+  organizationId: string;
+  environment: string;
+  scopes: readonly string[];
+  headers: readonly HeaderValueOption[];
+}
+
+/**
+ * The identity headers of recently allowed keys. They are the same for every Check of a
+ * key, so they are built once and shared (responses are only read, by the encoder);
+ * an entry is rebuilt when its key's organization, environment or scope list (a new
+ * list whenever the key is reloaded) differs. Bounded: emptied when full.
+ */
+const IDENTITY_MEMO = new Map<string, IdentityHeaders>();
+const IDENTITY_MEMO_MAX = 10_000;
+
+function identityHeaders(key: NonNullable<Decision['key']>): readonly HeaderValueOption[] {
+  const memo = IDENTITY_MEMO.get(key.id);
+  if (memo && memo.scopes === key.scopes && memo.organizationId === key.organizationId && memo.environment === key.environment)
+    return memo.headers;
+  const headers = Object.freeze([
+    setHeader(IDENTITY_HEADERS.keyId, key.id),
+    setHeader(IDENTITY_HEADERS.orgId, key.organizationId),
+    setHeader(IDENTITY_HEADERS.scopes, key.scopes.join(',')),
+    setHeader(IDENTITY_HEADERS.environment, key.environment),
+  ]);
+  if (IDENTITY_MEMO.size >= IDENTITY_MEMO_MAX) IDENTITY_MEMO.clear();
+  IDENTITY_MEMO.set(key.id, { organizationId: key.organizationId, environment: key.environment, scopes: key.scopes, headers });
+  return headers;
+}
+
 export interface ResponseOptions {
   /** Remove the credential headers from the upstream request. */
   stripCredential: boolean;
@@ -74,15 +107,10 @@ export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: 
     const key = decision.key;
     const remove: string[] = [];
     if (opts.stripCredential) for (const h of ctx.credentialHeaders) if (!remove.includes(h)) remove.push(h);
-    const headers: HeaderValueOption[] = [];
+    let headers: readonly HeaderValueOption[] = NO_HEADERS;
     let metadata: Record<string, unknown> = {};
     if (key) {
-      headers.push(
-        setHeader(IDENTITY_HEADERS.keyId, key.id),
-        setHeader(IDENTITY_HEADERS.orgId, key.organizationId),
-        setHeader(IDENTITY_HEADERS.scopes, key.scopes.join(',')),
-        setHeader(IDENTITY_HEADERS.environment, key.environment),
-      );
+      headers = identityHeaders(key);
       metadata = { key_id: key.id, org_id: key.organizationId, environment: key.environment };
       if (ctx.endpoint !== undefined) metadata.endpoint = ctx.endpoint;
     }
@@ -95,7 +123,7 @@ export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: 
     return {
       status: { code: 0, message: '', details: [] },
       okResponse: {
-        headers,
+        headers: headers as HeaderValueOption[],
         headersToRemove: remove,
         dynamicMetadata: undefined,
         responseHeadersToAdd: toClient,

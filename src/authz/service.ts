@@ -88,7 +88,6 @@ export class Authorizer {
       at: now,
       organizationId: decision.key.organizationId,
       keyId: decision.key.id,
-      ...(input.requestId && { requestId: input.requestId }),
       endpoint,
       method: input.method || 'UNKNOWN',
       requests: 1,

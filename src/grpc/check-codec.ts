@@ -161,14 +161,19 @@ class Reader {
   }
 }
 
-/** Runs `field(tag)` for each field of the message in [reader.pos, end); a field it does not consume is skipped. */
-function fields(reader: Reader, end: number, field: (tag: number) => boolean): void {
-  while (reader.pos < end) {
-    const tag = reader.uint32();
-    if (tag === 0) throw new CheckDecodeError('bad_field_number', 'field number 0');
-    if (!field(tag)) reader.skip(tag & 7);
+/**
+ * The next field's tag of the message ending at `end`, or 0 when the message is read
+ * (a field overrunning it is truncation). Loops over fields call it instead of taking
+ * a callback, so that reading a message allocates no closure.
+ */
+function nextTag(reader: Reader, end: number): number {
+  if (reader.pos >= end) {
+    if (reader.pos !== end) throw new CheckDecodeError('truncated', 'field overruns its message');
+    return 0;
   }
-  if (reader.pos !== end) throw new CheckDecodeError('truncated', 'field overruns its message');
+  const tag = reader.uint32();
+  if (tag === 0) throw new CheckDecodeError('bad_field_number', 'field number 0');
+  return tag;
 }
 
 /** A map<string,string> entry into `into`, last key wins (as the generated decoder). */
@@ -176,12 +181,11 @@ function mapEntry(reader: Reader, into: Record<string, string>): void {
   const end = reader.delimited();
   let key = '';
   let value = '';
-  fields(reader, end, (tag) => {
+  for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
     if (tag === MapEntryField.key) key = reader.string();
     else if (tag === MapEntryField.value) value = reader.string();
-    else return false;
-    return true;
-  });
+    else reader.skip(tag & 7);
+  }
   into[key] = value;
 }
 
@@ -198,65 +202,62 @@ function headerValue(reader: Reader, out: [string, string][]): void {
   let key = '';
   let value = '';
   let raw: Buffer | undefined;
-  fields(reader, end, (tag) => {
+  for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
     if (tag === HeaderValueField.key) key = reader.string();
     else if (tag === HeaderValueField.value) value = reader.string();
     else if (tag === HeaderValueField.rawValue) raw = reader.bytes();
-    else return false;
-    return true;
-  });
+    else reader.skip(tag & 7);
+  }
   out.push([asciiLower(key), raw && raw.length > 0 ? raw.toString('latin1') : value]);
 }
 
 function headerMap(reader: Reader): [string, string][] {
   const end = reader.delimited();
   const out: [string, string][] = [];
-  fields(reader, end, (tag) => {
-    if (tag !== HeaderMapField.headers) return false;
-    headerValue(reader, out);
-    return true;
-  });
+  for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
+    if (tag === HeaderMapField.headers) headerValue(reader, out);
+    else reader.skip(tag & 7);
+  }
   return out;
 }
 
 function httpRequest(reader: Reader): Http {
   const end = reader.delimited();
   const http: Http = { method: '', path: '', host: '', headers: {}, headerMap: [] };
-  fields(reader, end, (tag) => {
+  for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
     switch (tag) {
       case HttpRequestField.method:
         http.method = reader.string();
-        return true;
+        break;
       case HttpRequestField.headers:
         mapEntry(reader, http.headers);
-        return true;
+        break;
       case HttpRequestField.path:
         http.path = reader.string();
-        return true;
+        break;
       case HttpRequestField.host:
         http.host = reader.string();
-        return true;
+        break;
       case HttpRequestField.size:
         reader.int64(); // validated like the generated decoder, not used
-        return true;
+        break;
       case HttpRequestField.headerMap:
         http.headerMap = headerMap(reader);
-        return true;
+        break;
       default:
-        return false;
+        reader.skip(tag & 7);
     }
-  });
+  }
   return http;
 }
 
 function request(reader: Reader): Http | undefined {
   const end = reader.delimited();
   let http: Http | undefined;
-  fields(reader, end, (tag) => {
-    if (tag !== RequestField.http) return false;
-    http = httpRequest(reader);
-    return true;
-  });
+  for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
+    if (tag === RequestField.http) http = httpRequest(reader);
+    else reader.skip(tag & 7);
+  }
   return http;
 }
 
@@ -266,35 +267,45 @@ interface Attributes {
   sourceAddress: string;
 }
 
-/** A message whose one field of interest is another message (last wins): `inner` reads that one. */
-function nested<T>(reader: Reader, wanted: number, inner: () => T): T | undefined {
+/** The last `wanted` string field of a message, '' when absent. */
+function nestedString(reader: Reader, wanted: number): string {
   const end = reader.delimited();
-  let out: T | undefined;
-  fields(reader, end, (tag) => {
-    if (tag !== wanted) return false;
-    out = inner();
-    return true;
-  });
+  let out = '';
+  for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
+    if (tag === wanted) out = reader.string();
+    else reader.skip(tag & 7);
+  }
   return out;
 }
 
+/** The last `wanted` sub-message of a message, read by `inner`; '' when absent. */
+function nestedMessage(reader: Reader, wanted: number, inner: (reader: Reader) => string): string {
+  const end = reader.delimited();
+  let out = '';
+  for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
+    if (tag === wanted) out = inner(reader);
+    else reader.skip(tag & 7);
+  }
+  return out;
+}
+
+const socketAddress = (reader: Reader) => nestedString(reader, SocketAddressField.address);
+const address = (reader: Reader) => nestedMessage(reader, AddressField.socketAddress, socketAddress);
+
 /** Peer → Address → SocketAddress → address. */
 function peerAddress(reader: Reader): string {
-  const socket = () => nested(reader, SocketAddressField.address, () => reader.string()) ?? '';
-  const address = () => nested(reader, AddressField.socketAddress, socket);
-  return nested(reader, PeerField.address, address) ?? '';
+  return nestedMessage(reader, PeerField.address, address);
 }
 
 function attributeContext(reader: Reader): Attributes {
   const end = reader.delimited();
   const attributes: Attributes = { http: undefined, contextExtensions: {}, sourceAddress: '' };
-  fields(reader, end, (tag) => {
+  for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
     if (tag === AttributeContextField.request) attributes.http = request(reader);
     else if (tag === AttributeContextField.source) attributes.sourceAddress = peerAddress(reader);
     else if (tag === AttributeContextField.contextExtensions) mapEntry(reader, attributes.contextExtensions);
-    else return false;
-    return true;
-  });
+    else reader.skip(tag & 7);
+  }
   return attributes;
 }
 
@@ -323,11 +334,10 @@ export function decodeCheckAttributes(bytes: Uint8Array): RequestAttributes {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const reader = new Reader(buf, 0, buf.length);
   let attributes: Attributes | undefined;
-  fields(reader, buf.length, (tag) => {
-    if (tag !== CheckRequestField.attributes) return false;
-    attributes = attributeContext(reader);
-    return true;
-  });
+  for (let tag = nextTag(reader, buf.length); tag !== 0; tag = nextTag(reader, buf.length)) {
+    if (tag === CheckRequestField.attributes) attributes = attributeContext(reader);
+    else reader.skip(tag & 7);
+  }
   if (!attributes) return NO_ATTRIBUTES;
   const http = attributes.http;
   const { contextExtensions, sourceAddress } = attributes;

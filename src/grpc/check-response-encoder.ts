@@ -183,7 +183,8 @@ function status(value: Status): void {
 /** A google.protobuf.Struct whose values are all strings (see allStrings). */
 function stringStruct(tag: number, struct: Record<string, unknown>): void {
   const mark = writer.begin(tag);
-  for (const [key, value] of Object.entries(struct)) {
+  for (const key in struct) {
+    const value = struct[key];
     if (value === undefined) continue;
     const entry = writer.begin(StructField.fields);
     if (key !== '') writer.string(StructEntryField.key, key);

@@ -5,6 +5,8 @@
  * Secrets are never stored: an API key or admin token is kept only as its keyed hash
  * (HMAC-SHA256, hex), plus the display prefix and last-4 hint of a key.
  */
+// First: MikroORM is loaded with its AsyncLocalStorage instances recorded (see there).
+import './orm-async-context';
 import { BigIntType, EntitySchema } from '@mikro-orm/core';
 import { WEBHOOK_SCHEMAS } from './webhook-entities';
 

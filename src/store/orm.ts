@@ -2,6 +2,8 @@
  * Opens the MikroORM instance for the configured database, SQLite (the embedded
  * default) or PostgreSQL, with the same entities and per-dialect migrations.
  */
+// First: MikroORM is loaded with its AsyncLocalStorage instances recorded (see there).
+import './orm-async-context';
 import type { Options } from '@mikro-orm/core';
 import { MikroORM as SqliteORM } from '@mikro-orm/better-sqlite';
 import { MikroORM as PostgresORM } from '@mikro-orm/postgresql';

@@ -10,6 +10,8 @@
  *    (code store_unavailable); any other database failure is rethrown as is
  *    (and reported as `internal`, with no detail).
  */
+// First: MikroORM is loaded with its AsyncLocalStorage instances recorded (see there).
+import { withOrmContext } from './orm-async-context';
 import { ConnectionException, LockMode, type FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/knex';
 import { StoreUnavailableError } from '../errors/domain';
@@ -241,7 +243,7 @@ export function createStore(orm: Orm, dialect: 'sqlite' | 'postgres'): Store {
     dialect,
     async transaction(fn) {
       try {
-        return await orm.em.fork().transactional((em) => fn(repos(em as EntityManager, locking)));
+        return await withOrmContext(() => orm.em.fork().transactional((em) => fn(repos(em as EntityManager, locking))));
       } catch (e) {
         return rethrowStoreError(e);
       }

@@ -5,6 +5,8 @@
  * try in `webhook_attempts`. A webhook's signing secret is stored encrypted
  * (AES-256-GCM, src/keys/secret-box.ts), never in clear.
  */
+// First: MikroORM is loaded with its AsyncLocalStorage instances recorded (see there).
+import './orm-async-context';
 import { BigIntType, EntitySchema } from '@mikro-orm/core';
 
 export class WebhookRecord {

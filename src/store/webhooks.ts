@@ -19,6 +19,8 @@
  *  - recordAttempt(): the attempt row, the delivery's new state and the endpoint's
  *    failure count in one transaction; a pause is audited in it.
  */
+// First: MikroORM is loaded with its AsyncLocalStorage instances recorded (see there).
+import { withOrmContext } from './orm-async-context';
 import { LockMode, type FilterQuery } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/knex';
 import { AuditEventRecord } from './entities';
@@ -107,7 +109,7 @@ export function createWebhookQueue(orm: Orm, dialect: 'sqlite' | 'postgres'): We
   const pg = dialect === 'postgres';
   const tx = async <T>(fn: (em: EntityManager) => Promise<T>): Promise<T> => {
     try {
-      return await orm.em.fork().transactional((em) => fn(em as EntityManager));
+      return await withOrmContext(() => orm.em.fork().transactional((em) => fn(em as EntityManager)));
     } catch (e) {
       return rethrowStoreError(e);
     }

@@ -36,6 +36,24 @@ export function endpointLabel(source: EndpointSource): string {
  * again changes nothing.
  */
 export function endpointPath(path: string): string {
+  if (path.length > LABEL_MEMO_PATH_MAX) return labelOf(path);
+  let label = LABELS.get(path);
+  if (label === undefined) {
+    label = labelOf(path);
+    // Bounded: a client sending ever new paths only empties the memo now and then.
+    if (LABELS.size >= LABEL_MEMO_MAX) LABELS.clear();
+    LABELS.set(path, label);
+  }
+  return label;
+}
+
+/** The labels of recent paths: endpointPath is pure, and a service's paths repeat. */
+const LABELS = new Map<string, string>();
+const LABEL_MEMO_MAX = 4096;
+/** Longer paths are labelled each time, so the memo holds at most about 2 MB of paths. */
+const LABEL_MEMO_PATH_MAX = 512;
+
+function labelOf(path: string): string {
   const normal = normalizePath(path);
   let label = normal;
   if (ID_CANDIDATE.test(normal)) {

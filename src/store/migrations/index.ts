@@ -3,6 +3,8 @@
  * generated from the entity schemas by `npm run migration:create -- <dialect>` and
  * then committed. Never rewrite one that has shipped; add a new one and list it here.
  */
+// First: MikroORM is loaded with its AsyncLocalStorage instances recorded (see there).
+import '../orm-async-context';
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261125194023 as SqliteInitial } from './sqlite/Migration20261125194023';
 import { Migration20261125202938 as SqliteUsage } from './sqlite/Migration20261125202938';
