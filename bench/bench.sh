@@ -6,6 +6,7 @@
 #   cold    1,000,000 keys in PostgreSQL, every Check a cache miss; RSS with them all cached
 #   ratelimit  hot path with a rate limit, strict vs approximate vs none, vs the no-op (h2load; SQLite)
 #   memory  RSS with 1,000,000 keys cached and 1,000,000 windows live, per rate-limit mode (SQLite)
+#   latency open-loop latency (p50..p99.9) at 25/50/75 % of the no-op's capacity, GC pauses, heap bytes per Check (SQLite)
 # BENCH_ONLY="run ingest" picks some. The PostgreSQL ones (ingest, fleet, cold) use
 # 127.0.0.1:5432 (user postgres, trust) and are skipped, with a message, when it does not answer.
 # Each prints its tables and one `BENCH_RESULT {json}` line.
@@ -29,10 +30,10 @@ pg_up() {
 }
 
 status=0
-for b in ${BENCH_ONLY:-run ratelimit ingest fleet cold memory}; do
+for b in ${BENCH_ONLY:-run ratelimit ingest fleet cold memory latency}; do
   echo
   echo "================================ bench/$b.ts ================================"
-  if [ "$b" != run ] && [ "$b" != ratelimit ] && [ "$b" != memory ] && ! pg_up; then
+  if [ "$b" != run ] && [ "$b" != ratelimit ] && [ "$b" != memory ] && [ "$b" != latency ] && ! pg_up; then
     echo "skipped: PostgreSQL is not reachable at ${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
     continue
   fi

@@ -13,13 +13,17 @@ export function sh(cmd: string, args: string[]): string {
   return (r.stdout ?? '').trim();
 }
 
-/** Starts bench/<name>-server.ts (the no-op or the floor), which prints `<name> listening on 127.0.0.1:<port>`. */
+/**
+ * Starts bench/<name>-server.ts (the no-op or the floor), which prints `<name> listening on 127.0.0.1:<port>`.
+ * `nodeArgs` go to node before the script (for example --trace-gc-nvp).
+ */
 export async function startBaseline(
   name: 'noop' | 'floor',
   env: Record<string, string> = {},
+  nodeArgs: string[] = [],
 ): Promise<{ port: number; proc: ChildProcess }> {
   const proc = track(
-    spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', `${name}-server.ts`)], {
+    spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(__dirname, '..', `${name}-server.ts`)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     }),
@@ -87,12 +91,12 @@ export function toMs(v: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
 }
 
-export function h2load(port: number, dataFile: string, c: number, m: number): Promise<H2Result> {
+export function h2load(port: number, dataFile: string, c: number, m: number, duration = DURATION, warmup = WARMUP): Promise<H2Result> {
   const args = [
     '-D',
-    String(DURATION),
+    String(duration),
     '--warm-up-time',
-    String(WARMUP),
+    String(warmup),
     '-t',
     '1',
     '-c',
@@ -112,7 +116,7 @@ export function h2load(port: number, dataFile: string, c: number, m: number): Pr
     let out = '';
     p.stdout!.on('data', (d) => (out += String(d)));
     p.stderr!.on('data', (d) => (out += String(d)));
-    const timer = setTimeout(() => p.kill('SIGKILL'), (DURATION + WARMUP + 30) * 1000);
+    const timer = setTimeout(() => p.kill('SIGKILL'), (duration + warmup + 30) * 1000);
     p.on('exit', (code) => {
       clearTimeout(timer);
       const rps = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out);
