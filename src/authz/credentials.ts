@@ -49,9 +49,10 @@ export function extractCredential(headers: HeaderList, names: readonly string[])
   let key: string | undefined;
   let ambiguous = false;
   const from: string[] = [];
-  for (const [rawName, rawValue] of headers) {
-    const name = asciiLower(rawName);
+  for (let h = 0; h < headers.length; h++) {
+    const name = asciiLower(headers[h]![0]);
     if (!names.includes(name)) continue;
+    const rawValue = headers[h]![1];
     // Joined duplicates ("a, b") are separate values; a key never holds a comma.
     for (let start = 0; start <= rawValue.length;) {
       let comma = rawValue.indexOf(',', start);

@@ -23,7 +23,7 @@ export interface RequestReaderOptions {
 }
 
 function header(list: HeaderList, name: string): string | undefined {
-  for (const [k, v] of list) if (k === name) return v;
+  for (let i = 0; i < list.length; i++) if (list[i]![0] === name) return list[i]![1];
   return undefined;
 }
 
@@ -74,7 +74,8 @@ export function readAttributes(attributes: RequestAttributes, opts: RequestReade
   const spoofed: string[] = [];
   let seen: Set<string> | undefined; // linear in the header count, however many are sent
   let requestId: string | undefined;
-  for (const [k, v] of headers) {
+  for (let i = 0; i < headers.length; i++) {
+    const k = headers[i]![0];
     if (k.charCodeAt(0) !== 120) continue; // 'x'
     if (k.startsWith(IDENTITY_PREFIX)) {
       seen ??= new Set();
@@ -82,7 +83,7 @@ export function readAttributes(attributes: RequestAttributes, opts: RequestReade
         seen.add(k);
         spoofed.push(k);
       }
-    } else if (requestId === undefined && k === 'x-request-id') requestId = safeRequestId(v);
+    } else if (requestId === undefined && k === 'x-request-id') requestId = safeRequestId(headers[i]![1]);
   }
   const requirements: ScopeRequirement[] = [];
   if (envoyAsks) requirements.push(fromEnvoy);

@@ -44,6 +44,9 @@ export function setHeader(key: string, value: string): HeaderValueOption {
 }
 
 const NO_HEADERS: readonly HeaderValueOption[] = Object.freeze([]);
+/** Shared by every allowed response (responses are only read, by the encoder). */
+const NONE = Object.freeze([]) as never[];
+const OK_STATUS = Object.freeze({ code: 0, message: '', details: NONE });
 
 interface IdentityHeaders {
   organizationId: string;
@@ -121,14 +124,14 @@ export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: 
     const toClient: HeaderValueOption[] = [];
     if (key && decision.rate) for (const [k, v] of rateLimitHeaders(decision.rate)) toClient.push(setHeader(k, v));
     return {
-      status: { code: 0, message: '', details: [] },
+      status: OK_STATUS,
       okResponse: {
         headers: headers as HeaderValueOption[],
-        headersToRemove: remove,
+        headersToRemove: remove.length > 0 ? remove : NONE,
         dynamicMetadata: undefined,
-        responseHeadersToAdd: toClient,
-        queryParametersToSet: [],
-        queryParametersToRemove: [],
+        responseHeadersToAdd: toClient.length > 0 ? toClient : NONE,
+        queryParametersToSet: NONE,
+        queryParametersToRemove: NONE,
       },
       dynamicMetadata: metadata,
     };
