@@ -69,7 +69,7 @@ export interface CheckInput {
   /** The matched route rule, for logs. */
   route?: string;
   /** x-keyward-* headers the client sent; they never reach the upstream. */
-  spoofed: string[];
+  spoofed: readonly string[];
 }
 
 /** The outcome of looking a well-formed key up by its hash. */

@@ -45,6 +45,9 @@ export type CheckRequestInput = CheckInput & {
 };
 
 const NO_SCOPES: ScopeRequirement = { all: [], any: [] };
+/** Shared by every request without scope requirements or x-keyward-* headers (only read). */
+const NO_REQUIREMENTS: readonly ScopeRequirement[] = Object.freeze([]);
+const NO_SPOOFED: readonly string[] = Object.freeze([]);
 
 /**
  * x-request-id as logged and stored with usage: at most 128 characters of
@@ -71,7 +74,7 @@ export function readAttributes(attributes: RequestAttributes, opts: RequestReade
   const path = attributes.path || header(headers, ':path') || '/';
   const rule = opts.routes.size > 0 ? opts.routes.match(method, host, path) : undefined;
   const envoyAsks = hasScopes(fromEnvoy);
-  const spoofed: string[] = [];
+  let spoofed: string[] | undefined;
   let seen: Set<string> | undefined; // linear in the header count, however many are sent
   let requestId: string | undefined;
   for (let i = 0; i < headers.length; i++) {
@@ -81,13 +84,13 @@ export function readAttributes(attributes: RequestAttributes, opts: RequestReade
       seen ??= new Set();
       if (!seen.has(k)) {
         seen.add(k);
-        spoofed.push(k);
+        (spoofed ??= []).push(k);
       }
     } else if (requestId === undefined && k === 'x-request-id') requestId = safeRequestId(headers[i]![1]);
   }
-  const requirements: ScopeRequirement[] = [];
-  if (envoyAsks) requirements.push(fromEnvoy);
-  if (rule && !rule.public && hasScopes(rule.requirement)) requirements.push(rule.requirement);
+  const ruleAsks = rule !== undefined && !rule.public && hasScopes(rule.requirement);
+  const requirements: readonly ScopeRequirement[] =
+    envoyAsks && ruleAsks ? [fromEnvoy, rule.requirement] : envoyAsks ? [fromEnvoy] : ruleAsks ? [rule.requirement] : NO_REQUIREMENTS;
   const credential = extractCredential(headers, opts.credentialHeaders);
   const isPublic = rule?.public === true && !envoyAsks;
   return {
@@ -103,6 +106,6 @@ export function readAttributes(attributes: RequestAttributes, opts: RequestReade
     routeTemplate: rule?.template,
     extensionEndpoint: ext.keyward_endpoint,
     sourceAddress: attributes.sourceAddress,
-    spoofed,
+    spoofed: spoofed ?? NO_SPOOFED,
   };
 }
