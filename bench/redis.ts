@@ -216,12 +216,22 @@ async function main(): Promise<void> {
   );
   console.log('');
   console.log(`## Redis per allowed Check (${totals.checks.toLocaleString('en-US')} Checks in the redis runs, warm-up included)`);
+  const scriptCalls = (totals.calls.get('evalsha') ?? 0) + (totals.calls.get('eval') ?? 0);
   const calls = [...totals.calls].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
   console.log(
     table(
       ['what', 'per Check', 'total'],
       [
-        ['commands (total_commands_processed)', perCheck(totals.commands), totals.commands.toLocaleString('en-US')],
+        [
+          'script calls (evalsha + eval): commands keyward sends',
+          perCheck(scriptCalls),
+          `${scriptCalls.toLocaleString('en-US')} (${(totals.checks / scriptCalls).toFixed(1)} Checks each)`,
+        ],
+        [
+          'commands (total_commands_processed; with those the scripts run)',
+          perCheck(totals.commands),
+          totals.commands.toLocaleString('en-US'),
+        ],
         ...calls.map(([cmd, n]) => [`  ${cmd}`, perCheck(n), n.toLocaleString('en-US')]),
         ['socket reads (total_reads_processed)', perCheck(totals.reads), totals.reads.toLocaleString('en-US')],
         [
@@ -254,6 +264,7 @@ async function main(): Promise<void> {
         rps: { memory: runs.memory.map((x) => Math.round(x.reqPerSec)), redis: runs.redis.map((x) => Math.round(x.reqPerSec)) },
         ratio: ratios.map((x) => +x.toFixed(4)),
         medianRatio: +ratio.toFixed(4),
+        scriptCallsPerCheck: +(scriptCalls / totals.checks).toFixed(4),
         commandsPerCheck: +(totals.commands / totals.checks).toFixed(4),
         readsPerCheck: +(totals.reads / totals.checks).toFixed(4),
         redisCpuUsPerCommand: +cpuPerCommandUs.toFixed(3),
