@@ -25,7 +25,8 @@ local function consume(key, limit, expireAt, add)
   end
   if c < limit then
     c = redis.call('INCR', key)
-    redis.call('PEXPIREAT', key, expireAt)
+    -- A new counter gets its expiry; an existing one has it (every write here sets it).
+    if c == 1 then redis.call('PEXPIREAT', key, expireAt) end
     return {1, c}
   end
   return {0, c}

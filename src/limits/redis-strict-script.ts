@@ -17,20 +17,26 @@ export function strictKey(keyId: string): string {
 export const STRICT_TTL_MS = 60_000 + SUB_WINDOW_MS;
 
 /**
- * STRICT_CONSUME_LUA (the function `consume` in it). KEYS: the hash. ARGV: limit, the caller's sub-window, sub-windows counted (13),
- * 1 = spend | 0 = peek, TTL ms. A sub-window behind `h` (a clock stepped back, or a
- * replica behind another) is judged and counted as `h`. Allowed iff the sum of the 13
+ * STRICT_CONSUME_LUA (the function `consume` in it). KEYS: the hash. ARGV: limit, the
+ * caller's sub-window, sub-windows counted (13), 1 = spend | 0 = peek, TTL ms. One HMGET
+ * reads `h` and the 13 counts. A sub-window behind `h` (a clock stepped back, or a
+ * replica behind another) is judged and counted as `h` (a second HMGET reads its counts). Allowed iff the sum of the 13
  * counts < limit; a spend then HINCRBYs the sub-window, moves `h` forward (HDELs the
  * fields that left the window) and PEXPIREs the hash.
  * Returns {allowed, sub-window used, count oldest .. count newest} (after the spend).
  */
 const STRICT_CONSUME_FN = `
 local function consume(key, limit, sub, n, spend, ttl)
-  local head = tonumber(redis.call('HGET', key, 'h') or '-1')
-  if head > sub then sub = head end
   local fields = {}
   for j = 1, n do fields[j] = string.format('%d', sub - n + j) end
+  fields[n + 1] = 'h'
   local vals = redis.call('HMGET', key, unpack(fields))
+  local head = tonumber(vals[n + 1] or '-1')
+  if head > sub then
+    sub = head
+    for j = 1, n do fields[j] = string.format('%d', sub - n + j) end
+    vals = redis.call('HMGET', key, unpack(fields, 1, n))
+  end
   local counts = {}
   local sum = 0
   for j = 1, n do
