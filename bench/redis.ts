@@ -99,18 +99,25 @@ interface RedisSnapshot {
   reads: number;
   cpu: number;
   calls: Map<string, number>;
+  /** Microseconds Redis spent in each command (its own execution time, commandstats usec). */
+  usec: Map<string, number>;
 }
 
 async function snapshot(redis: Redis): Promise<RedisSnapshot> {
   const info = await redis.info('all');
   const num = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
   const calls = new Map<string, number>();
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1]!, Number(m[2]));
+  const usec = new Map<string, number>();
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    calls.set(m[1]!, Number(m[2]));
+    usec.set(m[1]!, Number(m[3]));
+  }
   return {
     commands: num('total_commands_processed'),
     reads: num('total_reads_processed'),
     cpu: num('used_cpu_sys') + num('used_cpu_user'),
     calls,
+    usec,
   };
 }
 
@@ -121,6 +128,7 @@ interface RedisTotals {
   cpuSeconds: number;
   wallSeconds: number;
   calls: Map<string, number>;
+  usec: Map<string, number>;
 }
 
 const median = (xs: number[]) => {
@@ -161,7 +169,7 @@ async function main(): Promise<void> {
   };
   const runs: Record<Backend, H2Result[]> = { memory: [], redis: [] };
   const ratios: number[] = [];
-  const totals: RedisTotals = { checks: 0, commands: 0, reads: 0, cpuSeconds: 0, wallSeconds: 0, calls: new Map() };
+  const totals: RedisTotals = { checks: 0, commands: 0, reads: 0, cpuSeconds: 0, wallSeconds: 0, calls: new Map(), usec: new Map() };
   const run = async (b: Backend): Promise<H2Result> => {
     const { kw, file } = kws[b];
     if (b === 'memory') return h2load(kw.authzPort, file, C, M);
@@ -175,6 +183,7 @@ async function main(): Promise<void> {
     totals.cpuSeconds += s1.cpu - s0.cpu;
     totals.wallSeconds += (w1 - w0) / 1000;
     for (const [cmd, n] of s1.calls) totals.calls.set(cmd, (totals.calls.get(cmd) ?? 0) + n - (s0.calls.get(cmd) ?? 0));
+    for (const [cmd, n] of s1.usec) totals.usec.set(cmd, (totals.usec.get(cmd) ?? 0) + n - (s0.usec.get(cmd) ?? 0));
     return res;
   };
   process.stdout.write('warm-up (not recorded):');
@@ -217,6 +226,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`## Redis per allowed Check (${totals.checks.toLocaleString('en-US')} Checks in the redis runs, warm-up included)`);
   const scriptCalls = (totals.calls.get('evalsha') ?? 0) + (totals.calls.get('eval') ?? 0);
+  const scriptUsec = (totals.usec.get('evalsha') ?? 0) + (totals.usec.get('eval') ?? 0);
   const calls = [...totals.calls].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
   console.log(
     table(
@@ -225,7 +235,12 @@ async function main(): Promise<void> {
         [
           'script calls (evalsha + eval): commands keyward sends',
           perCheck(scriptCalls),
-          `${scriptCalls.toLocaleString('en-US')} (${(totals.checks / scriptCalls).toFixed(1)} Checks each)`,
+          `${scriptCalls.toLocaleString('en-US')} (a call carries ${((2 * totals.checks) / scriptCalls).toFixed(1)} Checks: each Check is in one limiter and one quota call)`,
+        ],
+        [
+          'Redis time per script call µs (commandstats usec: Redis blocked)',
+          (scriptUsec / scriptCalls).toFixed(1),
+          `${(scriptUsec / 1e6).toFixed(2)} s; ${(scriptUsec / totals.checks).toFixed(2)} µs per Check`,
         ],
         [
           'commands (total_commands_processed; with those the scripts run)',
@@ -265,6 +280,8 @@ async function main(): Promise<void> {
         ratio: ratios.map((x) => +x.toFixed(4)),
         medianRatio: +ratio.toFixed(4),
         scriptCallsPerCheck: +(scriptCalls / totals.checks).toFixed(4),
+        scriptUsecPerCall: +(scriptUsec / scriptCalls).toFixed(2),
+        scriptUsecPerCheck: +(scriptUsec / totals.checks).toFixed(3),
         commandsPerCheck: +(totals.commands / totals.checks).toFixed(4),
         readsPerCheck: +(totals.reads / totals.checks).toFixed(4),
         redisCpuUsPerCommand: +cpuPerCommandUs.toFixed(3),
