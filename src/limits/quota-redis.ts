@@ -7,7 +7,7 @@ import { RedisConnection } from '../redis/client';
 import { billingPeriod, billingPeriodShared } from './billing';
 import { timerScheduler, type Scheduler } from '../util/scheduler';
 import { DbSyncedQuotaCounter } from './quota-memory';
-import { defineQuotaScripts, QUOTA_KEY_GRACE_MS, quotaKey, type QuotaScripts } from './quota-redis-scripts';
+import { defineQuotaScripts, QUOTA_KEY_GRACE_MS, quotaConsumeBatcher, quotaKey, type QuotaScripts } from './quota-redis-scripts';
 import {
   LimiterUnavailableError,
   type BillingPeriod,
@@ -76,6 +76,8 @@ export interface RedisQuotaStats {
  * Contract:
  *  - consume() is one Lua script (./quota-redis-scripts) on `kw:quota:{<orgId>}:<periodStartMs>`:
  *    incremented if below the limit, expiring QUOTA_KEY_GRACE_MS after the period ends.
+ *    The consumes of one event-loop turn share one script call and round trip
+ *    (../redis/batch), each decided in order as if alone.
  *  - Redis failures (onFailure = KEYWARD_REDIS_FAILURE_MODE): `deny` throws
  *    LimiterUnavailableError from consume() and used() (the Check answers 503); `local`
  *    decides here on the last Redis count plus the requests allowed during the failure
@@ -101,6 +103,8 @@ export class RedisQuotaCounter implements QuotaCounter {
   readonly redis: Redis;
   private readonly connection: RedisConnection;
   private readonly scripts: QuotaScripts;
+  /** The consumes of one event-loop turn, one script call. */
+  private readonly consumeBatch: ReturnType<typeof quotaConsumeBatcher>;
   private readonly onFailure: 'local' | 'deny';
   private readonly store: QuotaStore | undefined;
   /** The `local` fallback with a database. */
@@ -139,6 +143,7 @@ export class RedisQuotaCounter implements QuotaCounter {
         : RedisConnection.wrap(opts.redis, { commandTimeoutMs: opts.commandTimeoutMs, onError: this.onError });
     this.redis = this.connection.client;
     this.scripts = defineQuotaScripts(this.redis);
+    this.consumeBatch = quotaConsumeBatcher(this.connection, this.scripts);
     this.store = opts.store;
     if (opts.store && opts.onFailure === 'local') {
       this.fallback = new DbSyncedQuotaCounter({
@@ -192,7 +197,7 @@ export class RedisQuotaCounter implements QuotaCounter {
     s.sending += add;
     let res: [number, number];
     try {
-      res = await this.connection.call(() => this.scripts.keywardQuotaConsume(s.key, limit, s.endMs + QUOTA_KEY_GRACE_MS, add));
+      res = await this.consumeBatch.run({ key: s.key, limit, expireAt: s.endMs + QUOTA_KEY_GRACE_MS, add });
     } catch (e) {
       s.sending -= add;
       s.outage += add;

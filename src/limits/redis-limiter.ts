@@ -6,10 +6,11 @@
 import type Redis from 'ioredis';
 import type { Clock } from '../util/clock';
 import { systemClock } from '../util/clock';
+import { RedisBatcher } from '../redis/batch';
 import { RedisConnection } from '../redis/client';
 import { LimiterUnavailableError, type RateDecision, type RateLimiter, type RateLimiterStats } from './types';
 import { checkLimit, decision, MemoryRateLimiter, WINDOW_MS, windowStartOf } from './sliding-window';
-import { STRICT_CONSUME_LUA, STRICT_REFUND_LUA, STRICT_TTL_MS, strictKey } from './redis-strict-script';
+import { STRICT_CONSUME_BATCH_LUA, STRICT_CONSUME_LUA, STRICT_REFUND_LUA, STRICT_TTL_MS, strictKey } from './redis-strict-script';
 import { StrictRateLimiter, strictDecision, SUB_WINDOWS, subWindowOf } from './strict-window';
 
 export type RateLimitMode = 'strict' | 'approximate';
@@ -36,21 +37,35 @@ export interface RedisRateLimiterOptions {
 }
 
 /** KEYS: current window, previous window. ARGV: limit, elapsed ms, window ms, 1 = spend | 0 = peek. */
-const CONSUME_LUA = `
-local limit = tonumber(ARGV[1])
-local elapsed = tonumber(ARGV[2])
-local w = tonumber(ARGV[3])
-local curr = tonumber(redis.call('GET', KEYS[1]) or '0')
-local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
-local allowed = 0
-if prev * (w - elapsed) + (curr + 1) * w <= limit * w then
-  allowed = 1
-  if ARGV[4] == '1' then
-    curr = redis.call('INCR', KEYS[1])
-    redis.call('PEXPIRE', KEYS[1], 2 * w)
+const CONSUME_FN = `
+local function consume(kc, kp, limit, elapsed, w, spend)
+  local curr = tonumber(redis.call('GET', kc) or '0')
+  local prev = tonumber(redis.call('GET', kp) or '0')
+  local allowed = 0
+  if prev * (w - elapsed) + (curr + 1) * w <= limit * w then
+    allowed = 1
+    if spend == '1' then
+      curr = redis.call('INCR', kc)
+      redis.call('PEXPIRE', kc, 2 * w)
+    end
   end
+  return {allowed, prev, curr}
 end
-return {allowed, prev, curr}
+`;
+const CONSUME_LUA = `${CONSUME_FN}
+return consume(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4])
+`;
+/** Spends for many keys, each as CONSUME_LUA, in order. KEYS: current and previous window of each. ARGV: window ms, then limit and elapsed ms of each. */
+const CONSUME_BATCH_LUA = `${CONSUME_FN}
+local w = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS / 2 do
+  local r = consume(KEYS[2 * i - 1], KEYS[2 * i], tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1]), w, '1')
+  out[3 * i - 2] = r[1]
+  out[3 * i - 1] = r[2]
+  out[3 * i] = r[3]
+end
+return out
 `;
 
 /** KEYS: current window. */
@@ -72,7 +87,28 @@ type ScriptedRedis = Redis & {
   kwRateRefund(curr: string): Promise<number>;
   kwStrictConsume(hash: string, limit: number, subWindow: number, subWindows: number, spend: 0 | 1, ttlMs: number): Promise<number[]>;
   kwStrictRefund(hash: string): Promise<number>;
+  kwRateConsumeBatch(...args: (string | number)[]): Promise<number[]>;
+  kwStrictConsumeBatch(...args: (string | number)[]): Promise<number[]>;
 };
+
+interface WindowItem {
+  curr: string;
+  prev: string;
+  limit: number;
+  elapsed: number;
+}
+interface StrictItem {
+  hash: string;
+  limit: number;
+  subWindow: number;
+}
+
+/** The reply of a batch script, `stride` numbers per item. */
+function split(flat: number[], stride: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < flat.length; i += stride) out.push(flat.slice(i, i + stride));
+  return out;
+}
 
 export function windowKey(keyId: string, windowStart: number): string {
   return `kw:rl:{${keyId}}:${windowStart}`;
@@ -85,7 +121,9 @@ export function windowKey(keyId: string, windowStart: number): string {
  *    tag keeps a key's windows in one cluster slot. A counter expires 2 windows after
  *    its last increment. Time is the caller's `nowMs`, never Redis TIME, so replicas
  *    and tests decide by the clock they are given.
- *  - consume is ONE round trip (EVALSHA; EVAL the first time on a connection): the
+ *  - consume is one script call (EVALSHA; EVAL the first time on a connection), and
+ *    the consumes of one event-loop turn share it (../redis/batch: one round trip and
+ *    one script call for all of them, each decided in order as if alone): the
  *    script reads both windows, tests estimate + 1 <= limit, INCRs and PEXPIREs the
  *    current one if allowed, and returns {allowed, prev, curr}; remaining and
  *    resetSeconds are then computed here with the same functions as the memory limiter.
@@ -117,6 +155,9 @@ export class RedisRateLimiter implements RateLimiter {
   private allowed = 0;
   private limited = 0;
   private fallbackDecisions = 0;
+  /** The consumes (spends) of one event-loop turn, one script call. */
+  private readonly windowBatch: RedisBatcher<WindowItem, number[]>;
+  private readonly strictBatch: RedisBatcher<StrictItem, number[]>;
 
   constructor(opts: RedisRateLimiterOptions) {
     this.onFailure = opts.onFailure;
@@ -137,6 +178,22 @@ export class RedisRateLimiter implements RateLimiter {
     this.client.defineCommand('kwRateRefund', { numberOfKeys: 1, lua: REFUND_LUA });
     this.client.defineCommand('kwStrictConsume', { numberOfKeys: 1, lua: STRICT_CONSUME_LUA });
     this.client.defineCommand('kwStrictRefund', { numberOfKeys: 1, lua: STRICT_REFUND_LUA });
+    this.client.defineCommand('kwRateConsumeBatch', { lua: CONSUME_BATCH_LUA });
+    this.client.defineCommand('kwStrictConsumeBatch', { lua: STRICT_CONSUME_BATCH_LUA });
+    this.windowBatch = new RedisBatcher(this.connection, async (client, items) => {
+      const args: (string | number)[] = [2 * items.length];
+      for (const it of items) args.push(it.curr, it.prev);
+      args.push(WINDOW_MS);
+      for (const it of items) args.push(it.limit, it.elapsed);
+      return split(await (client as ScriptedRedis).kwRateConsumeBatch(...args), 3);
+    });
+    this.strictBatch = new RedisBatcher(this.connection, async (client, items) => {
+      const args: (string | number)[] = [items.length];
+      for (const it of items) args.push(it.hash);
+      args.push(SUB_WINDOWS, STRICT_TTL_MS);
+      for (const it of items) args.push(it.limit, it.subWindow);
+      return split(await (client as ScriptedRedis).kwStrictConsumeBatch(...args), 2 + SUB_WINDOWS);
+    });
   }
 
   async consume(keyId: string, limit: number, nowMs: number): Promise<RateDecision> {
@@ -216,17 +273,25 @@ export class RedisRateLimiter implements RateLimiter {
     if (this.mode === 'strict') return this.runStrict(keyId, limit, now, spend);
     const ws = windowStartOf(now);
     const elapsed = now - ws;
-    const [ok, prev, curr] = await this.connection.call((client) =>
-      (client as ScriptedRedis).kwRateConsume(windowKey(keyId, ws), windowKey(keyId, ws - WINDOW_MS), limit, elapsed, WINDOW_MS, spend),
-    );
+    const curr = windowKey(keyId, ws);
+    const prev = windowKey(keyId, ws - WINDOW_MS);
+    const [ok, prevCount, currCount] =
+      spend === 1
+        ? await this.windowBatch.run({ curr, prev, limit, elapsed })
+        : await this.connection.call((client) => (client as ScriptedRedis).kwRateConsume(curr, prev, limit, elapsed, WINDOW_MS, 0));
     this.connection.failures.succeeded();
-    return decision(ok === 1, limit, Number(prev), Number(curr), elapsed);
+    return decision(Number(ok) === 1, limit, Number(prevCount), Number(currCount), elapsed);
   }
 
   private async runStrict(keyId: string, limit: number, now: number, spend: 0 | 1): Promise<RateDecision> {
-    const reply = await this.connection.call((client) =>
-      (client as ScriptedRedis).kwStrictConsume(strictKey(keyId), limit, subWindowOf(now), SUB_WINDOWS, spend, STRICT_TTL_MS),
-    );
+    const hash = strictKey(keyId);
+    const subWindow = subWindowOf(now);
+    const reply =
+      spend === 1
+        ? await this.strictBatch.run({ hash, limit, subWindow })
+        : await this.connection.call((client) =>
+            (client as ScriptedRedis).kwStrictConsume(hash, limit, subWindow, SUB_WINDOWS, 0, STRICT_TTL_MS),
+          );
     this.connection.failures.succeeded();
     const counts = reply.slice(2).map(Number);
     return strictDecision(Number(reply[0]) === 1, limit, counts, Number(reply[1]), now);

@@ -17,46 +17,74 @@ export function strictKey(keyId: string): string {
 export const STRICT_TTL_MS = 60_000 + SUB_WINDOW_MS;
 
 /**
- * KEYS: the hash. ARGV: limit, the caller's sub-window, sub-windows counted (13),
- * 1 = spend | 0 = peek, TTL ms. A sub-window behind `h` (a clock stepped back, or a
- * replica behind another) is judged and counted as `h`. Allowed iff the sum of the 13
+ * STRICT_CONSUME_LUA (the function `consume` in it). KEYS: the hash. ARGV: limit, the
+ * caller's sub-window, sub-windows counted (13), 1 = spend | 0 = peek, TTL ms. One HMGET
+ * reads `h` and the 13 counts. A sub-window behind `h` (a clock stepped back, or a
+ * replica behind another) is judged and counted as `h` (a second HMGET reads its counts). Allowed iff the sum of the 13
  * counts < limit; a spend then HINCRBYs the sub-window, moves `h` forward (HDELs the
  * fields that left the window) and PEXPIREs the hash.
  * Returns {allowed, sub-window used, count oldest .. count newest} (after the spend).
  */
-export const STRICT_CONSUME_LUA = `
-local limit = tonumber(ARGV[1])
-local sub = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
-local head = tonumber(redis.call('HGET', KEYS[1], 'h') or '-1')
-if head > sub then sub = head end
-local fields = {}
-for j = 1, n do fields[j] = string.format('%d', sub - n + j) end
-local vals = redis.call('HMGET', KEYS[1], unpack(fields))
-local counts = {}
-local sum = 0
-for j = 1, n do
-  local c = tonumber(vals[j] or '0')
-  counts[j] = c
-  sum = sum + c
-end
-local allowed = 0
-if sum < limit then
-  allowed = 1
-  if ARGV[4] == '1' then
-    counts[n] = redis.call('HINCRBY', KEYS[1], fields[n], 1)
-    if sub > head then
-      if head >= 0 then
-        local last = math.min(head, sub - n)
-        for s = head - n + 1, last do redis.call('HDEL', KEYS[1], string.format('%d', s)) end
-      end
-      redis.call('HSET', KEYS[1], 'h', string.format('%d', sub))
-    end
-    redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
+const STRICT_CONSUME_FN = `
+local function consume(key, limit, sub, n, spend, ttl)
+  local fields = {}
+  for j = 1, n do fields[j] = string.format('%d', sub - n + j) end
+  fields[n + 1] = 'h'
+  local vals = redis.call('HMGET', key, unpack(fields))
+  local head = tonumber(vals[n + 1] or '-1')
+  if head > sub then
+    sub = head
+    for j = 1, n do fields[j] = string.format('%d', sub - n + j) end
+    vals = redis.call('HMGET', key, unpack(fields, 1, n))
   end
+  local counts = {}
+  local sum = 0
+  for j = 1, n do
+    local c = tonumber(vals[j] or '0')
+    counts[j] = c
+    sum = sum + c
+  end
+  local allowed = 0
+  if sum < limit then
+    allowed = 1
+    if spend == '1' then
+      counts[n] = redis.call('HINCRBY', key, fields[n], 1)
+      if sub > head then
+        if head >= 0 then
+          local last = math.min(head, sub - n)
+          for s = head - n + 1, last do redis.call('HDEL', key, string.format('%d', s)) end
+        end
+        redis.call('HSET', key, 'h', string.format('%d', sub))
+      end
+      redis.call('PEXPIRE', key, ttl)
+    end
+  end
+  local out = {allowed, sub}
+  for j = 1, n do out[j + 2] = counts[j] end
+  return out
 end
-local out = {allowed, sub}
-for j = 1, n do out[j + 2] = counts[j] end
+`;
+
+export const STRICT_CONSUME_LUA = `${STRICT_CONSUME_FN}
+return consume(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
+`;
+
+/**
+ * Consumes (spends) for many keys in one call, each exactly as STRICT_CONSUME_LUA, in
+ * order. KEYS: the hashes. ARGV: sub-windows counted (13), TTL ms, then limit and
+ * sub-window of each key. Returns the replies of STRICT_CONSUME_LUA one after another
+ * (2 + 13 numbers each).
+ */
+export const STRICT_CONSUME_BATCH_LUA = `${STRICT_CONSUME_FN}
+local n = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local out = {}
+local k = 0
+for i = 1, #KEYS do
+  local r = consume(KEYS[i], tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i]), n, '1', ttl)
+  for j = 1, #r do out[k + j] = r[j] end
+  k = k + #r
+end
 return out
 `;
 
