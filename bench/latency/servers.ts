@@ -46,7 +46,8 @@ export async function startServers(tmp: string): Promise<{ targets: Target[]; fr
       HOME: tmp,
     },
     tmp,
-    GC_FLAGS,
+    // BENCH_KEYWARD_NODE_ARGS (as in bench/run.ts): extra node flags for keyward only, for A/B runs.
+    [...GC_FLAGS, ...(process.env.BENCH_KEYWARD_NODE_ARGS ?? '').split(' ').filter(Boolean)],
   );
   const kw = state.keyward;
   const kwGc = new GcTrace(kw.proc.stdout!);
