@@ -25,7 +25,8 @@ import type { HeaderValueOption } from '../gen/envoy/config/core/v3/base';
 import { ERROR_DOMAIN } from '../errors/wire';
 import type { Decision } from './decision';
 import { IDENTITY_PREFIX } from './request';
-import { rateLimitHeaders } from '../limits/limiter';
+import { RATE_LIMIT_HEADERS, rateLimitPolicy, rateLimitState } from '../limits/limiter';
+import type { RateDecision } from '../limits/types';
 
 const IDENTITY_HEADERS = {
   keyId: `${IDENTITY_PREFIX}key-id`,
@@ -79,6 +80,28 @@ function identityHeaders(key: NonNullable<Decision['key']>): readonly HeaderValu
   return headers;
 }
 
+/** Per limit: its `x-ratelimit-limit` and `ratelimit-policy` options, the same for every Check under it. */
+const LIMIT_MEMO = new Map<number, readonly [HeaderValueOption, HeaderValueOption]>();
+const LIMIT_MEMO_MAX = 1000;
+
+/** rateLimitHeaders (src/limits/limiter.ts) as header options, in its order; the per-limit ones shared. */
+function rateLimitOptions(d: RateDecision): HeaderValueOption[] {
+  const h = RATE_LIMIT_HEADERS;
+  let fixed = LIMIT_MEMO.get(d.limit);
+  if (!fixed) {
+    fixed = [setHeader(h.limit, String(d.limit)), setHeader(h.policy, rateLimitPolicy(d.limit))];
+    if (LIMIT_MEMO.size >= LIMIT_MEMO_MAX) LIMIT_MEMO.clear();
+    LIMIT_MEMO.set(d.limit, fixed);
+  }
+  return [
+    fixed[0],
+    setHeader(h.remaining, String(d.remaining)),
+    setHeader(h.reset, String(d.resetSeconds)),
+    fixed[1],
+    setHeader(h.ratelimit, rateLimitState(d.remaining, d.resetSeconds)),
+  ];
+}
+
 export interface ResponseOptions {
   /** Remove the credential headers from the upstream request. */
   stripCredential: boolean;
@@ -121,15 +144,14 @@ export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: 
     // (spoofed is unique: only the few credential headers can already be listed)
     for (const h of ctx.spoofed)
       if (!(key && IDENTITY_NAMES.includes(h)) && !(opts.stripCredential && ctx.credentialHeaders.includes(h))) remove.push(h);
-    const toClient: HeaderValueOption[] = [];
-    if (key && decision.rate) for (const [k, v] of rateLimitHeaders(decision.rate)) toClient.push(setHeader(k, v));
+    const toClient: HeaderValueOption[] = key && decision.rate ? rateLimitOptions(decision.rate) : NONE;
     return {
       status: OK_STATUS,
       okResponse: {
         headers: headers as HeaderValueOption[],
         headersToRemove: remove.length > 0 ? remove : NONE,
         dynamicMetadata: undefined,
-        responseHeadersToAdd: toClient.length > 0 ? toClient : NONE,
+        responseHeadersToAdd: toClient,
         queryParametersToSet: NONE,
         queryParametersToRemove: NONE,
       },
@@ -143,7 +165,7 @@ export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: 
   if (challenge !== undefined) headers.push(setHeader('www-authenticate', challenge));
   if (decision.code === 'service_unavailable') headers.push(setHeader('retry-after', String(opts.retryAfterSeconds)));
   else if (decision.retryAfterSeconds !== undefined) headers.push(setHeader('retry-after', String(decision.retryAfterSeconds)));
-  if (decision.rate) for (const [k, v] of rateLimitHeaders(decision.rate)) headers.push(setHeader(k, v));
+  if (decision.rate) headers.push(...rateLimitOptions(decision.rate));
   const body = JSON.stringify({ error: { code: decision.code, message: wire.message, ...decision.details } });
   const metadata: Record<string, unknown> = { error_code: decision.code };
   if (decision.key) {

@@ -54,12 +54,29 @@ export function createRateLimiter(opts: CreateRateLimiterOptions): RateLimiter {
     : new MemoryRateLimiter({ maxKeys: opts.maxKeys });
 }
 
+/**
+ * The rate-limit headers of a Check's answer, in this order: the legacy
+ * `x-ratelimit-*` trio and the IETF draft's `ratelimit-policy` and `ratelimit`. The
+ * names and the two structured values are defined here only.
+ */
+export const RATE_LIMIT_HEADERS = {
+  limit: 'x-ratelimit-limit',
+  remaining: 'x-ratelimit-remaining',
+  reset: 'x-ratelimit-reset',
+  policy: 'ratelimit-policy',
+  ratelimit: 'ratelimit',
+} as const;
+
+export const rateLimitPolicy = (limit: number): string => `"default";q=${limit};w=60`;
+export const rateLimitState = (remaining: number, resetSeconds: number): string => `"default";r=${remaining};t=${resetSeconds}`;
+
 export function rateLimitHeaders(d: RateDecision): [string, string][] {
+  const h = RATE_LIMIT_HEADERS;
   return [
-    ['x-ratelimit-limit', String(d.limit)],
-    ['x-ratelimit-remaining', String(d.remaining)],
-    ['x-ratelimit-reset', String(d.resetSeconds)],
-    ['ratelimit-policy', `"default";q=${d.limit};w=60`],
-    ['ratelimit', `"default";r=${d.remaining};t=${d.resetSeconds}`],
+    [h.limit, String(d.limit)],
+    [h.remaining, String(d.remaining)],
+    [h.reset, String(d.resetSeconds)],
+    [h.policy, rateLimitPolicy(d.limit)],
+    [h.ratelimit, rateLimitState(d.remaining, d.resetSeconds)],
   ];
 }
