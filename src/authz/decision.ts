@@ -126,8 +126,8 @@ export function decide(input: CheckInput, lookup: KeyLookup | undefined, nowMs: 
   if (unusable !== undefined) return { allow: false, code: UNUSABLE_CODE[unusable], key };
   let required: string[] | undefined;
   let anyOf: string[] | undefined;
-  for (const req of input.requirements) {
-    const missing = missingScopes(key.scopes, req);
+  for (let i = 0; i < input.requirements.length; i++) {
+    const missing = missingScopes(key.scopes, input.requirements[i]!);
     if (!missing) continue;
     for (const m of missing.missing) if (!(required ??= []).includes(m)) required.push(m);
     // The body has one any_of: the first unmet list.

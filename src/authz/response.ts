@@ -132,7 +132,9 @@ export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: 
   if (decision.allow) {
     const key = decision.key;
     const remove: string[] = [];
-    if (opts.stripCredential) for (const h of ctx.credentialHeaders) if (!remove.includes(h)) remove.push(h);
+    const credentialHeaders = ctx.credentialHeaders;
+    if (opts.stripCredential)
+      for (let i = 0; i < credentialHeaders.length; i++) if (!remove.includes(credentialHeaders[i]!)) remove.push(credentialHeaders[i]!);
     let headers: readonly HeaderValueOption[] = NO_HEADERS;
     let metadata: Record<string, unknown> = {};
     if (key) {
@@ -142,8 +144,10 @@ export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: 
     }
     // Identity headers keyward sets overwrite the client's; the rest are removed.
     // (spoofed is unique: only the few credential headers can already be listed)
-    for (const h of ctx.spoofed)
-      if (!(key && IDENTITY_NAMES.includes(h)) && !(opts.stripCredential && ctx.credentialHeaders.includes(h))) remove.push(h);
+    for (let i = 0; i < ctx.spoofed.length; i++) {
+      const h = ctx.spoofed[i]!;
+      if (!(key && IDENTITY_NAMES.includes(h)) && !(opts.stripCredential && credentialHeaders.includes(h))) remove.push(h);
+    }
     const toClient: HeaderValueOption[] = key && decision.rate ? rateLimitOptions(decision.rate) : NONE;
     return {
       status: OK_STATUS,

@@ -63,7 +63,9 @@ export class SecurityEvents {
     quota: { limit: number; used: number; period: { start: Date } },
     nowMs: number,
   ): void {
-    for (const percent of percents ?? DEFAULT_QUOTA_ALERT_PERCENTS) {
+    const list = percents ?? DEFAULT_QUOTA_ALERT_PERCENTS;
+    for (let i = 0; i < list.length; i++) {
+      const percent = list[i]!;
       const mark = percent * quota.limit;
       if ((quota.used - 1) * 100 < mark && quota.used * 100 >= mark) {
         const subject = `${organizationId}:${percent}`;

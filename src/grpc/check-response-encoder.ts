@@ -171,7 +171,8 @@ function status(value: Status): void {
     writer.varint(value.code);
   }
   if (value.message !== '') writer.string(StatusField.message, value.message);
-  for (const detail of value.details) {
+  for (let i = 0; i < value.details.length; i++) {
+    const detail = value.details[i]!;
     const any = writer.begin(StatusField.details);
     if (detail.typeUrl !== '') writer.string(AnyField.typeUrl, detail.typeUrl);
     if (detail.value.length !== 0) writer.bytes(AnyField.value, detail.value);
@@ -231,18 +232,20 @@ export function encodeCheckResponse(response: CheckResponse): Buffer {
         }
         writer.end(httpStatus);
       }
-      for (const header of denied.headers) headerOption(DeniedHttpResponseField.headers, header);
+      for (let i = 0; i < denied.headers.length; i++) headerOption(DeniedHttpResponseField.headers, denied.headers[i]!);
       if (denied.body !== '') writer.string(DeniedHttpResponseField.body, denied.body);
       writer.end(mark);
     }
     const ok = response.okResponse;
     if (ok !== undefined) {
       const mark = writer.begin(CheckResponseField.okResponse);
-      for (const header of ok.headers) headerOption(OkHttpResponseField.headers, header);
-      for (const name of ok.headersToRemove) writer.string(OkHttpResponseField.headersToRemove, name);
+      for (let i = 0; i < ok.headers.length; i++) headerOption(OkHttpResponseField.headers, ok.headers[i]!);
+      for (let i = 0; i < ok.headersToRemove.length; i++) writer.string(OkHttpResponseField.headersToRemove, ok.headersToRemove[i]!);
       if (ok.dynamicMetadata !== undefined) stringStruct(OkHttpResponseField.dynamicMetadata, ok.dynamicMetadata);
-      for (const header of ok.responseHeadersToAdd) headerOption(OkHttpResponseField.responseHeadersToAdd, header);
-      for (const name of ok.queryParametersToRemove) writer.string(OkHttpResponseField.queryParametersToRemove, name);
+      for (let i = 0; i < ok.responseHeadersToAdd.length; i++)
+        headerOption(OkHttpResponseField.responseHeadersToAdd, ok.responseHeadersToAdd[i]!);
+      for (let i = 0; i < ok.queryParametersToRemove.length; i++)
+        writer.string(OkHttpResponseField.queryParametersToRemove, ok.queryParametersToRemove[i]!);
       writer.end(mark);
     }
     if (response.dynamicMetadata !== undefined) stringStruct(CheckResponseField.dynamicMetadata, response.dynamicMetadata);
