@@ -15,7 +15,7 @@ import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } fro
 import type { Authorizer } from '../authz/service';
 import { AuthorizationService, CheckRequest, type CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
 import { describeError } from '../util/logger';
-import { attempt } from '../util/maybe-async';
+import type { MaybePromise } from '../util/maybe-async';
 import { CheckDecodeError, decodeCheckAttributes, type RequestAttributes } from './check-codec';
 import { observedCheck, type CheckObserverOptions } from './check-observer';
 import { encodeCheckResponse } from './check-response-encoder';
@@ -33,14 +33,21 @@ export function authorizationImplementation(authorizer: Authorizer, options: Che
   };
   return {
     check(call: ServerUnaryCall<RequestAttributes | UndecodableRequest, CheckResponse>, callback: sendUnaryData<CheckResponse>): void {
-      void attempt(
-        () => {
-          checkMetadataSize(call.metadata);
-          return check(decoded(call.request));
-        },
-        (response) => callback(null, response),
-        (err) => fail(callback, err),
-      );
+      // No closure per Check while the answer is synchronous (a cached key).
+      let response: MaybePromise<CheckResponse>;
+      try {
+        checkMetadataSize(call.metadata);
+        response = check(decoded(call.request));
+      } catch (err) {
+        fail(callback, err);
+        return;
+      }
+      if (response instanceof Promise) {
+        void response.then(
+          (r) => callback(null, r),
+          (err: unknown) => fail(callback, err),
+        );
+      } else callback(null, response);
     },
   };
 }

@@ -88,13 +88,22 @@ export function observedCheck(
   };
 
   if (tracing === undefined) {
+    // The hot path: no closure per Check while the answer is synchronous.
     return (attributes) => {
       const started = performance.now();
-      return attempt(
-        () => authorize(attributes),
-        (result) => answered(result, started),
-        (error) => failed(error, started),
-      );
+      let result: MaybePromise<CheckResult>;
+      try {
+        result = authorize(attributes);
+      } catch (error) {
+        return failed(error, started);
+      }
+      if (result instanceof Promise) {
+        return result.then(
+          (r) => answered(r, started),
+          (error: unknown) => failed(error, started),
+        );
+      }
+      return answered(result, started);
     };
   }
   return (attributes) => {
