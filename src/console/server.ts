@@ -20,15 +20,13 @@
  *  - Errors are the error table's codes and HTTP statuses, as JSON; nothing else leaks.
  *  - Every response carries a strict Content-Security-Policy (no inline script).
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AdminService } from '../admin/service';
 import type { CallContext } from '../admin/principal';
 import { DomainError, InvalidArgumentError, UnauthenticatedError } from '../errors/domain';
 import { adminSpanAttributes } from '../grpc/admin/server';
-import { parseListen } from '../observability/http-server';
+import { serveHttp, type HttpListener } from '../observability/http-server';
 import type { Tracing } from '../observability/tracing';
 import type { ServerTls } from '../tls/server';
 import { describeError } from '../util/logger';
@@ -52,11 +50,7 @@ export interface ConsoleServerOptions {
   files?: Map<string, StaticFile>;
 }
 
-export interface ConsoleServer {
-  port: number;
-  server: HttpServer;
-  close(): Promise<void>;
-}
+export type ConsoleServer = HttpListener;
 
 class CsrfError extends DomainError {
   constructor() {
@@ -222,33 +216,5 @@ export async function startConsole(listen: string, o: ConsoleServerOptions): Pro
     else serveFile(req, res, path);
   };
 
-  let server: HttpServer;
-  if (o.tls) {
-    const https = createHttpsServer(o.tls.httpsOptions(), handler);
-    o.tls.attach(https);
-    https.on('tlsClientError', () => undefined);
-    server = https;
-  } else {
-    server = createHttpServer(handler);
-  }
-  server.keepAliveTimeout = 5000;
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  const { host, port } = parseListen(listen);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    server,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return serveHttp(listen, handler, { tls: o.tls, requestTimeoutMs: 30_000 });
 }

@@ -23,11 +23,7 @@ export interface OpsHttpOptions {
   tls?: ServerTls;
 }
 
-export interface OpsHttpServer {
-  port: number;
-  server: HttpServer;
-  close(): Promise<void>;
-}
+export type OpsHttpServer = HttpListener;
 
 function send(res: ServerResponse, status: number, contentType: string, body: string, head: boolean): void {
   res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
@@ -56,11 +52,30 @@ export async function startOpsHttp(listen: string, o: OpsHttpOptions): Promise<O
         return send(res, 404, 'text/plain; charset=utf-8', 'not found\n', head);
     }
   };
+  return serveHttp(listen, handler, { tls: o.tls, requestTimeoutMs: 10_000 });
+}
+
+/** A started HTTP(S) server: its bound port, and close() (which also ends idle keep-alive connections). */
+export interface HttpListener {
+  port: number;
+  server: HttpServer;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `handler` on `listen` (host:port): HTTPS with `tls` (new connections get its
+ * current certificates; a failed handshake only ends that connection), else plain HTTP.
+ * Header and keep-alive timeouts are fixed; `requestTimeoutMs` bounds a whole request.
+ */
+export async function serveHttp(
+  listen: string,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  o: { tls?: ServerTls; requestTimeoutMs: number },
+): Promise<HttpListener> {
   let server: HttpServer;
   if (o.tls) {
     const https = createHttpsServer(o.tls.httpsOptions(), handler);
     o.tls.attach(https);
-    // A failed handshake (e.g. no client certificate under mTLS) only ends that connection.
     https.on('tlsClientError', () => undefined);
     server = https;
   } else {
@@ -68,7 +83,7 @@ export async function startOpsHttp(listen: string, o: OpsHttpOptions): Promise<O
   }
   server.keepAliveTimeout = 5000;
   server.headersTimeout = 10_000;
-  server.requestTimeout = 10_000;
+  server.requestTimeout = o.requestTimeoutMs;
   const { host, port } = parseListen(listen);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
