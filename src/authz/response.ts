@@ -44,8 +44,7 @@ export function setHeader(key: string, value: string): HeaderValueOption {
   return { header: { key, value, rawValue: NO_BYTES }, append: false, appendAction: 2, keepEmptyValue: false };
 }
 
-const NO_HEADERS: readonly HeaderValueOption[] = Object.freeze([]);
-/** Shared by every allowed response (responses are only read, by the encoder). */
+/** Shared by every allowed response, like the lists below (responses are only read, by the encoder). */
 const NONE = Object.freeze([]) as never[];
 const OK_STATUS = Object.freeze({ code: 0, message: '', details: NONE });
 
@@ -53,7 +52,8 @@ interface IdentityHeaders {
   organizationId: string;
   environment: string;
   scopes: readonly string[];
-  headers: readonly HeaderValueOption[];
+  /** Frozen: shared by every response of the key. */
+  headers: HeaderValueOption[];
 }
 
 /**
@@ -65,7 +65,7 @@ interface IdentityHeaders {
 const IDENTITY_MEMO = new Map<string, IdentityHeaders>();
 const IDENTITY_MEMO_MAX = 10_000;
 
-function identityHeaders(key: NonNullable<Decision['key']>): readonly HeaderValueOption[] {
+function identityHeaders(key: NonNullable<Decision['key']>): HeaderValueOption[] {
   const memo = IDENTITY_MEMO.get(key.id);
   if (memo && memo.scopes === key.scopes && memo.organizationId === key.organizationId && memo.environment === key.environment)
     return memo.headers;
@@ -74,7 +74,7 @@ function identityHeaders(key: NonNullable<Decision['key']>): readonly HeaderValu
     setHeader(IDENTITY_HEADERS.orgId, key.organizationId),
     setHeader(IDENTITY_HEADERS.scopes, key.scopes.join(',')),
     setHeader(IDENTITY_HEADERS.environment, key.environment),
-  ]);
+  ]) as HeaderValueOption[];
   if (IDENTITY_MEMO.size >= IDENTITY_MEMO_MAX) IDENTITY_MEMO.clear();
   IDENTITY_MEMO.set(key.id, { organizationId: key.organizationId, environment: key.environment, scopes: key.scopes, headers });
   return headers;
@@ -135,10 +135,9 @@ export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: 
     const credentialHeaders = ctx.credentialHeaders;
     if (opts.stripCredential)
       for (let i = 0; i < credentialHeaders.length; i++) if (!remove.includes(credentialHeaders[i]!)) remove.push(credentialHeaders[i]!);
-    let headers: readonly HeaderValueOption[] = NO_HEADERS;
+    const headers = key ? identityHeaders(key) : NONE;
     let metadata: Record<string, unknown> = {};
     if (key) {
-      headers = identityHeaders(key);
       metadata = { key_id: key.id, org_id: key.organizationId, environment: key.environment };
       if (ctx.endpoint !== undefined) metadata.endpoint = ctx.endpoint;
     }
@@ -152,7 +151,7 @@ export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: 
     return {
       status: OK_STATUS,
       okResponse: {
-        headers: headers as HeaderValueOption[],
+        headers,
         headersToRemove: remove.length > 0 ? remove : NONE,
         dynamicMetadata: undefined,
         responseHeadersToAdd: toClient,

@@ -176,16 +176,25 @@ function nextTag(reader: Reader, end: number): number {
   return tag;
 }
 
-/** A map<string,string> entry into `into`, last key wins (as the generated decoder). */
-function mapEntry(reader: Reader, into: Record<string, string>): void {
+/** The last map<string,string> entry read (one at a time, synchronously: no object per entry). */
+const entry = { key: '', value: '' };
+
+/** Reads a map<string,string> entry into `entry`. */
+function readMapEntry(reader: Reader): typeof entry {
   const end = reader.delimited();
-  let key = '';
-  let value = '';
+  entry.key = '';
+  entry.value = '';
   for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
-    if (tag === MapEntryField.key) key = reader.string();
-    else if (tag === MapEntryField.value) value = reader.string();
+    if (tag === MapEntryField.key) entry.key = reader.string();
+    else if (tag === MapEntryField.value) entry.value = reader.string();
     else reader.skip(tag & 7);
   }
+  return entry;
+}
+
+/** A map<string,string> entry into `into`, last key wins (as the generated decoder). */
+function mapEntry(reader: Reader, into: Record<string, string>): void {
+  const { key, value } = readMapEntry(reader);
   into[key] = value;
 }
 
@@ -210,14 +219,7 @@ const SCAN_MAX = 8;
  * in mapHeaders.)
  */
 function headerEntry(reader: Reader, http: Http): void {
-  const end = reader.delimited();
-  let key = '';
-  let value = '';
-  for (let tag = nextTag(reader, end); tag !== 0; tag = nextTag(reader, end)) {
-    if (tag === MapEntryField.key) key = reader.string();
-    else if (tag === MapEntryField.value) value = reader.string();
-    else reader.skip(tag & 7);
-  }
+  const { key, value } = readMapEntry(reader);
   if (key === '__proto__') return; // the generated decoder's object drops it too
   const list = http.headers;
   let at = -1;
