@@ -1,10 +1,12 @@
 /**
  * A bare grpc-js Authorization server for the baselines (bench/noop-server.ts,
  * bench/floor-server.ts): Check with identity (de)serializers, so the handler sees and
- * returns raw protobuf bytes. Listens on 127.0.0.1:0, prints `<name> listening on
+ * returns raw protobuf bytes, with keyward's own server options (channelz off:
+ * src/grpc/server-options.ts), so that the comparison is like for like. Listens on 127.0.0.1:0, prints `<name> listening on
  * 127.0.0.1:<port>`, and shuts down on SIGTERM or SIGINT.
  */
 import { Server, ServerCredentials, type ServiceDefinition, type handleUnaryCall } from '@grpc/grpc-js';
+import { GRPC_SERVER_OPTIONS } from '../../src/grpc/server-options';
 
 const identity = (b: Buffer): Buffer => b;
 
@@ -20,7 +22,7 @@ export function serveCheck(name: string, check: handleUnaryCall<Buffer, Buffer>)
       responseDeserialize: identity,
     },
   };
-  const server = new Server();
+  const server = new Server(GRPC_SERVER_OPTIONS);
   server.addService(definition, { Check: check });
   server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, port) => {
     if (err) {

@@ -18,9 +18,7 @@ import type { ServerTls } from '../tls/server';
 import type { Clock } from '../util/clock';
 import type { UsageBatcher } from '../usage/batcher';
 import type { AccessLogUsageOptions } from '../usage/access-log';
-
-// Metadata is limited by each keyward RPC itself (src/grpc/metadata-limit.ts): grpc-js has no such option.
-const MESSAGE_LIMITS = { 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.max_send_message_length': 16 * 1024 * 1024 };
+import { GRPC_SERVER_OPTIONS } from '../grpc/server-options';
 
 export interface GrpcServersDeps {
   admin: AdminService;
@@ -47,7 +45,7 @@ export function buildGrpcServers(deps: GrpcServersDeps): GrpcServers {
   const { logger, metrics } = deps;
   // grpc-js's own log lines can quote request metadata: they go through keyward's logger.
   routeGrpcLibraryLog(logger);
-  const admin = new Server(MESSAGE_LIMITS);
+  const admin = new Server(GRPC_SERVER_OPTIONS);
   admin.addService(
     SafeKeyAdminService,
     keyAdminImplementation(deps.admin, logger, (method, code) => metrics.adminCall(method, code), deps.tracing),
@@ -55,7 +53,7 @@ export function buildGrpcServers(deps: GrpcServersDeps): GrpcServers {
   const adminHealth = addHealth(admin, ['keyward.admin.v1.KeyAdmin']);
   addReflection(admin, ['keyward/admin/v1/key_admin.proto']);
 
-  const authz = new Server(MESSAGE_LIMITS);
+  const authz = new Server(GRPC_SERVER_OPTIONS);
   authz.addService(
     SafeAuthorizationService,
     authorizationImplementation(deps.authorizer, {

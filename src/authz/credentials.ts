@@ -13,8 +13,8 @@
  *  - Header names are lower-cased in ASCII only (HTTP names are ASCII).
  *  - The same key given in several places is one credential. Two different values
  *    are `ambiguous` and are never tried one by one.
- *  - `headers` lists the header names that carried the credential, for removal
- *    before the request goes upstream.
+ *  - `headers` lists the header names that carried the credential, each once, for
+ *    removal before the request goes upstream. Read-only: a one-name list is shared.
  */
 export type CredentialResult =
   { kind: 'missing' } | { kind: 'ambiguous'; headers: string[] } | { kind: 'found'; key: string; headers: string[] };
@@ -34,7 +34,22 @@ const BEARER = 'bearer';
 
 /** Lower-cases A-Z only. */
 export function asciiLower(s: string): string {
-  return /[A-Z]/.test(s) ? s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32)) : s;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) return s.replace(/[A-Z]/g, (u) => String.fromCharCode(u.charCodeAt(0) + 32));
+  }
+  return s;
+}
+
+/** Per header name, a frozen one-name list: the usual `headers` of a credential, shared (bounded by the configured names). */
+const SINGLE_NAME = new Map<string, string[]>();
+function singleName(name: string): string[] {
+  let list = SINGLE_NAME.get(name);
+  if (list === undefined) {
+    list = Object.freeze([name]) as string[];
+    SINGLE_NAME.set(name, list);
+  }
+  return list;
 }
 
 /** A headers map (HttpRequest.headers) as a header list, names lower-cased, in the map's order. */
@@ -48,7 +63,9 @@ export function headersOfMap(map: Readonly<Record<string, string>>): HeaderList 
 export function extractCredential(headers: HeaderList, names: readonly string[]): CredentialResult {
   let key: string | undefined;
   let ambiguous = false;
-  const from: string[] = [];
+  // The names that carried it: `first`, and `from` only once there is a second one.
+  let first: string | undefined;
+  let from: string[] | undefined;
   for (let h = 0; h < headers.length; h++) {
     const name = asciiLower(headers[h]![0]);
     if (!names.includes(name)) continue;
@@ -66,12 +83,14 @@ export function extractCredential(headers: HeaderList, names: readonly string[])
         value = bearer;
       } else value = part.trim();
       if (value === '') continue;
-      if (!from.includes(name)) from.push(name);
+      if (first === undefined) first = name;
+      else if (name !== first && !(from ??= [first]).includes(name)) from.push(name);
       if (key === undefined) key = value;
       else if (key !== value) ambiguous = true;
     }
   }
-  if (ambiguous) return { kind: 'ambiguous', headers: from };
   if (key === undefined) return { kind: 'missing' };
-  return { kind: 'found', key, headers: from };
+  const carried = from ?? singleName(first!);
+  if (ambiguous) return { kind: 'ambiguous', headers: carried };
+  return { kind: 'found', key, headers: carried };
 }

@@ -44,6 +44,13 @@ export function setHeader(key: string, value: string): HeaderValueOption {
   return { header: { key, value, rawValue: NO_BYTES }, append: false, appendAction: 2, keepEmptyValue: false };
 }
 
+/** setHeader, deeply frozen: shared by many responses, its bytes encoded once (check-response-encoder.ts). */
+function sharedHeader(key: string, value: string): HeaderValueOption {
+  const option = setHeader(key, value);
+  Object.freeze(option.header);
+  return Object.freeze(option);
+}
+
 /** Shared by every allowed response, like the lists below (responses are only read, by the encoder). */
 const NONE = Object.freeze([]) as never[];
 const OK_STATUS = Object.freeze({ code: 0, message: '', details: NONE });
@@ -54,6 +61,9 @@ interface IdentityHeaders {
   scopes: readonly string[];
   /** Frozen: shared by every response of the key. */
   headers: HeaderValueOption[];
+  /** The dynamic metadata of the key's last allowed response and its endpoint; frozen, shared while the endpoint repeats. */
+  metadata?: Readonly<Record<string, string>>;
+  metadataEndpoint?: string;
 }
 
 /**
@@ -65,19 +75,33 @@ interface IdentityHeaders {
 const IDENTITY_MEMO = new Map<string, IdentityHeaders>();
 const IDENTITY_MEMO_MAX = 10_000;
 
-function identityHeaders(key: NonNullable<Decision['key']>): HeaderValueOption[] {
+function identityOf(key: NonNullable<Decision['key']>): IdentityHeaders {
   const memo = IDENTITY_MEMO.get(key.id);
-  if (memo && memo.scopes === key.scopes && memo.organizationId === key.organizationId && memo.environment === key.environment)
-    return memo.headers;
+  if (memo && memo.scopes === key.scopes && memo.organizationId === key.organizationId && memo.environment === key.environment) return memo;
   const headers = Object.freeze([
-    setHeader(IDENTITY_HEADERS.keyId, key.id),
-    setHeader(IDENTITY_HEADERS.orgId, key.organizationId),
-    setHeader(IDENTITY_HEADERS.scopes, key.scopes.join(',')),
-    setHeader(IDENTITY_HEADERS.environment, key.environment),
+    sharedHeader(IDENTITY_HEADERS.keyId, key.id),
+    sharedHeader(IDENTITY_HEADERS.orgId, key.organizationId),
+    sharedHeader(IDENTITY_HEADERS.scopes, key.scopes.join(',')),
+    sharedHeader(IDENTITY_HEADERS.environment, key.environment),
   ]) as HeaderValueOption[];
   if (IDENTITY_MEMO.size >= IDENTITY_MEMO_MAX) IDENTITY_MEMO.clear();
-  IDENTITY_MEMO.set(key.id, { organizationId: key.organizationId, environment: key.environment, scopes: key.scopes, headers });
-  return headers;
+  const entry: IdentityHeaders = { organizationId: key.organizationId, environment: key.environment, scopes: key.scopes, headers };
+  IDENTITY_MEMO.set(key.id, entry);
+  return entry;
+}
+
+/** The allowed response's dynamic_metadata {key_id, org_id, environment[, endpoint]}, shared while the key's endpoint repeats. */
+function allowMetadata(
+  identity: IdentityHeaders,
+  key: NonNullable<Decision['key']>,
+  endpoint: string | undefined,
+): Record<string, unknown> {
+  if (identity.metadata !== undefined && identity.metadataEndpoint === endpoint) return identity.metadata;
+  const metadata: Record<string, string> = { key_id: key.id, org_id: key.organizationId, environment: key.environment };
+  if (endpoint !== undefined) metadata.endpoint = endpoint;
+  identity.metadata = Object.freeze(metadata);
+  identity.metadataEndpoint = endpoint;
+  return metadata;
 }
 
 /** Per limit: its `x-ratelimit-limit` and `ratelimit-policy` options, the same for every Check under it. */
@@ -89,7 +113,7 @@ function rateLimitOptions(d: RateDecision): HeaderValueOption[] {
   const h = RATE_LIMIT_HEADERS;
   let fixed = LIMIT_MEMO.get(d.limit);
   if (!fixed) {
-    fixed = [setHeader(h.limit, String(d.limit)), setHeader(h.policy, rateLimitPolicy(d.limit))];
+    fixed = [sharedHeader(h.limit, String(d.limit)), sharedHeader(h.policy, rateLimitPolicy(d.limit))];
     if (LIMIT_MEMO.size >= LIMIT_MEMO_MAX) LIMIT_MEMO.clear();
     LIMIT_MEMO.set(d.limit, fixed);
   }
@@ -131,28 +155,26 @@ function errorInfo(code: DenyCode): Buffer {
 export function toCheckResponse(decision: Decision, ctx: ResponseContext, opts: ResponseOptions): CheckResponse {
   if (decision.allow) {
     const key = decision.key;
-    const remove: string[] = [];
     const credentialHeaders = ctx.credentialHeaders;
-    if (opts.stripCredential)
-      for (let i = 0; i < credentialHeaders.length; i++) if (!remove.includes(credentialHeaders[i]!)) remove.push(credentialHeaders[i]!);
-    const headers = key ? identityHeaders(key) : NONE;
-    let metadata: Record<string, unknown> = {};
-    if (key) {
-      metadata = { key_id: key.id, org_id: key.organizationId, environment: key.environment };
-      if (ctx.endpoint !== undefined) metadata.endpoint = ctx.endpoint;
-    }
+    // The credential headers are unique (credentials.ts): the usual list is them, shared.
+    let remove: readonly string[] = opts.stripCredential ? credentialHeaders : NONE;
+    const identity = key ? identityOf(key) : undefined;
+    const metadata = key ? allowMetadata(identity!, key, ctx.endpoint) : {};
     // Identity headers keyward sets overwrite the client's; the rest are removed.
     // (spoofed is unique: only the few credential headers can already be listed)
     for (let i = 0; i < ctx.spoofed.length; i++) {
       const h = ctx.spoofed[i]!;
-      if (!(key && IDENTITY_NAMES.includes(h)) && !(opts.stripCredential && credentialHeaders.includes(h))) remove.push(h);
+      if (!(key && IDENTITY_NAMES.includes(h)) && !(opts.stripCredential && credentialHeaders.includes(h))) {
+        if (remove === credentialHeaders || remove === NONE) remove = [...remove];
+        (remove as string[]).push(h);
+      }
     }
     const toClient: HeaderValueOption[] = key && decision.rate ? rateLimitOptions(decision.rate) : NONE;
     return {
       status: OK_STATUS,
       okResponse: {
-        headers,
-        headersToRemove: remove.length > 0 ? remove : NONE,
+        headers: identity ? identity.headers : NONE,
+        headersToRemove: remove.length > 0 ? (remove as string[]) : NONE,
         dynamicMetadata: undefined,
         responseHeadersToAdd: toClient,
         queryParametersToSet: NONE,

@@ -8,8 +8,8 @@ import type { RequestAttributes } from '../grpc/check-codec';
 import type { CredentialHasher } from '../keys/hash';
 import { endpointLabel } from '../usage/endpoint';
 import type { UsageEvent } from '../usage/types';
-import type { Clock } from '../util/clock';
-import { then, type MaybePromise } from '../util/maybe-async';
+import { epochMs, type Clock } from '../util/clock';
+import type { MaybePromise } from '../util/maybe-async';
 import { StoreUnavailableError } from '../errors/domain';
 import type { KeyCache } from './cache';
 import { decide, type Decision, type KeyLookup } from './decision';
@@ -57,26 +57,32 @@ export class Authorizer {
   authorize(attributes: RequestAttributes): MaybePromise<CheckResult> {
     const input = readAttributes(attributes, this.deps.reader);
     const keyText = input.wellFormedKey;
-    if (keyText === undefined) return this.decideAndSpend(input, undefined);
+    const now = epochMs(this.deps.clock);
+    if (keyText === undefined) return this.decideAndSpend(input, undefined, now);
     // keyText is only used on a miss while the hash secret is rotated (cache.ts).
-    const found = this.deps.cache.lookup(this.deps.hasher.digest(keyText), this.deps.clock.now().getTime(), keyText);
-    return then(found, (lookup) => this.decideAndSpend(input, lookup));
+    const found = this.deps.cache.lookup(this.deps.hasher.digest(keyText), now, keyText);
+    // No closure per Check while every step answers synchronously; after a lookup that waited, the time is read again.
+    if (found instanceof Promise) return found.then((lookup) => this.decideAndSpend(input, lookup, epochMs(this.deps.clock)));
+    return this.decideAndSpend(input, found, now);
   }
 
-  private decideAndSpend(input: CheckRequestInput, lookup: KeyLookup | undefined): MaybePromise<CheckResult> {
+  private decideAndSpend(input: CheckRequestInput, lookup: KeyLookup | undefined, now: number): MaybePromise<CheckResult> {
     if (lookup?.kind === 'unavailable' && this.deps.onStoreError === 'error') throw new StoreUnavailableError();
-    const now = this.deps.clock.now().getTime();
     const decision = decide(input, lookup, now);
     if (!decision.allow || !decision.key) {
       if (decision.key) this.deps.security?.observe(input, decision, now);
       return this.respond(input, decision);
     }
     // Step 8: spend only now that every other check has passed.
-    return then(this.deps.spender.spend(decision.key, decision.org, now), (spent) => {
-      if (spent.key) this.deps.security?.observe(input, spent, now);
-      const endpoint = this.record(input, spent, now);
-      return this.respond(input, spent, endpoint);
-    });
+    const spent = this.deps.spender.spend(decision.key, decision.org, now);
+    if (spent instanceof Promise) return spent.then((d) => this.answerSpent(input, d, now));
+    return this.answerSpent(input, spent, now);
+  }
+
+  private answerSpent(input: CheckRequestInput, spent: Decision, now: number): CheckResult {
+    if (spent.key) this.deps.security?.observe(input, spent, now);
+    const endpoint = this.record(input, spent, now);
+    return this.respond(input, spent, endpoint);
   }
 
   /** Records last use and usage of an allowed Check; returns the endpoint label it was counted under. */

@@ -42,7 +42,10 @@ export function decideLimits(key: KeyView, org: OrgView, rate: RateDecision | nu
       details: { limit: quota.limit, used: quota.used, period_end: quota.period.end.toISOString(), retry_after_seconds: retry },
     };
   }
-  return { allow: true, key, org, ...(rate && { rate }), ...(quota && { quota }) };
+  const allowed: Decision = { allow: true, key, org };
+  if (rate) allowed.rate = rate;
+  if (quota) allowed.quota = quota;
+  return allowed;
 }
 
 export interface LimitSpenderDeps {
@@ -67,28 +70,45 @@ export class LimitSpender {
   spend(key: KeyView, org: OrgView, nowMs: number): MaybePromise<Decision> {
     const limit = effectiveRateLimit(key, org);
     if (limit <= 0) return this.spendQuota(key, org, null, nowMs);
-    return attempt(
-      () => this.deps.limiter.consume(key.id, limit, nowMs),
-      (rate) => this.spendQuota(key, org, rate, nowMs),
-      (error) => this.unavailable(key, error),
-    );
+    // attempt() spelled out: no closure per Check while the limiter answers synchronously.
+    let rate: MaybePromise<RateDecision>;
+    try {
+      rate = this.deps.limiter.consume(key.id, limit, nowMs);
+    } catch (error) {
+      return this.unavailable(key, error);
+    }
+    if (rate instanceof Promise)
+      return rate.then(
+        (r) => this.spendQuota(key, org, r, nowMs),
+        (error: unknown) => this.unavailable(key, error),
+      );
+    return this.spendQuota(key, org, rate, nowMs);
   }
 
   private spendQuota(key: KeyView, org: OrgView, rate: RateDecision | null, nowMs: number): MaybePromise<Decision> {
     if (rate && !rate.allowed) return decideLimits(key, org, rate, null, nowMs);
     if (org.monthlyQuota <= 0) {
       // Counted without a quota too (no I/O), so that a quota set mid-period starts from what was used.
-      this.deps.quota.count({ id: org.id, monthlyQuota: org.monthlyQuota, billingAnchorDay: org.billingAnchorDay }, nowMs);
+      this.deps.quota.count(org, nowMs);
       return decideLimits(key, org, rate, null, nowMs);
     }
-    return attempt(
-      () => this.deps.quota.consume({ id: org.id, monthlyQuota: org.monthlyQuota, billingAnchorDay: org.billingAnchorDay }, nowMs),
-      (quota) =>
-        quota.allowed
-          ? decideLimits(key, org, rate, quota, nowMs)
-          : this.refundThen(key, rate, nowMs, () => decideLimits(key, org, rate, quota, nowMs)),
-      (error) => this.refundThen(key, rate, nowMs, () => this.unavailable(key, error)),
-    );
+    let quota: MaybePromise<QuotaDecision>;
+    try {
+      quota = this.deps.quota.consume(org, nowMs);
+    } catch (error) {
+      return this.refundThen(key, rate, nowMs, () => this.unavailable(key, error));
+    }
+    if (quota instanceof Promise)
+      return quota.then(
+        (q) => this.afterQuota(key, org, rate, q, nowMs),
+        (error: unknown) => this.refundThen(key, rate, nowMs, () => this.unavailable(key, error)),
+      );
+    return this.afterQuota(key, org, rate, quota, nowMs);
+  }
+
+  private afterQuota(key: KeyView, org: OrgView, rate: RateDecision | null, quota: QuotaDecision, nowMs: number): MaybePromise<Decision> {
+    if (quota.allowed) return decideLimits(key, org, rate, quota, nowMs);
+    return this.refundThen(key, rate, nowMs, () => decideLimits(key, org, rate, quota, nowMs));
   }
 
   /** Gives back the rate-limit request `rate` spent (if any), then decides with `next`. */

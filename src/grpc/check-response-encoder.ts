@@ -1,6 +1,11 @@
 /**
  * The Check response's wire format, hand-coded for the hot path: the bytes of a
  * CheckResponse without the generic writer's per-field forks.
+ *
+ * Frozen parts are encoded once: a frozen header list, header option or string-valued
+ * dynamic-metadata object (src/authz/response.ts shares them between responses, deeply
+ * frozen) has its bytes kept in a WeakMap and copied into later responses. A frozen
+ * part must therefore never change, down to its nested objects.
  */
 import { CheckResponse } from '../gen/envoy/service/auth/v3/external_auth';
 import { HeaderValueOption_HeaderAppendAction, type HeaderValueOption } from '../gen/envoy/config/core/v3/base';
@@ -127,6 +132,18 @@ class Writer {
     this.pos += len;
   }
 
+  /** Bytes already encoded (a frozen part's). */
+  raw(b: Buffer): void {
+    this.room(b.length);
+    b.copy(this.buf, this.pos);
+    this.pos += b.length;
+  }
+
+  /** A copy of what was written since `start`. */
+  since(start: number): Buffer {
+    return Buffer.from(this.buf.subarray(start, this.pos));
+  }
+
   take(): Buffer {
     const out = Buffer.from(this.buf.subarray(0, this.pos));
     this.pos = 0;
@@ -136,7 +153,37 @@ class Writer {
 
 const writer = new Writer();
 
+/** A frozen part's bytes, with the field tag they were written under. */
+interface Encoded {
+  tag: number;
+  bytes: Buffer;
+}
+const frozenParts = new WeakMap<object, Encoded>();
+
+/** The bytes of frozen `part` under `tag` when known: copied in, true. */
+function reuse(part: object, tag: number): boolean {
+  if (!Object.isFrozen(part)) return false;
+  const known = frozenParts.get(part);
+  if (known === undefined || known.tag !== tag) return false;
+  writer.raw(known.bytes);
+  return true;
+}
+
+/** Keeps what was written since `start` as frozen `part`'s bytes under `tag`. */
+function remember(part: object, tag: number, start: number): void {
+  if (Object.isFrozen(part)) frozenParts.set(part, { tag, bytes: writer.since(start) });
+}
+
+function headerOptions(tag: number, list: readonly HeaderValueOption[]): void {
+  if (list.length === 0 || reuse(list, tag)) return;
+  const start = writer.pos;
+  for (let i = 0; i < list.length; i++) headerOption(tag, list[i]!);
+  remember(list, tag, start);
+}
+
 function headerOption(tag: number, option: HeaderValueOption): void {
+  if (reuse(option, tag)) return;
+  const start = writer.pos;
   const mark = writer.begin(tag);
   if (option.header !== undefined) {
     const header = writer.begin(HeaderValueOptionField.header);
@@ -162,6 +209,7 @@ function headerOption(tag: number, option: HeaderValueOption): void {
     writer.byte(1);
   }
   writer.end(mark);
+  remember(option, tag, start);
 }
 
 function status(value: Status): void {
@@ -183,6 +231,8 @@ function status(value: Status): void {
 
 /** A google.protobuf.Struct whose values are all strings (see allStrings). */
 function stringStruct(tag: number, struct: Record<string, unknown>): void {
+  if (reuse(struct, tag)) return;
+  const start = writer.pos;
   const mark = writer.begin(tag);
   for (const key in struct) {
     const value = struct[key];
@@ -195,6 +245,7 @@ function stringStruct(tag: number, struct: Record<string, unknown>): void {
     writer.end(entry);
   }
   writer.end(mark);
+  remember(struct, tag, start);
 }
 
 function allStrings(struct: Record<string, unknown> | undefined): boolean {
@@ -232,18 +283,17 @@ export function encodeCheckResponse(response: CheckResponse): Buffer {
         }
         writer.end(httpStatus);
       }
-      for (let i = 0; i < denied.headers.length; i++) headerOption(DeniedHttpResponseField.headers, denied.headers[i]!);
+      headerOptions(DeniedHttpResponseField.headers, denied.headers);
       if (denied.body !== '') writer.string(DeniedHttpResponseField.body, denied.body);
       writer.end(mark);
     }
     const ok = response.okResponse;
     if (ok !== undefined) {
       const mark = writer.begin(CheckResponseField.okResponse);
-      for (let i = 0; i < ok.headers.length; i++) headerOption(OkHttpResponseField.headers, ok.headers[i]!);
+      headerOptions(OkHttpResponseField.headers, ok.headers);
       for (let i = 0; i < ok.headersToRemove.length; i++) writer.string(OkHttpResponseField.headersToRemove, ok.headersToRemove[i]!);
       if (ok.dynamicMetadata !== undefined) stringStruct(OkHttpResponseField.dynamicMetadata, ok.dynamicMetadata);
-      for (let i = 0; i < ok.responseHeadersToAdd.length; i++)
-        headerOption(OkHttpResponseField.responseHeadersToAdd, ok.responseHeadersToAdd[i]!);
+      headerOptions(OkHttpResponseField.responseHeadersToAdd, ok.responseHeadersToAdd);
       for (let i = 0; i < ok.queryParametersToRemove.length; i++)
         writer.string(OkHttpResponseField.queryParametersToRemove, ok.queryParametersToRemove[i]!);
       writer.end(mark);

@@ -22,12 +22,25 @@ export const MAX_METADATA_BYTES = 16 * 1024;
 
 /** The metadata's size as HTTP/2 counts a header list. */
 export function metadataSize(md: Metadata): number {
-  let n = 0;
-  const all = md.toJSON();
-  for (const name of Object.keys(all)) {
-    for (const v of all[name]!) n += name.length + 32 + (typeof v === 'string' ? v.length : Math.ceil(v.length / 3) * 4);
+  // grpc-js keeps the entries in a Map (`internalRepr`): read in place, with no copy or
+  // closure per call; through toJSON() should a grpc-js version keep them otherwise.
+  const repr = (md as unknown as { internalRepr?: unknown }).internalRepr;
+  sized = 0;
+  if (repr instanceof Map) (repr as Map<string, MetadataValue[]>).forEach(addEntry);
+  else {
+    const all = md.toJSON();
+    for (const name of Object.keys(all)) addEntry(all[name]!, name);
   }
-  return n;
+  return sized;
+}
+
+type MetadataValue = string | Buffer;
+let sized = 0;
+function addEntry(values: MetadataValue[], name: string): void {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    sized += name.length + 32 + (typeof v === 'string' ? v.length : Math.ceil(v.length / 3) * 4);
+  }
 }
 
 /** Throws `metadata_too_large` when the call's metadata exceeds MAX_METADATA_BYTES. */

@@ -39,8 +39,13 @@ const CRC_TABLE = (() => {
 
 /** CRC32 (IEEE) of an ASCII string. */
 export function crc32(text: string): number {
+  return crc32Prefix(text, text.length);
+}
+
+/** CRC32 (IEEE) of the text's first `length` characters. */
+function crc32Prefix(text: string, length: number): number {
   let c = 0xffffffff;
-  for (let i = 0; i < text.length; i++) c = CRC_TABLE[(c ^ text.charCodeAt(i)) & 0xff]! ^ (c >>> 8);
+  for (let i = 0; i < length; i++) c = CRC_TABLE[(c ^ text.charCodeAt(i)) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
@@ -72,8 +77,15 @@ function withChecksum(head: string): string {
 }
 
 function checksumValid(text: string): boolean {
-  const head = text.slice(0, -CHECKSUM_LENGTH);
-  return base62(crc32(head), CHECKSUM_LENGTH) === text.slice(-CHECKSUM_LENGTH);
+  // base62(crc32(head), CHECKSUM_LENGTH) === tail, compared digit by digit (no string built)
+  const headLength = text.length - CHECKSUM_LENGTH;
+  if (headLength < 0) return false;
+  let v = crc32Prefix(text, headLength);
+  for (let i = text.length - 1; i >= headLength; i--) {
+    if (text.charCodeAt(i) !== ALPHABET.charCodeAt(v % 62)) return false;
+    v = Math.floor(v / 62);
+  }
+  return v === 0;
 }
 
 export function generateKey(env: Environment): string {
@@ -88,11 +100,15 @@ export type KeyParse = { ok: true; environment: Environment } | { ok: false; rea
 
 /** Checks an API key's shape and checksum; no I/O. */
 export function parseKey(text: string): KeyParse {
-  const m = KEY_EXACT.exec(text);
-  if (!m) return { ok: false, reason: 'malformed' };
-  if (!checksumValid(text)) return { ok: false, reason: 'bad_checksum' };
-  return { ok: true, environment: m[1] as Environment };
+  if (!KEY_EXACT.test(text)) return MALFORMED;
+  if (!checksumValid(text)) return BAD_CHECKSUM;
+  return text.startsWith('kw_live_') ? LIVE : TEST;
 }
+/** parseKey's answers, shared (read-only). */
+const MALFORMED: KeyParse = Object.freeze({ ok: false, reason: 'malformed' });
+const BAD_CHECKSUM: KeyParse = Object.freeze({ ok: false, reason: 'bad_checksum' });
+const LIVE: KeyParse = Object.freeze({ ok: true, environment: 'live' });
+const TEST: KeyParse = Object.freeze({ ok: true, environment: 'test' });
 
 /** True when the text has the admin-token shape and a valid checksum. */
 export function isWellFormedAdminToken(text: string): boolean {

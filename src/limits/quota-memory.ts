@@ -46,6 +46,8 @@ interface Entry {
   enforced: boolean;
   /** Flushes since the last consume. */
   idleFlushes: number;
+  /** Removed from `entries` by a flush (and not put back): the per-organization memo must not use it. */
+  dropped?: boolean;
 }
 
 export interface DbSyncedQuotaOptions {
@@ -108,6 +110,8 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
   private readonly idleFlushes: number;
   private readonly onError: (e: unknown) => void;
   private readonly entries = new Map<string, Entry>();
+  /** Per organization, the entry it used last: the hot path finds it without building a row key. */
+  private readonly lastByOrg = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<Entry>>();
   private readonly serial = new Serial();
   private cancelTimer: (() => void) | undefined;
@@ -123,12 +127,21 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
   }
 
   consume(org: QuotaOrg, nowMs: number): QuotaDecision | Promise<QuotaDecision> {
-    const period = billingPeriod(org.billingAnchorDay, nowMs);
+    const period = billingPeriodShared(org.billingAnchorDay, nowMs);
     this.see(nowMs);
-    const k = rowKey(org.id, period.start.getTime());
-    const known = this.entries.get(k);
+    const startMs = period.start.getTime();
+    const known = this.entryOf(org.id, startMs);
     if (known?.checked) return this.decide(known, org.monthlyQuota, period);
-    return this.load(k, org.id, period).then((e) => this.decide(e, org.monthlyQuota, period));
+    return this.load(rowKey(org.id, startMs), org.id, period).then((e) => this.decide(e, org.monthlyQuota, period));
+  }
+
+  /** The entry of (organization, period) in `entries`, if any; through the per-organization memo first. */
+  private entryOf(organizationId: string, startMs: number): Entry | undefined {
+    const last = this.lastByOrg.get(organizationId);
+    if (last !== undefined && last.startMs === startMs && last.dropped !== true) return last;
+    const e = this.entries.get(rowKey(organizationId, startMs));
+    if (e) this.lastByOrg.set(organizationId, e);
+    return e;
   }
 
   private decide(e: Entry, limit: number, period: BillingPeriod): QuotaDecision {
@@ -148,8 +161,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
     const period = billingPeriodShared(org.billingAnchorDay, nowMs);
     this.see(nowMs);
     const startMs = period.start.getTime();
-    const k = rowKey(org.id, startMs);
-    let e = this.entries.get(k);
+    let e = this.entryOf(org.id, startMs);
     if (!e) {
       e = {
         organizationId: org.id,
@@ -162,7 +174,8 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
         enforced: false,
         idleFlushes: 0,
       };
-      this.entries.set(k, e);
+      this.entries.set(rowKey(org.id, startMs), e);
+      this.lastByOrg.set(org.id, e);
     }
     e.pending++;
     this.counts.counted++;
@@ -232,6 +245,7 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
       const k2 = rowKey(e.organizationId, e.startMs);
       const cur = this.entries.get(k2);
       if (cur) return cur;
+      e.dropped = false;
       this.entries.set(k2, e);
       return e;
     });
@@ -275,6 +289,8 @@ export class DbSyncedQuotaCounter implements QuotaCounter {
       if (e.pending === 0 && (!e.enforced || e.endMs <= this.latestNowMs || e.idleFlushes >= this.idleFlushes)) {
         // Everything counted here is in the database already.
         this.entries.delete(k);
+        e.dropped = true;
+        if (this.lastByOrg.get(e.organizationId) === e) this.lastByOrg.delete(e.organizationId);
         continue;
       }
       if (e.pending > 0) writes.push({ e, sent: e.pending });

@@ -188,7 +188,7 @@ export class RedisQuotaCounter implements QuotaCounter {
   }
 
   async consume(org: QuotaOrg, nowMs: number): Promise<QuotaDecision> {
-    const period = billingPeriod(org.billingAnchorDay, nowMs);
+    const period = billingPeriodShared(org.billingAnchorDay, nowMs);
     const s = this.track(org.id, period, nowMs);
     const limit = org.monthlyQuota;
     // Outage counts go with this command; taken now, so concurrent commands do not add them twice.
