@@ -7,6 +7,7 @@
 #   ratelimit  hot path with a rate limit, strict vs approximate vs none, vs the no-op (h2load; SQLite)
 #   memory  RSS with 1,000,000 keys cached and 1,000,000 windows live, per rate-limit mode (SQLite)
 #   latency open-loop latency (p50..p99.9) at 25/50/75 % of the no-op's capacity, GC pauses, heap bytes per Check (SQLite)
+#   garbage V8 heap bytes allocated per allowed Check, whole process, keyward vs the no-op, by owner (sampling heap profiler; SQLite)
 #   redis   hot path with the Redis limiter and quota vs in memory; Redis commands, reads and CPU per Check
 #           (BENCH_REDIS_URL, default redis://127.0.0.1:6379/9; skipped, with a message, when it does not answer)
 # BENCH_ONLY="run ingest" picks some. The PostgreSQL ones (ingest, fleet, cold) use
@@ -32,10 +33,10 @@ pg_up() {
 }
 
 status=0
-for b in ${BENCH_ONLY:-run ratelimit redis latency ingest fleet cold memory}; do
+for b in ${BENCH_ONLY:-run ratelimit redis latency garbage ingest fleet cold memory}; do
   echo
   echo "================================ bench/$b.ts ================================"
-  if [ "$b" != run ] && [ "$b" != ratelimit ] && [ "$b" != memory ] && [ "$b" != latency ] && [ "$b" != redis ] && ! pg_up; then
+  if [ "$b" != run ] && [ "$b" != ratelimit ] && [ "$b" != memory ] && [ "$b" != latency ] && [ "$b" != redis ] && [ "$b" != garbage ] && ! pg_up; then
     echo "skipped: PostgreSQL is not reachable at ${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
     continue
   fi

@@ -1,7 +1,7 @@
 /**
  * Where a hot Check's CPU goes, keyward against the no-op ext_authz server: each runs
  * under `node --cpu-prof` while h2load drives the same allowed-key CheckRequest at
- * -c16 -m16 for BENCH_DURATION seconds (10), no warm-up. Prints busy CPU per request
+ * -c16 -m16 (BENCH_C, BENCH_M) for BENCH_DURATION seconds (10), no warm-up. Prints busy CPU per request
  * by owner (keyward, @grpc/grpc-js, Node's http2, GC, ...) side by side, and the
  * difference. Busy time includes each process's start-up and, for keyward, creating
  * one organization and key (well under a second of CPU); the request counts are
@@ -29,6 +29,9 @@ import { checkRequestBytes, grpcFrame } from './support/check-request';
 
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+/** h2load's connections and streams per connection (BENCH_C, BENCH_M: 16, 16). */
+const C = Number(process.env.BENCH_C ?? 16);
+const M = Number(process.env.BENCH_M ?? 16);
 
 function h2load(port: number, file: string): number {
   const r = spawnSync(
@@ -39,9 +42,9 @@ function h2load(port: number, file: string): number {
       '-t',
       '1',
       '-c',
-      '16',
+      String(C),
       '-m',
-      '16',
+      String(M),
       '-d',
       file,
       '-H',
@@ -168,7 +171,7 @@ async function main(): Promise<void> {
     );
     const per = (m: Map<string, number>, o: string, reqs: number) => (m.get(o) ?? 0) / reqs;
     console.log(
-      `# busy CPU per request at -c16 -m16, ${DURATION} s: keyward ${kwRequests.toLocaleString('en-US')} requests, floor ${floorRequests.toLocaleString('en-US')}, no-op ${noopRequests.toLocaleString('en-US')}`,
+      `# busy CPU per request at -c${C} -m${M}, ${DURATION} s: keyward ${kwRequests.toLocaleString('en-US')} requests, floor ${floorRequests.toLocaleString('en-US')}, no-op ${noopRequests.toLocaleString('en-US')}`,
     );
     console.log("(floor: bench/floor-server.ts, grpc-js plus decode, HMAC, Map lookup and keyward's allow response)");
     console.log('| owner | keyward µs/request | floor µs/request | no-op µs/request | keyward − no-op |');

@@ -27,6 +27,7 @@ import { table } from './support/table';
 import { ADMIN_TOKEN, DURATION, WARMUP } from './run/settings';
 import { cleanup, state, track } from './run/processes';
 import { type H2Result, describe, fmtMs, fmtRps, h2load, rawCheck, sh, startBaseline, unary } from './run/helpers';
+import { median } from './support/stats';
 
 const ROUNDS = Number(process.env.BENCH_RL_ROUNDS ?? 8);
 const [C, M] = (process.env.BENCH_RL_LEVEL ?? '16x16').split('x').map(Number) as [number, number];
@@ -88,10 +89,6 @@ async function startKeyward(mode: Mode): Promise<{ kw: ServerProcess; limited: s
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
 
 async function main(): Promise<void> {

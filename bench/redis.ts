@@ -20,20 +20,19 @@ import { join } from 'node:path';
 import { Client, credentials } from '@grpc/grpc-js';
 import Redis from 'ioredis';
 import { CreateOrganizationRequest, Environment, KeyAdminClient } from '../src/gen/keyward/admin/v1/key_admin';
-import { LIMITS } from '../src/admin/validate';
+import { UNREACHED_QUOTA as QUOTA, UNREACHED_RATE_LIMIT as RATE_LIMIT } from './support/limits';
 import { startServerProcess, type ServerProcess } from '../test/support/server-process';
 import { checkRequestBytes, grpcFrame } from './support/check-request';
 import { table } from './support/table';
 import { ADMIN_TOKEN, DURATION, WARMUP } from './run/settings';
 import { cleanup, state, track } from './run/processes';
 import { type H2Result, describe, fmtMs, fmtRps, h2load, rawCheck, sh, unary } from './run/helpers';
+import { median } from './support/stats';
 
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/9';
 const ROUNDS = Number(process.env.BENCH_REDIS_ROUNDS ?? 4);
 const [C, M] = (process.env.BENCH_REDIS_LEVEL ?? '16x16').split('x').map(Number) as [number, number];
 const MODE = process.env.BENCH_REDIS_MODE ?? 'strict';
-const RATE_LIMIT = LIMITS.rateLimitMax;
-const QUOTA = 1_000_000_000_000;
 const TARGET = 0.7;
 type Backend = 'memory' | 'redis';
 
@@ -131,10 +130,6 @@ interface RedisTotals {
   usec: Map<string, number>;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   console.log('# Redis limiter and quota on the hot path: redis vs memory (req/s within each round)');

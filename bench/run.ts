@@ -13,7 +13,7 @@ import { generateKey } from '../src/keys/format';
 import { startServerProcess } from '../test/support/server-process';
 import { checkRequestBytes, grpcFrame } from './support/check-request';
 import { CHECK_PATH } from './support/keyward';
-import { ADMIN_TOKEN, DURATION, KEYS, LEVELS, WARMUP } from './run/settings';
+import { ADMIN_TOKEN, DURATION, KEYS, LEVELS, ROUNDS, WARMUP } from './run/settings';
 import { cleanup, state } from './run/processes';
 import {
   H2Result,
@@ -31,6 +31,11 @@ import {
   unary,
 } from './run/helpers';
 import { table } from './support/table';
+import { median } from './support/stats';
+import { UNREACHED_QUOTA, UNREACHED_RATE_LIMIT } from './support/limits';
+
+/** BENCH_LIMITS=off: the organization has no rate limit and no quota (the limiter is then skipped). */
+const LIMITED = process.env.BENCH_LIMITS !== 'off';
 
 async function main(): Promise<void> {
   const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? '?';
@@ -72,8 +77,8 @@ async function main(): Promise<void> {
     CreateOrganizationRequest.fromPartial({
       name: 'bench',
       maxKeys: KEYS + 10,
-      rateLimitPerMinute: 0,
-      monthlyQuota: 0,
+      rateLimitPerMinute: LIMITED ? UNREACHED_RATE_LIMIT : 0,
+      monthlyQuota: LIMITED ? UNREACHED_QUOTA : 0,
     }),
   );
   const secrets = new Array<string>(KEYS);
@@ -103,7 +108,7 @@ async function main(): Promise<void> {
   });
   await unary(admin.revokeKey.bind(admin), { requestId: '', id: revokedKey.key!.id, reason: 'benchmark deny path' });
   console.log(
-    `organization ${org.id} (rate limit 0, monthly quota 0 = unlimited): ${KEYS} keys + 1 revoked created in ${((Date.now() - tk) / 1000).toFixed(1)}s`,
+    `organization ${org.id} (${LIMITED ? `rate limit ${UNREACHED_RATE_LIMIT.toLocaleString('en-US')}/min and monthly quota ${UNREACHED_QUOTA.toLocaleString('en-US')}: both consulted, never reached` : 'rate limit 0, monthly quota 0 = unlimited (BENCH_LIMITS=off)'}): ${KEYS} keys + 1 revoked created in ${((Date.now() - tk) / 1000).toFixed(1)}s`,
   );
   admin.close();
 
@@ -169,17 +174,34 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = {};
   const noopAt: Record<string, H2Result> = {};
   console.log('');
+  const ratioRows: string[][] = [];
   for (const [c, m] of LEVELS) {
     const level = `-c${c} -m${m}`;
-    process.stdout.write(`running ${level} ...`);
-    const k = await h2load(state.keyward.authzPort, files.get(cases[0]!.name)!, c, m);
-    const f = await h2load(floor.port, files.get(cases[0]!.name)!, c, m);
-    const n = await h2load(noop.port, files.get(cases[0]!.name)!, c, m);
-    console.log(` keyward ${fmtRps(k.reqPerSec)} req/s, floor ${fmtRps(f.reqPerSec)} req/s, noop ${fmtRps(n.reqPerSec)} req/s`);
-    check(`keyward ${level}`, k);
-    check(`floor ${level}`, f);
-    check(`noop ${level}`, n);
-    noopAt[level] = n;
+    // ROUNDS > 1: the three servers in rotating order each round; the ratios are taken within a round.
+    const runs: { k: H2Result; f: H2Result; n: H2Result }[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      process.stdout.write(`running ${level}${ROUNDS > 1 ? ` round ${r + 1}/${ROUNDS}` : ''} ...`);
+      const got: Partial<Record<'k' | 'f' | 'n', H2Result>> = {};
+      const order = (['k', 'f', 'n'] as const).map((_, i, all) => all[(i + r) % 3]!);
+      for (const who of order) {
+        const port = who === 'k' ? state.keyward.authzPort : who === 'f' ? floor.port : noop.port;
+        got[who] = await h2load(port, files.get(cases[0]!.name)!, c, m);
+      }
+      const run = { k: got.k!, f: got.f!, n: got.n! };
+      runs.push(run);
+      console.log(
+        ` keyward ${fmtRps(run.k.reqPerSec)} req/s, floor ${fmtRps(run.f.reqPerSec)} req/s, noop ${fmtRps(run.n.reqPerSec)} req/s`,
+      );
+      check(`keyward ${level}`, run.k);
+      check(`floor ${level}`, run.f);
+      check(`noop ${level}`, run.n);
+    }
+    const k = { reqPerSec: median(runs.map((x) => x.k.reqPerSec)), meanMs: median(runs.map((x) => x.k.meanMs)) };
+    const f = { reqPerSec: median(runs.map((x) => x.f.reqPerSec)), meanMs: median(runs.map((x) => x.f.meanMs)) };
+    const n = { reqPerSec: median(runs.map((x) => x.n.reqPerSec)), meanMs: median(runs.map((x) => x.n.meanMs)) };
+    const overFloor = runs.map((x) => x.k.reqPerSec / x.f.reqPerSec);
+    const overNoop = runs.map((x) => x.k.reqPerSec / x.n.reqPerSec);
+    noopAt[level] = runs[0]!.n;
     result[`allow ${level}`] = {
       keywardRps: k.reqPerSec,
       floorRps: f.reqPerSec,
@@ -187,7 +209,12 @@ async function main(): Promise<void> {
       keywardMeanMs: k.meanMs,
       floorMeanMs: f.meanMs,
       noopMeanMs: n.meanMs,
+      rounds: ROUNDS,
+      keywardOverFloor: { median: median(overFloor), min: Math.min(...overFloor), max: Math.max(...overFloor) },
+      keywardOverNoop: { median: median(overNoop), min: Math.min(...overNoop), max: Math.max(...overNoop) },
     };
+    const range = (xs: number[]) => `${median(xs).toFixed(3)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+    ratioRows.push([level, String(ROUNDS), range(overFloor), range(overNoop)]);
     rowsAllow.push([
       level,
       fmtRps(k.reqPerSec),
@@ -203,8 +230,10 @@ async function main(): Promise<void> {
     ]);
   }
   const rowsDeny: string[][] = [];
-  const base = noopAt['-c16 -m16']!;
-  for (const c of cases.slice(1)) {
+  // The deny runs compare with the no-op's -c16 -m16 allow run: without that level they are left out.
+  const base = noopAt['-c16 -m16'];
+  for (const c of base ? cases.slice(1) : []) {
+    if (!base) break;
     process.stdout.write(`running ${c.name} at -c16 -m16 ...`);
     const k = await h2load(state.keyward.authzPort, files.get(c.name)!, 16, 16);
     console.log(` keyward ${fmtRps(k.reqPerSec)} req/s`);
@@ -245,13 +274,18 @@ async function main(): Promise<void> {
       rowsAllow,
     ),
   );
+  if (ROUNDS > 1) {
+    console.log('');
+    console.log(`## Ratios within each round (${ROUNDS} rounds, servers in rotating order): median (min–max); req/s above are medians`);
+    console.log(table(['level', 'rounds', 'keyward/floor', 'keyward/noop'], ratioRows));
+  }
   console.log('');
   console.log('## Deny paths at -c16 -m16 (noop column: its -c16 -m16 allow run above, same request size class)');
   console.log(table(['case', ...head.slice(1)], rowsDeny));
   console.log('');
   const k16 = rowsAllow[0]!;
   console.log(
-    `summary: at -c16 -m16 keyward serves ${k16[4]}x the noop's req/s (mean latency ${k16[9]}x); the floor ${k16[5]}x (latency ${k16[10]}x).`,
+    `summary: at ${k16[0]} keyward serves ${k16[4]}x the noop's req/s (mean latency ${k16[9]}x); the floor ${k16[5]}x (latency ${k16[10]}x).`,
   );
   console.log(`BENCH_RESULT ${JSON.stringify({ hot: result })}`);
   console.log(

@@ -49,6 +49,7 @@ import { alsLoop } from './soak/access-log';
 import { scrape } from './soak/ops';
 import { buildInfo, cleanRedis, dropDatabase, pgAdminQuery, pgReachable, stopServer, onSignals } from './soak/lifecycle';
 import { COLUMNS, Sample, int, mb, mmss, pad } from './soak/output';
+import { median } from './support/stats';
 
 async function main(): Promise<number> {
   const cpuModel = cpus()[0]?.model ?? '?';
@@ -209,10 +210,6 @@ async function main(): Promise<number> {
     // RSS moves in a garbage-collection sawtooth, so single samples are compared by the
     // median of each minute after the warm-up: the first minute's is the baseline, and
     // every later minute's must stay within ±RSS_LIMIT_PERCENT of it.
-    const median = (xs: number[]) => {
-      const v = [...xs].sort((a, b) => a - b);
-      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-    };
     const windows = new Map<number, number[]>();
     for (const r of afterWarmup) {
       const w = Math.floor((r.atMs - WARMUP_MS) / 60_000);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Client, credentials } from '@grpc/grpc-js';
 import { CheckResponse } from '../../src/gen/envoy/service/auth/v3/external_auth';
 import { CreateOrganizationRequest, Environment, KeyAdminClient } from '../../src/gen/keyward/admin/v1/key_admin';
-import { LIMITS } from '../../src/admin/validate';
+import { UNREACHED_QUOTA as QUOTA, UNREACHED_RATE_LIMIT } from '../support/limits';
 import { startServerProcess } from '../../test/support/server-process';
 import { checkRequestBytes, grpcFrame } from '../support/check-request';
 import { ADMIN_TOKEN } from '../run/settings';
@@ -32,8 +32,6 @@ export interface Target {
 }
 
 export const GC_FLAGS = ['--trace-gc-nvp'];
-/** A monthly quota no run comes near, so that the quota is counted but never refuses. */
-const QUOTA = 1_000_000_000_000;
 
 /** Starts the three servers; their targets and the request frames (one per key, base64). */
 export async function startServers(tmp: string): Promise<{ targets: Target[]; frames: string[]; notes: string[] }> {
@@ -58,7 +56,7 @@ export async function startServers(tmp: string): Promise<{ targets: Target[]; fr
     CreateOrganizationRequest.fromPartial({
       name: 'latency',
       maxKeys: KEYS + 10,
-      rateLimitPerMinute: LIMITS.rateLimitMax,
+      rateLimitPerMinute: UNREACHED_RATE_LIMIT,
       monthlyQuota: QUOTA,
     }),
   );
@@ -91,7 +89,7 @@ export async function startServers(tmp: string): Promise<{ targets: Target[]; fr
   const sample = CheckResponse.decode(allowBytes);
   const limited = sample.okResponse?.responseHeadersToAdd.some((h) => h.header?.key === 'x-ratelimit-limit') ?? false;
   notes.push(
-    `keyward: ${KEYS} keys of one organization (rate limit ${LIMITS.rateLimitMax.toLocaleString('en-US')}/min, monthly quota ${QUOTA.toLocaleString('en-US')}), all cached and allowed: ${describe(sample)}, rate-limit headers ${limited ? 'present' : 'absent'}`,
+    `keyward: ${KEYS} keys of one organization (rate limit ${UNREACHED_RATE_LIMIT.toLocaleString('en-US')}/min, monthly quota ${QUOTA.toLocaleString('en-US')}), all cached and allowed: ${describe(sample)}, rate-limit headers ${limited ? 'present' : 'absent'}`,
   );
   client.close();
 
