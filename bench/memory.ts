@@ -13,7 +13,7 @@
  *     quota, usage, last use): once from SQLite, then again cached, starting just after a
  *     minute begins so that no window goes idle; then RSS and heap once the usage and
  *     last-use writes are done, and for 30 s at rest (bench/cold/in-process.ts).
- * Knobs: BENCH_MEMORY_KEYS (1,000,000), BENCH_MEMORY_MODES.
+ * Knobs: BENCH_MEMORY_KEYS (1,000,000), BENCH_MEMORY_MODES, BENCH_KEYWARD_NODE_ARGS (node flags for keyward).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';

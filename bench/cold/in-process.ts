@@ -37,7 +37,8 @@ export async function inProcessMemory(
   const driver = track(
     fork(join(__dirname, '..', 'memory-driver.cjs'), [], {
       cwd: ROOT,
-      execArgv: [],
+      // BENCH_KEYWARD_NODE_ARGS: node flags for keyward, as in bench/run.ts (e.g. --max-semi-space-size=64).
+      execArgv: (process.env.BENCH_KEYWARD_NODE_ARGS ?? '').split(' ').filter(Boolean),
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       env: {
