@@ -130,7 +130,6 @@ interface RedisTotals {
   usec: Map<string, number>;
 }
 
-
 async function main(): Promise<void> {
   console.log('# Redis limiter and quota on the hot path: redis vs memory (req/s within each round)');
   console.log(

@@ -245,9 +245,13 @@ describe('encodeCheckResponse', () => {
     };
     fc.assert(
       fc.property(fc.array(header, { minLength: 1, maxLength: 4 }), strings, header, (list, struct, single) => {
-        const shared = deepFreeze(list.map((h) => structuredClone(h)));
+        const clone = (h: HeaderValueOption): HeaderValueOption => ({
+          ...h,
+          header: h.header && { ...h.header, rawValue: Buffer.from(h.header.rawValue) },
+        });
+        const shared = deepFreeze((list as HeaderValueOption[]).map(clone));
         const meta = deepFreeze({ ...struct });
-        const one = deepFreeze(structuredClone(single));
+        const one = deepFreeze(clone(single as HeaderValueOption));
         const okWith = (headers: HeaderValueOption[], toAdd: HeaderValueOption[]): CheckResponse => ({
           status: { code: 0, message: '', details: [] },
           deniedResponse: undefined,
