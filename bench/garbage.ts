@@ -15,18 +15,15 @@
  *   BENCH_ONLY=garbage npm run bench
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Server, ServerCredentials, type handleUnaryCall } from '@grpc/grpc-js';
 import { ROOT } from '../src/admin/principal';
-import { startApp } from '../src/app';
-import { defaultAuthzConfig, parseDatabaseUrl, type Config } from '../src/config';
 import { CheckResponse } from '../src/gen/envoy/service/auth/v3/external_auth';
 import { GRPC_SERVER_OPTIONS } from '../src/grpc/server-options';
-import { createLogger } from '../src/util/logger';
+import { startInProcessApp } from './support/in-process-app';
 import { checkRequestBytes, grpcFrame } from './support/check-request';
 import { UNREACHED_QUOTA, UNREACHED_RATE_LIMIT } from './support/limits';
 import { table } from './support/table';
@@ -112,20 +109,7 @@ async function serve(tmp: string): Promise<{ port: number; key: string; close: (
       close: () => new Promise((r) => server.tryShutdown(() => r())),
     };
   }
-  const config: Config = {
-    database: parseDatabaseUrl(`sqlite:${join(tmp, 'kw.db')}`),
-    authzListen: '127.0.0.1:0',
-    adminListen: '127.0.0.1:0',
-    hashSecret: randomBytes(32),
-    hashSecretSource: 'env',
-    adminToken: 'garbage-admin-token-0123456789',
-    logLevel: 'info',
-    autoMigrate: true,
-    rotationGraceSeconds: 86400,
-    heapGrowingPercent: 20,
-    authz: defaultAuthzConfig(),
-  };
-  const app = await startApp({ config, logger: createLogger('warn'), onGeneratedAdminToken: () => undefined });
+  const app = await startInProcessApp(`sqlite:${join(tmp, 'kw.db')}`);
   const ctx = { principal: ROOT, peer: 'bench' };
   const org = await app.admin.organizations.create(ctx, {
     name: 'garbage',

@@ -11,18 +11,16 @@
  * Knobs: BENCH_OPS (200000), BENCH_KEYS (1000), BENCH_RATE_LIMIT (0 = unlimited;
  * set it to include the limiter and its headers).
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { startApp } from '../src/app';
-import { defaultAuthzConfig, parseDatabaseUrl, type Config } from '../src/config';
+import { parseDatabaseUrl } from '../src/config';
 import { ROOT } from '../src/admin/principal';
 import { SafeAuthorizationService } from '../src/grpc/authz-server';
 import { decoded } from '../src/grpc/decode';
-import { createLogger } from '../src/util/logger';
+import { startInProcessApp, type InProcessApp } from './support/in-process-app';
 import { checkRequestBytes } from './support/check-request';
 
 const OPS = Number(process.env.BENCH_OPS ?? 200_000);
@@ -32,20 +30,7 @@ const RATE = Number(process.env.BENCH_RATE_LIMIT ?? 0);
 async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'keyward-prof-'));
   const url = process.env.BENCH_DB ?? `sqlite:${join(tmp, 'kw.db')}`;
-  const config: Config = {
-    database: parseDatabaseUrl(url),
-    authzListen: '127.0.0.1:0',
-    adminListen: '127.0.0.1:0',
-    hashSecret: randomBytes(32),
-    hashSecretSource: 'env',
-    adminToken: 'profile-admin-token-0123456789',
-    logLevel: 'info',
-    autoMigrate: true,
-    rotationGraceSeconds: 86400,
-    heapGrowingPercent: 20,
-    authz: defaultAuthzConfig(),
-  };
-  const app = await startApp({ config, logger: createLogger('warn'), onGeneratedAdminToken: () => undefined });
+  const app = await startInProcessApp(url);
   const ctx = { principal: ROOT, peer: 'profile' };
   const org = await app.admin.organizations.create(ctx, {
     name: `profile-${Date.now()}`,
@@ -95,7 +80,7 @@ async function main(): Promise<void> {
   const flushMs = total - (tf - t0);
   const us = (ms: number) => ((ms * 1000) / OPS).toFixed(2);
   console.log(
-    `ops ${OPS}, keys ${KEYS}, rate limit ${RATE || 'unlimited'}, db ${config.database.kind}, response ${Math.round(bytes / OPS)} B`,
+    `ops ${OPS}, keys ${KEYS}, rate limit ${RATE || 'unlimited'}, db ${parseDatabaseUrl(url).kind}, response ${Math.round(bytes / OPS)} B`,
   );
   console.log(
     `per Check: decode ${us(decode)} µs, check ${us(check)} µs, encode ${us(encode)} µs; loop total ${us(tf - t0)} µs (incl. usage writes that ran during it); final flush ${us(flushMs)} µs`,
@@ -113,7 +98,7 @@ async function main(): Promise<void> {
  * the heap's growth over chunks of 500 Checks, counting only chunks in which no
  * collection ran (the heap did not shrink).
  */
-function garbagePerCheck(app: Awaited<ReturnType<typeof startApp>>, bodies: Buffer[]): string {
+function garbagePerCheck(app: InProcessApp, bodies: Buffer[]): string {
   const m = SafeAuthorizationService.check;
   const chunks = Number(process.env.BENCH_GARBAGE_CHUNKS ?? 100);
   const grown: number[] = [];
