@@ -41,6 +41,7 @@ import { cpuMsOf, cpuOf, dbUrl, distBuilt, fmt, keywardBackends, mb, pool, postg
 import { StatsMonitor, delta } from './cold/pg-stats';
 import { startGenerator, startKeyward, printSetup } from './cold/keyward';
 import { type InProcessResult, inProcessMemory, limiterBytesPerWindow } from './cold/in-process';
+import { runMain } from './support/run-main';
 
 async function main(): Promise<void> {
   if (!(KEYS > 0) || !(INFLIGHT > 0) || !(GENERATORS > 0) || !(SECONDS >= 0)) throw new Error('bad BENCH_COLD_* value');
@@ -382,15 +383,4 @@ for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
     cleanup();
     process.exit(130);
   });
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (e) => {
-    console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    if (state.keyward) console.error(state.keyward.stderr().slice(-2000));
-    cleanup();
-    process.exit(1);
-  },
-);
+runMain(main, cleanup, () => state.keyward?.stderr());

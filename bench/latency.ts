@@ -34,6 +34,7 @@ import {
   TARGET_P999,
   WARMUP,
 } from './latency/settings';
+import { runMain } from './support/run-main';
 
 function runGenerator(child: ChildProcess, run: GeneratorRun): Promise<GeneratorResult> {
   return new Promise((resolve, reject) => {
@@ -138,15 +139,4 @@ async function main(): Promise<void> {
   await state.keyward!.stop('SIGTERM');
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (e) => {
-    console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    if (state.keyward) console.error(state.keyward.stderr().slice(-2000));
-    cleanup();
-    process.exit(1);
-  },
-);
+runMain(main, cleanup, () => state.keyward?.stderr());

@@ -32,6 +32,7 @@ import { ADMIN_TOKEN, RATE_LIMIT } from './cold/settings';
 import { fmt, unary } from './cold/system';
 import { sh } from './run/helpers';
 import { table } from './support/table';
+import { runMain } from './support/run-main';
 
 /** better-sqlite3 (a dependency without type declarations), as far as this file uses it. */
 interface Statement {
@@ -224,11 +225,8 @@ async function main(): Promise<void> {
   console.log(`total ${((Date.now() - t0) / 1000).toFixed(0)}s`);
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    if (state.keyward) console.error(state.keyward.stderr().slice(-2000));
-    process.exit(1);
-  },
+runMain(
+  main,
+  () => undefined,
+  () => state.keyward?.stderr(),
 );

@@ -28,6 +28,7 @@ import { ADMIN_TOKEN, DURATION, WARMUP } from './run/settings';
 import { cleanup, state, track } from './run/processes';
 import { type H2Result, describe, fmtMs, fmtRps, h2load, rawCheck, sh, startBaseline, unary } from './run/helpers';
 import { median } from './support/stats';
+import { runMain } from './support/run-main';
 
 const ROUNDS = Number(process.env.BENCH_RL_ROUNDS ?? 8);
 const [C, M] = (process.env.BENCH_RL_LEVEL ?? '16x16').split('x').map(Number) as [number, number];
@@ -184,14 +185,4 @@ async function main(): Promise<void> {
   noop.proc.kill('SIGTERM');
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (e) => {
-    console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    cleanup();
-    process.exit(1);
-  },
-);
+runMain(main, cleanup);

@@ -28,6 +28,7 @@ import { ADMIN_TOKEN, DURATION, WARMUP } from './run/settings';
 import { cleanup, state, track } from './run/processes';
 import { type H2Result, describe, fmtMs, fmtRps, h2load, rawCheck, sh, unary } from './run/helpers';
 import { median } from './support/stats';
+import { runMain } from './support/run-main';
 
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/9';
 const ROUNDS = Number(process.env.BENCH_REDIS_ROUNDS ?? 4);
@@ -296,14 +297,4 @@ async function main(): Promise<void> {
   redis.disconnect();
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (e) => {
-    console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    cleanup();
-    process.exit(1);
-  },
-);
+runMain(main, cleanup);

@@ -17,6 +17,7 @@ import { ADMIN_TOKEN, DURATION, KEYS, LEVELS, ROUNDS, WARMUP } from './run/setti
 import { cleanup, state } from './run/processes';
 import {
   H2Result,
+  createLiveKeys,
   describe,
   fmtMs,
   fmtRps,
@@ -33,6 +34,7 @@ import {
 import { table } from './support/table';
 import { median } from './support/stats';
 import { UNREACHED_QUOTA, UNREACHED_RATE_LIMIT } from './support/limits';
+import { runMain } from './support/run-main';
 
 /** BENCH_LIMITS=off: the organization has no rate limit and no quota (the limiter is then skipped). */
 const LIMITED = process.env.BENCH_LIMITS !== 'off';
@@ -81,23 +83,8 @@ async function main(): Promise<void> {
       monthlyQuota: LIMITED ? UNREACHED_QUOTA : 0,
     }),
   );
-  const secrets = new Array<string>(KEYS);
   const tk = Date.now();
-  await pool(
-    Array.from({ length: KEYS }, (_, i) => i),
-    8,
-    async (i) => {
-      const r = await unary(admin.createKey.bind(admin), {
-        requestId: '',
-        organizationId: org.id,
-        name: `bench-${i}`,
-        environment: Environment.ENVIRONMENT_LIVE,
-        scopes: [],
-        metadata: {},
-      });
-      secrets[i] = r.secret;
-    },
-  );
+  const secrets = await createLiveKeys(admin, org.id, KEYS, 'bench');
   const revokedKey = await unary(admin.createKey.bind(admin), {
     requestId: '',
     organizationId: org.id,
@@ -309,15 +296,4 @@ async function main(): Promise<void> {
   floor.proc.kill('SIGTERM');
 }
 
-main().then(
-  () => {
-    cleanup();
-    process.exit(0);
-  },
-  (e) => {
-    console.error(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-    if (state.keyward) console.error(state.keyward.stderr().slice(-2000));
-    cleanup();
-    process.exit(1);
-  },
-);
+runMain(main, cleanup, () => state.keyward?.stderr());

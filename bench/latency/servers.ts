@@ -12,13 +12,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, credentials } from '@grpc/grpc-js';
 import { CheckResponse } from '../../src/gen/envoy/service/auth/v3/external_auth';
-import { CreateOrganizationRequest, Environment, KeyAdminClient } from '../../src/gen/keyward/admin/v1/key_admin';
+import { CreateOrganizationRequest, KeyAdminClient } from '../../src/gen/keyward/admin/v1/key_admin';
 import { UNREACHED_QUOTA as QUOTA, UNREACHED_RATE_LIMIT } from '../support/limits';
 import { startServerProcess } from '../../test/support/server-process';
 import { checkRequestBytes, grpcFrame } from '../support/check-request';
 import { ADMIN_TOKEN } from '../run/settings';
 import { state } from '../run/processes';
-import { describe, pool, rawCheck, rawCheckBytes, startBaseline, unary } from '../run/helpers';
+import { createLiveKeys, describe, pool, rawCheck, rawCheckBytes, startBaseline, unary } from '../run/helpers';
 import { GcTrace } from './gc-trace';
 import { KEYS } from './settings';
 
@@ -60,22 +60,7 @@ export async function startServers(tmp: string): Promise<{ targets: Target[]; fr
       monthlyQuota: QUOTA,
     }),
   );
-  const secrets = new Array<string>(KEYS);
-  await pool(
-    Array.from({ length: KEYS }, (_, i) => i),
-    8,
-    async (i) => {
-      const r = await unary(admin.createKey.bind(admin), {
-        requestId: '',
-        organizationId: org.id,
-        name: `latency-${i}`,
-        environment: Environment.ENVIRONMENT_LIVE,
-        scopes: [],
-        metadata: {},
-      });
-      secrets[i] = r.secret;
-    },
-  );
+  const secrets = await createLiveKeys(admin, org.id, KEYS, 'latency');
   admin.close();
 
   // Cache every key, and check each is allowed.

@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Client, type ServiceError } from '@grpc/grpc-js';
 import { CheckResponse } from '../../src/gen/envoy/service/auth/v3/external_auth';
+import { Environment, type KeyAdminClient } from '../../src/gen/keyward/admin/v1/key_admin';
 import { checkRequestBytes } from '../support/check-request';
 import { CHECK_PATH, adminUnary, identity } from '../support/keyward';
 import { ADMIN_TOKEN, DURATION, WARMUP } from './settings';
@@ -73,6 +74,27 @@ export async function pool<T>(items: T[], width: number, fn: (t: T, i: number) =
       }
     }),
   );
+}
+
+/** `count` live keys `<prefix>-<i>` in the organization, through KeyAdmin (8 at a time); their secrets, in order. */
+export async function createLiveKeys(admin: KeyAdminClient, organizationId: string, count: number, prefix: string): Promise<string[]> {
+  const secrets = new Array<string>(count);
+  await pool(
+    Array.from({ length: count }, (_, i) => i),
+    8,
+    async (i) => {
+      const r = await unary(admin.createKey.bind(admin), {
+        requestId: '',
+        organizationId,
+        name: `${prefix}-${i}`,
+        environment: Environment.ENVIRONMENT_LIVE,
+        scopes: [],
+        metadata: {},
+      });
+      secrets[i] = r.secret;
+    },
+  );
+  return secrets;
 }
 
 export interface H2Result {
