@@ -2,20 +2,10 @@
  * When Redis cannot be reached, the Check follows KEYWARD_REDIS_FAILURE_MODE: `local`
  * limits in this process, `deny` answers 503; the process keeps serving either way.
  */
-import { createServer } from 'node:net';
 import { startHarness } from './support/harness';
 import { EnvoyClient, headerMap } from './support/envoy-client';
 import { parseDenyBody } from './support/deny-body';
-
-async function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { closedPort } from './support/ports';
 
 describe.each(['local', 'deny'] as const)('Redis down, failure mode %s', (mode) => {
   it(mode === 'local' ? 'limits locally and says so in the stats' : 'denies with 503 service_unavailable, never allows', async () => {

@@ -14,6 +14,7 @@ import { createPki, writePair } from './support/certs';
 import { healthTarget } from '../src/cli/commands/health';
 import { adminPgUrl } from './support/databases';
 import { startHarness, type Harness } from './support/harness';
+import { closedPort } from './support/ports';
 
 const BIN = join(__dirname, '..', 'dist', 'cli', 'main.js');
 
@@ -30,14 +31,6 @@ function run(file: string, args: string[], env: Record<string, string>): Promise
       resolve({ code: e ? Number((e as { code?: number }).code ?? -1) : 0, out, err }),
     );
   });
-}
-
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 describe('keyward health against a running keyward', () => {

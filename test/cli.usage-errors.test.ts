@@ -3,8 +3,8 @@
  * values exit 2 with one `error: invalid_argument: …` line, and a closed port exits 1
  * with `error: unavailable: …`.
  */
-import { createServer } from 'node:net';
 import { runCli } from '../src/cli/main';
+import { closedPort } from './support/ports';
 
 const TOKEN = 'cli-test-admin-token-0123456789';
 
@@ -23,19 +23,6 @@ async function run(argv: string[], env: Record<string, string | undefined> = {})
     env: { KEYWARD_ADMIN_TOKEN: TOKEN, ...env },
   });
   return { code, stdout, stderr };
-}
-
-/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      if (address === null || typeof address === 'string') return reject(new Error('no port'));
-      s.close(() => resolve(address.port));
-    });
-  });
 }
 
 describe('keyward CLI usage errors', () => {

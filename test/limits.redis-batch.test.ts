@@ -4,7 +4,6 @@
  * failed batch fails each of its items, the deadline armed when the batch is sent; and
  * the limiter and quota decide the items of one batch in order, exactly as one at a time.
  */
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { RedisBatcher } from '../src/redis/batch';
@@ -12,23 +11,13 @@ import { RedisConnection } from '../src/redis/client';
 import { RedisRateLimiter } from '../src/limits/redis-limiter';
 import { RedisQuotaCounter } from '../src/limits/quota-redis';
 import { describeRedis, T0, testRedisUrl, uniqueKeyId } from './support/redis';
+import { closedPort } from './support/ports';
 
 function stall(ms: number): void {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     // busy
   }
-}
-
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 describeRedis('RedisBatcher', () => {

@@ -3,7 +3,6 @@
  * same edges and decisions as the memory one, one shared limit across replicas, one hash
  * per key, and the strict local fallback when Redis is down.
  */
-import { createServer } from 'node:net';
 import fc from 'fast-check';
 import Redis from 'ioredis';
 import { RedisRateLimiter, type RedisRateLimiterOptions } from '../src/limits/redis-limiter';
@@ -12,6 +11,7 @@ import { StrictRateLimiter, SUB_WINDOW_MS } from '../src/limits/strict-window';
 import { LimiterUnavailableError } from '../src/limits/types';
 import { describeRedis, T0, testRedisUrl, uniqueKeyId, W } from './support/redis';
 import { strictLimiterEdgeCases } from './support/strict-limiter';
+import { closedPort } from './support/ports';
 
 function strictLimiter(opts: Partial<RedisRateLimiterOptions> = {}): RedisRateLimiter {
   return new RedisRateLimiter({ url: testRedisUrl(), onFailure: 'deny', mode: 'strict', commandTimeoutMs: 5000, ...opts });
@@ -20,17 +20,6 @@ function strictLimiter(opts: Partial<RedisRateLimiterOptions> = {}): RedisRateLi
 function clockAt(t: number) {
   const c = { t, now: () => new Date(c.t) };
   return c;
-}
-
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 describe('StrictRateLimiter (memory) edges', () => {

@@ -3,13 +3,13 @@
  * edges as the memory limiter, one shared limit across replicas, one round trip per
  * consume, and what happens when Redis is down or drops the connection.
  */
-import { createServer } from 'node:net';
 import fc from 'fast-check';
 import Redis from 'ioredis';
 import { RedisRateLimiter, windowKey, type RedisRateLimiterOptions } from '../src/limits/redis-limiter';
 import { MemoryRateLimiter } from '../src/limits/sliding-window';
 import { LimiterUnavailableError } from '../src/limits/types';
 import { describeRedis, limiterEdgeCases, redisAvailable, T0, testRedisUrl, uniqueKeyId, W } from './support/redis';
+import { closedPort } from './support/ports';
 
 /** Timeouts long enough that a loaded machine never turns a slow reply into a failure (failures have tests of their own). */
 function limiter(opts: Partial<RedisRateLimiterOptions> = {}): RedisRateLimiter {
@@ -19,18 +19,6 @@ function limiter(opts: Partial<RedisRateLimiterOptions> = {}): RedisRateLimiter 
 function clockAt(t: number) {
   const c = { t, now: () => new Date(c.t) };
   return c;
-}
-
-/** A port on 127.0.0.1 that nothing listens on (bound, then closed). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** Resolves with fn's value, or fails the test if it has not settled by the deadline. */

@@ -16,6 +16,7 @@ import { LimiterUnavailableError, type QuotaOrg } from '../src/limits/types';
 import { migrate, openOrm, type Orm } from '../src/store/orm';
 import { createTestDatabase, type TestDatabase } from './support/databases';
 import { describeRedis, testRedisUrl } from './support/redis';
+import { closedPort } from './support/ports';
 
 /** 2030-03-10 12:00 UTC (in the future, so the keys' expiry is too): anchor 1 → [Mar 1, Apr 1). */
 const T = Date.UTC(2030, 2, 10, 12);
@@ -31,16 +32,6 @@ const org = (monthlyQuota: number, billingAnchorDay = 1): QuotaOrg => ({
 /** Resolves at the client's next 'ready' (its connection errors meanwhile are expected). */
 function readyAgain(c: RedisQuotaCounter): Promise<void> {
   return new Promise((resolve) => c.redis.once('ready', () => resolve()));
-}
-
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  s.close();
-  await once(s, 'close');
-  return port;
 }
 
 /** A TCP proxy to the real Redis that can be stopped (connections cut, port closed) and started again. */
